@@ -1,0 +1,117 @@
+"""The runtime port: everything the loop asks of "where and how does this run".
+
+The training loop is written once against this Protocol; single-process, DDP, FSDP,
+DeepSpeed and XLA runtimes in trainer-dist implement it structurally. It already carries
+what many processes need (process roles, gather, reduce, barriers) so that adding a
+distributed runtime adds an implementation, never a new method the loop must learn.
+
+Tensors, modules and optimizers are typed ``Any`` on purpose: this package never imports
+torch, and the contract is stated in the docstrings instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol, runtime_checkable
+
+ReduceOp = Literal["mean", "sum", "max", "min"]
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """Device placement, precision, backward, gradient sync and collectives.
+
+    Contract, for every implementation:
+
+    * ``prepare_*`` may return a wrapper (DDP, FSDP, a DeepSpeed engine); the loop keeps
+      the wrapper for forward/backward and calls :meth:`unwrap_model` for anything that
+      needs the user's module (saving, ``generate``).
+    * :meth:`backward` applies loss scaling when fp16 needs it; :meth:`optimizer_step`
+      returns ``False`` when the step was skipped (fp16 overflow) so that the scheduler
+      is not advanced either.
+    * :meth:`no_sync` suppresses gradient synchronisation on micro-steps that are not the
+      last of an accumulation window; on one process it is a no-op.
+    * Collectives (:meth:`gather`, :meth:`reduce`, :meth:`wait_for_everyone`) are called
+      by every process in the same order; with one process they return their input.
+    * No method forces a host-device synchronisation unless its result is a host value.
+    """
+
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` this process computes on."""
+
+    @property
+    def num_processes(self) -> int:
+        """How many processes train together (1 without a launcher)."""
+
+    @property
+    def process_index(self) -> int:
+        """This process's global rank."""
+
+    @property
+    def local_process_index(self) -> int:
+        """This process's rank on its node."""
+
+    @property
+    def is_main_process(self) -> bool:
+        """Whether this is global rank 0."""
+
+    @property
+    def is_local_main_process(self) -> bool:
+        """Whether this is rank 0 of its node."""
+
+    @property
+    def mixed_precision(self) -> Literal["no", "fp16", "bf16"]:
+        """The autocast precision the runtime applies in :meth:`autocast`."""
+
+    def prepare_model(self, model: Any, *, training: bool) -> Any:
+        """Move ``model`` to the device and wrap it for this runtime."""
+
+    def prepare_optimizer(self, optimizer: Any) -> Any:
+        """Return the optimizer to step (possibly wrapped)."""
+
+    def prepare_scheduler(self, scheduler: Any) -> Any:
+        """Return the learning-rate scheduler to step (possibly wrapped)."""
+
+    def prepare_dataloader(self, dataloader: Any) -> Any:
+        """Shard ``dataloader`` across processes and move its batches to the device."""
+
+    def unwrap_model(self, model: Any) -> Any:
+        """The user's module inside whatever :meth:`prepare_model` wrapped it in."""
+
+    def autocast(self, *, enabled: bool = True) -> AbstractContextManager[None]:
+        """Mixed-precision context for forward passes (a no-op when precision is "no")."""
+
+    def backward(self, loss: Any) -> None:
+        """Back-propagate ``loss``, scaled when fp16 needs it."""
+
+    def no_sync(self, model: Any) -> AbstractContextManager[None]:
+        """Skip gradient synchronisation inside the block (accumulation micro-steps)."""
+
+    def clip_grad_norm(self, parameters: Iterable[Any], max_norm: float) -> Any:
+        """Unscale (fp16) and clip gradients; return the total norm as a device tensor."""
+
+    def optimizer_step(self, optimizer: Any) -> bool:
+        """Step ``optimizer``; ``False`` if the step was skipped (fp16 overflow)."""
+
+    def gather(self, tensor: Any) -> Any:
+        """Concatenate ``tensor`` from every process along the first dimension."""
+
+    def pad_across_processes(self, tensor: Any, *, dim: int = 0, pad_index: int = -100) -> Any:
+        """Pad ``tensor`` along ``dim`` to the largest size among processes."""
+
+    def reduce(self, tensor: Any, op: ReduceOp = "mean") -> Any:
+        """Reduce ``tensor`` across processes with ``op``."""
+
+    def wait_for_everyone(self) -> None:
+        """Barrier: return once every process has reached this call."""
+
+    def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
+        """Run the block on the main process first, then on the others."""
+
+    def set_seed(self, seed: int, *, deterministic: bool = False) -> None:
+        """Seed python, numpy and torch (every device) identically on this process."""
+
+    def state_dict(self, model: Any) -> dict[str, Any]:
+        """A full, unwrapped state dict of ``model`` (gathered if sharded)."""

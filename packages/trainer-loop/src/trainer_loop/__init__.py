@@ -1,0 +1,5 @@
+"""Trainer: the training, evaluation and prediction loops, optimizers and schedulers."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
