@@ -43,5 +43,12 @@ def test_import_of_trainer_core_does_not_import_torch() -> None:
     import sys
 
     code = "import sys, trainer_core; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
+
+
+def test_third_party_package_without_an_extra_is_named_directly() -> None:
+    with pytest.raises(MissingExtraError, match=r"pip install 'some-dist'$"):
+        import_optional("module_missing_abc", package="some-dist", extra=None, feature="x")

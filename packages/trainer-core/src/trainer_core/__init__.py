@@ -7,7 +7,19 @@ imports torch, so configuration, reporting and search code can depend on it chea
 
 from __future__ import annotations
 
+from trainer_core._callbacks import CallbackHandler, TrainerCallback
+from trainer_core._early_stopping import EarlyStoppingCallback
 from trainer_core._errors import MissingExtraError, UnknownPluginError, import_optional
+from trainer_core._events import Event
+from trainer_core._flow import DefaultFlowCallback
+from trainer_core._outputs import (
+    BestRun,
+    EvalLoopOutput,
+    EvalPrediction,
+    HPSearchBackend,
+    PredictionOutput,
+    TrainOutput,
+)
 from trainer_core._plugins import (
     HP_SEARCH_BACKENDS_GROUP,
     KNOWN_PROVIDERS,
@@ -15,15 +27,33 @@ from trainer_core._plugins import (
     available_plugins,
     load_plugin,
 )
+from trainer_core._progress import PrinterCallback, ProgressCallback
 from trainer_core._runtime_port import ReduceOp, Runtime
+from trainer_core._state import ExportableState, TrainerControl, TrainerState
 
 __all__ = [
     "HP_SEARCH_BACKENDS_GROUP",
     "KNOWN_PROVIDERS",
     "REPORT_TO_GROUP",
+    "BestRun",
+    "CallbackHandler",
+    "DefaultFlowCallback",
+    "EarlyStoppingCallback",
+    "EvalLoopOutput",
+    "EvalPrediction",
+    "Event",
+    "ExportableState",
+    "HPSearchBackend",
     "MissingExtraError",
+    "PredictionOutput",
+    "PrinterCallback",
+    "ProgressCallback",
     "ReduceOp",
     "Runtime",
+    "TrainOutput",
+    "TrainerCallback",
+    "TrainerControl",
+    "TrainerState",
     "UnknownPluginError",
     "available_plugins",
     "import_optional",

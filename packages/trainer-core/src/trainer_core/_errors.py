@@ -18,21 +18,27 @@ class MissingExtraError(ImportError):
     catches ``ImportError`` around optional integrations, keeps working.
     """
 
-    def __init__(self, *, module: str, package: str, extra: str, feature: str) -> None:
+    def __init__(self, *, module: str, package: str, extra: str | None, feature: str) -> None:
         self.module = module
         self.package = package
         self.extra = extra
         self.feature = feature
+        if extra is None:  # a third-party package that no extra of ours brings
+            how = f"pip install '{package}'"
+        else:
+            how = f"pip install '{package}[{extra}]' (or pip install 'trainer[{extra}]')"
         super().__init__(
             f"{feature} needs the Python package '{module}', which is not installed. "
-            f"Install it with: pip install '{package}[{extra}]' "
-            f"(or pip install 'trainer[{extra}]')",
+            f"Install it with: {how}",
             name=module,
         )
 
 
-def import_optional(module: str, *, package: str, extra: str, feature: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtraError` naming the extra to install.
+def import_optional(module: str, *, package: str, extra: str | None, feature: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` naming what to install.
+
+    ``extra=None`` means no extra of ours brings the module: ``package`` is then the
+    distribution to install directly.
 
     Heavy integrations call this inside the code path that needs them, never at module
     level, so importing a package costs nothing for users who do not use the feature.
@@ -40,7 +46,7 @@ def import_optional(module: str, *, package: str, extra: str, feature: str) -> M
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as error:
-        if error.name is not None and module.split(".")[0] != error.name.split(".")[0]:
+        if error.name is not None and module.split(".", maxsplit=1)[0] != error.name.split(".")[0]:
             raise  # the optional module is there but one of *its* dependencies is broken
         raise MissingExtraError(
             module=module, package=package, extra=extra, feature=feature

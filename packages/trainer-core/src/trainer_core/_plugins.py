@@ -72,6 +72,4 @@ def load_plugin(group: str, name: str) -> Any:
         for plugin, spec in KNOWN_PROVIDERS.get(group, {}).items()
         if plugin not in installed
     }
-    raise UnknownPluginError(
-        group=group, name=name, available=available, installable=installable
-    )
+    raise UnknownPluginError(group=group, name=name, available=available, installable=installable)

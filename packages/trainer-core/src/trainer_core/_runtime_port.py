@@ -90,7 +90,11 @@ class Runtime(Protocol):
         """Skip gradient synchronisation inside the block (accumulation micro-steps)."""
 
     def clip_grad_norm(self, parameters: Iterable[Any], max_norm: float) -> Any:
-        """Unscale (fp16) and clip gradients; return the total norm as a device tensor."""
+        """Unscale (fp16) and clip gradients; return the total norm as a device tensor.
+
+        The optimizers to unscale are those given to :meth:`prepare_optimizer`, which
+        must therefore have been called first.
+        """
 
     def optimizer_step(self, optimizer: Any) -> bool:
         """Step ``optimizer``; ``False`` if the step was skipped (fp16 overflow)."""
@@ -112,6 +116,12 @@ class Runtime(Protocol):
 
     def set_seed(self, seed: int, *, deterministic: bool = False) -> None:
         """Seed python, numpy and torch (every device) identically on this process."""
+
+    def scaler_state_dict(self) -> dict[str, Any] | None:
+        """The fp16 loss scaler's state for a checkpoint (None without a scaler)."""
+
+    def load_scaler_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the fp16 loss scaler from :meth:`scaler_state_dict` output."""
 
     def state_dict(self, model: Any) -> dict[str, Any]:
         """A full, unwrapped state dict of ``model`` (gathered if sharded)."""

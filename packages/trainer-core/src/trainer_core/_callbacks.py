@@ -1,0 +1,490 @@
+"""The callback base class and the handler that calls every callback at each event.
+
+``CallbackHandler`` runs on the hot path (several events per optimizer step), so it
+keeps a dispatch table per event: the bound methods of the callbacks that actually
+override that event, built once and rebuilt only when the callback list changes. An
+event no callback cares about costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, SupportsIndex
+
+from trainer_core._events import Event
+from trainer_core._state import TrainerControl, TrainerState
+
+logger = logging.getLogger(__name__)
+
+_EVENT_NAMES = tuple(event.value for event in Event)
+
+
+class TrainerCallback:
+    """Base class for objects that watch the training loop and steer it at events.
+
+    Subclass it and override the events you need (see :class:`Event` for when each one
+    fires). Every method receives the same arguments:
+
+    Args:
+        args: The ``TrainingArguments`` of the run.
+        state: The :class:`TrainerState`: progress, log history, best metric.
+        control: The :class:`TrainerControl`; set its switches to steer the loop.
+        **kwargs: Also passed at every event: ``model`` (the model being trained),
+            ``processing_class`` and its older name ``tokenizer`` (the tokenizer or
+            processor given to the Trainer), ``optimizer``, ``lr_scheduler``,
+            ``train_dataloader`` and ``eval_dataloader``. ``on_evaluate`` and
+            ``on_predict`` also get ``metrics`` (the metric dict just computed) and
+            ``on_log`` gets ``logs`` (the dict being logged).
+
+    A method may return a :class:`TrainerControl` to replace the one the loop holds, or
+    ``None`` (the default) after changing ``control`` in place, which is the usual way.
+    Callbacks never see each other's return values directly: they share ``control``.
+
+    Example:
+        >>> class StopAtStep(TrainerCallback):
+        ...     def on_step_end(self, args, state, control, **kwargs):
+        ...         if state.global_step >= 100:
+        ...             control.should_training_stop = True
+    """
+
+    def on_init_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called once the Trainer is constructed."""
+
+    def on_train_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called when ``train()`` starts, after the state is set up (and restored on resume)."""
+
+    def on_train_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called when ``train()`` finishes its last step."""
+
+    def on_epoch_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called at the start of each epoch."""
+
+    def on_epoch_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called at the end of each epoch, before its logging, evaluation and saving."""
+
+    def on_step_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called before the first batch of an optimizer step (one step may span batches)."""
+
+    def on_pre_optimizer_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after gradient clipping, just before ``optimizer.step()``.
+
+        The gradients are final here: the place to inspect or record them.
+        """
+
+    def on_optimizer_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called just after ``optimizer.step()``, before the gradients are zeroed."""
+
+    def on_substep_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after each gradient-accumulation batch that does not end a step."""
+
+    def on_step_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after an optimizer step, ``state.global_step`` already incremented.
+
+        The loop logs, evaluates and saves right after, as ``control`` then says.
+        """
+
+    def on_evaluate(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after an evaluation; ``kwargs["metrics"]`` holds its metrics."""
+
+    def on_predict(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after a successful ``predict()``; ``kwargs["metrics"]`` holds its metrics."""
+
+    def on_save(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after a checkpoint has been written."""
+
+    def on_log(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after ``Trainer.log``; ``kwargs["logs"]`` is the dict just logged."""
+
+    def on_prediction_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after each batch of an evaluation or prediction loop."""
+
+
+CallbackSpec = TrainerCallback | type[TrainerCallback]
+
+
+class _CallbackList(list):
+    """The handler's callback list: any change empties the handler's dispatch table.
+
+    Code written for the reference Trainer edits ``callback_handler.callbacks`` in place
+    (``append``, ``insert``, ``remove``); routing every mutation through here keeps the
+    cached dispatch table right without checking the list on each event.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, items: Iterable[Any], table: dict[str, tuple[Any, ...]]) -> None:
+        super().__init__(items)
+        self._table = table
+
+    def _changed(self) -> None:
+        table = getattr(self, "_table", None)  # unset while copy/pickle rebuilds a list
+        if table is not None:
+            table.clear()
+
+    def append(self, item: Any) -> None:
+        self._changed()
+        super().append(item)
+
+    def extend(self, items: Iterable[Any]) -> None:
+        self._changed()
+        super().extend(items)
+
+    def insert(self, index: SupportsIndex, item: Any) -> None:
+        self._changed()
+        super().insert(index, item)
+
+    def remove(self, item: Any) -> None:
+        self._changed()
+        super().remove(item)
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        self._changed()
+        return super().pop(index)
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        super().sort(*args, **kwargs)
+
+    def reverse(self) -> None:
+        self._changed()
+        super().reverse()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._changed()
+        super().__setitem__(index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        self._changed()
+        super().__delitem__(index)
+
+    def __iadd__(self, items: Iterable[Any]) -> _CallbackList:
+        self._changed()
+        return super().__iadd__(items)
+
+    def __imul__(self, count: SupportsIndex) -> _CallbackList:
+        self._changed()
+        return super().__imul__(count)
+
+
+class _SharedKwarg:
+    """A handler attribute that is also passed, under the same name, to every callback.
+
+    The values live in one dict that each event unpacks as is, so dispatch builds no
+    keyword dict of its own.
+    """
+
+    def __init__(self, *keys: str) -> None:
+        self._keys = keys
+
+    def __get__(self, handler: Any, owner: type | None = None) -> Any:
+        if handler is None:
+            return self
+        return handler._shared[self._keys[0]]
+
+    def __set__(self, handler: Any, value: Any) -> None:
+        for key in self._keys:
+            handler._shared[key] = value
+
+
+def _event_name(event: Event | str) -> str:
+    """Return the method name of ``event``, refusing names that are not events."""
+    if event in _EVENT_NAMES:
+        return str(event)
+    raise ValueError(f"Unknown callback event {event!r}; the events are: {', '.join(_EVENT_NAMES)}")
+
+
+class CallbackHandler(TrainerCallback):
+    """Holds the Trainer's callbacks and calls them, in order, at every event.
+
+    Each ``on_<event>`` method first resets the :class:`TrainerControl` switches that
+    the event consumes (a new step clears should_log/evaluate/save, ``on_save`` clears
+    should_save, ...), then calls the callbacks. A callback that returns a control
+    object replaces the one passed to the callbacks after it; the last one is returned.
+
+    The model, processing class (also reachable as ``tokenizer``), optimizer, scheduler
+    and dataloaders are attributes the loop updates; every callback receives their
+    current values as keyword arguments.
+
+    Dispatch is cached per event, so the callback objects must not get new ``on_*``
+    methods after they are added; changes to the list itself (through the methods here
+    or ``callbacks.append(...)`` and the like) are picked up.
+    """
+
+    model = _SharedKwarg("model")
+    processing_class = _SharedKwarg("processing_class", "tokenizer")
+    tokenizer = _SharedKwarg("tokenizer", "processing_class")
+    optimizer = _SharedKwarg("optimizer")
+    lr_scheduler = _SharedKwarg("lr_scheduler")
+    train_dataloader = _SharedKwarg("train_dataloader")
+    eval_dataloader = _SharedKwarg("eval_dataloader")
+
+    def __init__(
+        self,
+        callbacks: Iterable[CallbackSpec],
+        model: Any = None,
+        processing_class: Any = None,
+        optimizer: Any = None,
+        lr_scheduler: Any = None,
+        *,
+        tokenizer: Any = None,
+    ) -> None:
+        if processing_class is not None and tokenizer is not None:
+            raise ValueError(
+                "CallbackHandler got both processing_class and tokenizer; they name the "
+                "same object (tokenizer is the older name): pass only processing_class"
+            )
+        self._table: dict[str, tuple[Any, ...]] = {}
+        self._shared: dict[str, Any] = {}
+        self.model = model
+        self.processing_class = processing_class if processing_class is not None else tokenizer
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.train_dataloader = None
+        self.eval_dataloader = None
+        self._callbacks = _CallbackList((), self._table)
+        for callback in callbacks:
+            self.add_callback(callback)
+        self._warn_without_flow()
+
+    def _warn_without_flow(self) -> None:
+        from trainer_core._flow import DefaultFlowCallback
+
+        if not any(isinstance(callback, DefaultFlowCallback) for callback in self._callbacks):
+            logger.warning(
+                "No DefaultFlowCallback among the callbacks: the trainer will not log, "
+                "evaluate, save or stop on the schedule its arguments set. Add one with "
+                "add_callback(DefaultFlowCallback). The current callbacks are:\n%s",
+                self.callback_list,
+            )
+
+    @property
+    def callbacks(self) -> list[Any]:
+        """The callbacks, in calling order. Editing this list in place is supported."""
+        return self._callbacks
+
+    @callbacks.setter
+    def callbacks(self, callbacks: Iterable[Any]) -> None:
+        self._table.clear()
+        self._callbacks = _CallbackList(callbacks, self._table)
+
+    @property
+    def callback_list(self) -> str:
+        """The class names of the callbacks, one per line, in calling order."""
+        return "\n".join(type(callback).__name__ for callback in self._callbacks)
+
+    def add_callback(self, callback: CallbackSpec) -> None:
+        """Append a callback; a class is instantiated with no arguments first.
+
+        Adding a second callback of a class already present is allowed (some callbacks
+        are meant to be stacked) but logs a warning, since it is usually a mistake.
+        """
+        instance = callback() if isinstance(callback, type) else callback
+        if any(type(existing) is type(instance) for existing in self._callbacks):
+            logger.warning(
+                "Adding a %s to the callbacks, but there is already one. The current "
+                "callbacks are:\n%s",
+                type(instance).__name__,
+                self.callback_list,
+            )
+        self._callbacks.append(instance)
+
+    def pop_callback(self, callback: CallbackSpec) -> Any:
+        """Remove and return a callback, or return ``None`` when there is none to remove.
+
+        Args:
+            callback: A class (the first callback that is an instance of it is removed)
+                or a callback object (that very object is removed).
+        """
+        for index, existing in enumerate(self._callbacks):
+            if _matches(existing, callback):
+                return self._callbacks.pop(index)
+        return None
+
+    def remove_callback(self, callback: CallbackSpec) -> None:
+        """Remove a callback as :meth:`pop_callback` does; nothing happens if it is absent."""
+        self.pop_callback(callback)
+
+    def call_event(
+        self,
+        event: Event | str,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        **kwargs: Any,
+    ) -> TrainerControl:
+        """Call ``event`` on every callback that overrides it, in order.
+
+        Returns:
+            The control object: the one passed in, or the last one a callback returned.
+
+        Raises:
+            ValueError: ``event`` is not one of :class:`Event`.
+        """
+        methods = self._table.get(event)
+        if methods is None:
+            methods = self._dispatch_entry(event)
+        shared = self._shared
+        for method in methods:
+            result = method(args, state, control, **shared, **kwargs)
+            if result is not None:
+                control = result
+        return control
+
+    def _dispatch_entry(self, event: Event | str) -> tuple[Any, ...]:
+        """Build and cache the bound methods to call for ``event``.
+
+        Callbacks that inherit the base class's empty method are left out (calling them
+        would do nothing), as are objects with no method for the event at all.
+        """
+        name = _event_name(event)
+        base = getattr(TrainerCallback, name)
+        methods = []
+        for callback in self._callbacks:
+            method = getattr(callback, name, None)
+            if method is None:
+                continue
+            inherited = getattr(type(callback), name, None) is base
+            if inherited and name not in getattr(callback, "__dict__", ()):
+                continue
+            methods.append(method)
+        entry = tuple(methods)
+        self._table[name] = entry
+        return entry
+
+    def on_init_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_INIT_END, args, state, control, **kwargs)
+
+    def on_train_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        control._new_training()
+        return self.call_event(Event.ON_TRAIN_BEGIN, args, state, control, **kwargs)
+
+    def on_train_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_TRAIN_END, args, state, control, **kwargs)
+
+    def on_epoch_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        control._new_epoch()
+        return self.call_event(Event.ON_EPOCH_BEGIN, args, state, control, **kwargs)
+
+    def on_epoch_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_EPOCH_END, args, state, control, **kwargs)
+
+    def on_step_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        control._new_step()
+        return self.call_event(Event.ON_STEP_BEGIN, args, state, control, **kwargs)
+
+    def on_pre_optimizer_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_PRE_OPTIMIZER_STEP, args, state, control, **kwargs)
+
+    def on_optimizer_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_OPTIMIZER_STEP, args, state, control, **kwargs)
+
+    def on_substep_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_SUBSTEP_END, args, state, control, **kwargs)
+
+    def on_step_end(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_STEP_END, args, state, control, **kwargs)
+
+    def on_evaluate(
+        self,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any],
+        **kwargs: Any,
+    ) -> TrainerControl:
+        control.should_evaluate = False
+        return self.call_event(Event.ON_EVALUATE, args, state, control, metrics=metrics, **kwargs)
+
+    def on_predict(
+        self,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any],
+        **kwargs: Any,
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_PREDICT, args, state, control, metrics=metrics, **kwargs)
+
+    def on_save(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        control.should_save = False
+        return self.call_event(Event.ON_SAVE, args, state, control, **kwargs)
+
+    def on_log(
+        self,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any],
+        **kwargs: Any,
+    ) -> TrainerControl:
+        control.should_log = False
+        return self.call_event(Event.ON_LOG, args, state, control, logs=logs, **kwargs)
+
+    def on_prediction_step(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_PREDICTION_STEP, args, state, control, **kwargs)
+
+
+def _matches(existing: Any, wanted: CallbackSpec) -> bool:
+    """Whether ``existing`` is what ``pop_callback(wanted)`` asks for."""
+    if isinstance(wanted, type):
+        return isinstance(existing, wanted)
+    return existing is wanted

@@ -1,0 +1,256 @@
+"""CallbackHandler: managing the callback list and dispatching events."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from trainer_core import (
+    CallbackHandler,
+    DefaultFlowCallback,
+    Event,
+    PrinterCallback,
+    ProgressCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+)
+
+ARGS = SimpleNamespace()
+
+
+class Recorder(TrainerCallback):
+    """Records every event it sees with the keyword arguments it got."""
+
+    def __init__(self, name: str = "recorder", journal: list[Any] | None = None) -> None:
+        self.name = name
+        self.journal = journal if journal is not None else []
+
+    def _record(self, event: str, kwargs: dict[str, Any]) -> None:
+        self.journal.append((self.name, event, kwargs))
+
+
+for _event in Event:
+
+    def _method(self: Recorder, args: Any, state: Any, control: Any, _e=_event, **kw: Any) -> None:
+        self._record(_e.value, kw)
+
+    setattr(Recorder, _event.value, _method)
+
+
+class OtherCallback(TrainerCallback):
+    pass
+
+
+def _handler(*callbacks: Any, **kwargs: Any) -> CallbackHandler:
+    return CallbackHandler([DefaultFlowCallback, *callbacks], **kwargs)
+
+
+def test_adding_a_class_instantiates_it() -> None:
+    handler = _handler(PrinterCallback)
+    assert [type(cb) for cb in handler.callbacks] == [DefaultFlowCallback, PrinterCallback]
+
+
+def test_adding_an_instance_keeps_that_object() -> None:
+    progress = ProgressCallback(max_str_len=7)
+    handler = _handler()
+    handler.add_callback(progress)
+    assert handler.callbacks[-1] is progress
+    assert handler.callback_list == "DefaultFlowCallback\nProgressCallback"
+
+
+def test_duplicate_class_logs_a_warning_listing_the_callbacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = _handler(PrinterCallback)
+    with caplog.at_level(logging.WARNING, logger="trainer_core._callbacks"):
+        handler.add_callback(PrinterCallback())
+    assert "already one" in caplog.text
+    assert "DefaultFlowCallback\nPrinterCallback" in caplog.text
+    assert len(handler.callbacks) == 3
+
+
+def test_missing_flow_callback_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="trainer_core._callbacks"):
+        CallbackHandler([PrinterCallback], None, None, None, None)
+    assert "No DefaultFlowCallback" in caplog.text and "PrinterCallback" in caplog.text
+
+
+def test_pop_by_class_returns_the_first_instance_of_it() -> None:
+    first, second = Recorder("a"), Recorder("b")
+    handler = _handler(first, second)
+    assert handler.pop_callback(Recorder) is first
+    assert handler.callbacks == [handler.callbacks[0], second]
+
+
+def test_pop_by_class_matches_subclasses() -> None:
+    handler = _handler()
+    assert isinstance(handler.pop_callback(TrainerCallback), DefaultFlowCallback)
+
+
+def test_pop_by_instance_returns_that_object() -> None:
+    first, second = Recorder("a"), Recorder("b")
+    handler = _handler(first, second)
+    assert handler.pop_callback(second) is second
+    assert handler.callbacks[1:] == [first]
+
+
+def test_pop_of_an_absent_callback_returns_none() -> None:
+    handler = _handler()
+    assert handler.pop_callback(OtherCallback) is None
+    assert handler.pop_callback(OtherCallback()) is None
+    assert len(handler.callbacks) == 1
+
+
+def test_remove_by_class_and_by_instance() -> None:
+    recorder, other = Recorder(), OtherCallback()
+    handler = _handler(recorder, other)
+    handler.remove_callback(OtherCallback)
+    handler.remove_callback(recorder)
+    handler.remove_callback(recorder)  # absent: nothing happens
+    assert handler.callback_list == "DefaultFlowCallback"
+
+
+def test_events_call_callbacks_in_order_with_the_shared_kwargs() -> None:
+    journal: list[Any] = []
+    handler = _handler(
+        Recorder("a", journal),
+        Recorder("b", journal),
+        model="M",
+        processing_class="P",
+        optimizer="O",
+        lr_scheduler="S",
+    )
+    handler.train_dataloader = "TD"
+    handler.eval_dataloader = "ED"
+    handler.on_log(ARGS, TrainerState(), TrainerControl(), {"loss": 1.0})
+    expected = {
+        "model": "M",
+        "processing_class": "P",
+        "tokenizer": "P",
+        "optimizer": "O",
+        "lr_scheduler": "S",
+        "train_dataloader": "TD",
+        "eval_dataloader": "ED",
+        "logs": {"loss": 1.0},
+    }
+    assert journal == [("a", "on_log", expected), ("b", "on_log", expected)]
+
+
+def test_every_event_reaches_the_callbacks() -> None:
+    recorder = Recorder()
+    handler = _handler(recorder)
+    state, control = TrainerState(), TrainerControl()
+    for event in Event:
+        extra = {"metrics": {}} if event in ("on_evaluate", "on_predict") else {}
+        extra = {"logs": {}} if event == "on_log" else extra
+        returned = getattr(handler, event.value)(ARGS, state, control, **extra)
+        assert returned is control
+    assert [event for _, event, _ in recorder.journal] == [event.value for event in Event]
+
+
+def test_evaluate_and_predict_take_metrics_positionally() -> None:
+    recorder = Recorder()
+    handler = _handler(recorder)
+    handler.on_evaluate(ARGS, TrainerState(), TrainerControl(), {"eval_loss": 0.5})
+    handler.on_predict(ARGS, TrainerState(), TrainerControl(), {"test_loss": 0.4})
+    assert [kw["metrics"] for _, _, kw in recorder.journal] == [
+        {"eval_loss": 0.5},
+        {"test_loss": 0.4},
+    ]
+
+
+def test_tokenizer_is_an_alias_of_processing_class() -> None:
+    handler = CallbackHandler([DefaultFlowCallback], None, None, None, None, tokenizer="T")
+    assert handler.processing_class == "T" and handler.tokenizer == "T"
+    handler.tokenizer = "T2"
+    assert handler.processing_class == "T2"
+    handler.processing_class = "P"
+    assert handler.tokenizer == "P"
+    with pytest.raises(ValueError, match="only processing_class"):
+        CallbackHandler([], processing_class="P", tokenizer="T")
+
+
+def test_a_returned_control_replaces_the_one_passed_on() -> None:
+    replacement = TrainerControl(should_training_stop=True)
+    seen: list[TrainerControl] = []
+
+    class Replacer(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            return replacement
+
+    class Watcher(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            seen.append(control)
+
+    handler = CallbackHandler([Replacer, Watcher])
+    original = TrainerControl()
+    assert handler.on_step_end(ARGS, TrainerState(max_steps=9), original) is replacement
+    assert seen == [replacement] and seen[0] is replacement
+
+
+@pytest.mark.parametrize(
+    ("event", "switch", "extra"),
+    [
+        ("on_step_begin", "should_log", {}),
+        ("on_step_begin", "should_evaluate", {}),
+        ("on_step_begin", "should_save", {}),
+        ("on_evaluate", "should_evaluate", {"metrics": {}}),
+        ("on_save", "should_save", {}),
+        ("on_log", "should_log", {"logs": {}}),
+        ("on_epoch_begin", "should_epoch_stop", {}),
+        ("on_train_begin", "should_training_stop", {}),
+    ],
+)
+def test_handler_resets_the_switch_an_event_consumes(
+    event: str, switch: str, extra: dict[str, Any]
+) -> None:
+    control = TrainerControl(**{switch: True})
+    getattr(_handler(), event)(ARGS, TrainerState(), control, **extra)
+    assert getattr(control, switch) is False
+
+
+def test_call_event_accepts_enum_members_and_names() -> None:
+    recorder = Recorder()
+    handler = _handler(recorder)
+    handler.call_event(Event.ON_SAVE, ARGS, TrainerState(), TrainerControl())
+    handler.call_event("on_save", ARGS, TrainerState(), TrainerControl(), extra=1)
+    assert [kw.get("extra") for _, _, kw in recorder.journal] == [None, 1]
+
+
+def test_call_event_refuses_an_unknown_event() -> None:
+    with pytest.raises(ValueError, match=r"'on_sav'.*on_save"):
+        _handler().call_event("on_sav", ARGS, TrainerState(), TrainerControl())
+
+
+def test_in_place_list_edits_are_seen_by_later_events() -> None:
+    first, second, third = Recorder("a"), Recorder("b"), Recorder("c")
+    handler = _handler(first)
+    state, control = TrainerState(), TrainerControl()
+    handler.on_save(ARGS, state, control)  # builds the dispatch table for on_save
+    handler.callbacks.append(second)
+    handler.callbacks.insert(0, third)
+    handler.on_save(ARGS, state, control)
+    del handler.callbacks[0]
+    handler.on_save(ARGS, state, control)
+    handler.callbacks = [first]
+    handler.on_save(ARGS, state, control)
+    assert [len(r.journal) for r in (first, second, third)] == [4, 2, 1]
+
+
+def test_duck_typed_callbacks_and_instance_overrides_are_called() -> None:
+    calls: list[str] = []
+    duck = SimpleNamespace(on_log=lambda args, state, control, **kw: calls.append("duck"))
+    patched = OtherCallback()
+    vars(patched)["on_log"] = lambda args, state, control, **kw: calls.append("patched")
+    handler = _handler(duck, patched)
+    handler.on_log(ARGS, TrainerState(), TrainerControl(), {})
+    handler.on_save(ARGS, TrainerState(), TrainerControl())  # the duck has no on_save
+    assert calls == ["duck", "patched"]
+
+
+def test_handler_is_itself_a_trainer_callback() -> None:
+    assert isinstance(_handler(), TrainerCallback)
