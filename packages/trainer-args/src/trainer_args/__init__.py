@@ -2,4 +2,34 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from trainer_args._enums import (
+    DebugOption,
+    FSDPOption,
+    HubStrategy,
+    IntervalStrategy,
+    OptimizerNames,
+    ParallelMode,
+    SaveStrategy,
+    SchedulerType,
+    ShardedDDPOption,
+)
+from trainer_args._parser import HfArgumentParser
+from trainer_args._seq2seq import Seq2SeqTrainingArguments
+from trainer_args._steps import resolve_steps
+from trainer_args._training_args import TrainingArguments
+
+__all__: list[str] = [
+    "DebugOption",
+    "FSDPOption",
+    "HfArgumentParser",
+    "HubStrategy",
+    "IntervalStrategy",
+    "OptimizerNames",
+    "ParallelMode",
+    "SaveStrategy",
+    "SchedulerType",
+    "Seq2SeqTrainingArguments",
+    "ShardedDDPOption",
+    "TrainingArguments",
+    "resolve_steps",
+]

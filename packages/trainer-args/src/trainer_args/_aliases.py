@@ -1,0 +1,97 @@
+"""Settings that have two spellings, both part of the accepted API.
+
+``evaluation_strategy`` (v4.34) and ``eval_strategy`` (later releases) are one setting;
+so are ``include_inputs_for_metrics=True`` and ``"inputs" in include_for_metrics``. Both
+spellings exist as fields and always hold the same value: at construction the one the
+user gave wins (giving both with different values is an error), and afterwards assigning
+either one updates the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer_args._enums import IntervalStrategy
+from trainer_args._messages import coerce_enum, conflict, invalid, wrong_type
+
+METRIC_INCLUDES: tuple[str, ...] = ("inputs", "loss")
+"""What ``include_for_metrics`` may list."""
+
+
+def resolve_eval_strategy(args: Any) -> None:
+    """Make ``eval_strategy`` and ``evaluation_strategy`` hold the same enum member.
+
+    ``eval_strategy=None`` means "take evaluation_strategy"; ``evaluation_strategy="no"``
+    (its default) yields to any ``eval_strategy``. Two different explicit values raise.
+    """
+    old = coerce_enum("evaluation_strategy", args.evaluation_strategy, IntervalStrategy)
+    if args.eval_strategy is None:
+        chosen = old
+    else:
+        new = coerce_enum("eval_strategy", args.eval_strategy, IntervalStrategy)
+        if old not in (IntervalStrategy.NO, new):
+            raise conflict(
+                "eval_strategy",
+                new.value,
+                "evaluation_strategy",
+                old.value,
+                "They are two spellings of one setting: give only one of them "
+                "(eval_strategy is the newer name).",
+            )
+        chosen = new
+    args.evaluation_strategy = chosen
+    args.eval_strategy = chosen
+
+
+def normalize_metric_includes(value: Any) -> list[str]:
+    """Validate ``include_for_metrics`` and return it as a list without duplicates."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise wrong_type("include_for_metrics", value, "a list of 'inputs' and/or 'loss'")
+    unknown = [item for item in items if item not in METRIC_INCLUDES]
+    if unknown:
+        raise invalid(
+            "include_for_metrics",
+            value,
+            "a list of 'inputs' and/or 'loss'",
+            f"Remove {unknown!r}.",
+        )
+    return list(dict.fromkeys(items))
+
+
+def resolve_metric_includes(args: Any) -> None:
+    """Make ``include_inputs_for_metrics`` agree with ``"inputs" in include_for_metrics``.
+
+    ``include_inputs_for_metrics=False`` is its default and cannot be told apart from
+    "not given", so the two spellings can only add ``"inputs"``, never contradict.
+    """
+    items = normalize_metric_includes(args.include_for_metrics)
+    if args.include_inputs_for_metrics and "inputs" not in items:
+        items.append("inputs")
+    args.include_for_metrics = items
+    args.include_inputs_for_metrics = "inputs" in items
+
+
+def mirror_alias(args: Any, name: str, value: Any) -> None:
+    """Assign ``name`` on a finished TrainingArguments, keeping its twin in step.
+
+    Fields without a twin are assigned unchanged (and unchecked, as in the reference).
+    """
+    if name in ("eval_strategy", "evaluation_strategy"):
+        strategy = coerce_enum(name, value, IntervalStrategy)
+        object.__setattr__(args, "eval_strategy", strategy)
+        object.__setattr__(args, "evaluation_strategy", strategy)
+    elif name == "include_for_metrics":
+        items = normalize_metric_includes(value)
+        object.__setattr__(args, "include_for_metrics", items)
+        object.__setattr__(args, "include_inputs_for_metrics", "inputs" in items)
+    elif name == "include_inputs_for_metrics":
+        items = [item for item in args.include_for_metrics if item != "inputs"]
+        if value:
+            items.append("inputs")
+        object.__setattr__(args, "include_for_metrics", items)
+        object.__setattr__(args, "include_inputs_for_metrics", bool(value))
+    else:
+        object.__setattr__(args, name, value)

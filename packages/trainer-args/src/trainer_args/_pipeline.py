@@ -1,0 +1,234 @@
+"""What happens when a TrainingArguments is constructed, stage by stage.
+
+1. parse: paths expanded, option strings split into enum lists, mappings loaded;
+2. deprecations: old spellings moved onto their replacements (``FutureWarning``);
+3. aliases and enums: both spellings of the evaluation strategy agree, names become
+   enum members;
+4. derived defaults: values left unset that follow from others (``logging_dir``,
+   ``run_name``, ``eval_steps``, ``metric_for_best_model``, ...);
+5. validation: every rule of ``_validation.RULES``.
+
+Every stage is idempotent, which is what makes ``TrainingArguments(**args.to_dict())``
+equal to ``args``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from trainer_args._aliases import resolve_eval_strategy, resolve_metric_includes
+from trainer_args._deprecations import apply_deprecations
+from trainer_args._enums import (
+    HubStrategy,
+    IntervalStrategy,
+    OptimizerNames,
+    SaveStrategy,
+    SchedulerType,
+)
+from trainer_args._fsdp import (
+    complete_fsdp_config,
+    load_fsdp_config,
+    normalize_option_lists,
+    reject_sharded_ddp,
+)
+from trainer_args._json_args import load_mapping
+from trainer_args._launch_env import read_launch_env
+from trainer_args._messages import coerce_enum, invalid, wrong_type
+from trainer_args._steps import normalize_step_interval
+from trainer_args._validation import RULES
+
+ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = (
+    "split_batches",
+    "dispatch_batches",
+    "even_batches",
+    "use_seedable_sampler",
+    "non_blocking",
+    "gradient_accumulation_kwargs",
+    "use_configured_state",
+)
+"""Keys ``accelerator_config`` may hold (accelerate's data-loader and state options)."""
+
+
+# --- 1. parse ------------------------------------------------------------------------
+
+
+def expand_paths(args: Any) -> None:
+    """``output_dir`` (required) and ``logging_dir`` become strings with ``~`` expanded."""
+    if not isinstance(args.output_dir, (str, os.PathLike)):
+        raise wrong_type("output_dir", args.output_dir, "a folder path (str)")
+    args.output_dir = os.path.expanduser(os.fspath(args.output_dir))
+    if args.logging_dir is not None:
+        args.logging_dir = os.path.expanduser(os.fspath(args.logging_dir))
+
+
+def normalize_report_to(value: Any) -> list[str]:
+    """``None``/``"none"`` -> ``[]``; a name -> ``[name]``; ``"all"`` stays ``["all"]``."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise wrong_type("report_to", value, "a reporter name or a list of names")
+    items = list(dict.fromkeys(items))
+    if "none" in items:
+        if len(items) > 1:
+            raise invalid(
+                "report_to",
+                value,
+                "'none' alone, or a list of reporter names",
+                "Drop 'none' to report to the others, or pass only 'none'.",
+            )
+        return []
+    return items
+
+
+def _load_deepspeed(value: Any) -> Any:
+    """Keep a DeepSpeed file path (checked to exist), parse JSON text, copy a dict."""
+    if isinstance(value, (str, os.PathLike)) and not os.fspath(value).strip().startswith("{"):
+        path = os.path.expanduser(os.fspath(value))
+        if not os.path.isfile(path):
+            raise invalid(
+                "deepspeed",
+                value,
+                "the path of an existing DeepSpeed JSON config, JSON text, or a dict",
+                "Check the path.",
+            )
+        return path
+    return load_mapping("deepspeed", value, allow_path=False)
+
+
+def _load_accelerator_config(value: Any) -> dict[str, Any] | None:
+    config = load_mapping("accelerator_config", value, allow_path=True)
+    unknown = sorted(set(config or {}) - set(ACCELERATOR_CONFIG_KEYS))
+    if unknown:
+        raise invalid(
+            "accelerator_config",
+            value,
+            f"keys among {', '.join(ACCELERATOR_CONFIG_KEYS)}",
+            f"Remove or fix {unknown}.",
+        )
+    return config
+
+
+def _check_target_modules(value: Any) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise wrong_type("optim_target_modules", value, "a module name, a regex or a list of names")
+
+
+def parse_values(args: Any) -> None:
+    """Bring every structured argument into its canonical type."""
+    expand_paths(args)
+    reject_sharded_ddp(args)
+    normalize_option_lists(args)
+    load_fsdp_config(args)
+    args.accelerator_config = _load_accelerator_config(args.accelerator_config)
+    args.lr_scheduler_kwargs = (
+        load_mapping("lr_scheduler_kwargs", args.lr_scheduler_kwargs, allow_path=False) or {}
+    )
+    args.gradient_checkpointing_kwargs = load_mapping(
+        "gradient_checkpointing_kwargs", args.gradient_checkpointing_kwargs, allow_path=False
+    )
+    args.deepspeed = None if args.deepspeed is None else _load_deepspeed(args.deepspeed)
+    args.report_to = normalize_report_to(args.report_to)
+    _check_target_modules(args.optim_target_modules)
+
+
+# --- 3. enums --------------------------------------------------------------------------
+
+
+def coerce_enums(args: Any) -> None:
+    """Name arguments become enum members (which still compare equal to the strings)."""
+    resolve_eval_strategy(args)
+    resolve_metric_includes(args)
+    args.logging_strategy = coerce_enum("logging_strategy", args.logging_strategy, IntervalStrategy)
+    args.save_strategy = coerce_enum("save_strategy", args.save_strategy, SaveStrategy)
+    args.lr_scheduler_type = coerce_enum("lr_scheduler_type", args.lr_scheduler_type, SchedulerType)
+    args.optim = coerce_enum("optim", args.optim, OptimizerNames)
+    args.hub_strategy = coerce_enum("hub_strategy", args.hub_strategy, HubStrategy)
+
+
+# --- 4. derived defaults ---------------------------------------------------------------
+
+
+def default_logging_dir(output_dir: str) -> str:
+    """``<output_dir>/runs/<Mon><DD>_<HH>-<MM>-<SS>_<hostname>``, as the reference names it."""
+    import socket
+    import time
+
+    stamp = time.strftime("%b%d_%H-%M-%S")
+    return os.path.join(output_dir, "runs", f"{stamp}_{socket.gethostname()}")
+
+
+def _normalize_log_level(value: Any, default: str) -> Any:
+    return default if value is None else value.lower() if isinstance(value, str) else value
+
+
+def _default_disable_tqdm() -> bool:
+    import logging
+
+    return logging.getLogger("trainer").getEffectiveLevel() > logging.WARNING
+
+
+def fill_step_intervals(args: Any) -> None:
+    """Check the intervals; ``eval_steps`` defaults to ``logging_steps``."""
+    args.logging_steps = normalize_step_interval("logging_steps", args.logging_steps)
+    args.save_steps = normalize_step_interval("save_steps", args.save_steps)
+    if args.eval_steps is None and args.eval_strategy == IntervalStrategy.STEPS:
+        args.eval_steps = args.logging_steps
+    if args.eval_steps is not None:
+        args.eval_steps = normalize_step_interval("eval_steps", args.eval_steps)
+
+
+def fill_best_model(args: Any) -> None:
+    """Tracking a best model defaults the metric to the loss, lower being better."""
+    tracks_best = args.load_best_model_at_end or args.save_strategy == SaveStrategy.BEST
+    if tracks_best and args.metric_for_best_model is None:
+        args.metric_for_best_model = "loss"
+    if args.greater_is_better is None and args.metric_for_best_model is not None:
+        args.greater_is_better = not args.metric_for_best_model.endswith("loss")
+
+
+def fill_defaults(args: Any) -> None:
+    """Set what the user left unset and that follows from the other arguments."""
+    if args.logging_dir is None:
+        args.logging_dir = default_logging_dir(args.output_dir)
+    if args.run_name is None:
+        args.run_name = args.output_dir
+    if args.evaluation_strategy != IntervalStrategy.NO:
+        args.do_eval = True
+    fill_step_intervals(args)
+    fill_best_model(args)
+    if args.torch_compile_backend is not None or args.torch_compile_mode is not None:
+        args.torch_compile = True
+    if args.torch_compile and args.torch_compile_backend is None:
+        args.torch_compile_backend = "inductor"
+    args.log_level = _normalize_log_level(args.log_level, "passive")
+    args.log_level_replica = _normalize_log_level(args.log_level_replica, "warning")
+    if args.disable_tqdm is None:
+        args.disable_tqdm = _default_disable_tqdm()
+    launched = read_launch_env()
+    if launched.local_rank != -1:
+        args.local_rank = launched.local_rank
+    complete_fsdp_config(args)
+
+
+# --- all stages ------------------------------------------------------------------------
+
+
+def finalize(args: Any, extra_rules: tuple[Any, ...] = ()) -> None:
+    """Run every construction stage on ``args``, then mark it finished.
+
+    Args:
+        args: a freshly initialised TrainingArguments (or subclass).
+        extra_rules: further validation functions (a subclass's own rules).
+    """
+    object.__setattr__(args, "_finalized", False)
+    parse_values(args)
+    apply_deprecations(args)
+    coerce_enums(args)
+    fill_defaults(args)
+    for rule in (*RULES, *extra_rules):
+        rule(args)
+    object.__setattr__(args, "_finalized", True)

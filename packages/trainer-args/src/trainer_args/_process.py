@@ -1,0 +1,206 @@
+"""Where this process stands in a run: rank, device, logging role, batch sizes.
+
+Rank and world size come from a running process group when the runtime has started one
+(torch already imported), otherwise from the launcher's environment variables, so no
+torch is needed to ask "am I the main process?". ``device`` and ``n_gpu`` import torch on
+first use. Nothing here creates a process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from trainer_args._device import DevicePlan, plan_device, require_torch, torch_if_installed
+from trainer_args._enums import TRAINER_LOG_LEVELS, ParallelMode
+from trainer_args._launch_env import read_launch_env
+
+TRAINER_LOGGER = "trainer"
+"""Name of the package logger whose level ``log_level="passive"`` leaves in place."""
+
+
+def running_group() -> Any | None:
+    """``torch.distributed`` when its default process group is initialised, else ``None``.
+
+    Never imports torch: if nobody imported it, no process group can exist.
+    """
+    torch = sys.modules.get("torch")
+    dist = None if torch is None else getattr(torch, "distributed", None)
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist
+
+
+class ProcessMixin:
+    """Properties and helpers of TrainingArguments that depend on the running process."""
+
+    use_cpu: bool
+    local_rank: int
+    log_on_each_node: bool
+    save_on_each_node: bool
+    per_device_train_batch_size: int
+    per_device_eval_batch_size: int
+    fsdp: list[Any]
+    deepspeed: Any
+    log_level: str
+    log_level_replica: str
+
+    # --- ranks (environment only) --------------------------------------------------------
+
+    @property
+    def world_size(self) -> int:
+        """Number of processes in the run (1 when alone)."""
+        group = running_group()
+        return group.get_world_size() if group else read_launch_env().world_size
+
+    @property
+    def process_index(self) -> int:
+        """Index of this process among all processes (0 when alone)."""
+        group = running_group()
+        return group.get_rank() if group else read_launch_env().rank
+
+    @property
+    def local_process_index(self) -> int:
+        """Index of this process on its machine.
+
+        The launcher's local rank, else the ``local_rank`` argument, else, inside a
+        process group started without launcher variables (``torch.multiprocessing``
+        on one machine), the global rank; 0 when alone.
+        """
+        launched = read_launch_env()
+        if launched.local_rank != -1:
+            return launched.local_rank
+        if self.local_rank != -1:
+            return self.local_rank
+        group = running_group()
+        return group.get_rank() if group else 0
+
+    @property
+    def should_log(self) -> bool:
+        """Whether this process logs: the main process of each node, or of node 0 only."""
+        if self.log_on_each_node:
+            return self.local_process_index == 0
+        return self.process_index == 0
+
+    @property
+    def should_save(self) -> bool:
+        """Whether this process writes checkpoints (each node's main one, or node 0's)."""
+        if self.save_on_each_node:
+            return self.local_process_index == 0
+        return self.process_index == 0
+
+    @property
+    def _is_launched(self) -> bool:
+        return self.local_rank != -1 or self.world_size > 1
+
+    # --- devices (torch on demand) ------------------------------------------------------
+
+    def _device_plan(self, torch: Any) -> DevicePlan:
+        return plan_device(
+            torch,
+            use_cpu=self.use_cpu,
+            distributed=self._is_launched,
+            local_rank=self.local_process_index,
+        )
+
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` this process uses: cpu if ``use_cpu``, else cuda, mps, cpu.
+
+        Raises:
+            ImportError: torch is not installed.
+        """
+        torch = require_torch("TrainingArguments.device")
+        return torch.device(self._device_plan(torch).as_string())
+
+    @property
+    def n_gpu(self) -> int:
+        """Accelerators this process drives: 0 on CPU or without torch, 1 per launched
+        process, every visible GPU when one process drives several (DataParallel)."""
+        if self.use_cpu:
+            return 0
+        torch = torch_if_installed()
+        return 0 if torch is None else self._device_plan(torch).n_gpu
+
+    @property
+    def parallel_mode(self) -> ParallelMode:
+        """How this process takes part in training (see :class:`ParallelMode`)."""
+        import os
+
+        if os.environ.get("PJRT_DEVICE", "").upper() == "TPU":
+            return ParallelMode.TPU
+        if self._is_launched:
+            return ParallelMode.DISTRIBUTED
+        if self.n_gpu > 1:
+            return ParallelMode.NOT_DISTRIBUTED
+        return ParallelMode.NOT_PARALLEL
+
+    @property
+    def train_batch_size(self) -> int:
+        """Batch size of one training step of this process: per device x max(1, n_gpu)."""
+        return self.per_device_train_batch_size * max(1, self.n_gpu)
+
+    @property
+    def eval_batch_size(self) -> int:
+        """Batch size of one evaluation step of this process: per device x max(1, n_gpu)."""
+        return self.per_device_eval_batch_size * max(1, self.n_gpu)
+
+    @property
+    def place_model_on_device(self) -> bool:
+        """Whether the loop should move the model to ``device`` itself.
+
+        False when FSDP or DeepSpeed is configured: they place (and shard) the model.
+        """
+        return not (self.fsdp or self.deepspeed)
+
+    # --- logging ------------------------------------------------------------------------
+
+    def get_process_log_level(self) -> int:
+        """The ``logging`` level this process should use.
+
+        The main process (see :attr:`should_log`) uses ``log_level``, the others
+        ``log_level_replica``; ``"passive"`` means the current effective level of the
+        ``trainer`` logger (``logging.WARNING`` unless the application changed it).
+        """
+        name = self.log_level if self.should_log else self.log_level_replica
+        level = TRAINER_LOG_LEVELS[name]
+        if level == -1:
+            import logging
+
+            return logging.getLogger(TRAINER_LOGGER).getEffectiveLevel()
+        return level
+
+    # --- coordination -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def main_process_first(self, local: bool = True, desc: str = "work") -> Iterator[None]:
+        """Run the block on the main process first; replicas wait, then run it too.
+
+        Typical use: ``datasets.map`` on the main process writes a cache the replicas
+        then read. Without a running process group of several processes (one process,
+        or before the runtime set distributed state up) the block simply runs.
+
+        Args:
+            local: main = rank 0 of each node (node-local filesystems); ``False``: rank 0
+                of the whole run only (shared filesystem).
+            desc: what the block does, for debug logs.
+        """
+        dist = running_group()
+        if dist is None or dist.get_world_size() < 2:
+            yield
+            return
+        is_main = (self.local_process_index if local else dist.get_rank()) == 0
+        import logging
+
+        log = logging.getLogger(TRAINER_LOGGER)
+        if not is_main:
+            log.debug("%s: waiting for the main process to run %s", desc, desc)
+            dist.barrier()
+        try:
+            yield
+        finally:
+            if is_main:
+                log.debug("%s: main process done, releasing the replicas", desc)
+                dist.barrier()

@@ -1,0 +1,234 @@
+"""Old spellings warn and map onto their replacements; aliases agree; rebuilds are equal."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+from trainer_args import (
+    DebugOption,
+    IntervalStrategy,
+    OptimizerNames,
+    Seq2SeqTrainingArguments,
+    TrainingArguments,
+)
+
+# (old keyword arguments, {attribute: value expected after construction})
+MAPPINGS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    (
+        {"per_gpu_train_batch_size": 4},
+        {"per_device_train_batch_size": 4, "per_gpu_train_batch_size": None},
+    ),
+    (
+        {"per_gpu_eval_batch_size": 16},
+        {"per_device_eval_batch_size": 16, "per_gpu_eval_batch_size": None},
+    ),
+    ({"no_cuda": True}, {"use_cpu": True, "no_cuda": False}),
+    ({"fp16_backend": "apex"}, {"half_precision_backend": "apex", "fp16_backend": "auto"}),
+    (
+        {"push_to_hub_model_id": "model", "push_to_hub_organization": "org"},
+        {
+            "hub_model_id": "org/model",
+            "push_to_hub_model_id": None,
+            "push_to_hub_organization": None,
+        },
+    ),
+    ({"push_to_hub_model_id": "model"}, {"hub_model_id": "model"}),
+    ({"push_to_hub_organization": "org"}, {"hub_model_id": "org/out"}),
+    ({"push_to_hub_token": "hf_old"}, {"hub_token": "hf_old", "push_to_hub_token": None}),
+    ({"use_mps_device": True}, {"use_mps_device": False, "use_cpu": False}),
+    (
+        {"torchdynamo": "eager"},
+        {"torch_compile_backend": "eager", "torch_compile": True, "torchdynamo": None},
+    ),
+    ({"adafactor": True}, {"optim": OptimizerNames.ADAFACTOR, "adafactor": False}),
+    (
+        {"tpu_metrics_debug": True},
+        {"debug": [DebugOption.TPU_METRICS_DEBUG], "tpu_metrics_debug": False},
+    ),
+    ({"fsdp_min_num_params": 1000}, {"fsdp_min_num_params": 0}),
+    (
+        {"fsdp_transformer_layer_cls_to_wrap": "BertLayer,GPT2Block"},
+        {"fsdp_transformer_layer_cls_to_wrap": None},
+    ),
+    (
+        {"dispatch_batches": False},
+        {"accelerator_config": {"dispatch_batches": False}, "dispatch_batches": None},
+    ),
+    (
+        {"split_batches": True},
+        {"accelerator_config": {"split_batches": True}, "split_batches": None},
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "expected"), MAPPINGS, ids=[next(iter(o)) for o, _ in MAPPINGS])
+def test_deprecated_argument_warns_and_maps(old: dict[str, Any], expected: dict[str, Any]) -> None:
+    with pytest.warns(FutureWarning, match=next(iter(old))):
+        args = TrainingArguments("out", **old)
+    for name, value in expected.items():
+        assert getattr(args, name) == value, name
+
+
+@pytest.mark.parametrize(("old", "expected"), MAPPINGS, ids=[next(iter(o)) for o, _ in MAPPINGS])
+def test_rebuilding_a_migrated_object_is_silent_and_equal(
+    old: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    with pytest.warns(FutureWarning):
+        args = TrainingArguments("out", **old)
+    data = args.to_dict()
+    data["hub_token"] = args.hub_token  # to_dict masks it; the rebuild needs the real one
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TrainingArguments(**data) == args
+
+
+def test_fsdp_fields_move_into_fsdp_config() -> None:
+    with pytest.warns(FutureWarning):
+        args = TrainingArguments(
+            "out",
+            fsdp="full_shard auto_wrap",
+            fsdp_transformer_layer_cls_to_wrap="BertLayer,GPT2Block",
+        )
+    assert args.fsdp_config["transformer_layer_cls_to_wrap"] == ["BertLayer", "GPT2Block"]
+    with pytest.warns(FutureWarning):
+        sized = TrainingArguments("out", fsdp="full_shard auto_wrap", fsdp_min_num_params=1000)
+    assert sized.fsdp_config["min_num_params"] == 1000
+
+
+def test_warning_points_at_the_callers_line() -> None:
+    with pytest.warns(FutureWarning) as record:
+        TrainingArguments("out", no_cuda=True)
+    assert record[0].filename == __file__
+    with pytest.warns(FutureWarning) as record:
+        Seq2SeqTrainingArguments("out", no_cuda=True)
+    assert record[0].filename == __file__
+
+
+# (keyword arguments giving old and new spellings different values, names in the error)
+CONFLICTS: list[tuple[dict[str, Any], tuple[str, str]]] = [
+    (
+        {"fp16_backend": "apex", "half_precision_backend": "cpu_amp"},
+        ("fp16_backend", "half_precision_backend"),
+    ),
+    (
+        {"push_to_hub_model_id": "a", "hub_model_id": "me/b"},
+        ("push_to_hub_model_id", "hub_model_id"),
+    ),
+    (
+        {"torchdynamo": "eager", "torch_compile_backend": "inductor"},
+        ("torchdynamo", "torch_compile_backend"),
+    ),
+    ({"adafactor": True, "optim": "sgd"}, ("adafactor", "optim")),
+    (
+        {"dispatch_batches": True, "accelerator_config": {"dispatch_batches": False}},
+        ("dispatch_batches", "accelerator_config"),
+    ),
+    (
+        {"fsdp_min_num_params": 5, "fsdp_config": {"min_num_params": 7}},
+        ("fsdp_min_num_params", "fsdp_config"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "names"), CONFLICTS, ids=[n[0] for _, n in CONFLICTS])
+def test_old_and_new_spelling_with_different_values_is_an_error(
+    kwargs: dict[str, Any], names: tuple[str, str]
+) -> None:
+    with pytest.warns(FutureWarning), pytest.raises(ValueError) as caught:
+        TrainingArguments("out", **kwargs)
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_token_conflict_never_shows_either_token() -> None:
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="hub_token") as caught:
+        TrainingArguments("out", push_to_hub_token="hf_old_secret", hub_token="hf_new_secret")
+    assert "secret" not in str(caught.value)
+
+
+# --- aliases: both spellings in the spec, no warning ------------------------------------
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, "no"),
+        ({"evaluation_strategy": "epoch"}, "epoch"),
+        ({"eval_strategy": "steps"}, "steps"),
+        ({"eval_strategy": "epoch", "evaluation_strategy": "epoch"}, "epoch"),
+        ({"eval_strategy": "no", "evaluation_strategy": "no"}, "no"),
+    ],
+)
+def test_eval_strategy_spellings_hold_the_same_value(kwargs: dict[str, Any], expected: str) -> None:
+    args = TrainingArguments("out", **kwargs)
+    assert args.eval_strategy == expected == args.evaluation_strategy
+    assert isinstance(args.eval_strategy, IntervalStrategy)
+
+
+def test_eval_strategy_spellings_with_different_values_name_both() -> None:
+    with pytest.raises(ValueError, match="eval_strategy") as caught:
+        TrainingArguments("out", eval_strategy="steps", evaluation_strategy="epoch")
+    assert "evaluation_strategy" in str(caught.value)
+
+
+@pytest.mark.filterwarnings("error")
+def test_assigning_either_spelling_updates_the_other() -> None:
+    args = TrainingArguments("out")
+    args.eval_strategy = "epoch"
+    assert args.evaluation_strategy is IntervalStrategy.EPOCH
+    args.evaluation_strategy = "steps"
+    assert args.eval_strategy is IntervalStrategy.STEPS
+    with pytest.raises(ValueError, match="eval_strategy"):
+        args.eval_strategy = "sometimes"
+
+
+@pytest.mark.filterwarnings("error")
+def test_include_inputs_for_metrics_and_include_for_metrics_agree() -> None:
+    assert TrainingArguments("out", include_inputs_for_metrics=True).include_for_metrics == [
+        "inputs"
+    ]
+    listed = TrainingArguments("out", include_for_metrics=["loss", "inputs"])
+    assert listed.include_inputs_for_metrics is True
+    assert TrainingArguments("out", include_for_metrics="loss").include_for_metrics == ["loss"]
+    listed.include_inputs_for_metrics = False
+    assert listed.include_for_metrics == ["loss"]
+    listed.include_for_metrics = ["inputs"]
+    assert listed.include_inputs_for_metrics is True
+
+
+@pytest.mark.filterwarnings("error")
+def test_rebuilding_from_to_dict_gives_an_equal_object_for_a_busy_configuration() -> None:
+    args = TrainingArguments(
+        "~/out",
+        eval_strategy="steps",
+        eval_steps=50,
+        save_steps=100,
+        load_best_model_at_end=True,
+        fsdp="full_shard auto_wrap",
+        fsdp_config={"fsdp_transformer_layer_cls_to_wrap": "Block"},
+        debug="underflow_overflow",
+        report_to="tensorboard",
+        torch_compile_mode="default",
+        include_for_metrics=["inputs"],
+        accelerator_config='{"even_batches": false}',
+        lr_scheduler_kwargs={"power": 2.0},
+        logging_steps=0.01,
+    )
+    rebuilt = TrainingArguments(**args.to_dict())
+    assert rebuilt == args
+    assert TrainingArguments(**rebuilt.to_dict()).to_dict() == args.to_dict()
+
+
+@pytest.mark.filterwarnings("error")
+def test_seq2seq_rebuild_is_equal() -> None:
+    args = Seq2SeqTrainingArguments(
+        "out",
+        predict_with_generate=True,
+        generation_max_length=64,
+        generation_config={"num_beams": 4},
+    )
+    assert Seq2SeqTrainingArguments(**args.to_dict()) == args
