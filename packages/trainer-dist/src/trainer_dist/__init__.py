@@ -1,5 +1,24 @@
-"""The runtime: devices, processes, mixed precision and model wrapping (DDP, FSDP, DeepSpeed)."""
+"""The runtime: devices, processes, mixed precision and model wrapping (DDP, FSDP, DeepSpeed).
+
+:func:`build_runtime` turns ``TrainingArguments`` into a :class:`trainer_core.Runtime`;
+today that is the :class:`SingleProcessRuntime` (CPU, one GPU, MPS, or DataParallel over
+the visible GPUs).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from trainer_dist._batches import DeviceDataLoader, move_to_device
+from trainer_dist._connector import build_runtime
+from trainer_dist._models import unwrap_model
+from trainer_dist._seed import enable_full_determinism, set_seed
+from trainer_dist._single import SingleProcessRuntime
+
+__all__ = [
+    "DeviceDataLoader",
+    "SingleProcessRuntime",
+    "build_runtime",
+    "enable_full_determinism",
+    "move_to_device",
+    "set_seed",
+    "unwrap_model",
+]

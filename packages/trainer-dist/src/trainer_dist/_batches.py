@@ -1,0 +1,99 @@
+"""Putting batches on the device the model computes on.
+
+A dataloader yields batches on the CPU; the runtime wraps it in :class:`DeviceDataLoader`
+so that the loop receives them on the runtime's device without knowing which device that
+is. On the CPU the wrapper hands out the underlying iterator itself, so it costs nothing
+per batch there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+
+
+def move_to_device(data: Any, device: torch.device | str, *, non_blocking: bool = False) -> Any:
+    """Return ``data`` with every tensor in it moved to ``device``.
+
+    Tensors nested in mappings (``dict``, ``BatchEncoding``...), lists, tuples and named
+    tuples are moved and the containers rebuilt with their own type (a mapping type that
+    cannot be rebuilt from a dict becomes a ``dict``); anything else (strings, numbers,
+    ``None``, numpy arrays) is returned as it is. A tensor already on ``device`` is
+    returned unchanged, without a copy.
+
+    Args:
+        data: a tensor or a nested structure of tensors.
+        device: where the tensors should go.
+        non_blocking: copy asynchronously; only useful from pinned CPU memory to a GPU.
+    """
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=non_blocking)
+    if isinstance(data, Mapping):
+        moved = {
+            key: move_to_device(value, device, non_blocking=non_blocking)
+            for key, value in data.items()
+        }
+        return _rebuild_mapping(data, moved)
+    if isinstance(data, (list, tuple)):
+        items = [move_to_device(item, device, non_blocking=non_blocking) for item in data]
+        if isinstance(data, tuple) and hasattr(data, "_fields"):  # a named tuple
+            return type(data)(*items)
+        return type(data)(items)
+    return data
+
+
+def _rebuild_mapping(original: Mapping[Any, Any], moved: dict[Any, Any]) -> Mapping[Any, Any]:
+    if type(original) is dict:
+        return moved
+    try:
+        return type(original)(moved)  # type: ignore[call-arg]  # most mapping types take a dict
+    except TypeError:
+        return moved
+
+
+class DeviceDataLoader:
+    """A dataloader whose batches arrive on ``device``.
+
+    Iterating it iterates the wrapped dataloader and moves each batch with
+    :func:`move_to_device` (``non_blocking`` when the loader pins memory and the device is
+    a GPU). ``len()`` and every other attribute (``dataset``, ``sampler``,
+    ``batch_size``, ...) are the wrapped dataloader's, so code that inspects a
+    ``DataLoader`` keeps working; ``isinstance(x, DataLoader)`` does not hold, use
+    :attr:`base_dataloader` for that.
+
+    Args:
+        dataloader: any iterable of batches (usually a ``torch.utils.data.DataLoader``).
+        device: where batches should land.
+    """
+
+    def __init__(self, dataloader: Any, device: torch.device) -> None:
+        self.base_dataloader = dataloader
+        self.device = device
+        self.non_blocking = bool(getattr(dataloader, "pin_memory", False)) and device.type == "cuda"
+        self._passthrough = device.type == "cpu"
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._passthrough:  # batches are built on the CPU already
+            return iter(self.base_dataloader)
+        return self._moved_batches()
+
+    def _moved_batches(self) -> Iterator[Any]:
+        device, non_blocking = self.device, self.non_blocking
+        for batch in self.base_dataloader:
+            yield move_to_device(batch, device, non_blocking=non_blocking)
+
+    def __len__(self) -> int:
+        return len(self.base_dataloader)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found on the wrapper itself. Reading through __dict__
+        # avoids infinite recursion while the object is being unpickled or copied.
+        base = self.__dict__.get("base_dataloader")
+        if base is None:
+            raise AttributeError(name)
+        return getattr(base, name)
+
+    def __repr__(self) -> str:
+        return f"DeviceDataLoader({self.base_dataloader!r}, device={self.device})"

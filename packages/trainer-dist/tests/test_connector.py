@@ -1,0 +1,135 @@
+"""build_runtime: TrainingArguments in, a runtime out, or an error that says what to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from trainer_args import TrainingArguments
+from trainer_core import MissingExtraError, Runtime
+from trainer_dist import SingleProcessRuntime, build_runtime, unwrap_model
+
+_LAUNCHER_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+@pytest.fixture(autouse=True)
+def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def make_args(tmp_path: Path) -> Any:
+    def make(**overrides: Any) -> TrainingArguments:
+        return TrainingArguments(output_dir=str(tmp_path), **{"use_cpu": True, **overrides})
+
+    return make
+
+
+def test_default_arguments_build_a_single_process_runtime(make_args: Any) -> None:
+    runtime = build_runtime(make_args())
+    assert isinstance(runtime, Runtime)
+    assert isinstance(runtime, SingleProcessRuntime)
+    assert runtime.device == torch.device("cpu")
+    assert runtime.num_processes == 1
+    assert runtime.mixed_precision == "no"
+
+
+def test_bf16_and_bf16_full_eval_are_passed_on(make_args: Any) -> None:
+    runtime = build_runtime(
+        make_args(bf16=True, bf16_full_eval=True, half_precision_backend="cpu_amp")
+    )
+    assert runtime.mixed_precision == "bf16"
+    assert isinstance(runtime, SingleProcessRuntime)
+    assert runtime.full_eval_dtype == torch.bfloat16
+
+
+def test_torch_compile_options_compile_the_prepared_model(make_args: Any) -> None:
+    runtime = build_runtime(make_args(torch_compile_backend="eager"))
+    model = nn.Linear(2, 2)
+    prepared = runtime.prepare_model(model, training=True)
+    assert prepared is not model and unwrap_model(prepared) is model
+    assert runtime.prepare_model(prepared, training=False) is prepared  # not compiled twice
+    assert type(prepared).__name__ == "OptimizedModule"  # running it would cost seconds here
+
+
+@pytest.mark.parametrize("variable", _LAUNCHER_VARIABLES)
+def test_several_launched_processes_are_refused(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    args = make_args()
+    monkeypatch.setenv(variable, "4")
+    with pytest.raises(
+        NotImplementedError, match=r"one of 4 launched processes.*trainer-dist distributed work"
+    ):
+        build_runtime(args)
+    with pytest.raises(NotImplementedError, match=r"multi-process runtimes"):
+        SingleProcessRuntime(device="cpu")
+
+
+def test_a_launcher_with_one_process_is_fine(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = make_args()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert build_runtime(args).num_processes == 1
+
+
+def test_a_garbled_world_size_is_reported(make_args: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = make_args()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match=r"WORLD_SIZE='two' is not an integer"):
+        build_runtime(args)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("fsdp", "full_shard auto_wrap"), ("deepspeed", {"zero_optimization": {"stage": 2}})],
+)
+def test_fsdp_and_deepspeed_are_refused(make_args: Any, option: str, value: Any) -> None:
+    with pytest.raises(NotImplementedError, match=rf"{option}=.*trainer-dist distributed work"):
+        build_runtime(make_args(**{option: value}))
+
+
+def test_fp16_on_cpu_is_refused(make_args: Any) -> None:
+    with pytest.raises(ValueError, match=r"fp16=True .*CPU.*bf16"):
+        build_runtime(make_args(fp16=True))
+
+
+def test_apex_is_refused(make_args: Any) -> None:
+    with pytest.raises(ValueError, match=r"'apex' is not supported"):
+        build_runtime(make_args(bf16=True, half_precision_backend="apex"))
+
+
+def test_tf32_on_cpu_is_refused_only_when_explicit(make_args: Any) -> None:
+    with pytest.raises(ValueError, match=r"tf32=True needs an NVIDIA GPU"):
+        build_runtime(make_args(tf32=True))
+    assert build_runtime(make_args(tf32=None)).device.type == "cpu"
+
+
+def test_use_ipex_without_the_extension_is_a_missing_extra(make_args: Any) -> None:
+    try:
+        import intel_extension_for_pytorch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("intel_extension_for_pytorch is installed here")
+    with pytest.raises(MissingExtraError, match=r"intel_extension_for_pytorch"):
+        build_runtime(make_args(use_ipex=True))
+
+
+def test_fp16_together_with_bf16_is_refused_for_namespaces_too() -> None:
+    # TrainingArguments refuses this itself; the connector also serves other argument objects.
+    with pytest.raises(ValueError, match=r"fp16=True and bf16=True"):
+        build_runtime(SimpleNamespace(use_cpu=True, fp16=True, bf16=True))
+
+
+def test_a_minimal_namespace_is_enough() -> None:
+    runtime = build_runtime(SimpleNamespace(no_cuda=True))
+    assert runtime.device == torch.device("cpu")
+    assert runtime.mixed_precision == "no"
