@@ -2,4 +2,93 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from trainer_loop._batch_size_finder import find_executable_batch_size
+from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
+from trainer_loop._columns import (
+    RemoveColumnsCollator,
+    accepts_any_input,
+    can_return_loss,
+    default_label_names,
+    model_input_names,
+    remove_unused_columns,
+)
+from trainer_loop._dataloader_options import (
+    WorkerSeeder,
+    dataloader_kwargs,
+    has_length,
+    num_examples,
+)
+from trainer_loop._label_smoothing import LabelSmoother
+from trainer_loop._optimizers import (
+    OPTIMIZER_NAMES,
+    MissingOptimizerPackageError,
+    create_optimizer,
+    get_decay_parameter_names,
+    get_optimizer_cls_and_kwargs,
+    parse_optim_args,
+)
+from trainer_loop._samplers import (
+    LengthGroupedSampler,
+    build_eval_sampler,
+    build_train_sampler,
+    seeded_generator,
+)
+from trainer_loop._schedulers import (
+    SCHEDULER_NAMES,
+    create_scheduler,
+    get_constant_schedule,
+    get_constant_schedule_with_warmup,
+    get_cosine_schedule_with_warmup,
+    get_cosine_with_hard_restarts_schedule_with_warmup,
+    get_cosine_with_min_lr_schedule_with_warmup,
+    get_inverse_sqrt_schedule,
+    get_linear_schedule_with_warmup,
+    get_polynomial_decay_schedule_with_warmup,
+    get_reduce_on_plateau_schedule,
+    get_scheduler,
+    get_wsd_schedule,
+)
+
+__all__: list[str] = [
+    "OPTIMIZER_NAMES",
+    "SCHEDULER_NAMES",
+    "DataCollatorWithPadding",
+    "LabelSmoother",
+    "LengthGroupedSampler",
+    "MissingOptimizerPackageError",
+    "RemoveColumnsCollator",
+    "Trainer",
+    "WorkerSeeder",
+    "accepts_any_input",
+    "build_eval_sampler",
+    "build_train_sampler",
+    "can_return_loss",
+    "create_optimizer",
+    "create_scheduler",
+    "dataloader_kwargs",
+    "default_data_collator",
+    "default_label_names",
+    "find_executable_batch_size",
+    "get_constant_schedule",
+    "get_constant_schedule_with_warmup",
+    "get_cosine_schedule_with_warmup",
+    "get_cosine_with_hard_restarts_schedule_with_warmup",
+    "get_cosine_with_min_lr_schedule_with_warmup",
+    "get_decay_parameter_names",
+    "get_inverse_sqrt_schedule",
+    "get_linear_schedule_with_warmup",
+    "get_optimizer_cls_and_kwargs",
+    "get_polynomial_decay_schedule_with_warmup",
+    "get_reduce_on_plateau_schedule",
+    "get_scheduler",
+    "get_wsd_schedule",
+    "has_length",
+    "model_input_names",
+    "num_examples",
+    "parse_optim_args",
+    "remove_unused_columns",
+    "seeded_generator",
+]
+
+# The Trainer builds on every helper above, so it is imported last.
+from trainer_loop._trainer import Trainer

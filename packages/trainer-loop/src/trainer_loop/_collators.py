@@ -1,0 +1,193 @@
+"""Collators: turn a list of examples into one batch of tensors.
+
+The default collator runs once per batch in the data-loading hot path, so it inspects
+the first example once to decide how to tensorise each key and then does one
+``stack`` / ``tensor`` call per key. The reference's label convention is kept: a
+``label`` or ``label_ids`` key becomes ``labels``, which is what models take.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DataCollatorWithPadding", "default_data_collator"]
+
+_LABEL_KEYS = ("label", "label_ids")
+_TEXT_TYPES = (str, bytes)
+
+
+def default_data_collator(
+    features: Sequence[Any], return_tensors: str = "pt"
+) -> dict[str, torch.Tensor]:
+    """Collate examples that already have equal shapes into a dict of tensors.
+
+    Contract:
+        * Examples are mappings, dataclasses, named tuples or objects with attributes;
+          every example has the keys of the first one.
+        * ``label`` / ``label_ids`` become ``labels``: integer values become int64,
+          floats become float32 (tensors keep a floating dtype, integer ones go to int64).
+        * Tensors are stacked, NumPy arrays and scalars are stacked through NumPy, other
+          values (numbers, nested lists) get ``torch.tensor``'s dtypes (int64, the
+          default float dtype, bool).
+        * Keys whose value in the first example is None, a string, bytes or a list of
+          strings are left out of the batch: they cannot be tensors, and raw text columns
+          are common in datasets.
+
+    Args:
+        features: The examples of one batch.
+        return_tensors: Only ``"pt"`` is supported (kept for signature compatibility).
+
+    Returns:
+        A dict from key to a tensor whose first dimension is ``len(features)``.
+
+    Raises:
+        ValueError: ``features`` is empty, ``return_tensors`` is not ``"pt"``, or the
+            values of a key differ in shape (pad them first, for example with
+            :class:`DataCollatorWithPadding`).
+    """
+    if return_tensors != "pt":
+        raise ValueError(
+            f"return_tensors={return_tensors!r} is not supported; this collator builds torch "
+            "tensors only (return_tensors='pt')."
+        )
+    if not features:
+        raise ValueError("Cannot collate an empty list of features.")
+    rows = _as_mappings(features)
+    first = rows[0]
+    batch: dict[str, torch.Tensor] = {}
+    for key, value in first.items():
+        if value is None or _is_text(value):
+            continue
+        values = [row[key] for row in rows]
+        if key in _LABEL_KEYS:
+            batch["labels"] = _guarded(key, values, _label_tensor)
+        else:
+            batch[key] = _guarded(key, values, _value_tensor)
+    return batch
+
+
+def _as_mappings(features: Sequence[Any]) -> Sequence[Mapping[str, Any]]:
+    first = features[0]
+    if isinstance(first, Mapping):
+        return features
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        names = [field.name for field in dataclasses.fields(first)]
+        return [{name: getattr(item, name) for name in names} for item in features]
+    if hasattr(first, "_asdict"):
+        return [item._asdict() for item in features]
+    if hasattr(first, "__dict__"):
+        return [vars(item) for item in features]
+    raise TypeError(
+        f"Cannot collate features of type {type(first).__name__}: expected dicts, "
+        "dataclasses, named tuples or objects with attributes."
+    )
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, _TEXT_TYPES):
+        return True
+    return isinstance(value, (list, tuple)) and len(value) > 0 and isinstance(value[0], _TEXT_TYPES)
+
+
+def _guarded(
+    key: str, values: list[Any], convert: Callable[[list[Any]], torch.Tensor]
+) -> torch.Tensor:
+    try:
+        return convert(values)
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise ValueError(
+            f"Cannot batch the values of '{key}' ({type(values[0]).__name__}): {error}. "
+            "Every example needs the same shape for a key; pad variable-length inputs "
+            "with DataCollatorWithPadding or a custom data_collator."
+        ) from error
+
+
+def _value_tensor(values: list[Any]) -> torch.Tensor:
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(values)
+    if isinstance(first, (np.ndarray, np.generic)):
+        return torch.from_numpy(np.stack(values))
+    return _python_tensor(values)
+
+
+def _python_tensor(values: list[Any]) -> torch.Tensor:
+    """``torch.tensor(values)``'s result, built through NumPy (several times faster)."""
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    if kind == "f":
+        return torch.from_numpy(array).to(torch.get_default_dtype())
+    if kind in "iub":
+        return torch.from_numpy(array.astype(np.int64, copy=False) if kind != "b" else array)
+    return torch.tensor(values)  # anything else: let torch decide or explain the failure
+
+
+def _label_tensor(values: list[Any]) -> torch.Tensor:
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        stacked = torch.stack(values)
+        return stacked if stacked.is_floating_point() else stacked.long()
+    array = np.asarray(values)
+    if array.dtype.kind in "biu":
+        return torch.from_numpy(array.astype(np.int64, copy=False))
+    if array.dtype.kind == "f":
+        return torch.from_numpy(array.astype(np.float32, copy=False))
+    raise TypeError(f"labels must be numbers, got dtype {array.dtype}")
+
+
+def _rename_labels(batch: Any) -> Any:
+    for key in _LABEL_KEYS:
+        if key in batch:
+            batch["labels"] = batch[key]
+            del batch[key]
+    return batch
+
+
+@dataclasses.dataclass
+class DataCollatorWithPadding:
+    """Pad variable-length tokenized examples to a common length with a tokenizer.
+
+    Padding goes through ``tokenizer.pad`` so the tokenizer's pad token, padding side and
+    attention mask rules apply. ``label`` / ``label_ids`` are renamed to ``labels`` like
+    :func:`default_data_collator` does.
+
+    Args:
+        tokenizer: A tokenizer with a ``pad(features, padding=..., max_length=...,
+            pad_to_multiple_of=..., return_tensors=...)`` method (transformers'
+            tokenizers have one).
+        padding: ``True`` / ``"longest"`` pads to the longest example of the batch,
+            ``"max_length"`` to ``max_length``, ``False`` does not pad.
+        max_length: Target length for ``padding="max_length"``.
+        pad_to_multiple_of: Round the padded length up to a multiple of this (tensor
+            cores prefer multiples of 8).
+        return_tensors: ``"pt"`` for torch tensors.
+    """
+
+    tokenizer: Any
+    padding: bool | str = True
+    max_length: int | None = None
+    pad_to_multiple_of: int | None = None
+    return_tensors: str = "pt"
+
+    def __post_init__(self) -> None:
+        if not callable(getattr(self.tokenizer, "pad", None)):
+            raise TypeError(
+                f"DataCollatorWithPadding needs a tokenizer with a pad() method, got "
+                f"{type(self.tokenizer).__name__}. Pass a transformers tokenizer."
+            )
+
+    def __call__(self, features: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """Pad ``features`` into one batch; returns what ``tokenizer.pad`` returns."""
+        batch = self.tokenizer.pad(
+            features,
+            padding=self.padding,
+            max_length=self.max_length,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            return_tensors=self.return_tensors,
+        )
+        return _rename_labels(batch)

@@ -1,0 +1,48 @@
+"""Label-smoothed cross entropy computed from a model's logits (``label_smoothing_factor``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn import functional
+
+
+class LabelSmoother:
+    """Cross entropy with smoothed targets, ignoring positions labelled ``ignore_index``.
+
+    Used instead of the model's own loss when ``label_smoothing_factor > 0``: the Trainer
+    pops the labels before the forward pass and computes the loss here from the logits.
+
+    Args:
+        epsilon: the smoothing factor; the target distribution puts ``1 - epsilon`` on
+            the right class and spreads ``epsilon`` evenly over all classes.
+        ignore_index: label value of positions that carry no loss (padding).
+    """
+
+    def __init__(self, epsilon: float = 0.1, ignore_index: int = -100) -> None:
+        self.epsilon = epsilon
+        self.ignore_index = ignore_index
+
+    def __call__(
+        self, model_output: Any, labels: torch.Tensor, shift_labels: bool = False
+    ) -> torch.Tensor:
+        """Return the mean smoothed loss over the labelled positions.
+
+        Args:
+            model_output: the model's output (a dict with "logits" or a tuple whose
+                first element is the logits).
+            labels: class indices, shaped like the logits without their last dimension.
+            shift_labels: for causal language models, predict token ``t + 1`` from
+                position ``t`` (the logits' last position and the labels' first drop out).
+        """
+        logits = model_output["logits"] if isinstance(model_output, dict) else model_output[0]
+        if shift_labels:
+            logits = logits[..., :-1, :].contiguous()
+            labels = labels[..., 1:].contiguous()
+        return functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            labels.reshape(-1),
+            ignore_index=self.ignore_index,
+            label_smoothing=self.epsilon,
+        )

@@ -1,0 +1,291 @@
+"""How each ``optim`` name becomes an optimizer class and its constructor kwargs.
+
+One table, :data:`RECIPES`, maps every name users may write in ``TrainingArguments.optim``
+to a :class:`Recipe`: the optional package it needs (if any) and a small builder. The
+builders import optional packages only when called, so importing this module costs
+nothing beyond torch.
+
+A builder receives the training arguments and the parsed ``optim_args``; it *removes*
+from ``options`` the keys it consumed itself (for instance ``beta3`` for AdEMAMix) and
+returns ``(optimizer_class, kwargs)``. The caller merges the remaining options into the
+kwargs, so ``optim_args`` can tune any constructor argument of any optimizer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+
+__all__ = ["RECIPES", "TORCH_NATIVE", "OptionalPackage", "Recipe"]
+
+Builder = Callable[[Any, dict[str, Any]], tuple[type, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class OptionalPackage:
+    """A package some optimizers need, and how a user gets it.
+
+    Attributes:
+        module: The top-level import name, checked with ``importlib.util.find_spec``.
+        install: The command or instruction that installs it.
+    """
+
+    module: str
+    install: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one ``optim`` name is built: the package it needs and its builder."""
+
+    build: Builder
+    package: OptionalPackage | None = None
+
+
+_BNB = OptionalPackage("bitsandbytes", "pip install bitsandbytes")
+_APEX = OptionalPackage(
+    "apex", "build NVIDIA apex from source with its CUDA extensions (github.com/NVIDIA/apex)"
+)
+_TORCHAO = OptionalPackage("torchao", "pip install torchao")
+_TORCHDISTX = OptionalPackage(
+    "torchdistx", "install torchdistx from its own wheel index (github.com/pytorch/torchdistx)"
+)
+_XLA = OptionalPackage("torch_xla", "pip install torch-xla")
+_NPU = OptionalPackage("torch_npu", "pip install torch-npu")
+_GALORE = OptionalPackage("galore_torch", "pip install galore-torch")
+_LOMO = OptionalPackage("lomo_optim", "pip install lomo-optim")
+_SCHEDULEFREE = OptionalPackage("schedulefree", "pip install schedulefree")
+_GROK = OptionalPackage("grokadamw", "pip install grokadamw")
+_APOLLO = OptionalPackage("apollo_torch", "pip install apollo-torch")
+_OPTIMI = OptionalPackage("optimi", "pip install torch-optimi")
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _adam_kwargs(args: Any) -> dict[str, Any]:
+    return {
+        "lr": args.learning_rate,
+        "betas": (args.adam_beta1, args.adam_beta2),
+        "eps": args.adam_epsilon,
+    }
+
+
+def _attribute(module_names: tuple[str, ...], name: str) -> type:
+    """Return ``name`` from the first of ``module_names`` that imports and defines it."""
+    for module_name in module_names:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise ImportError(
+        f"None of the modules {', '.join(module_names)} provides {name}; the installed "
+        f"version of {module_names[0].split('.')[0]} is not one this trainer supports."
+    )
+
+
+# --- optimizers that plain torch provides -------------------------------------------------
+
+
+def _torch_adamw(args: Any, options: dict[str, Any], *, fused: bool = False) -> tuple[type, dict]:
+    kwargs = _adam_kwargs(args)
+    if fused:
+        kwargs["fused"] = True
+    return torch.optim.AdamW, kwargs
+
+
+def _torch_adafactor(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    adafactor = getattr(torch.optim, "Adafactor", None)
+    if adafactor is None:
+        raise ImportError(
+            f"optim='adafactor' runs on torch.optim.Adafactor, which torch {torch.__version__} "
+            "does not have (it arrived in torch 2.5). Upgrade torch with "
+            "pip install 'torch>=2.5', or choose another optim such as 'adamw_torch'."
+        )
+    return adafactor, {"lr": args.learning_rate}
+
+
+def _torch_lr_only(class_name: str, args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    return getattr(torch.optim, class_name), {"lr": args.learning_rate}
+
+
+# --- optimizers from optional packages ---------------------------------------------------
+
+
+def _bnb_adamw(
+    args: Any, options: dict[str, Any], *, bits: int, paged: bool = False
+) -> tuple[type, dict]:
+    cls = _attribute(("bitsandbytes.optim",), "AdamW")
+    return cls, {**_adam_kwargs(args), "optim_bits": bits, "is_paged": paged}
+
+
+def _bnb_lion(
+    args: Any, options: dict[str, Any], *, bits: int, paged: bool = False
+) -> tuple[type, dict]:
+    cls = _attribute(("bitsandbytes.optim",), "Lion")
+    kwargs = {"lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2)}
+    return cls, {**kwargs, "optim_bits": bits, "is_paged": paged}
+
+
+def _bnb_ademamix(
+    args: Any, options: dict[str, Any], *, bits: int, paged: bool = False
+) -> tuple[type, dict]:
+    """AdEMAMix takes three betas; ``optim_args`` may set beta1, beta2 and beta3."""
+    cls = _attribute(("bitsandbytes.optim",), "AdEMAMix")
+    betas = (
+        options.pop("beta1", args.adam_beta1),
+        options.pop("beta2", args.adam_beta2),
+        options.pop("beta3", 0.9999),
+    )
+    kwargs = {"lr": args.learning_rate, "betas": betas, "eps": args.adam_epsilon}
+    return cls, {**kwargs, "alpha": 5.0, "optim_bits": bits, "is_paged": paged}
+
+
+def _bnb_rmsprop(args: Any, options: dict[str, Any], *, bits: int) -> tuple[type, dict]:
+    cls = _attribute(("bitsandbytes.optim",), "RMSprop")
+    return cls, {"lr": args.learning_rate, "eps": args.adam_epsilon, "optim_bits": bits}
+
+
+def _apex_fused(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    return _attribute(("apex.optimizers",), "FusedAdam"), _adam_kwargs(args)
+
+
+def _xla_adamw(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    return _attribute(("torch_xla.amp.syncfree",), "AdamW"), _adam_kwargs(args)
+
+
+def _npu_fused(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    return _attribute(("torch_npu.optim",), "NpuFusedAdamW"), _adam_kwargs(args)
+
+
+def _anyprecision(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    """AnyPrecisionAdamW: dtype options are written as names (``momentum_dtype=bfloat16``)."""
+    cls = _attribute(("torchdistx.optimizers",), "AnyPrecisionAdamW")
+    kwargs = {
+        **_adam_kwargs(args),
+        "use_kahan_summation": options.pop("use_kahan_summation", False),
+        "momentum_dtype": options.pop("momentum_dtype", "float32"),
+        "variance_dtype": options.pop("variance_dtype", "float32"),
+        "compensation_buffer_dtype": options.pop("compensation_buffer_dtype", "bfloat16"),
+    }
+    for key in ("momentum_dtype", "variance_dtype", "compensation_buffer_dtype"):
+        kwargs[key] = _dtype(key, kwargs[key])
+    return cls, kwargs
+
+
+def _dtype(key: str, value: Any) -> torch.dtype:
+    if isinstance(value, torch.dtype):
+        return value
+    if value not in _DTYPES:
+        raise ValueError(
+            f"optim_args {key}={value!r} is not a dtype this optimizer accepts; "
+            f"use one of {', '.join(_DTYPES)}."
+        )
+    return _DTYPES[value]
+
+
+def _torchao_adamw(args: Any, options: dict[str, Any], *, bits: int) -> tuple[type, dict]:
+    modules = ("torchao.optim", "torchao.prototype.low_bit_optim")
+    return _attribute(modules, f"AdamW{bits}bit"), _adam_kwargs(args)
+
+
+def _schedule_free(args: Any, options: dict[str, Any], *, kind: str) -> tuple[type, dict]:
+    """Schedule-free optimizers warm up themselves, from ``args.warmup_steps``.
+
+    They keep two copies of the weights, so the training loop must call
+    ``optimizer.train()`` before training steps and ``optimizer.eval()`` before
+    evaluating or saving.
+    """
+    cls = _attribute(("schedulefree",), f"{kind}ScheduleFree")
+    if kind == "SGD":
+        return cls, {"lr": args.learning_rate, "warmup_steps": args.warmup_steps}
+    kwargs = _adam_kwargs(args)
+    if kind == "AdamW":
+        kwargs["warmup_steps"] = args.warmup_steps
+    return cls, kwargs
+
+
+def _grokadamw(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    return _attribute(("grokadamw",), "GrokAdamW"), _adam_kwargs(args)
+
+
+def _stable_adamw(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    return _attribute(("optimi",), "StableAdamW"), _adam_kwargs(args)
+
+
+def _not_supported(name: str, reason: str, args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    raise NotImplementedError(
+        f"optim='{name}' is installed but not supported by this trainer: {reason}. "
+        "Choose another optim (for example 'adamw_torch'), or build the optimizer yourself "
+        "and pass it as Trainer(optimizers=(optimizer, None))."
+    )
+
+
+_LAYERWISE = "it needs per-layer optimizers driven by gradient hooks"
+_PROJECTED = "it needs optim_target_modules and low-rank parameter groups"
+_FUSED_BACKWARD = "it updates parameters inside its own fused backward pass"
+
+RECIPES: dict[str, Recipe] = {
+    "adamw_torch": Recipe(_torch_adamw),
+    # The old transformers AdamW matched torch's AdamW (with bias correction); torch's runs.
+    "adamw_hf": Recipe(_torch_adamw),
+    "adamw_torch_fused": Recipe(partial(_torch_adamw, fused=True)),
+    "adafactor": Recipe(_torch_adafactor),
+    "sgd": Recipe(partial(_torch_lr_only, "SGD")),
+    "adagrad": Recipe(partial(_torch_lr_only, "Adagrad")),
+    "rmsprop": Recipe(partial(_torch_lr_only, "RMSprop")),
+    "adamw_torch_xla": Recipe(_xla_adamw, _XLA),
+    "adamw_torch_npu_fused": Recipe(_npu_fused, _NPU),
+    "adamw_apex_fused": Recipe(_apex_fused, _APEX),
+    "adamw_anyprecision": Recipe(_anyprecision, _TORCHDISTX),
+    "adamw_torch_4bit": Recipe(partial(_torchao_adamw, bits=4), _TORCHAO),
+    "adamw_torch_8bit": Recipe(partial(_torchao_adamw, bits=8), _TORCHAO),
+    "adamw_bnb_8bit": Recipe(partial(_bnb_adamw, bits=8), _BNB),
+    "adamw_8bit": Recipe(partial(_bnb_adamw, bits=8), _BNB),
+    "paged_adamw_32bit": Recipe(partial(_bnb_adamw, bits=32, paged=True), _BNB),
+    "paged_adamw_8bit": Recipe(partial(_bnb_adamw, bits=8, paged=True), _BNB),
+    "lion_32bit": Recipe(partial(_bnb_lion, bits=32), _BNB),
+    "lion_8bit": Recipe(partial(_bnb_lion, bits=8), _BNB),
+    "paged_lion_32bit": Recipe(partial(_bnb_lion, bits=32, paged=True), _BNB),
+    "paged_lion_8bit": Recipe(partial(_bnb_lion, bits=8, paged=True), _BNB),
+    "ademamix": Recipe(partial(_bnb_ademamix, bits=32), _BNB),
+    "ademamix_8bit": Recipe(partial(_bnb_ademamix, bits=8), _BNB),
+    "paged_ademamix_32bit": Recipe(partial(_bnb_ademamix, bits=32, paged=True), _BNB),
+    "paged_ademamix_8bit": Recipe(partial(_bnb_ademamix, bits=8, paged=True), _BNB),
+    "rmsprop_bnb": Recipe(partial(_bnb_rmsprop, bits=32), _BNB),
+    "rmsprop_bnb_8bit": Recipe(partial(_bnb_rmsprop, bits=8), _BNB),
+    "rmsprop_bnb_32bit": Recipe(partial(_bnb_rmsprop, bits=32), _BNB),
+    "schedule_free_adamw": Recipe(partial(_schedule_free, kind="AdamW"), _SCHEDULEFREE),
+    "schedule_free_radam": Recipe(partial(_schedule_free, kind="RAdam"), _SCHEDULEFREE),
+    "schedule_free_sgd": Recipe(partial(_schedule_free, kind="SGD"), _SCHEDULEFREE),
+    "grokadamw": Recipe(_grokadamw, _GROK),
+    "stable_adamw": Recipe(_stable_adamw, _OPTIMI),
+}
+
+_UNSUPPORTED: dict[str, tuple[OptionalPackage, str]] = {
+    "galore_adamw": (_GALORE, _PROJECTED),
+    "galore_adamw_8bit": (_GALORE, _PROJECTED),
+    "galore_adafactor": (_GALORE, _PROJECTED),
+    "galore_adamw_layerwise": (_GALORE, _LAYERWISE),
+    "galore_adamw_8bit_layerwise": (_GALORE, _LAYERWISE),
+    "galore_adafactor_layerwise": (_GALORE, _LAYERWISE),
+    "apollo_adamw": (_APOLLO, _PROJECTED),
+    "apollo_adamw_layerwise": (_APOLLO, _LAYERWISE),
+    "lomo": (_LOMO, _FUSED_BACKWARD),
+    "adalomo": (_LOMO, _FUSED_BACKWARD),
+}
+RECIPES.update(
+    {
+        name: Recipe(partial(_not_supported, name, reason), package)
+        for name, (package, reason) in _UNSUPPORTED.items()
+    }
+)
+
+TORCH_NATIVE: frozenset[str] = frozenset(name for name, r in RECIPES.items() if r.package is None)
+"""The names that need nothing beyond torch."""

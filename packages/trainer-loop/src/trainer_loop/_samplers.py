@@ -1,0 +1,219 @@
+"""Samplers for the Trainer's loaders: seeded random order, or batches of similar length.
+
+``group_by_length`` trades a little randomness for less padding: indices are shuffled,
+cut into "megabatches" of up to 50 batches, and each megabatch is sorted by length so
+that neighbouring (hence co-batched) examples have similar lengths. The single longest
+example is moved to the very first batch so that an out-of-memory error, if any, happens
+on step one rather than hours in.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import IterableDataset, RandomSampler, Sampler, SequentialSampler
+
+from trainer_loop._dataloader_options import has_length
+
+__all__ = [
+    "LengthGroupedSampler",
+    "build_eval_sampler",
+    "build_train_sampler",
+    "seeded_generator",
+]
+
+logger = logging.getLogger(__name__)
+
+_MAX_MEGABATCH_MULT = 50
+_BATCHES_PER_MEGABATCH_DIVISOR = 4
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """Return a fresh CPU ``torch.Generator`` seeded with ``seed``.
+
+    Samplers own their generator so that the data order depends only on the data seed,
+    not on how much randomness model initialisation or dropout consumed before.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r} ({type(seed).__name__}).")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Random order in which batches hold examples of similar length.
+
+    Each pass draws a permutation from ``generator``, cuts it into megabatches of
+    ``mult * batch_size`` indices where ``mult = clamp(n // (4 * batch_size), 1, 50)``,
+    sorts every megabatch by decreasing length, and swaps the overall longest example
+    into position 0. Every index appears exactly once per pass, and the same generator
+    state gives the same order.
+
+    Args:
+        batch_size: Examples per optimisation step (the reference passes the per-device
+            batch size times gradient accumulation steps).
+        dataset: Used to measure lengths when ``lengths`` is not given: the
+            ``length_column_name`` column of a ``datasets.Dataset`` if present, else
+            ``len(dataset[i][model_input_name])`` for every item (slow: one full read).
+        lengths: Length of every example; takes precedence over ``dataset``.
+        model_input_name: Key of the sequence to measure in each item.
+        generator: Source of randomness; the global torch generator when None.
+        length_column_name: Column of precomputed lengths in a ``datasets.Dataset``.
+
+    Raises:
+        ValueError: Neither ``dataset`` nor ``lengths`` is given, ``batch_size`` is not
+            positive, or items cannot be measured.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        dataset: Any = None,
+        lengths: Sequence[int] | torch.Tensor | None = None,
+        model_input_name: str | None = "input_ids",
+        generator: torch.Generator | None = None,
+        *,
+        length_column_name: str = "length",
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        if dataset is None and lengths is None:
+            raise ValueError(
+                "LengthGroupedSampler needs the example lengths: pass lengths=[...] or a "
+                "dataset to measure."
+            )
+        self.batch_size = batch_size
+        self.model_input_name = model_input_name or "input_ids"
+        self.generator = generator
+        if lengths is None:
+            lengths = _measure_lengths(dataset, self.model_input_name, length_column_name)
+        self.lengths = _as_int_list(lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(length_grouped_indices(self.lengths, self.batch_size, self.generator))
+
+
+def length_grouped_indices(
+    lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None
+) -> list[int]:
+    """Compute one pass of :class:`LengthGroupedSampler` (see there for the contract)."""
+    count = len(lengths)
+    if count == 0:
+        return []
+    mult = count // (_BATCHES_PER_MEGABATCH_DIVISOR * batch_size)
+    megabatch_size = max(1, min(mult, _MAX_MEGABATCH_MULT)) * batch_size
+    order = torch.randperm(count, generator=generator).tolist()
+    indices: list[int] = []
+    for start in range(0, count, megabatch_size):
+        chunk = order[start : start + megabatch_size]
+        chunk.sort(key=lengths.__getitem__, reverse=True)
+        indices.extend(chunk)
+    # Megabatch heads are their maxima; move the global maximum to the front.
+    heads = range(0, count, megabatch_size)
+    longest = max(heads, key=lambda head: lengths[indices[head]])
+    indices[0], indices[longest] = indices[longest], indices[0]
+    return indices
+
+
+def _measure_lengths(dataset: Any, model_input_name: str, length_column_name: str) -> list[int]:
+    column = _length_column(dataset, length_column_name)
+    if column is not None:
+        return column
+    logger.warning(
+        "LengthGroupedSampler is measuring '%s' in every item of the dataset, which reads the "
+        "whole dataset once. Precompute the lengths in a '%s' column (datasets.Dataset) or "
+        "pass lengths= to skip this.",
+        model_input_name,
+        length_column_name,
+    )
+    lengths = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if not isinstance(item, Mapping) or model_input_name not in item:
+            raise ValueError(
+                f"Cannot measure item {index} of {type(dataset).__name__}: expected a dict "
+                f"with a '{model_input_name}' key, got {type(item).__name__}"
+                f"{' with keys ' + str(list(item)) if isinstance(item, Mapping) else ''}. "
+                "Pass lengths= or set model_input_name to the key of the sequence."
+            )
+        lengths.append(len(item[model_input_name]))
+    return lengths
+
+
+def _length_column(dataset: Any, length_column_name: str) -> list[int] | None:
+    """The precomputed lengths of a ``datasets.Dataset``, or None when there are none."""
+    datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
+    if datasets is None or not isinstance(dataset, datasets.Dataset):
+        return None
+    if length_column_name not in dataset.column_names:
+        return None
+    return list(dataset[length_column_name])
+
+
+def _as_int_list(lengths: Sequence[int] | torch.Tensor) -> list[int]:
+    if isinstance(lengths, torch.Tensor):
+        return lengths.tolist()
+    try:
+        return [int(length) for length in lengths]
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"lengths must be a sequence of ints (one per example), got "
+            f"{type(lengths).__name__}: {error}"
+        ) from error
+
+
+def build_train_sampler(
+    dataset: Any,
+    args: Any,
+    *,
+    train_batch_size: int,
+    seed: int | None = None,
+    model_input_name: str = "input_ids",
+) -> Sampler[int] | None:
+    """Choose the training sampler the arguments ask for.
+
+    Args:
+        dataset: The training dataset.
+        args: ``TrainingArguments`` (reads ``data_seed``, ``seed``, ``group_by_length``,
+            ``length_column_name``).
+        train_batch_size: Batch size that length grouping groups for.
+        seed: Fallback seed when ``args.data_seed`` is None; defaults to ``args.seed``.
+        model_input_name: Key measured for length grouping when the dataset has no
+            length column (the tokenizer's first model input name).
+
+    Returns:
+        None for streams (IterableDataset or no ``len``), which the DataLoader iterates
+        in their own order; a :class:`LengthGroupedSampler` when ``group_by_length``;
+        else a ``RandomSampler``. Both draw from a generator seeded with ``data_seed`` if
+        set, else ``seed``, so the order is reproducible.
+    """
+    if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
+        return None
+    data_seed = getattr(args, "data_seed", None)
+    if data_seed is None:
+        data_seed = seed if seed is not None else getattr(args, "seed", 42)
+    generator = seeded_generator(data_seed)
+    if not getattr(args, "group_by_length", False):
+        return RandomSampler(dataset, generator=generator)
+    return LengthGroupedSampler(
+        train_batch_size,
+        dataset=dataset,
+        model_input_name=model_input_name,
+        generator=generator,
+        length_column_name=getattr(args, "length_column_name", None) or "length",
+    )
+
+
+def build_eval_sampler(dataset: Any) -> Sampler[int] | None:
+    """Evaluation keeps the dataset's order: a ``SequentialSampler``, None for streams."""
+    if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
+        return None
+    return SequentialSampler(dataset)

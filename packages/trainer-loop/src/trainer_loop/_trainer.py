@@ -1,0 +1,785 @@
+"""The ``Trainer`` facade: the reference's public API, delegating to small helpers.
+
+Every method the reference documents as overridable is a method here with the same
+name and signature, so subclasses written for the reference keep working. The work
+itself lives elsewhere: the loop in ``_training_loop``, evaluation in
+``_evaluation_loop``, saving in ``_saving``, optimizers and schedulers in
+``_optimizers`` / ``_schedulers``, data in ``_collators`` / ``_samplers`` / ``_columns``,
+and device, precision and processes in the runtime (trainer-dist).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from trainer_args import TrainingArguments
+from trainer_core import (
+    CallbackHandler,
+    DefaultFlowCallback,
+    EvalPrediction,
+    PrinterCallback,
+    ProgressCallback,
+    Runtime,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainOutput,
+)
+from trainer_dist import build_runtime, enable_full_determinism, set_seed
+from trainer_loop._batch_size_finder import find_executable_batch_size
+from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
+from trainer_loop._columns import (
+    RemoveColumnsCollator,
+    accepts_any_input,
+    can_return_loss,
+    default_label_names,
+    model_input_names,
+    remove_unused_columns,
+)
+from trainer_loop._dataloader_options import dataloader_kwargs
+from trainer_loop._evaluation_loop import EvaluationLoop
+from trainer_loop._inputs import (
+    accepts_argument,
+    count_loss_items,
+    model_accepts_loss_kwargs,
+    move_to_device,
+)
+from trainer_loop._label_smoothing import LabelSmoother
+from trainer_loop._optimizers import (
+    create_optimizer,
+    get_decay_parameter_names,
+    get_optimizer_cls_and_kwargs,
+)
+from trainer_loop._reporters import resolve_reporters
+from trainer_loop._samplers import build_eval_sampler, build_train_sampler
+from trainer_loop._saving import CheckpointWriter
+from trainer_loop._schedulers import create_scheduler
+from trainer_loop._training_loop import TrainingLoop
+
+logger = logging.getLogger(__name__)
+
+
+def _has_length(obj: Any) -> bool:
+    try:
+        return len(obj) is not None
+    except (TypeError, NotImplementedError):
+        return False
+
+
+class Trainer:
+    """Train, evaluate and predict with a PyTorch model (the reference's ``Trainer``).
+
+    Args mirror the reference. ``tokenizer`` is the reference's name of
+    ``processing_class``; either may be given. ``runtime`` swaps the execution layer:
+    any object satisfying :class:`trainer_core.Runtime` (built from ``args`` when None).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Callable[[list[Any]], dict[str, Any]] | None = None,
+        train_dataset: Dataset | IterableDataset | Any | None = None,
+        eval_dataset: Dataset | dict[str, Dataset] | Any | None = None,
+        tokenizer: Any | None = None,
+        model_init: Callable[..., nn.Module] | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None,
+        callbacks: list[TrainerCallback | type[TrainerCallback]] | None = None,
+        optimizers: tuple[Any, Any] = (None, None),
+        preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
+        *,
+        processing_class: Any | None = None,
+        compute_loss_func: Callable[..., torch.Tensor] | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if args is None:
+            logger.info("No `TrainingArguments` passed, using `output_dir=tmp_trainer`.")
+            args = TrainingArguments(output_dir="tmp_trainer")
+        self.args = args
+        _apply_process_log_level(args)
+        self.runtime = runtime if runtime is not None else build_runtime(args)
+        self._seed_everything()
+        self.hp_name: Callable[[Any], str] | None = None
+        self.is_in_train = False
+        self.model_init = model_init
+        self.model = self._initial_model(model, model_init)
+        self.processing_class = _pick_processing_class(tokenizer, processing_class)
+        self.data_collator = data_collator or self._default_collator()
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        self.compute_metrics = compute_metrics
+        self.compute_loss_func = compute_loss_func
+        self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
+        self.optimizer, self.lr_scheduler = _check_optimizers(optimizers, model_init)
+        self._setup_model_placement()
+        self.label_smoother = (
+            LabelSmoother(epsilon=args.label_smoothing_factor)
+            if args.label_smoothing_factor > 0
+            else None
+        )
+        self.label_names = list(args.label_names or default_label_names(self.model))
+        self.can_return_loss = can_return_loss(self.model)
+        self._train_batch_size = args.train_batch_size
+        self._signature_columns: list[str] | None = None
+        self._setup_callbacks(callbacks)
+        self.state = self._new_state()
+        self.control = TrainerControl()
+        self.current_flos = 0
+        self._checkpoints = CheckpointWriter(self)
+        if self.args.should_save:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+        self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
+
+    # ------------------------------------------------------------- set-up
+    def _seed_everything(self) -> None:
+        if self.args.full_determinism:
+            enable_full_determinism(self.args.seed)
+        else:
+            set_seed(self.args.seed)
+
+    def _initial_model(
+        self, model: nn.Module | None, model_init: Callable[..., Any] | None
+    ) -> nn.Module:
+        if model_init is not None:
+            if model is not None:
+                warnings.warn(
+                    "Trainer got both `model` and `model_init`: `model_init` will overwrite "
+                    "your model when `train()` is called.",
+                    FutureWarning,
+                    stacklevel=3,
+                )
+            else:
+                model = self.call_model_init()
+        if model is None:
+            raise RuntimeError("`Trainer` requires either a `model` or a `model_init` argument.")
+        return model
+
+    def call_model_init(self, trial: Any = None) -> nn.Module:
+        """Build a fresh model with ``model_init`` (passing ``trial`` if it takes one)."""
+        if self.model_init is None:
+            raise RuntimeError("call_model_init needs a `model_init` function.")
+        takes_trial = _parameter_count(self.model_init) >= 1
+        model = self.model_init(trial) if takes_trial else self.model_init()
+        if model is None:
+            raise RuntimeError("`model_init` returned None: it must return a torch.nn.Module.")
+        return model
+
+    def _default_collator(self) -> Callable[[list[Any]], Any]:
+        if self.processing_class is not None and hasattr(self.processing_class, "pad"):
+            return DataCollatorWithPadding(self.processing_class)
+        return default_data_collator
+
+    def _setup_model_placement(self) -> None:
+        model = self.model
+        device_map = getattr(model, "hf_device_map", None) or {}
+        self.is_model_parallel = (
+            bool(
+                getattr(model, "is_parallelizable", False)
+                and getattr(model, "model_parallel", False)
+            )
+            or len({str(d) for d in device_map.values()} - {"cpu", "disk"}) > 1
+        )
+        self.place_model_on_device = self.args.place_model_on_device and not self.is_model_parallel
+        full_eval_only = (
+            self.args.fp16_full_eval or self.args.bf16_full_eval
+        ) and not self.args.do_train
+        if self.place_model_on_device and not full_eval_only:
+            self.model = self.model.to(self.runtime.device)
+        self.model_wrapped = self.model
+
+    def _setup_callbacks(self, callbacks: list[Any] | None) -> None:
+        default: list[Any] = [DefaultFlowCallback, *resolve_reporters(self.args.report_to)]
+        self.callback_handler = CallbackHandler(
+            default + list(callbacks or []),
+            self.model,
+            self.processing_class,
+            self.optimizer,
+            self.lr_scheduler,
+        )
+        self.add_callback(PrinterCallback if self.args.disable_tqdm else ProgressCallback)
+
+    def _new_state(self) -> TrainerState:
+        return TrainerState(
+            is_local_process_zero=self.is_local_process_zero(),
+            is_world_process_zero=self.is_world_process_zero(),
+        )
+
+    @property
+    def tokenizer(self) -> Any:
+        """The reference's name of :attr:`processing_class`."""
+        return self.processing_class
+
+    @tokenizer.setter
+    def tokenizer(self, value: Any) -> None:
+        self.processing_class = value
+
+    # ---------------------------------------------------------- callbacks
+    def add_callback(self, callback: TrainerCallback | type[TrainerCallback]) -> None:
+        """Add a callback (a class is instantiated) to the current list."""
+        self.callback_handler.add_callback(callback)
+
+    def pop_callback(
+        self, callback: TrainerCallback | type[TrainerCallback]
+    ) -> TrainerCallback | None:
+        """Remove a callback (by class or instance) and return it; None if absent."""
+        return self.callback_handler.pop_callback(callback)
+
+    def remove_callback(self, callback: TrainerCallback | type[TrainerCallback]) -> None:
+        """Remove a callback (by class or instance) from the current list."""
+        self.callback_handler.remove_callback(callback)
+
+    # ------------------------------------------------------------ process roles
+    def is_local_process_zero(self) -> bool:
+        """Whether this process is the main one of its machine."""
+        return self.runtime.is_local_main_process
+
+    def is_world_process_zero(self) -> bool:
+        """Whether this process is the main one of all (rank 0)."""
+        return self.runtime.is_main_process
+
+    # ---------------------------------------------------------------- data
+    @staticmethod
+    def _has_length(obj: Any) -> bool:
+        return _has_length(obj)
+
+    def _remove_unused_columns(self, dataset: Any, description: str | None = None) -> Any:
+        if not self.args.remove_unused_columns:
+            return dataset
+        return remove_unused_columns(
+            dataset, self.model, label_names=self.label_names, description=description
+        )
+
+    def _collator_for(self, dataset: Any, description: str) -> Callable[[list[Any]], Any]:
+        collator = self.data_collator
+        if (
+            self.args.remove_unused_columns
+            and not _is_hf_dataset(dataset)
+            and not accepts_any_input(self.model)
+        ):
+            columns = sorted(model_input_names(self.model, label_names=self.label_names))
+            collator = RemoveColumnsCollator(collator, columns, logger, description)
+        return collator
+
+    def _get_train_sampler(self) -> Any:
+        return build_train_sampler(
+            self.train_dataset,
+            self.args,
+            train_batch_size=self._train_batch_size,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        return build_eval_sampler(eval_dataset)
+
+    def get_train_dataloader(self) -> DataLoader:
+        """The training DataLoader (sampler, collator, workers from the arguments)."""
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset.")
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        loader = DataLoader(
+            dataset,
+            batch_size=self._train_batch_size,
+            sampler=self._get_train_sampler() if not isinstance(dataset, IterableDataset) else None,
+            collate_fn=self._collator_for(dataset, "training"),
+            **dataloader_kwargs(self.args, training=True),
+        )
+        return self.runtime.prepare_dataloader(loader)
+
+    def _eval_dataloader(self, dataset: Any, description: str) -> DataLoader:
+        dataset = self._remove_unused_columns(dataset, description=description)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.eval_batch_size,
+            sampler=self._get_eval_sampler(dataset)
+            if not isinstance(dataset, IterableDataset)
+            else None,
+            collate_fn=self._collator_for(dataset, description),
+            **dataloader_kwargs(self.args, training=False),
+        )
+        return self.runtime.prepare_dataloader(loader)
+
+    def get_eval_dataloader(self, eval_dataset: Any | str | None = None) -> DataLoader:
+        """The evaluation DataLoader; ``eval_dataset`` may name one of a dict of datasets."""
+        if isinstance(eval_dataset, str):
+            eval_dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]  # dict of datasets
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("Trainer: evaluation requires an eval_dataset.")
+        return self._eval_dataloader(dataset, "evaluation")
+
+    def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
+        """The test DataLoader for ``predict``."""
+        return self._eval_dataloader(test_dataset, "test")
+
+    @staticmethod
+    def num_examples(dataloader: DataLoader) -> int:
+        """Examples behind ``dataloader`` (its dataset's length, or batches x batch size)."""
+        try:
+            dataset = dataloader.dataset
+            if isinstance(dataset, IterableDataset):
+                return len(dataloader) * (dataloader.batch_size or 1)
+            return len(dataset)  # type: ignore[arg-type]  # sized datasets
+        except (NameError, AttributeError, TypeError):
+            return len(dataloader) * (dataloader.batch_size or 1)
+
+    @staticmethod
+    def num_tokens(train_dl: DataLoader, max_steps: int | None = None) -> int:
+        """Tokens (``input_ids`` elements) in ``train_dl``, or in its first ``max_steps``
+        batches."""
+        total = 0
+        for step, batch in enumerate(train_dl):
+            total += batch["input_ids"].numel()
+            if max_steps is not None and step + 1 >= max_steps:
+                break
+        return total
+
+    def _main_input(self, inputs: Any) -> torch.Tensor | None:
+        name = getattr(self.model, "main_input_name", "input_ids")
+        value = inputs.get(name) if isinstance(inputs, Mapping) else None
+        return value if isinstance(value, torch.Tensor) else None
+
+    # ------------------------------------------------------ optimisation
+    def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
+        """Create the optimizer and scheduler unless they were passed to the constructor."""
+        self.create_optimizer()
+        self.create_scheduler(num_training_steps=num_training_steps, optimizer=self.optimizer)
+
+    def create_optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer from ``args.optim`` with weight decay on all but biases and norms."""
+        if self.optimizer is None:
+            self.optimizer = create_optimizer(
+                self.model,
+                self.args,
+                decay_parameter_names=self.get_decay_parameter_names(self.model),
+                optimizer_cls_and_kwargs=self.get_optimizer_cls_and_kwargs(self.args, self.model),
+            )
+        return self.optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> Any:
+        """The learning-rate scheduler from ``args.lr_scheduler_type`` and the warmup."""
+        if self.lr_scheduler is None:
+            self.lr_scheduler = create_scheduler(
+                self.args, self.optimizer if optimizer is None else optimizer, num_training_steps
+            )
+        return self.lr_scheduler
+
+    @staticmethod
+    def get_optimizer_cls_and_kwargs(
+        args: TrainingArguments, model: nn.Module | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The optimizer class and keyword arguments that ``args`` describe."""
+        return get_optimizer_cls_and_kwargs(args, model)
+
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        """Names of the parameters that receive weight decay (all but biases and norms)."""
+        return get_decay_parameter_names(model)
+
+    def _scheduler_needs_metrics(self) -> bool:
+        return isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def _get_learning_rate(self) -> float:
+        if self._scheduler_needs_metrics():
+            return float(self.optimizer.param_groups[0]["lr"])
+        return float(self.lr_scheduler.get_last_lr()[0])
+
+    # --------------------------------------------------------- loss / step
+    def autocast_smart_context_manager(
+        self, cache_enabled: bool | None = True
+    ) -> contextlib.AbstractContextManager[None]:
+        """The autocast context for forward passes under the configured precision."""
+        return self.runtime.autocast()
+
+    def compute_loss_context_manager(self) -> contextlib.AbstractContextManager[None]:
+        """Context around ``compute_loss`` in training (autocast)."""
+        return self.runtime.autocast()
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | None = None,
+    ) -> Any:
+        """The loss of one batch: the model's own, or label smoothing / ``compute_loss_func``."""
+        labels = None
+        if (
+            self.label_smoother is not None or self.compute_loss_func is not None
+        ) and "labels" in inputs:
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+        if num_items_in_batch is not None and self._model_takes_num_items:
+            inputs = {**inputs, "num_items_in_batch": num_items_in_batch}
+        outputs = model(**inputs)
+        if self.args.past_index >= 0:
+            self._past = outputs[self.args.past_index]
+        if labels is not None:
+            loss = self._loss_from_labels(model, outputs, labels, num_items_in_batch)
+        else:
+            loss = _loss_from_outputs(outputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _loss_from_labels(
+        self, model: nn.Module, outputs: Any, labels: torch.Tensor, num_items: Any
+    ) -> torch.Tensor:
+        if self.compute_loss_func is not None:
+            return self.compute_loss_func(outputs, labels, num_items_in_batch=num_items)
+        unwrapped = self.runtime.unwrap_model(model)
+        is_causal_lm = type(unwrapped).__name__.endswith("ForCausalLM")
+        return self.label_smoother(outputs, labels, shift_labels=is_causal_lm)  # type: ignore[misc]  # set when used
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Forward, loss and backward on one micro-batch; return the detached, scaled loss."""
+        if not model.training:
+            model.train()
+        inputs = self._prepare_inputs(inputs)
+        weight = self._accumulation_weight(inputs, num_items_in_batch)
+        with self.compute_loss_context_manager():
+            loss = self._compute_loss_for_step(model, inputs, num_items_in_batch)
+        if self.args.n_gpu > 1:
+            loss = loss.mean()
+        if weight is not None:
+            loss = loss * weight
+        self.runtime.backward(loss)
+        return loss.detach()
+
+    def _compute_loss_for_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items: Any
+    ) -> torch.Tensor:
+        if num_items is not None and self._compute_loss_takes_num_items:
+            return self.compute_loss(model, inputs, num_items_in_batch=num_items)
+        return self.compute_loss(model, inputs)
+
+    def _accumulation_weight(self, inputs: Any, num_items: Any) -> Any:
+        """The factor that makes a window's micro-batch gradients average over all its items.
+
+        Taken before ``compute_loss`` runs, because an override may pop the labels.
+        None means "leave the loss as it is" (no accumulation, or the model divides by
+        the window's item count itself).
+        """
+        window = getattr(self, "_current_window", 1)
+        if window == 1:
+            return None
+        if num_items is None:
+            return 1.0 / window
+        if self._model_takes_num_items and self._compute_loss_takes_num_items:
+            return None
+        items = count_loss_items(inputs, self._loss_label_name)
+        return 1.0 / window if items is None else items / num_items
+
+    def _call_training_step(
+        self, model: nn.Module, inputs: Any, num_items: Any, window: int
+    ) -> torch.Tensor:
+        self._current_window = window
+        if self._training_step_takes_num_items:
+            return self.training_step(model, inputs, num_items)
+        return self.training_step(model, inputs)
+
+    def _prepare_inputs(self, inputs: Any) -> Any:
+        """Move the batch to the device (a no-op for tensors already there)."""
+        device = self.runtime.device
+        if device.type != "cpu":  # on the CPU every tensor already is where it must be
+            inputs = move_to_device(inputs, device)
+        if self.args.past_index >= 0 and getattr(self, "_past", None) is not None:
+            inputs["mems"] = self._past
+        return inputs
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """FLOPs of one forward + backward on ``inputs``, if the model can tell (else 0)."""
+        counter = getattr(self.model, "floating_point_ops", None)
+        return counter(inputs) if counter is not None else 0
+
+    def _counts_flops(self) -> bool:
+        """Whether FLOPs can be counted: a subclass override or a model that can tell."""
+        overridden = type(self).floating_point_ops is not Trainer.floating_point_ops
+        return overridden or getattr(self.model, "floating_point_ops", None) is not None
+
+    def store_flos(self) -> None:
+        """Move the FLOPs counted since the last call into the state."""
+        self.state.total_flos += self.current_flos
+        self.current_flos = 0
+
+    # ----------------------------------------------------------- training
+    def train(
+        self,
+        resume_from_checkpoint: str | bool | None = None,
+        trial: Any = None,
+        ignore_keys_for_eval: list[str] | None = None,
+        **kwargs: Any,
+    ) -> TrainOutput:
+        """Run the training loop; return ``TrainOutput(global_step, training_loss, metrics)``."""
+        if "model_path" in kwargs:
+            resume_from_checkpoint = kwargs.pop("model_path")
+            warnings.warn(
+                "`model_path` is deprecated: use `resume_from_checkpoint`.",
+                FutureWarning,
+                stacklevel=2,
+            )
+        if kwargs:
+            raise TypeError(
+                f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
+            )
+        if resume_from_checkpoint not in (None, False):
+            raise NotImplementedError(
+                "resume_from_checkpoint arrives with the trainer-checkpoint package."
+            )
+        self.is_in_train = True
+        self._reinit_model_if_needed(trial)
+        run = find_executable_batch_size(
+            lambda batch_size: TrainingLoop(self, batch_size).run(trial, ignore_keys_for_eval),
+            self._train_batch_size,
+            enabled=self.args.auto_find_batch_size,
+        )
+        return run()
+
+    def _reinit_model_if_needed(self, trial: Any) -> None:
+        if self.model_init is None:
+            return
+        self._seed_everything()
+        self.model = self.call_model_init(trial)
+        if self.place_model_on_device:
+            self.model = self.model.to(self.runtime.device)
+        self.model_wrapped = self.model
+        self.optimizer, self.lr_scheduler = None, None
+        self.callback_handler.model = self.model
+
+    def _prepare_for_training(self, max_steps: int) -> nn.Module:
+        """Checkpointing, wrapping, optimizer and scheduler; return the model to train."""
+        self._enable_gradient_checkpointing()
+        model = self.model
+        if not self.place_model_on_device and not self.is_model_parallel:
+            model = model.to(self.runtime.device)
+        model = self.runtime.prepare_model(model, training=True)  # also compiles (torch_compile)
+        self.model_wrapped = model
+        self.create_optimizer_and_scheduler(num_training_steps=max_steps)
+        self.optimizer = self.runtime.prepare_optimizer(self.optimizer)
+        self.lr_scheduler = self.runtime.prepare_scheduler(self.lr_scheduler)
+        self._bind_step_signatures(model)
+        handler = self.callback_handler
+        handler.model, handler.optimizer, handler.lr_scheduler = (
+            self.model,
+            self.optimizer,
+            self.lr_scheduler,
+        )
+        self.state.is_local_process_zero = self.is_local_process_zero()
+        self.state.is_world_process_zero = self.is_world_process_zero()
+        model.zero_grad(set_to_none=True)
+        model.train()
+        return model
+
+    def _bind_step_signatures(self, model: nn.Module) -> None:
+        """Decide once per run how the loop calls overridable methods (user overrides may
+        use the reference's older signatures)."""
+        self._training_step_takes_num_items = accepts_argument(
+            self.training_step, "num_items_in_batch"
+        )
+        self._compute_loss_takes_num_items = accepts_argument(
+            self.compute_loss, "num_items_in_batch"
+        )
+        self._model_takes_num_items = model_accepts_loss_kwargs(self.runtime.unwrap_model(model))
+        self._loss_label_name = self.label_names[0] if self.label_names else None
+        self._normalise_by_items = self._loss_label_name is not None
+        self._current_window = 1
+
+    def _enable_gradient_checkpointing(self) -> None:
+        if not self.args.gradient_checkpointing:
+            return
+        enable = getattr(self.model, "gradient_checkpointing_enable", None)
+        if enable is None:
+            raise ValueError(
+                f"gradient_checkpointing=True, but {type(self.model).__name__} has no "
+                "`gradient_checkpointing_enable()` method: implement it (e.g. with "
+                "torch.utils.checkpoint) or turn gradient_checkpointing off."
+            )
+        kwargs = self.args.gradient_checkpointing_kwargs
+        if kwargs is not None and accepts_argument(enable, "gradient_checkpointing_kwargs"):
+            enable(gradient_checkpointing_kwargs=kwargs)
+        else:
+            enable()
+
+    def _train_output(
+        self, global_step: int, training_loss: float, metrics: dict[str, float]
+    ) -> TrainOutput:
+        return TrainOutput(global_step, training_loss, metrics)
+
+    # -------------------------------------------------------------- logging
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Record ``logs`` in the state's history and send them to the callbacks."""
+        if self.state.epoch is not None:
+            logs["epoch"] = self.state.epoch
+        if self.args.include_num_input_tokens_seen:
+            logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
+        output = {**logs, "step": self.state.global_step}
+        self.state.log_history.append(output)
+        self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs)
+
+    # ------------------------------------------------------- evaluation
+    def evaluate(
+        self,
+        eval_dataset: Any | dict[str, Any] | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Evaluate and return metrics prefixed with ``metric_key_prefix``."""
+        return EvaluationLoop(self).evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def predict(
+        self,
+        test_dataset: Any,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "test",
+    ) -> Any:
+        """Predictions, labels and metrics on ``test_dataset`` (a ``PredictionOutput``)."""
+        return EvaluationLoop(self).predict(test_dataset, ignore_keys, metric_key_prefix)
+
+    def evaluation_loop(
+        self,
+        dataloader: DataLoader,
+        description: str,
+        prediction_loss_only: bool | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> Any:
+        """Run ``prediction_step`` over ``dataloader``; return an ``EvalLoopOutput``."""
+        return EvaluationLoop(self).run(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, Any, Any]:
+        """``(loss, logits, labels)`` for one batch, without gradients."""
+        return EvaluationLoop(self).prediction_step(
+            model, inputs, prediction_loss_only, ignore_keys
+        )
+
+    def _evaluate_during_training(
+        self, trial: Any, ignore_keys: list[str] | None
+    ) -> dict[str, float]:
+        if isinstance(self.eval_dataset, dict):
+            metrics: dict[str, float] = {}
+            for name, dataset in self.eval_dataset.items():
+                metrics.update(self.evaluate(dataset, ignore_keys, f"eval_{name}"))
+        else:
+            metrics = self.evaluate(ignore_keys=ignore_keys)
+        if self._scheduler_needs_metrics():
+            metric = self.args.metric_for_best_model or "loss"
+            key = metric if metric.startswith("eval_") else f"eval_{metric}"
+            self.lr_scheduler.step(metrics[key])
+        return metrics
+
+    # ------------------------------------------------------------- saving
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model (and processing class) for ``from_pretrained`` / ``load_state_dict``."""
+        self._checkpoints.save_model(output_dir)
+
+    def _save_checkpoint(
+        self, model: nn.Module, trial: Any, metrics: dict[str, float] | None = None
+    ) -> None:
+        self._checkpoints.save_checkpoint(metrics)
+
+    def _load_best_model(self) -> None:
+        self._checkpoints.load_best_model()
+
+    def save_state(self) -> None:
+        """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
+        if self.is_world_process_zero():
+            self.state.save_to_json(os.path.join(self.args.output_dir, "trainer_state.json"))
+
+
+_PACKAGE_LOGGERS = (
+    "trainer",
+    "trainer_core",
+    "trainer_args",
+    "trainer_checkpoint",
+    "trainer_dist",
+    "trainer_loop",
+    "trainer_reporting",
+    "trainer_hpsearch",
+)
+
+
+def _apply_process_log_level(args: TrainingArguments) -> None:
+    """Give our packages' loggers this process's level (main vs replica), as the
+    reference does for its own logger; "passive" leaves them as the application set them."""
+    setting = args.log_level if args.should_log else args.log_level_replica
+    if setting == "passive":
+        return
+    level = args.get_process_log_level()
+    for name in _PACKAGE_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+def _pick_processing_class(tokenizer: Any, processing_class: Any) -> Any:
+    if tokenizer is not None and processing_class is not None and tokenizer is not processing_class:
+        raise ValueError(
+            "Pass either `tokenizer` or `processing_class` (the same thing), not both."
+        )
+    return processing_class if processing_class is not None else tokenizer
+
+
+def _check_optimizers(optimizers: tuple[Any, Any], model_init: Any) -> tuple[Any, Any]:
+    if not isinstance(optimizers, (tuple, list)) or len(optimizers) != 2:
+        raise ValueError(
+            "`optimizers` must be a tuple (optimizer, lr_scheduler); pass (None, None) to let "
+            f"the Trainer create them. Got {optimizers!r}."
+        )
+    optimizer, scheduler = optimizers
+    if model_init is not None and (optimizer is not None or scheduler is not None):
+        raise RuntimeError(
+            "Passing `optimizers` together with `model_init` is not supported: the model is "
+            "re-created for each train() call, so the optimizer would hold stale parameters. "
+            "Subclass Trainer and override create_optimizer_and_scheduler instead."
+        )
+    return optimizer, scheduler
+
+
+def _loss_from_outputs(outputs: Any) -> torch.Tensor:
+    if isinstance(outputs, Mapping):
+        loss = outputs.get("loss")
+        if loss is None:
+            raise ValueError(
+                "The model did not return a loss from the inputs; it returned only "
+                f"{', '.join(map(str, outputs.keys()))}. A model trained by Trainer must "
+                "return its loss first (a tuple) or under 'loss' (a dict / ModelOutput) when "
+                "it receives labels; check that the batch holds the label key(s) the model "
+                "expects (args.label_names)."
+            )
+        return loss
+    if isinstance(outputs, (tuple, list)):
+        return outputs[0]
+    if isinstance(outputs, torch.Tensor) and outputs.dim() == 0:
+        return outputs
+    raise ValueError(
+        f"The model returned {type(outputs).__name__}; Trainer needs a tuple whose first "
+        "element is the loss, or a dict / ModelOutput with a 'loss' entry."
+    )
+
+
+def _parameter_count(function: Callable[..., Any]) -> int:
+    import inspect
+
+    return len(inspect.signature(function).parameters)
+
+
+def _is_hf_dataset(dataset: Any) -> bool:
+    return type(dataset).__module__.startswith("datasets.")

@@ -1,0 +1,252 @@
+"""The inner training loop behind ``Trainer.train()``.
+
+It is a separate object so that the Trainer stays a facade: this module owns the order
+of events (the pseudocode in ``trainer_core.Event``), gradient accumulation and the
+per-step bookkeeping, and calls back into the Trainer's overridable methods
+(``training_step``, ``log``, ``evaluate``, ...) for everything a subclass may change.
+
+Hot-path rules: nothing in a step forces a host-device synchronisation unless the user
+asked for a log, an evaluation or a save at that step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from trainer_loop._inputs import count_loss_items
+from trainer_loop._loss_tracker import LossTracker
+from trainer_loop._speed_metrics import speed_metrics
+from trainer_loop._training_plan import TrainingPlan, plan_training, resolve_interval
+
+if TYPE_CHECKING:
+    from trainer_loop._trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingLoop:
+    """One ``train()`` call at one batch size."""
+
+    def __init__(self, trainer: Trainer, batch_size: int) -> None:
+        self.trainer = trainer
+        self.args = trainer.args
+        self.batch_size = batch_size
+        self.accumulation = self.args.gradient_accumulation_steps
+        self.tracker = LossTracker(filter_nan_inf=self.args.logging_nan_inf_filter)
+        self.tokens_seen = 0
+        self.last_logged_step = 0
+        self.grad_norm: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- set-up
+    def _plan(self, dataloader: Any) -> TrainingPlan:
+        trainer = self.trainer
+        batches = len(dataloader) if trainer._has_length(dataloader) else None
+        examples = trainer.num_examples(dataloader) if batches is not None else None
+        return plan_training(
+            self.args, batches_per_epoch=batches, num_examples=examples, batch_size=self.batch_size
+        )
+
+    def _init_state(self, plan: TrainingPlan, trial: Any) -> None:
+        trainer, args = self.trainer, self.args
+        state = trainer._new_state()
+        state.is_hyper_param_search = trial is not None
+        state.train_batch_size = self.batch_size
+        state.max_steps = plan.max_steps
+        state.num_train_epochs = plan.num_train_epochs
+        state.logging_steps = resolve_interval(args.logging_steps, plan.max_steps)
+        state.eval_steps = resolve_interval(args.eval_steps or args.logging_steps, plan.max_steps)
+        state.save_steps = resolve_interval(args.save_steps, plan.max_steps)
+        trainer.state = state
+
+    # ------------------------------------------------------------------- run
+    def run(self, trial: Any = None, ignore_keys_for_eval: list[str] | None = None) -> Any:
+        """Train to the end of the plan; return the reference's ``TrainOutput``."""
+        trainer, args = self.trainer, self.args
+        trainer._train_batch_size = self.batch_size
+        dataloader = trainer.get_train_dataloader()
+        plan = self._plan(dataloader)
+        self._init_state(plan, trial)
+        model = trainer._prepare_for_training(plan.max_steps)
+        self.model = model
+        # Decided once per run rather than asked every step (the hot path).
+        self.count_flops = trainer._counts_flops()
+        self.count_tokens = args.include_num_input_tokens_seen or args.include_tokens_per_second
+        self.step_scheduler = not trainer._scheduler_needs_metrics()
+        clip = args.max_grad_norm
+        self.clip_norm = clip if clip is not None and clip > 0 else None
+        self.ignore_keys_for_eval = ignore_keys_for_eval
+        self.trial = trial
+        self._log_run_header(plan)
+
+        start_time = time.time()
+        trainer.control = trainer.callback_handler.on_train_begin(
+            args, trainer.state, trainer.control
+        )
+        for epoch in range(plan.num_train_epochs):
+            self._run_epoch(epoch, dataloader, plan)
+            if trainer.control.should_training_stop:
+                break
+        return self._finish(plan, start_time)
+
+    def _log_run_header(self, plan: TrainingPlan) -> None:
+        logger.info("***** Running training *****")
+        logger.info("  Num examples = %s", f"{plan.num_examples:,}")
+        logger.info("  Num epochs = %s", f"{plan.num_train_epochs:,}")
+        logger.info("  Instantaneous batch size per device = %d", self.batch_size)
+        logger.info("  Total train batch size = %s", f"{plan.total_train_batch_size:,}")
+        logger.info("  Gradient accumulation steps = %d", self.accumulation)
+        logger.info("  Total optimization steps = %s", f"{plan.max_steps:,}")
+
+    # ---------------------------------------------------------------- epochs
+    def _run_epoch(self, epoch: int, dataloader: Any, plan: TrainingPlan) -> None:
+        trainer, args = self.trainer, self.args
+        sampler = getattr(dataloader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if hasattr(getattr(dataloader, "dataset", None), "set_epoch"):
+            dataloader.dataset.set_epoch(epoch)
+        trainer.control = trainer.callback_handler.on_epoch_begin(
+            args, trainer.state, trainer.control
+        )
+        batches = iter(dataloader)
+        batches_per_epoch = plan.batches_per_epoch
+        consumed = 0
+        while True:
+            window = self._next_window(batches)
+            if not window:
+                break
+            consumed += len(window)
+            self._optimizer_step(window, epoch, consumed, batches_per_epoch)
+            control = trainer.control
+            if control.should_epoch_stop or control.should_training_stop:
+                break
+        if consumed == 0:
+            logger.warning("The train dataloader yielded no batch in epoch %d.", epoch)
+        trainer.control = trainer.callback_handler.on_epoch_end(
+            args, trainer.state, trainer.control
+        )
+        self._maybe_log_save_evaluate(epoch)
+
+    def _next_window(self, batches: Iterator[Any]) -> list[Any]:
+        """The micro-batches of one optimizer step (fewer at the end of an epoch)."""
+        if self.accumulation == 1:
+            batch = next(batches, None)
+            return [] if batch is None else [batch]
+        return list(islice(batches, self.accumulation))
+
+    # ----------------------------------------------------------------- steps
+    def _optimizer_step(
+        self, window: list[Any], epoch: int, consumed: int, batches_per_epoch: int | None
+    ) -> None:
+        trainer, args, model = self.trainer, self.args, self.model
+        handler = trainer.callback_handler
+        trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
+        num_items = self._items_in_window(window)
+        last = len(window) - 1
+        runtime = trainer.runtime
+        for index, inputs in enumerate(window):
+            if self.count_tokens:
+                self._count_tokens(inputs)
+            if index == last:  # the common case (no accumulation) skips the context
+                loss = trainer._call_training_step(model, inputs, num_items, len(window))
+            else:
+                with runtime.no_sync(model):
+                    loss = trainer._call_training_step(model, inputs, num_items, len(window))
+            self.tracker.add_micro_step(loss)
+            if self.count_flops:
+                trainer.current_flos += float(trainer.floating_point_ops(inputs))
+            if index != last:
+                trainer.control = handler.on_substep_end(args, trainer.state, trainer.control)
+        self._apply_gradients(model)
+        self.tracker.end_optimizer_step()
+        state = trainer.state
+        state.global_step += 1
+        state.epoch = epoch + (consumed / batches_per_epoch if batches_per_epoch else 0)
+        trainer.control = handler.on_step_end(args, state, trainer.control)
+        self._maybe_log_save_evaluate(epoch)
+
+    def _apply_gradients(self, model: Any) -> None:
+        trainer, args = self.trainer, self.args
+        runtime, handler = trainer.runtime, trainer.callback_handler
+        if self.clip_norm is not None:
+            self.grad_norm = runtime.clip_grad_norm(model.parameters(), self.clip_norm)
+        trainer.control = handler.on_pre_optimizer_step(args, trainer.state, trainer.control)
+        stepped = runtime.optimizer_step(trainer.optimizer)
+        trainer.control = handler.on_optimizer_step(args, trainer.state, trainer.control)
+        if stepped and self.step_scheduler:
+            trainer.lr_scheduler.step()
+        model.zero_grad(set_to_none=True)
+
+    def _items_in_window(self, window: list[Any]) -> torch.Tensor | None:
+        """Total loss items over the accumulation window, for token-count normalisation."""
+        if len(window) == 1 or not self.trainer._normalise_by_items:
+            return None
+        label_name = self.trainer._loss_label_name
+        counts = [count_loss_items(inputs, label_name) for inputs in window]
+        if any(count is None for count in counts):
+            return None
+        return torch.stack(counts).sum()
+
+    def _count_tokens(self, inputs: Any) -> None:
+        main_input = self.trainer._main_input(inputs)
+        if main_input is not None:
+            self.tokens_seen += main_input.numel()
+            self.trainer.state.num_input_tokens_seen = self.tokens_seen * self.args.world_size
+
+    # ------------------------------------------------- log / evaluate / save
+    def _maybe_log_save_evaluate(self, epoch: int) -> None:
+        trainer = self.trainer
+        control, state = trainer.control, trainer.state
+        if control.should_log and state.global_step > self.last_logged_step:
+            self._log_training_progress()
+        metrics = None
+        if control.should_evaluate:
+            metrics = trainer._evaluate_during_training(self.trial, self.ignore_keys_for_eval)
+            self.model.train()
+        if control.should_save:
+            trainer._save_checkpoint(self.model, self.trial, metrics=metrics)
+            trainer.control = trainer.callback_handler.on_save(trainer.args, state, trainer.control)
+
+    def _log_training_progress(self) -> None:
+        trainer = self.trainer
+        state = trainer.state
+        reduce = trainer.runtime.reduce if trainer.runtime.num_processes > 1 else None
+        loss = self.tracker.flush(reduce)
+        logs: dict[str, float] = {"loss": round(loss, 4)}
+        if self.grad_norm is not None:
+            logs["grad_norm"] = float(self.grad_norm.detach().float().item())
+        logs["learning_rate"] = trainer._get_learning_rate()
+        self.last_logged_step = state.global_step
+        trainer.store_flos()
+        trainer.log(logs)
+
+    # ---------------------------------------------------------------- finish
+    def _finish(self, plan: TrainingPlan, start_time: float) -> Any:
+        trainer, args = self.trainer, self.args
+        state = trainer.state
+        logger.info("Training completed.")
+        if args.load_best_model_at_end and state.best_model_checkpoint is not None:
+            trainer._load_best_model()
+        self.tracker.flush(trainer.runtime.reduce if trainer.runtime.num_processes > 1 else None)
+        train_loss = self.tracker.total / max(state.global_step, 1e-3)
+        trainer.store_flos()
+        num_tokens = state.num_input_tokens_seen if args.include_tokens_per_second else None
+        metrics = speed_metrics(
+            "train",
+            start_time,
+            num_samples=plan.num_train_samples,
+            num_steps=plan.max_steps,
+            num_tokens=num_tokens,
+        )
+        metrics["total_flos"] = state.total_flos
+        metrics["train_loss"] = train_loss
+        trainer.is_in_train = False
+        trainer.log(metrics)
+        trainer.control = trainer.callback_handler.on_train_end(args, state, trainer.control)
+        return trainer._train_output(state.global_step, train_loss, metrics)
