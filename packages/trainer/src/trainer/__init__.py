@@ -1,5 +1,151 @@
-"""The documented Trainer API in one import: `from trainer import Trainer, TrainingArguments`."""
+"""The documented Trainer API in one import.
+
+``from trainer import Trainer, TrainingArguments`` is all a user of the reference API
+needs to change. Names are resolved lazily (PEP 562): ``from trainer import
+TrainingArguments`` loads only the torch-free argument package, and the training loop
+(and torch) is imported the first time ``Trainer`` or another torch-backed name is used.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "trainer_args": (
+        "DebugOption",
+        "FSDPOption",
+        "HfArgumentParser",
+        "HubStrategy",
+        "IntervalStrategy",
+        "OptimizerNames",
+        "ParallelMode",
+        "SaveStrategy",
+        "SchedulerType",
+        "Seq2SeqTrainingArguments",
+        "ShardedDDPOption",
+        "TrainingArguments",
+    ),
+    "trainer_core": (
+        "BestRun",
+        "CallbackHandler",
+        "DefaultFlowCallback",
+        "EarlyStoppingCallback",
+        "EvalLoopOutput",
+        "EvalPrediction",
+        "HPSearchBackend",
+        "MissingExtraError",
+        "PredictionOutput",
+        "PrinterCallback",
+        "ProgressCallback",
+        "TrainerCallback",
+        "TrainerControl",
+        "TrainerState",
+        "TrainOutput",
+        "UnknownPluginError",
+    ),
+    "trainer_dist": ("enable_full_determinism", "set_seed"),
+    "trainer_loop": (
+        "DataCollatorWithPadding",
+        "LabelSmoother",
+        "LengthGroupedSampler",
+        "Trainer",
+        "default_data_collator",
+    ),
+}
+
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [
+    "BestRun",
+    "CallbackHandler",
+    "DataCollatorWithPadding",
+    "DebugOption",
+    "DefaultFlowCallback",
+    "EarlyStoppingCallback",
+    "EvalLoopOutput",
+    "EvalPrediction",
+    "FSDPOption",
+    "HPSearchBackend",
+    "HfArgumentParser",
+    "HubStrategy",
+    "IntervalStrategy",
+    "LabelSmoother",
+    "LengthGroupedSampler",
+    "MissingExtraError",
+    "OptimizerNames",
+    "ParallelMode",
+    "PredictionOutput",
+    "PrinterCallback",
+    "ProgressCallback",
+    "SaveStrategy",
+    "SchedulerType",
+    "Seq2SeqTrainingArguments",
+    "ShardedDDPOption",
+    "TrainOutput",
+    "Trainer",
+    "TrainerCallback",
+    "TrainerControl",
+    "TrainerState",
+    "TrainingArguments",
+    "UnknownPluginError",
+    "default_data_collator",
+    "enable_full_determinism",
+    "set_seed",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from trainer_args import (
+        DebugOption,
+        FSDPOption,
+        HfArgumentParser,
+        HubStrategy,
+        IntervalStrategy,
+        OptimizerNames,
+        ParallelMode,
+        SaveStrategy,
+        SchedulerType,
+        Seq2SeqTrainingArguments,
+        ShardedDDPOption,
+        TrainingArguments,
+    )
+    from trainer_core import (
+        BestRun,
+        CallbackHandler,
+        DefaultFlowCallback,
+        EarlyStoppingCallback,
+        EvalLoopOutput,
+        EvalPrediction,
+        HPSearchBackend,
+        MissingExtraError,
+        PredictionOutput,
+        PrinterCallback,
+        ProgressCallback,
+        TrainerCallback,
+        TrainerControl,
+        TrainerState,
+        TrainOutput,
+        UnknownPluginError,
+    )
+    from trainer_dist import enable_full_determinism, set_seed
+    from trainer_loop import (
+        DataCollatorWithPadding,
+        LabelSmoother,
+        LengthGroupedSampler,
+        Trainer,
+        default_data_collator,
+    )

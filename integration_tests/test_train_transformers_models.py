@@ -1,0 +1,96 @@
+"""Real transformers models, built from tiny configs, trained by our Trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+datasets = pytest.importorskip("datasets")
+
+from trainer import Trainer, TrainingArguments  # noqa: E402
+
+
+def _args(output_dir: str, **overrides) -> TrainingArguments:
+    defaults = dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        logging_steps=5,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+    )
+    defaults.update(overrides)
+    return TrainingArguments(**defaults)
+
+
+def _logged_losses(trainer: Trainer) -> list[float]:
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def _classification_data(size: int = 96, vocab: int = 50, length: int = 12) -> datasets.Dataset:
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(3, vocab, (size, length), generator=generator)
+    labels = (input_ids[:, 0] > vocab // 2).long()  # learnable: class depends on token 0
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": input_ids.tolist(),
+            "attention_mask": torch.ones_like(input_ids).tolist(),
+            "label": labels.tolist(),
+            "text": [f"example {i}" for i in range(size)],  # an extra column to drop
+            "source": ["synthetic"] * size,
+        }
+    )
+
+
+def test_sequence_classifier_learns_and_extra_columns_are_dropped(tmp_output, caplog) -> None:
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    dataset = _classification_data()
+    caplog.set_level("INFO")
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_output, num_train_epochs=8, learning_rate=3e-3),
+        train_dataset=dataset,
+        eval_dataset=dataset,
+    )
+    result = trainer.train()
+    losses = _logged_losses(trainer)
+    assert losses[-1] < losses[0] * 0.8, losses
+    assert result.global_step == 8 * 96 // 8
+    assert "text" in caplog.text and "source" in caplog.text
+    metrics = trainer.evaluate()
+    assert metrics["eval_loss"] < 0.6
+
+
+def test_causal_lm_learns_a_repeating_sequence(tmp_output) -> None:
+    config = transformers.GPT2Config(
+        vocab_size=16,
+        n_positions=32,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    pattern = torch.arange(16).repeat(2)[:24]
+    rows = [torch.roll(pattern, shifts=i).tolist() for i in range(64)]
+    dataset = datasets.Dataset.from_dict({"input_ids": rows, "labels": rows})
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_output, num_train_epochs=10, learning_rate=5e-3),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    losses = _logged_losses(trainer)
+    assert losses[-1] < losses[0] * 0.5, losses

@@ -1,0 +1,44 @@
+"""Tiny torch models and datasets for tests (needs the ``torch`` extra).
+
+They return what the Trainer expects of a model (a dict with "loss" when labels are
+given, and "logits"), train in milliseconds on a CPU and have answers a test can know.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+class RegressionDataset(Dataset):
+    """``labels = 2 * input_x + 3`` plus a little noise, as dict examples."""
+
+    def __init__(self, size: int = 64, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(size, 1, generator=generator)
+        self.y = 2.0 * self.x[:, 0] + 3.0 + 0.1 * torch.randn(size, generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"input_x": self.x[index], "labels": self.y[index]}
+
+
+class RegressionModel(nn.Module):
+    """``a * x + b`` with an MSE loss; ``dropout`` exercises the random state."""
+
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, input_x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        prediction = self.linear(self.dropout(input_x))[:, 0]
+        out = {"logits": prediction}
+        if labels is not None:
+            out["loss"] = nn.functional.mse_loss(prediction, labels)
+        return out
