@@ -54,6 +54,7 @@ from trainer_loop._inputs import (
     move_to_device,
 )
 from trainer_loop._label_smoothing import LabelSmoother
+from trainer_loop._model_outputs import loss_from_outputs
 from trainer_loop._optimizers import (
     create_optimizer,
     get_decay_parameter_names,
@@ -63,6 +64,13 @@ from trainer_loop._reporters import resolve_reporters
 from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._saving import CheckpointWriter
 from trainer_loop._schedulers import create_scheduler
+from trainer_loop._trainer_setup import (
+    apply_process_log_level,
+    check_optimizers,
+    is_hf_dataset,
+    parameter_count,
+    pick_processing_class,
+)
 from trainer_loop._training_loop import TrainingLoop
 
 logger = logging.getLogger(__name__)
@@ -105,21 +113,21 @@ class Trainer:
             logger.info("No `TrainingArguments` passed, using `output_dir=tmp_trainer`.")
             args = TrainingArguments(output_dir="tmp_trainer")
         self.args = args
-        _apply_process_log_level(args)
+        apply_process_log_level(args)
         self.runtime = runtime if runtime is not None else build_runtime(args)
         self._seed_everything()
         self.hp_name: Callable[[Any], str] | None = None
         self.is_in_train = False
         self.model_init = model_init
         self.model = self._initial_model(model, model_init)
-        self.processing_class = _pick_processing_class(tokenizer, processing_class)
+        self.processing_class = pick_processing_class(tokenizer, processing_class)
         self.data_collator = data_collator or self._default_collator()
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
         self.compute_metrics = compute_metrics
         self.compute_loss_func = compute_loss_func
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
-        self.optimizer, self.lr_scheduler = _check_optimizers(optimizers, model_init)
+        self.optimizer, self.lr_scheduler = check_optimizers(optimizers, model_init)
         self._setup_model_placement()
         self.label_smoother = (
             LabelSmoother(epsilon=args.label_smoothing_factor)
@@ -167,7 +175,7 @@ class Trainer:
         """Build a fresh model with ``model_init`` (passing ``trial`` if it takes one)."""
         if self.model_init is None:
             raise RuntimeError("call_model_init needs a `model_init` function.")
-        takes_trial = _parameter_count(self.model_init) >= 1
+        takes_trial = parameter_count(self.model_init) >= 1
         model = self.model_init(trial) if takes_trial else self.model_init()
         if model is None:
             raise RuntimeError("`model_init` returned None: it must return a torch.nn.Module.")
@@ -262,7 +270,7 @@ class Trainer:
         collator = self.data_collator
         if (
             self.args.remove_unused_columns
-            and not _is_hf_dataset(dataset)
+            and not is_hf_dataset(dataset)
             and not accepts_any_input(self.model)
         ):
             columns = sorted(model_input_names(self.model, label_names=self.label_names))
@@ -426,7 +434,7 @@ class Trainer:
         if labels is not None:
             loss = self._loss_from_labels(model, outputs, labels, num_items_in_batch)
         else:
-            loss = _loss_from_outputs(outputs)
+            loss = loss_from_outputs(outputs)
         return (loss, outputs) if return_outputs else loss
 
     def _loss_from_labels(
@@ -704,82 +712,3 @@ class Trainer:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
         if self.is_world_process_zero():
             self.state.save_to_json(os.path.join(self.args.output_dir, "trainer_state.json"))
-
-
-_PACKAGE_LOGGERS = (
-    "trainer",
-    "trainer_core",
-    "trainer_args",
-    "trainer_checkpoint",
-    "trainer_dist",
-    "trainer_loop",
-    "trainer_reporting",
-    "trainer_hpsearch",
-)
-
-
-def _apply_process_log_level(args: TrainingArguments) -> None:
-    """Give our packages' loggers this process's level (main vs replica), as the
-    reference does for its own logger; "passive" leaves them as the application set them."""
-    setting = args.log_level if args.should_log else args.log_level_replica
-    if setting == "passive":
-        return
-    level = args.get_process_log_level()
-    for name in _PACKAGE_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-
-
-def _pick_processing_class(tokenizer: Any, processing_class: Any) -> Any:
-    if tokenizer is not None and processing_class is not None and tokenizer is not processing_class:
-        raise ValueError(
-            "Pass either `tokenizer` or `processing_class` (the same thing), not both."
-        )
-    return processing_class if processing_class is not None else tokenizer
-
-
-def _check_optimizers(optimizers: tuple[Any, Any], model_init: Any) -> tuple[Any, Any]:
-    if not isinstance(optimizers, (tuple, list)) or len(optimizers) != 2:
-        raise ValueError(
-            "`optimizers` must be a tuple (optimizer, lr_scheduler); pass (None, None) to let "
-            f"the Trainer create them. Got {optimizers!r}."
-        )
-    optimizer, scheduler = optimizers
-    if model_init is not None and (optimizer is not None or scheduler is not None):
-        raise RuntimeError(
-            "Passing `optimizers` together with `model_init` is not supported: the model is "
-            "re-created for each train() call, so the optimizer would hold stale parameters. "
-            "Subclass Trainer and override create_optimizer_and_scheduler instead."
-        )
-    return optimizer, scheduler
-
-
-def _loss_from_outputs(outputs: Any) -> torch.Tensor:
-    if isinstance(outputs, Mapping):
-        loss = outputs.get("loss")
-        if loss is None:
-            raise ValueError(
-                "The model did not return a loss from the inputs; it returned only "
-                f"{', '.join(map(str, outputs.keys()))}. A model trained by Trainer must "
-                "return its loss first (a tuple) or under 'loss' (a dict / ModelOutput) when "
-                "it receives labels; check that the batch holds the label key(s) the model "
-                "expects (args.label_names)."
-            )
-        return loss
-    if isinstance(outputs, (tuple, list)):
-        return outputs[0]
-    if isinstance(outputs, torch.Tensor) and outputs.dim() == 0:
-        return outputs
-    raise ValueError(
-        f"The model returned {type(outputs).__name__}; Trainer needs a tuple whose first "
-        "element is the loss, or a dict / ModelOutput with a 'loss' entry."
-    )
-
-
-def _parameter_count(function: Callable[..., Any]) -> int:
-    import inspect
-
-    return len(inspect.signature(function).parameters)
-
-
-def _is_hf_dataset(dataset: Any) -> bool:
-    return type(dataset).__module__.startswith("datasets.")
