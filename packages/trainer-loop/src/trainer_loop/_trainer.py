@@ -137,6 +137,7 @@ class Trainer:
         self.label_names = list(args.label_names or default_label_names(self.model))
         self.can_return_loss = can_return_loss(self.model)
         self._train_batch_size = args.train_batch_size
+        self._current_window = 1  # micro-batches in the accumulation window being run
         self._signature_columns: list[str] | None = None
         self._setup_callbacks(callbacks)
         self.state = self._new_state()
@@ -456,7 +457,11 @@ class Trainer:
         if not model.training:
             model.train()
         inputs = self._prepare_inputs(inputs)
-        weight = self._accumulation_weight(inputs, num_items_in_batch)
+        weight = (
+            self._accumulation_weight(inputs, num_items_in_batch)
+            if self._current_window != 1
+            else None
+        )
         with self.compute_loss_context_manager():
             loss = self._compute_loss_for_step(model, inputs, num_items_in_batch)
         if self.args.n_gpu > 1:
@@ -480,9 +485,7 @@ class Trainer:
         None means "leave the loss as it is" (no accumulation, or the model divides by
         the window's item count itself).
         """
-        window = getattr(self, "_current_window", 1)
-        if window == 1:
-            return None
+        window = self._current_window
         if num_items is None:
             return 1.0 / window
         if self._model_takes_num_items and self._compute_loss_takes_num_items:
@@ -602,7 +605,6 @@ class Trainer:
         self._model_takes_num_items = model_accepts_loss_kwargs(self.runtime.unwrap_model(model))
         self._loss_label_name = self.label_names[0] if self.label_names else None
         self._normalise_by_items = self._loss_label_name is not None
-        self._current_window = 1
 
     def _enable_gradient_checkpointing(self) -> None:
         if not self.args.gradient_checkpointing:

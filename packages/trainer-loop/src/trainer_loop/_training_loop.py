@@ -147,7 +147,7 @@ class TrainingLoop:
         trainer, args, model = self.trainer, self.args, self.model
         handler = trainer.callback_handler
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
-        num_items = self._items_in_window(window)
+        num_items = self._items_in_window(window) if len(window) > 1 else None
         last = len(window) - 1
         runtime = trainer.runtime
         for index, inputs in enumerate(window):
@@ -168,8 +168,9 @@ class TrainingLoop:
         state = trainer.state
         state.global_step += 1
         state.epoch = epoch + (consumed / batches_per_epoch if batches_per_epoch else 0)
-        trainer.control = handler.on_step_end(args, state, trainer.control)
-        self._maybe_log_save_evaluate(epoch)
+        control = trainer.control = handler.on_step_end(args, state, trainer.control)
+        if control.should_log or control.should_evaluate or control.should_save:
+            self._maybe_log_save_evaluate(epoch)
 
     def _apply_gradients(self, model: Any) -> None:
         trainer, args = self.trainer, self.args
