@@ -17,8 +17,9 @@ def test_distribution_metadata_names_the_package() -> None:
     assert distribution("trainer-checkpoint").metadata["Name"] == "trainer-checkpoint"
 
 
-def test_import_does_not_load_torch_unless_declared() -> None:
-    code = "import sys, trainer_checkpoint; print('torch' in sys.modules)"
+def test_import_loads_no_optional_library() -> None:
+    # torch, numpy and safetensors are declared; transformers is only ever duck-typed.
+    code = "import sys, trainer_checkpoint; print('transformers' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

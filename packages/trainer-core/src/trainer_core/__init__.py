@@ -8,6 +8,7 @@ imports torch, so configuration, reporting and search code can depend on it chea
 from __future__ import annotations
 
 from trainer_core._callbacks import CallbackHandler, TrainerCallback
+from trainer_core._checkpoint_port import CheckpointContent, CheckpointStore, LoadedCheckpoint
 from trainer_core._early_stopping import EarlyStoppingCallback
 from trainer_core._errors import MissingExtraError, UnknownPluginError, import_optional
 from trainer_core._events import Event
@@ -37,6 +38,8 @@ __all__ = [
     "REPORT_TO_GROUP",
     "BestRun",
     "CallbackHandler",
+    "CheckpointContent",
+    "CheckpointStore",
     "DefaultFlowCallback",
     "EarlyStoppingCallback",
     "EvalLoopOutput",
@@ -44,6 +47,7 @@ __all__ = [
     "Event",
     "ExportableState",
     "HPSearchBackend",
+    "LoadedCheckpoint",
     "MissingExtraError",
     "PredictionOutput",
     "PrinterCallback",

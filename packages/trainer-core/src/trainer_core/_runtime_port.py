@@ -124,4 +124,32 @@ class Runtime(Protocol):
         """Restore the fp16 loss scaler from :meth:`scaler_state_dict` output."""
 
     def state_dict(self, model: Any) -> dict[str, Any]:
-        """A full, unwrapped state dict of ``model`` (gathered if sharded)."""
+        """A full, unwrapped state dict of ``model`` (gathered if sharded).
+
+        Every process calls it (gathering is a collective); a sharded runtime may return
+        the full dict on the main process only and an empty one elsewhere.
+        """
+
+    def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
+        """Load a full state dict into ``model``; every process passes the whole dict."""
+
+    def optimizer_state_dict(self, model: Any, optimizer: Any) -> dict[str, Any]:
+        """The optimizer's full state for a checkpoint (gathered from shards; collective)."""
+
+    def load_optimizer_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        """Restore :meth:`optimizer_state_dict` output; every process passes the whole dict."""
+
+    @property
+    def checkpoint_format(self) -> Literal["full", "sharded"]:
+        """How checkpoints of this runtime store weights and optimizer state.
+
+        ``"full"``: one set of files written by the main process from :meth:`state_dict`
+        and :meth:`optimizer_state_dict`. ``"sharded"``: every process writes its shards
+        with :meth:`save_sharded_state` (FSDP with a sharded state dict type).
+        """
+
+    def save_sharded_state(self, directory: str, model: Any, optimizer: Any = None) -> None:
+        """Write model (and optimizer) shards under ``directory``; every process calls it."""
+
+    def load_sharded_state(self, directory: str, model: Any, optimizer: Any = None) -> None:
+        """Load :meth:`save_sharded_state` output, on any number of processes (collective)."""

@@ -1,0 +1,29 @@
+"""The errors a checkpoint store raises; each subclasses the built-in a caller expects."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointNotFoundError",
+    "CheckpointSaveError",
+    "NotACheckpointError",
+    "UnsafeCheckpointError",
+]
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A checkpoint path that does not exist, or no checkpoint where one was required."""
+
+
+class NotACheckpointError(ValueError):
+    """A folder that exists but is not a complete checkpoint."""
+
+
+class CheckpointSaveError(OSError):
+    """Writing a checkpoint failed; the earlier checkpoints are untouched."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A file holds pickled objects other than tensors and plain containers.
+
+    Loading it would run code chosen by whoever wrote the file, so it is refused.
+    """

@@ -1,0 +1,108 @@
+"""``checkpoint-<step>`` folders: naming, discovery, completeness and rotation.
+
+A folder counts as a checkpoint when its name is ``checkpoint-<int>``, it holds
+``trainer_state.json`` and model weights. Our own saves become visible only by a rename
+once complete; folders written in place by other tools (the reference Trainer writes
+directly into ``checkpoint-<step>``) may be half written after a crash, and the files
+checked here are the ones the reference writes last.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections.abc import Collection
+
+from trainer_checkpoint._weights import has_weights
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "STAGING_PREFIX",
+    "TRAINER_STATE_NAME",
+    "checkpoint_name",
+    "fsync_path",
+    "incomplete_folders",
+    "is_complete",
+    "list_checkpoints",
+    "rotate_checkpoints",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint"
+STAGING_PREFIX = ".tmp-"
+TRAINER_STATE_NAME = "trainer_state.json"
+_NAME_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
+
+
+def checkpoint_name(step: int) -> str:
+    """``checkpoint-<step>``."""
+    return f"{CHECKPOINT_PREFIX}-{step}"
+
+
+def is_complete(folder: str) -> bool:
+    """Whether ``folder`` holds a trainer state and model weights."""
+    return os.path.isfile(os.path.join(folder, TRAINER_STATE_NAME)) and has_weights(folder)
+
+
+def _candidates(output_dir: str) -> list[tuple[int, str]]:
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = _NAME_RE.match(name)
+        path = os.path.join(output_dir, name)
+        if match and os.path.isdir(path):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """Complete checkpoint folders in ``output_dir``, oldest step first."""
+    return [path for _, path in _candidates(output_dir) if is_complete(path)]
+
+
+def incomplete_folders(output_dir: str) -> list[str]:
+    """Checkpoint-named folders that are not complete, and staging folders left by a
+    crash, so that callers can report them."""
+    found = [path for _, path in _candidates(output_dir) if not is_complete(path)]
+    if os.path.isdir(output_dir):
+        found += [
+            os.path.join(output_dir, name)
+            for name in sorted(os.listdir(output_dir))
+            if name.startswith(STAGING_PREFIX + CHECKPOINT_PREFIX)
+        ]
+    return found
+
+
+def rotate_checkpoints(output_dir: str, limit: int, *, keep: Collection[str] = ()) -> list[str]:
+    """Delete the oldest checkpoints so that at most ``limit`` remain.
+
+    Paths in ``keep`` (the best checkpoint, the one training resumed from) are never
+    deleted and count towards the limit, as in the reference; the newest checkpoint is
+    always kept too, so ``limit=1`` with an older best checkpoint keeps two. A
+    non-positive limit deletes nothing.
+    """
+    if limit is None or limit <= 0:
+        return []
+    checkpoints = list_checkpoints(output_dir)
+    protected = {os.path.realpath(path) for path in keep if path}
+    kept = [c for c in checkpoints if os.path.realpath(c) in protected]
+    others = [c for c in checkpoints if os.path.realpath(c) not in protected]
+    slots = max(limit - len(kept), 1)
+    doomed = others[:-slots] if len(others) > slots else []
+    for path in doomed:
+        logger.info("Deleting older checkpoint %s (save_total_limit=%d).", path, limit)
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def fsync_path(path: str) -> None:
+    """Flush one file (or a folder's entries) to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

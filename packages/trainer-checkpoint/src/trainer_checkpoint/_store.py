@@ -1,0 +1,401 @@
+"""The default checkpoint store: ``checkpoint-<step>`` folders in the reference format.
+
+Layout of one checkpoint (names as the reference Trainer writes them)::
+
+    checkpoint-<step>/
+        model.safetensors            (or model-0000i-of-0000n.safetensors + index,
+                                      or pytorch_model.bin, or what save_pretrained writes)
+        optimizer.pt  scheduler.pt  scaler.pt (fp16 only)
+        rng_state.pth                (rng_state_<rank>.pth with several processes)
+        trainer_state.json  training_args.json  training_args.bin
+        tokenizer files              (when the processing class has save_pretrained)
+
+Saving builds everything in ``.tmp-checkpoint-<step>``, flushes it to disk and renames
+it into place, so a crash at any moment leaves either no new checkpoint or a complete
+one. Loading reads ``.pt`` files with ``weights_only=True`` (see ``_safe_load``).
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import logging
+import os
+import pickle
+import shutil
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+from trainer_checkpoint._errors import (
+    CheckpointNotFoundError,
+    CheckpointSaveError,
+    NotACheckpointError,
+)
+from trainer_checkpoint._folders import (
+    STAGING_PREFIX,
+    TRAINER_STATE_NAME,
+    checkpoint_name,
+    fsync_path,
+    incomplete_folders,
+    is_complete,
+    list_checkpoints,
+    rotate_checkpoints,
+)
+from trainer_checkpoint._rng import capture_rng_state, restore_rng_state, rng_file_name
+from trainer_checkpoint._safe_load import safe_load
+from trainer_checkpoint._weights import has_weights, load_weights, save_weights
+from trainer_core import CheckpointContent, LoadedCheckpoint, TrainerState
+
+__all__ = [
+    "OPTIMIZER_NAME",
+    "SCALER_NAME",
+    "SCHEDULER_NAME",
+    "TRAINING_ARGS_BIN_NAME",
+    "TRAINING_ARGS_NAME",
+    "FolderCheckpointStore",
+]
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZER_NAME = "optimizer.pt"
+SCHEDULER_NAME = "scheduler.pt"
+SCALER_NAME = "scaler.pt"
+TRAINING_ARGS_NAME = "training_args.json"
+TRAINING_ARGS_BIN_NAME = "training_args.bin"
+
+
+def _no_barrier() -> None:
+    """Stand-in for a collective when there is a single process."""
+
+
+class FolderCheckpointStore:
+    """Checkpoints as folders on a local or shared file system (the default store).
+
+    Args:
+        safe_serialization: Weights as safetensors (``save_safetensors``); else
+            ``pytorch_model.bin``.
+        max_shard_size: Weights beyond this size are split into shards with an index
+            (bytes or a string such as ``"5GB"``).
+        num_processes: Processes that train together (names the RNG files).
+        fsync: Flush files to stable storage before a checkpoint is renamed into place
+            (turn off only on file systems where a rename is not durable anyway).
+    """
+
+    def __init__(
+        self,
+        *,
+        safe_serialization: bool = True,
+        max_shard_size: int | str = "5GB",
+        num_processes: int = 1,
+        fsync: bool = True,
+    ) -> None:
+        self.safe_serialization = safe_serialization
+        self.max_shard_size = max_shard_size
+        self.num_processes = num_processes
+        self.fsync = fsync
+
+    # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        output_dir: str,
+        step: int,
+        content: CheckpointContent,
+        *,
+        process_index: int = 0,
+        is_writer: bool = True,
+        barrier: Callable[[], None] | None = None,
+    ) -> str:
+        """Write ``<output_dir>/checkpoint-<step>`` atomically; return its path.
+
+        Raises:
+            CheckpointSaveError: writing failed (disk full, permission denied...); the
+                message names the folder, and earlier checkpoints are untouched.
+        """
+        barrier = barrier or _no_barrier
+        final = os.path.join(output_dir, checkpoint_name(step))
+        staging = os.path.join(output_dir, STAGING_PREFIX + checkpoint_name(step))
+        try:
+            if is_writer:
+                os.makedirs(output_dir, exist_ok=True)
+                shutil.rmtree(staging, ignore_errors=True)
+                os.makedirs(staging)
+            barrier()
+            if content.optimizer is not None:  # save_only_model checkpoints carry no RNG
+                self._write_rng(staging, content, process_index)
+            with _Flusher(enabled=self.fsync and is_writer) as flusher:
+                if is_writer:
+                    self._write_shared(staging, content, flusher)
+                barrier()
+                if is_writer:
+                    flusher.finish(staging)
+                    self._publish(staging, final)
+        except BaseException as error:
+            if is_writer:
+                shutil.rmtree(staging, ignore_errors=True)
+            if not _is_write_failure(error):
+                raise
+            raise CheckpointSaveError(
+                getattr(error, "errno", None) or errno.EIO,
+                f"Could not write checkpoint {final}: {getattr(error, 'strerror', None) or error}. "
+                f"The earlier checkpoints in {output_dir} are untouched; free disk space or fix "
+                "the permissions of output_dir, then resume from the latest checkpoint.",
+                getattr(error, "filename", None),
+            ) from error
+        barrier()
+        return final
+
+    def _write_rng(self, folder: str, content: CheckpointContent, process_index: int) -> None:
+        os.makedirs(folder, exist_ok=True)  # a node without the writer (no shared storage)
+        state = {**capture_rng_state(), **dict(content.rng_extra)}
+        torch.save(state, os.path.join(folder, rng_file_name(process_index, self.num_processes)))
+
+    def _write_shared(self, folder: str, content: CheckpointContent, flusher: _Flusher) -> None:
+        self.save_model(folder, content)
+        flusher.flush_new(folder)  # the weights reach the disk while the optimizer is written
+        if content.optimizer is not None:
+            torch.save(content.optimizer.state_dict(), os.path.join(folder, OPTIMIZER_NAME))
+        if content.scheduler is not None:
+            torch.save(content.scheduler.state_dict(), os.path.join(folder, SCHEDULER_NAME))
+        if content.scaler_state:
+            torch.save(dict(content.scaler_state), os.path.join(folder, SCALER_NAME))
+        if content.trainer_state is not None:
+            content.trainer_state.save_to_json(os.path.join(folder, TRAINER_STATE_NAME))
+
+    def _publish(self, staging: str, final: str) -> None:
+        if os.path.exists(final):  # the same step saved again: swap, then drop the old
+            aside = os.path.join(
+                os.path.dirname(final), STAGING_PREFIX + "old-" + os.path.basename(final)
+            )
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+            os.replace(staging, final)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(staging, final)
+        if self.fsync:
+            fsync_path(os.path.dirname(final))  # the rename itself
+
+    def save_model(self, output_dir: str, content: CheckpointContent) -> None:
+        """Write weights, processing class and arguments into ``output_dir`` (created).
+
+        A model with ``save_pretrained`` (transformers) saves itself, so that
+        ``from_pretrained(output_dir)`` works; any other module is written as a state
+        dict that ``load_state_dict`` (or :meth:`load_model`) reads back.
+        """
+        os.makedirs(output_dir, exist_ok=True)
+        if content.model is not None:
+            self._write_weights(output_dir, content)
+        processing_class = content.processing_class
+        if processing_class is not None and hasattr(processing_class, "save_pretrained"):
+            processing_class.save_pretrained(output_dir)
+        if content.training_args is not None:
+            _write_args(output_dir, content.training_args)
+
+    def _write_weights(self, folder: str, content: CheckpointContent) -> None:
+        model = content.model
+        state_dict = content.state_dict if content.state_dict is not None else model.state_dict()
+        save_pretrained = getattr(model, "save_pretrained", None)
+        if save_pretrained is None:
+            save_weights(
+                state_dict, folder, safe=self.safe_serialization, max_shard_size=self.max_shard_size
+            )
+            return
+        wanted = {"state_dict": state_dict, "max_shard_size": self.max_shard_size}
+        if not self.safe_serialization:
+            wanted["safe_serialization"] = False
+        save_pretrained(folder, **_accepted(save_pretrained, wanted))
+        if not has_weights(folder):  # a save_pretrained that wrote something else
+            save_weights(
+                state_dict, folder, safe=self.safe_serialization, max_shard_size=self.max_shard_size
+            )
+
+    # --------------------------------------------------------------- discovery
+    def checkpoints(self, output_dir: str) -> list[str]:
+        """Complete checkpoint folders in ``output_dir``, oldest step first."""
+        return list_checkpoints(output_dir)
+
+    def latest(self, output_dir: str) -> str | None:
+        """The newest complete checkpoint; incomplete folders are reported and skipped."""
+        for path in incomplete_folders(output_dir):
+            logger.warning(
+                "Ignoring %s: it is not a complete checkpoint (an interrupted save?). "
+                "Delete it when convenient.",
+                path,
+            )
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+
+    def rotate(self, output_dir: str, limit: int, *, keep: Collection[str] = ()) -> list[str]:
+        """Delete the oldest checkpoints beyond ``limit``, sparing ``keep`` and the newest."""
+        return rotate_checkpoints(output_dir, limit, keep=keep)
+
+    # ----------------------------------------------------------------- loading
+    def load(
+        self,
+        checkpoint: str,
+        content: CheckpointContent,
+        *,
+        process_index: int = 0,
+        map_location: Any = None,
+    ) -> LoadedCheckpoint:
+        """Restore ``content``'s model, optimizer and scheduler from ``checkpoint``.
+
+        Raises:
+            CheckpointNotFoundError: ``checkpoint`` does not exist.
+            NotACheckpointError: it is not a complete checkpoint folder.
+            UnsafeCheckpointError: a file holds pickled code.
+        """
+        check_checkpoint(checkpoint)
+        if content.model is not None:
+            self.load_model(checkpoint, content.model, map_location=map_location)
+        location = map_location if map_location is not None else "cpu"
+        for obj, name in ((content.optimizer, OPTIMIZER_NAME), (content.scheduler, SCHEDULER_NAME)):
+            if obj is not None:
+                _load_into(obj, os.path.join(checkpoint, name), location)
+        return LoadedCheckpoint(
+            path=checkpoint,
+            trainer_state=TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME)),
+            scaler_state=_optional(os.path.join(checkpoint, SCALER_NAME), location),
+            rng_state=self._read_rng(checkpoint, process_index),
+        )
+
+    def _read_rng(self, checkpoint: str, process_index: int) -> Mapping[str, Any] | None:
+        names = [rng_file_name(process_index, self.num_processes), rng_file_name(0, 1)]
+        for name in names:
+            path = os.path.join(checkpoint, name)
+            if os.path.isfile(path):
+                return safe_load(path)
+        logger.warning(
+            "%s holds no RNG state for process %d: a resumed run will draw different random "
+            "numbers than an uninterrupted one.",
+            checkpoint,
+            process_index,
+        )
+        return None
+
+    def load_model(self, checkpoint: str, model: Any, *, map_location: Any = None) -> None:
+        """Load the weights stored in ``checkpoint`` (any layout we or the reference write)."""
+        if not os.path.isdir(checkpoint):
+            raise CheckpointNotFoundError(
+                f"No checkpoint at {checkpoint}: the folder does not exist."
+            )
+        load_weights(checkpoint, model, map_location=map_location)
+
+    def restore_rng(self, rng_state: Mapping[str, Any]) -> None:
+        """Set python, numpy, torch CPU and CUDA generators to ``rng_state``."""
+        restore_rng_state(rng_state)
+
+
+def check_checkpoint(path: str) -> None:
+    """Raise a clear error unless ``path`` is a complete checkpoint folder.
+
+    Raises:
+        CheckpointNotFoundError: ``path`` does not exist.
+        NotACheckpointError: ``path`` lacks the trainer state or the model weights.
+    """
+    if not os.path.isdir(path):
+        raise CheckpointNotFoundError(
+            f"resume_from_checkpoint={path!r}: no such folder. Pass a checkpoint-<step> "
+            "folder written by a previous training, or True for the latest in output_dir."
+        )
+    if not is_complete(path):
+        present = ", ".join(sorted(os.listdir(path))) or "nothing"
+        raise NotACheckpointError(
+            f"{path} is not a complete checkpoint: it needs {TRAINER_STATE_NAME} and model "
+            f"weights, and holds {present}. Pass a checkpoint-<step> folder."
+        )
+
+
+def _accepted(function: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``kwargs`` that ``function`` takes (all if it takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # builtins without a signature: pass nothing optional
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    return {key: value for key, value in kwargs.items() if key in parameters}
+
+
+def _is_write_failure(error: BaseException) -> bool:
+    """Whether ``error`` comes from the file system rather than from a bug.
+
+    torch reports failed writes as ``RuntimeError`` and safetensors as its own error
+    type; both are treated like the ``OSError`` they wrap.
+    """
+    if isinstance(error, OSError):
+        return True
+    from safetensors import SafetensorError
+
+    if isinstance(error, SafetensorError):
+        return True
+    return isinstance(error, RuntimeError) and "write" in str(error).lower()
+
+
+def _load_into(obj: Any, path: str, location: Any) -> None:
+    if not os.path.isfile(path):
+        logger.warning(
+            "%s is missing (save_only_model?): %s starts afresh.", path, type(obj).__name__
+        )
+        return
+    obj.load_state_dict(safe_load(path, map_location=location))
+
+
+def _optional(path: str, location: Any) -> Any:
+    return safe_load(path, map_location=location) if os.path.isfile(path) else None
+
+
+def _write_args(folder: str, args: Any) -> None:
+    to_json = getattr(args, "to_json_string", None)
+    if to_json is not None:
+        with open(os.path.join(folder, TRAINING_ARGS_NAME), "w", encoding="utf-8") as handle:
+            handle.write(to_json())
+    try:
+        torch.save(args, os.path.join(folder, TRAINING_ARGS_BIN_NAME))
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        # Only kept for the reference's file list; nothing of ours reads it back.
+        logger.debug("Skipped %s: %s", TRAINING_ARGS_BIN_NAME, error)
+
+
+class _Flusher:
+    """Flushes a checkpoint's files to disk in a background thread as they are written.
+
+    ``os.fsync`` releases the GIL, so the weights are flushed while the optimizer state
+    is serialised, instead of everything being flushed after the last write.
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1) if enabled else None
+        self._submitted: set[str] = set()
+        self._futures: list[Future[None]] = []
+
+    def __enter__(self) -> _Flusher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def flush_new(self, folder: str) -> None:
+        """Start flushing the files in ``folder`` not handed over before."""
+        if self._pool is None:
+            return
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(root, name)
+                if path not in self._submitted:
+                    self._submitted.add(path)
+                    self._futures.append(self._pool.submit(fsync_path, path))
+
+    def finish(self, folder: str) -> None:
+        """Flush what is left, wait for every flush (raising its error) and the folder."""
+        if self._pool is None:
+            return
+        self.flush_new(folder)
+        for future in self._futures:
+            future.result()
+        for root, _dirs, _files in os.walk(folder):
+            fsync_path(root)

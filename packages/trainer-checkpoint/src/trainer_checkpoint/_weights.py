@@ -1,0 +1,243 @@
+"""Model weights on disk: safetensors (sharded past a size) or ``pytorch_model.bin``.
+
+File names follow the reference so that ``from_pretrained`` and the reference Trainer
+read what we write: ``model.safetensors``, or ``model-00001-of-0000N.safetensors`` plus
+``model.safetensors.index.json`` (``{"metadata": {"total_size": ...}, "weight_map":
+{name: file}}``); with ``save_safetensors=False``, ``pytorch_model.bin`` (and its
+``.index.json`` when sharded).
+
+Tensors that share memory (tied embeddings) are written once, under the first name in
+sorted order; loading re-ties them because the model still shares the parameter, and the
+missing names are checked to be such aliases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from trainer_checkpoint._errors import NotACheckpointError
+from trainer_checkpoint._safe_load import safe_load
+
+__all__ = [
+    "SAFE_WEIGHTS_INDEX_NAME",
+    "SAFE_WEIGHTS_NAME",
+    "WEIGHTS_INDEX_NAME",
+    "WEIGHTS_NAME",
+    "has_weights",
+    "load_weights",
+    "parse_size",
+    "read_weights",
+    "save_weights",
+]
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+WEIGHTS_NAME = "pytorch_model.bin"
+WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+_WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
+_UNITS |= {"GIB": 2**30, "TB": 10**12}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes in ``size``: an int, or a string such as ``"5GB"``, ``"500MB"``, ``"2GiB"``.
+
+    Raises:
+        ValueError: the string is not a number followed by one of B, KB, MB, GB, TB,
+            KiB, MiB, GiB.
+    """
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(size))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(
+            f"max_shard_size={size!r} is not a size: pass bytes as an int or a string like "
+            f"'5GB' (units: {', '.join(sorted(u for u in _UNITS if u))})."
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def has_weights(folder: str) -> bool:
+    """Whether ``folder`` holds model weights in one of the known layouts."""
+    return any(os.path.isfile(os.path.join(folder, name)) for name in _WEIGHT_FILES)
+
+
+# ------------------------------------------------------------------------- saving
+def save_weights(
+    state_dict: Mapping[str, Any],
+    folder: str,
+    *,
+    safe: bool = True,
+    max_shard_size: int | str = "5GB",
+) -> list[str]:
+    """Write ``state_dict`` into ``folder``; return the paths of the files written."""
+    tensors = _unique_tensors(state_dict)
+    shards = _shard(tensors, parse_size(max_shard_size))
+    base, index_name = (
+        (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) if safe else (WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+    )
+    names = (
+        [base]
+        if len(shards) == 1
+        else [_shard_name(base, i, len(shards)) for i in range(len(shards))]
+    )
+    written = []
+    for name, shard in zip(names, shards, strict=True):
+        path = os.path.join(folder, name)
+        _write_shard(shard, path, safe=safe)
+        written.append(path)
+    if len(shards) > 1:
+        written.append(_write_index(folder, index_name, names, shards))
+    return written
+
+
+def _unique_tensors(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Tensors made contiguous and safe to write, each memory region once.
+
+    Names that view exactly the same memory (tied weights) keep only the first in sorted
+    order; overlapping but different views are copied apart.
+    """
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for name in sorted(state_dict):
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        key = (tensor.device, tensor.untyped_storage().data_ptr()) if tensor.numel() else (name,)
+        groups.setdefault(key, []).append(name)
+    result: dict[str, torch.Tensor] = {}
+    for names in groups.values():
+        first = state_dict[names[0]]
+        same = all(_same_view(first, state_dict[n]) for n in names[1:])
+        if len(names) == 1 or same:
+            result[names[0]] = first.detach().contiguous()
+        else:
+            for name in names:
+                result[name] = state_dict[name].detach().clone().contiguous()
+    return result
+
+
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (
+        a.data_ptr() == b.data_ptr()
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.dtype == b.dtype
+    )
+
+
+def _shard(tensors: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][name] = tensor
+        size += nbytes
+    return shards
+
+
+def _shard_name(base: str, index: int, count: int) -> str:
+    stem, ext = base.rsplit(".", 1)
+    return f"{stem}-{index + 1:05d}-of-{count:05d}.{ext}"
+
+
+def _write_shard(shard: dict[str, torch.Tensor], path: str, *, safe: bool) -> None:
+    if safe:
+        from safetensors.torch import save_file
+
+        save_file(shard, path, metadata={"format": "pt"})
+    else:
+        torch.save(shard, path)
+
+
+def _write_index(
+    folder: str, index_name: str, names: list[str], shards: list[dict[str, Any]]
+) -> str:
+    total = sum(t.numel() * t.element_size() for shard in shards for t in shard.values())
+    weight_map = {key: name for name, shard in zip(names, shards, strict=True) for key in shard}
+    path = os.path.join(folder, index_name)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, handle, indent=2)
+    return path
+
+
+# ------------------------------------------------------------------------ loading
+def read_weights(folder: str, map_location: Any = None) -> dict[str, torch.Tensor]:
+    """Every tensor stored in ``folder``, whichever layout it uses.
+
+    Raises:
+        NotACheckpointError: ``folder`` holds no weights file.
+    """
+    for index_name, single in (
+        (SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME),
+        (WEIGHTS_INDEX_NAME, WEIGHTS_NAME),
+    ):
+        if os.path.isfile(os.path.join(folder, single)):
+            return _read_file(os.path.join(folder, single), map_location)
+        if os.path.isfile(os.path.join(folder, index_name)):
+            return _read_index(folder, index_name, map_location)
+    raise NotACheckpointError(
+        f"{folder} holds no model weights: expected one of {', '.join(_WEIGHT_FILES)}."
+    )
+
+
+def _read_file(path: str, map_location: Any) -> dict[str, torch.Tensor]:
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        device = "cpu" if map_location is None else str(map_location)
+        return load_file(path, device=device)
+    return safe_load(path, map_location=map_location if map_location is not None else "cpu")
+
+
+def _read_index(folder: str, index_name: str, map_location: Any) -> dict[str, torch.Tensor]:
+    with open(os.path.join(folder, index_name), encoding="utf-8") as handle:
+        weight_map = json.load(handle)["weight_map"]
+    tensors: dict[str, torch.Tensor] = {}
+    for name in sorted(set(weight_map.values())):
+        tensors.update(_read_file(os.path.join(folder, name), map_location))
+    return tensors
+
+
+def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = None) -> None:
+    """Load the weights in ``folder`` into ``model``.
+
+    Raises:
+        NotACheckpointError: no weights in ``folder``.
+        ValueError: the stored names do not match the model's (other than tied aliases).
+    """
+    if map_location is None:
+        first = next(iter(model.parameters()), None)
+        map_location = first.device if first is not None else "cpu"
+    stored = read_weights(folder, map_location)
+    result = model.load_state_dict(stored, strict=False)
+    missing = _untied_missing(model.state_dict(), set(result.missing_keys))
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"The weights in {folder} do not fit {type(model).__name__}: missing "
+            f"{missing[:10]}, unexpected {list(result.unexpected_keys)[:10]}. Load the "
+            "checkpoint into the same model architecture it was saved from."
+        )
+
+
+def _untied_missing(state_dict: Mapping[str, Any], missing: set[str]) -> list[str]:
+    """The missing names that no loaded name shares memory with (truly absent weights)."""
+    groups: dict[Any, list[str]] = {}
+    for name, tensor in state_dict.items():
+        if isinstance(tensor, torch.Tensor) and tensor.numel():
+            groups.setdefault((tensor.device, tensor.untyped_storage().data_ptr()), []).append(name)
+    absent = []
+    for names in groups.values():
+        if all(name in missing for name in names):
+            absent.extend(n for n in names if n in missing)
+    loose = missing - {n for names in groups.values() for n in names}
+    return sorted(absent) + sorted(loose)
