@@ -59,17 +59,22 @@ def test_torch_compile_options_compile_the_prepared_model(make_args: Any) -> Non
 
 
 @pytest.mark.parametrize("variable", _LAUNCHER_VARIABLES)
-def test_several_launched_processes_are_refused(
-    make_args: Any, monkeypatch: pytest.MonkeyPatch, variable: str
+def test_the_single_process_runtime_refuses_launched_processes(
+    monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
-    args = make_args()
     monkeypatch.setenv(variable, "4")
-    with pytest.raises(
-        NotImplementedError, match=r"one of 4 launched processes.*trainer-dist distributed work"
-    ):
-        build_runtime(args)
-    with pytest.raises(NotImplementedError, match=r"multi-process runtimes"):
+    with pytest.raises(NotImplementedError, match=r"one of 4 launched processes"):
         SingleProcessRuntime(device="cpu")
+
+
+def test_nccl_on_the_cpu_is_refused_before_any_group_starts(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = make_args(ddp_backend="nccl")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"ddp_backend='nccl' needs CUDA GPUs.*gloo"):
+        build_runtime(args)
+    assert not torch.distributed.is_initialized()
 
 
 def test_a_launcher_with_one_process_is_fine(
@@ -87,13 +92,41 @@ def test_a_garbled_world_size_is_reported(make_args: Any, monkeypatch: pytest.Mo
         build_runtime(args)
 
 
-@pytest.mark.parametrize(
-    ("option", "value"),
-    [("fsdp", "full_shard auto_wrap"), ("deepspeed", {"zero_optimization": {"stage": 2}})],
-)
-def test_fsdp_and_deepspeed_are_refused(make_args: Any, option: str, value: Any) -> None:
-    with pytest.raises(NotImplementedError, match=rf"{option}=.*trainer-dist distributed work"):
-        build_runtime(make_args(**{option: value}))
+def test_fsdp_without_a_launcher_says_how_to_launch(make_args: Any) -> None:
+    with pytest.raises(ValueError, match=r"fsdp='full_shard auto_wrap'.*torchrun --nproc_per_node"):
+        build_runtime(make_args(fsdp="full_shard auto_wrap"))
+
+
+def test_deepspeed_is_not_implemented_yet(make_args: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(NotImplementedError, match=r"deepspeed=.*not implemented yet"):
+        build_runtime(make_args(deepspeed={"zero_optimization": {"stage": 2}}))
+    assert not torch.distributed.is_initialized()
+
+
+def test_fsdp_and_deepspeed_together_conflict(make_args: Any) -> None:
+    args = SimpleNamespace(use_cpu=True, fsdp="full_shard", deepspeed={"train_batch_size": 8})
+    with pytest.raises(ValueError, match=r"fsdp='full_shard' and deepspeed=.*Keep one"):
+        build_runtime(args)
+
+
+def test_xla_fsdp_without_torch_xla_is_a_missing_extra(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = SimpleNamespace(use_cpu=True, fsdp="full_shard", fsdp_config={"xla": True})
+    with pytest.raises(MissingExtraError, match=r"torch_xla"):
+        build_runtime(args)
+
+
+def test_unknown_fsdp_config_keys_fail_before_any_group_starts(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = SimpleNamespace(use_cpu=True, fsdp="full_shard", fsdp_config={"min_params": 3})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['min_params'\]"):
+        build_runtime(args)
+    assert not torch.distributed.is_initialized()
 
 
 def test_fp16_on_cpu_is_refused(make_args: Any) -> None:
@@ -133,3 +166,18 @@ def test_a_minimal_namespace_is_enough() -> None:
     runtime = build_runtime(SimpleNamespace(no_cuda=True))
     assert runtime.device == torch.device("cpu")
     assert runtime.mixed_precision == "no"
+
+
+def test_ddp_arguments_become_wrapper_options(make_args: Any) -> None:
+    from trainer_dist import DDPOptions
+    from trainer_dist._connector import _ddp_options
+
+    args = make_args(
+        ddp_find_unused_parameters=False,
+        ddp_bucket_cap_mb=10,
+        ddp_broadcast_buffers=False,
+        ddp_static_graph=True,
+    )
+    assert _ddp_options(args) == DDPOptions(
+        find_unused_parameters=False, bucket_cap_mb=10, broadcast_buffers=False, static_graph=True
+    )

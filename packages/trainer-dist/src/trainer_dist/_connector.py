@@ -8,65 +8,148 @@ namespaces in tests) work.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from trainer_core import Runtime
+from trainer_core import Runtime, import_optional
+from trainer_dist._ddp import DDPOptions, DistributedRuntime
 from trainer_dist._environment import launched_world_size
+from trainer_dist._fsdp import FSDPRuntime
+from trainer_dist._fsdp_settings import FSDPSettings, parse_fsdp
 from trainer_dist._precision import MixedPrecision
-from trainer_dist._single import SingleProcessRuntime, refuse_multi_process
+from trainer_dist._single import SingleProcessRuntime
 
 
 def build_runtime(args: Any) -> Runtime:
-    """Build the runtime ``args`` (a ``TrainingArguments``) asks for.
+    """Build the runtime ``args`` (a ``TrainingArguments``) and the launcher ask for.
+
+    Without a launcher: a :class:`SingleProcessRuntime`. Under a launcher that started
+    several processes (``torchrun``, ``accelerate launch``,
+    ``python -m torch.distributed.launch``, MPI): a :class:`DistributedRuntime` (DDP),
+    or an :class:`FSDPRuntime` when ``fsdp`` is set (also for one launched process).
 
     Reads ``use_cpu`` (or the deprecated ``no_cuda``), ``fp16``, ``bf16``,
     ``half_precision_backend``, ``fp16_full_eval``, ``bf16_full_eval``, ``tf32``,
     ``use_ipex``, ``torch_compile`` (also implied by ``torch_compile_backend`` /
-    ``torch_compile_mode``), ``fsdp`` and ``deepspeed``. ``ddp_backend``,
-    ``ddp_timeout`` and ``local_rank`` only matter with several processes. Seeding is
-    left to the caller (``set_seed(args.seed)`` / ``enable_full_determinism``), which
-    must happen before the model is created.
-
-    Returns:
-        A :class:`SingleProcessRuntime`: multi-process runtimes do not exist yet.
+    ``torch_compile_mode``), ``fsdp``, ``fsdp_config``, ``deepspeed``, ``ddp_backend``,
+    ``ddp_timeout``, ``ddp_find_unused_parameters``, ``ddp_bucket_cap_mb``,
+    ``ddp_broadcast_buffers`` and ``ddp_static_graph``. Every check runs before a process
+    group starts. Seeding is left to the caller (``set_seed(args.seed)``), which must
+    happen before the model is created.
 
     Raises:
-        NotImplementedError: the launcher started several processes (``WORLD_SIZE`` > 1),
-            or ``fsdp`` / ``deepspeed`` is set: training alone in each process would
-            silently give wrong results, so this refuses instead.
-        ValueError: fp16 and bf16 together, or a setting the machine cannot run (see
-            :class:`SingleProcessRuntime`).
-        trainer_core.MissingExtraError: ``use_ipex`` without the extension installed.
+        ValueError: conflicting or impossible settings: fp16 with bf16, fsdp with
+            deepspeed, fsdp without a launcher, an unknown fsdp word or fsdp_config key,
+            nccl on the CPU, a precision the device cannot run.
+        NotImplementedError: ``deepspeed`` or XLA FSDP (not implemented yet).
+        trainer_core.MissingExtraError: ``use_ipex`` without the extension, or
+            ``fsdp_config['xla']`` without torch_xla.
+        RuntimeError: the launcher's processes did not form one group.
     """
-    _refuse_sharding(args)
-    refuse_multi_process(launched_world_size())
-    return SingleProcessRuntime(
-        device="cpu" if _flag(args, "use_cpu") or _flag(args, "no_cuda") else None,
-        mixed_precision=_mixed_precision(args),
-        half_precision_backend=getattr(args, "half_precision_backend", None) or "auto",
-        fp16_full_eval=_flag(args, "fp16_full_eval"),
-        bf16_full_eval=_flag(args, "bf16_full_eval"),
-        tf32=getattr(args, "tf32", None),
-        use_ipex=_flag(args, "use_ipex"),
-        torch_compile=_wants_compile(args),
-        torch_compile_backend=getattr(args, "torch_compile_backend", None),
-        torch_compile_mode=getattr(args, "torch_compile_mode", None),
+    precision = _precision_options(args)
+    settings = _check_sharding(args)
+    world = launched_world_size()
+    launched = world > 1 or (settings is not None and _is_launched())
+    if settings is not None and not launched:
+        raise ValueError(
+            f"fsdp={_fsdp_text(args)!r} shards the model across processes, but this process "
+            f"was not started by a launcher. Launch the script with several processes, e.g. "
+            f"`torchrun --nproc_per_node 2 train.py ...` or `accelerate launch --multi_gpu "
+            f"--num_processes 2 train.py ...`, or unset fsdp to train in one process."
+        )
+    if not launched:
+        return SingleProcessRuntime(
+            device="cpu" if _use_cpu(args) else None,
+            use_ipex=_flag(args, "use_ipex"),
+            **precision,
+        )
+    if _flag(args, "use_ipex"):
+        raise ValueError(
+            "use_ipex=True is only supported by the single-process runtime here; "
+            "unset use_ipex for multi-process training."
+        )
+    common = {
+        "use_cpu": _use_cpu(args),
+        "backend": getattr(args, "ddp_backend", None),
+        "timeout_seconds": getattr(args, "ddp_timeout", None),
+        **precision,
+    }
+    if settings is not None:
+        return FSDPRuntime(settings, **common)
+    return DistributedRuntime(ddp=_ddp_options(args), **common)
+
+
+def _precision_options(args: Any) -> dict[str, Any]:
+    return {
+        "mixed_precision": _mixed_precision(args),
+        "half_precision_backend": getattr(args, "half_precision_backend", None) or "auto",
+        "fp16_full_eval": _flag(args, "fp16_full_eval"),
+        "bf16_full_eval": _flag(args, "bf16_full_eval"),
+        "tf32": getattr(args, "tf32", None),
+        "torch_compile": _wants_compile(args),
+        "torch_compile_backend": getattr(args, "torch_compile_backend", None),
+        "torch_compile_mode": getattr(args, "torch_compile_mode", None),
+    }
+
+
+def _ddp_options(args: Any) -> DDPOptions:
+    return DDPOptions(
+        find_unused_parameters=getattr(args, "ddp_find_unused_parameters", None),
+        bucket_cap_mb=getattr(args, "ddp_bucket_cap_mb", None),
+        broadcast_buffers=getattr(args, "ddp_broadcast_buffers", None),
+        static_graph=getattr(args, "ddp_static_graph", None),
     )
+
+
+def _use_cpu(args: Any) -> bool:
+    return _flag(args, "use_cpu") or _flag(args, "no_cuda")
+
+
+def _is_launched() -> bool:
+    return any(os.environ.get(name) for name in ("LOCAL_RANK", "RANK"))
 
 
 def _flag(args: Any, name: str) -> bool:
     return bool(getattr(args, name, False))
 
 
-def _refuse_sharding(args: Any) -> None:
-    for option in ("fsdp", "deepspeed"):
-        value = getattr(args, option, None)
-        if value:
-            raise NotImplementedError(
-                f"{option}={value!r} was requested, but only the single-process runtime "
-                f"exists so far: multi-process runtimes (DDP, FSDP, DeepSpeed) arrive with "
-                f"the trainer-dist distributed work. Unset {option} to train in one process."
-            )
+def _fsdp_text(args: Any) -> str:
+    fsdp = getattr(args, "fsdp", None)
+    if isinstance(fsdp, str):
+        return fsdp
+    return " ".join(str(getattr(word, "value", word)) for word in fsdp or [])
+
+
+def _check_sharding(args: Any) -> FSDPSettings | None:
+    """Validate fsdp / deepspeed / xla settings; return the FSDP settings if FSDP is on."""
+    fsdp, deepspeed = getattr(args, "fsdp", None), getattr(args, "deepspeed", None)
+    config = getattr(args, "fsdp_config", None) or {}
+    if fsdp and deepspeed:
+        raise ValueError(
+            f"fsdp={_fsdp_text(args)!r} and deepspeed={deepspeed!r} were both set; they are "
+            f"two ways of sharding the model. Keep one of them."
+        )
+    if config.get("xla") or config.get("fsdp_xla"):
+        _refuse_xla()
+    if deepspeed:
+        raise NotImplementedError(
+            f"deepspeed={deepspeed!r} was requested, but the DeepSpeed runtime is not "
+            f"implemented yet. Use fsdp='full_shard' (ZeRO-3-like) or fsdp='shard_grad_op' "
+            f"(ZeRO-2-like) with torchrun, or unset deepspeed."
+        )
+    if not fsdp:
+        return None
+    return parse_fsdp(fsdp, config)
+
+
+def _refuse_xla() -> None:
+    import_optional(
+        "torch_xla", package="torch-xla", extra=None, feature="fsdp_config['xla']=True (XLA FSDP)"
+    )
+    raise NotImplementedError(
+        "fsdp_config['xla']=True (XLA FSDP on TPUs) is not implemented by this runtime yet. "
+        "Set fsdp_config['xla']=False to use torch's FSDP."
+    )
 
 
 def _mixed_precision(args: Any) -> MixedPrecision:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -41,6 +41,7 @@ from trainer_dist._precision import (
     check_precision,
 )
 from trainer_dist._seed import set_seed
+from trainer_dist._state_io import load_sharded, save_sharded
 
 # nullcontext keeps no state, so one instance serves every caller and every nesting level.
 _NULL_CONTEXT: AbstractContextManager[None] = contextlib.nullcontext()
@@ -56,9 +57,9 @@ def refuse_multi_process(world_size: int) -> None:
     if world_size > 1:
         raise NotImplementedError(
             f"This process is one of {world_size} launched processes (WORLD_SIZE={world_size}), "
-            f"but only the single-process runtime exists so far: multi-process runtimes "
-            f"(DDP, FSDP, DeepSpeed) arrive with the trainer-dist distributed work. Run the "
-            f"script without a launcher (plain `python script.py`) to train in one process."
+            f"but SingleProcessRuntime trains alone. Use build_runtime(args), which picks "
+            f"DistributedRuntime (DDP) or FSDPRuntime under a launcher, or run the script "
+            f"without a launcher (plain `python script.py`) to train in one process."
         )
 
 
@@ -109,6 +110,34 @@ class SingleProcessRuntime:
         refuse_multi_process(launched_world_size())
         placement = detect_placement(device)
         refuse_multi_process(placement.num_processes)
+        self._configure(
+            placement,
+            mixed_precision=mixed_precision,
+            half_precision_backend=half_precision_backend,
+            fp16_full_eval=fp16_full_eval,
+            bf16_full_eval=bf16_full_eval,
+            tf32=tf32,
+            use_ipex=use_ipex,
+            torch_compile=torch_compile,
+            torch_compile_backend=torch_compile_backend,
+            torch_compile_mode=torch_compile_mode,
+        )
+
+    def _configure(
+        self,
+        placement: ProcessPlacement,
+        *,
+        mixed_precision: MixedPrecision,
+        half_precision_backend: str,
+        fp16_full_eval: bool,
+        bf16_full_eval: bool,
+        tf32: bool | None,
+        use_ipex: bool,
+        torch_compile: bool,
+        torch_compile_backend: str | None,
+        torch_compile_mode: str | None,
+    ) -> None:
+        """Validate precision for ``placement`` and set up what every runtime shares."""
         check_precision(
             mixed_precision=mixed_precision,
             half_precision_backend=half_precision_backend,
@@ -137,8 +166,8 @@ class SingleProcessRuntime:
 
     @property
     def num_processes(self) -> int:
-        """Always 1."""
-        return 1
+        """1 here; the group's size in the multi-process runtimes built on this class."""
+        return self._placement.num_processes
 
     @property
     def process_index(self) -> int:
@@ -289,6 +318,34 @@ class SingleProcessRuntime:
     def state_dict(self, model: Any) -> dict[str, Any]:
         """The unwrapped module's ``state_dict()`` (no ``module.`` / ``_orig_mod.`` prefixes)."""
         return unwrap_model(model).state_dict()
+
+    def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
+        """Load a full state dict (as :meth:`state_dict` returns) into the unwrapped module."""
+        unwrap_model(model).load_state_dict(state)
+
+    def optimizer_state_dict(self, model: Any, optimizer: Any) -> dict[str, Any]:
+        """``optimizer.state_dict()``: with one process the optimizer holds all its state."""
+        return optimizer.state_dict()
+
+    def load_optimizer_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        """``optimizer.load_state_dict(state)``."""
+        optimizer.load_state_dict(state)
+
+    @property
+    def checkpoint_format(self) -> Literal["full", "sharded"]:
+        """Always ``"full"``: one process holds every weight."""
+        return "full"
+
+    def save_sharded_state(self, directory: str, model: Any, optimizer: Any | None = None) -> None:
+        """Write model (and optimizer) state as ``torch.distributed.checkpoint`` folders.
+
+        Any number of processes can load them back with :meth:`load_sharded_state`.
+        """
+        save_sharded(directory, unwrap_model(model), optimizer)
+
+    def load_sharded_state(self, directory: str, model: Any, optimizer: Any | None = None) -> None:
+        """Load folders written by ``save_sharded_state`` on any number of processes."""
+        load_sharded(directory, unwrap_model(model), optimizer)
 
     def scaler_state_dict(self) -> dict[str, Any]:
         """The fp16 loss scaler's state for a checkpoint (empty without fp16)."""

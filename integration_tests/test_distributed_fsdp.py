@@ -1,0 +1,104 @@
+"""FSDP2 (torch's ``fully_shard``) over gloo on 2 CPU processes, launched by torchrun.
+
+Every strategy must train to the weights one process reaches with the same global batch
+(which is also what DDP reaches, see test_distributed_ddp.py), with parameters really
+sharded (``DTensor``) in one group of 2. A sharded checkpoint written by 2 processes is
+loaded back by 2 processes and by 1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "distributed_worker", Path(__file__).with_name("test_distributed_worker.py")
+)
+worker = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
+_spec.loader.exec_module(worker)  # type: ignore[union-attr]  # a source file loader
+launch, max_difference = worker.launch, worker.max_difference
+assert_one_group_with_sharded_data = worker.assert_one_group_with_sharded_data
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+VARIANTS: list[dict[str, Any]] = [
+    {"fsdp": "full_shard auto_wrap", "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT"}},
+    {"fsdp": "shard_grad_op auto_wrap", "fsdp_config": {"forward_prefetch": True}},
+    {"fsdp": "hybrid_shard", "fsdp_config": {"min_num_params": 40}},
+    {"fsdp": "no_shard"},
+    {
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_config": {
+            "transformer_layer_cls_to_wrap": ["Block"],
+            "activation_checkpointing": True,
+            "backward_prefetch": "backward_pre",
+            "limit_all_gathers": True,
+            "sync_module_states": True,
+            "use_orig_params": True,
+        },
+        "gradient_accumulation_steps": 2,
+        "per_device_train_batch_size": 1,
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return launch("python", tmp_path_factory.mktemp("single"), "single")[0]
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    out = tmp_path_factory.mktemp("fsdp")
+    return out, launch("torchrun", out, "fsdp", "--variants", json.dumps(VARIANTS))
+
+
+@pytest.mark.parametrize("number", range(len(VARIANTS)))
+def test_every_strategy_shards_and_trains_like_one_process(
+    fsdp_run: tuple[Path, list[dict[str, Any]]], single: dict[str, Any], number: int
+) -> None:
+    _, reports = fsdp_run
+    variants = [report["variants"][number] for report in reports]
+    assert_one_group_with_sharded_data(
+        [{**report, **variant} for report, variant in zip(reports, variants, strict=True)]
+    )
+    main = variants[0]
+    assert main["runtime"] == "FSDPRuntime"
+    assert main["parameter_types"] == ["DTensor"]
+    assert main["fsdp_units"] >= 1
+    assert max_difference(main["weights"], single["weights"]) < 1e-5
+    assert len(main["grad_norm"]) == 4  # clipped by the global norm of the sharded gradients
+
+
+def test_wrapping_follows_the_options(fsdp_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, reports = fsdp_run
+    units = [variant["fsdp_units"] for variant in reports[0]["variants"]]
+    # auto_wrap wraps the 2 Blocks (from _no_split_modules) and the root; without it only
+    # the root; min_num_params=40 wraps the modules holding at least 40 parameters.
+    assert units[0] == 3
+    assert units[3] == 1
+    assert units[2] > 1
+    assert [v["checkpoint_format"] for v in reports[0]["variants"][:2]] == ["sharded", "full"]
+
+
+def test_sharded_state_round_trips_on_two_processes(
+    fsdp_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    _, reports = fsdp_run
+    first = reports[0]["variants"][0]
+    assert max_difference(first["reloaded"], first["weights"]) == 0.0
+    assert first["optimizer_restored"] is True
+    assert "blocks.0.linear.weight" in first["optimizer_keys"]  # keyed by parameter name
+
+
+def test_a_sharded_checkpoint_of_two_processes_loads_in_one(
+    fsdp_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    out, reports = fsdp_run
+    shards = str(out / "sharded")
+    loaded = launch("python", tmp_path, "load_shards", "--shards", shards)[0]
+    assert max_difference(loaded["weights"], reports[0]["variants"][0]["weights"]) == 0.0

@@ -1,0 +1,454 @@
+"""The training script the multi-process tests launch (``torchrun``, ``accelerate launch``...).
+
+Not a test module: it defines no tests, and its work runs only under ``__main__``. Each
+process runs one *scenario* and writes what it observed to ``<out>/rank<N>.json``; the
+tests in ``test_distributed_*.py`` launch it and compare the files. Every scenario first
+checks that the processes really form one group (all-gathering their ranks): a run in
+which each process trains alone is the failure these tests guard against.
+
+    torchrun --nproc_per_node 2 test_distributed_worker.py ddp <out>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+DATASET_SIZE = 16
+FEATURES = 4
+
+
+class Block(nn.Module):
+    """One layer: the unit FSDP wraps (named in ``_no_split_modules``)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(x))
+
+
+class TinyRegressor(nn.Module):
+    """Regression with an MSE loss; records the sample ids each forward sees."""
+
+    _no_split_modules: ClassVar[list[str]] = ["Block"]
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.embed = nn.Linear(FEATURES, width)
+        self.blocks = nn.ModuleList([Block(width) for _ in range(2)])
+        self.head = nn.Linear(width, 1)
+        self.seen: list[int] = []
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, idx: Any = None
+    ) -> dict[str, torch.Tensor]:
+        if idx is not None and self.training:
+            self.seen.extend(int(i) for i in idx)
+        hidden = self.embed(x)
+        for block in self.blocks:
+            hidden = block(hidden)
+        out = self.head(hidden).sum(dim=-1)  # not a view: FSDP warns about views
+        result = {"logits": out}
+        if labels is not None:
+            result["loss"] = nn.functional.mse_loss(out, labels)
+        return result
+
+
+def make_dataset(size: int = DATASET_SIZE) -> list[dict[str, torch.Tensor]]:
+    """Deterministic samples; ``idx`` identifies each one."""
+    generator = torch.Generator().manual_seed(1234)
+    features = torch.randn(size, FEATURES, generator=generator)
+    targets = features.sum(dim=1) * 0.5
+    return [{"x": features[i], "labels": targets[i], "idx": torch.tensor(i)} for i in range(size)]
+
+
+def make_model() -> TinyRegressor:
+    torch.manual_seed(0)
+    return TinyRegressor()
+
+
+def training_args(output_dir: str, **overrides: Any) -> Any:
+    from trainer import TrainingArguments
+
+    defaults: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": 2,
+        "per_device_eval_batch_size": 3,
+        "num_train_epochs": 2,
+        "learning_rate": 0.05,
+        "logging_steps": 2,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+        "seed": 0,
+        "remove_unused_columns": False,
+        "ddp_timeout": 120,  # a hung collective ends the processes instead of leaving them
+    }
+    defaults.update(overrides)
+    return TrainingArguments(**defaults)
+
+
+def weights_of(state: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    return {key: value.detach().float().flatten().tolist() for key, value in state.items()}
+
+
+# --------------------------------------------------- launching (used by the tests)
+WORKER = Path(__file__)
+BIN = Path(sys.executable).parent
+TIMEOUT_S = 150
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def launch(launcher: str, out: Path, *worker_args: str, processes: int = 2) -> list[dict[str, Any]]:
+    """Run the worker under ``launcher``; return each rank's report (rank order)."""
+    port = str(free_port())
+    commands = {
+        "torchrun": [str(BIN / "torchrun"), "--nproc_per_node", str(processes)],
+        "accelerate": [
+            str(BIN / "accelerate"),
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+        ],
+        "torch.distributed.launch": [
+            sys.executable,
+            "-m",
+            "torch.distributed.launch",
+            "--nproc_per_node",
+            str(processes),
+        ],
+        "python": [sys.executable],
+    }
+    ports = {
+        "torchrun": ["--master_port", port],
+        "accelerate": ["--main_process_port", port],
+        "torch.distributed.launch": ["--master_port", port],
+        "python": [],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    scenario, *options = worker_args
+    command = [*commands[launcher], *ports[launcher], str(WORKER), scenario, str(out), *options]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    # A session of its own, so that a timeout kills the launcher's workers too.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        message = f"{launcher} run timed out after {TIMEOUT_S}s:\n{stderr[-6000:]}"
+        raise AssertionError(message) from None
+    if process.returncode != 0:
+        raise AssertionError(f"{launcher} run failed ({process.returncode}):\n{stderr[-6000:]}")
+    count = processes if launcher != "python" else 1
+    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(count)]
+
+
+def max_difference(left: dict[str, list[float]], right: dict[str, list[float]]) -> float:
+    assert sorted(left) == sorted(right)
+    return max(abs(a - b) for key in left for a, b in zip(left[key], right[key], strict=True))
+
+
+def assert_one_group_with_sharded_data(reports: list[dict[str, Any]], epochs: int = 2) -> None:
+    for report in reports:
+        assert report["world_size"] == 2
+        assert report["ranks"] == [0, 1]
+    first, second = (set(report["seen"]) for report in reports)
+    assert first != second  # each process trained on its own share
+    combined = sorted(reports[0]["seen"] + reports[1]["seen"])
+    assert combined == sorted(list(range(16)) * epochs)  # every sample once per epoch
+
+
+# ------------------------------------------------------------------------ checks
+def group_facts() -> dict[str, Any]:
+    """World size and every rank, learnt through a collective (so a real group exists)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return {"world_size": 1, "ranks": [0]}
+    ranks = [torch.zeros(1, dtype=torch.long) for _ in range(dist.get_world_size())]
+    dist.all_gather(ranks, torch.tensor([dist.get_rank()]))
+    return {"world_size": dist.get_world_size(), "ranks": [int(r) for r in ranks]}
+
+
+def gathered_eval_ids(trainer: Any, size: int) -> list[int]:
+    """Ids of an odd-sized evaluation set gathered the way the evaluation loop does."""
+    runtime = trainer.runtime
+    ids: list[torch.Tensor] = []
+    for batch in trainer.get_eval_dataloader(make_dataset(size)):
+        padded = runtime.pad_across_processes(batch["x"], dim=1)
+        rows = runtime.gather(padded)
+        gathered = runtime.gather(batch["idx"])
+        if rows.shape[0] != gathered.shape[0]:
+            raise RuntimeError(f"rows {rows.shape} and ids {gathered.shape} disagree")
+        ids.append(gathered)
+    return [int(i) for i in torch.cat(ids)]
+
+
+def predictions_of(trainer: Any) -> dict[str, Any]:
+    """``Trainer.predict`` and ``evaluate`` over 7 samples (an uneven end on 2 processes)."""
+    output = trainer.predict(make_dataset(7))
+    metrics = trainer.evaluate(make_dataset(7))
+    return {
+        "predictions": [float(v) for v in output.predictions],
+        "label_ids": [float(v) for v in output.label_ids],
+        "eval_loss": metrics["eval_loss"],
+    }
+
+
+def no_sync_reductions(runtime: Any) -> int:
+    """Gradient all-reduces DDP runs over 2 accumulation windows of 2 micro-steps."""
+    model = runtime.prepare_model(nn.Linear(4, 1), training=True)
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    calls: list[int] = []
+    # A lambda: DDP rejects hooks whose parameters carry (string) annotations.
+    model.register_comm_hook(
+        None, lambda state, bucket: (calls.append(1), allreduce_hook(state, bucket))[1]
+    )
+    for micro_step in range(4):
+        context = runtime.no_sync(model) if micro_step % 2 == 0 else _null()
+        with context:
+            runtime.backward(model(torch.ones(2, 4)).sum())
+    return len(calls)
+
+
+def _null() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def main_first_order(trainer: Any, out: str, *, through_args: bool = False) -> list[str]:
+    """Each process appends its rank inside ``main_process_first``; main must come first.
+
+    ``through_args`` uses ``TrainingArguments.main_process_first`` (what user scripts
+    call around ``datasets.map``) instead of the runtime's.
+    """
+    marker = os.path.join(out, f"main_first_{through_args}.txt")
+    context = (
+        trainer.args.main_process_first(desc="test")
+        if through_args
+        else trainer.runtime.main_process_first(local=False)
+    )
+    with context:
+        if trainer.runtime.is_main_process:
+            time.sleep(1.0)  # a replica that did not wait would write first
+        with open(marker, "a", encoding="utf-8") as handle:
+            handle.write(f"{trainer.runtime.process_index}\n")
+    trainer.runtime.wait_for_everyone()
+    with open(marker, encoding="utf-8") as handle:
+        return handle.read().split()
+
+
+# --------------------------------------------------------------------- scenarios
+def run_ddp(out: str, accumulation: int) -> dict[str, Any]:
+    from trainer import Trainer
+
+    args = training_args(
+        out,
+        gradient_accumulation_steps=accumulation,
+        per_device_train_batch_size=2 if accumulation == 1 else 1,
+        log_level="info",
+        log_level_replica="error",
+        save_strategy="steps",
+        save_steps=4,
+    )
+    model = make_model()
+    trainer = Trainer(model=model, args=args, train_dataset=make_dataset())
+    result: dict[str, Any] = {
+        "runtime": type(trainer.runtime).__name__,
+        "log_level": logging.getLogger("trainer").getEffectiveLevel(),
+        "should_log": args.should_log,
+        "should_save": args.should_save,
+    }
+    trainer.train()
+    result["seen"] = sorted(model.seen)
+    result["steps"] = trainer.state.global_step
+    result["weights"] = weights_of(trainer.runtime.state_dict(trainer.model_wrapped))
+    result["losses"] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    result["eval_ids"] = gathered_eval_ids(trainer, 7)
+    result.update(predictions_of(trainer))
+    result["reductions"] = no_sync_reductions(trainer.runtime)
+    result["main_first"] = main_first_order(trainer, out)
+    result["main_first_args"] = main_first_order(trainer, out, through_args=True)
+    result["args_world"] = [args.world_size, args.process_index, args.local_process_index]
+    result["reduced"] = float(trainer.runtime.reduce(torch.tensor(float(args.process_index))))
+    return result
+
+
+def run_fsdp(out: str, variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """Train once per FSDP variant; the first one also saves and reloads sharded state."""
+    result: dict[str, Any] = {"variants": []}
+    for number, variant in enumerate(variants):
+        trained = _train_fsdp(os.path.join(out, f"variant{number}"), variant)
+        if number == 0:
+            trained.update(_sharded_round_trip(out, trained.pop("trainer")))
+        trained.pop("trainer", None)
+        result["variants"].append(trained)
+    return result
+
+
+def _train_fsdp(out: str, variant: dict[str, Any]) -> dict[str, Any]:
+    from trainer import Trainer
+
+    args = training_args(out, max_grad_norm=1.0, **variant)
+    model = make_model()
+    trainer = Trainer(model=model, args=args, train_dataset=make_dataset())
+    trainer.train()
+    runtime = trainer.runtime
+    return {
+        "trainer": trainer,
+        "runtime": type(runtime).__name__,
+        "parameter_types": sorted({type(p).__name__ for p in model.parameters()}),
+        "fsdp_units": sum(type(m).__name__.startswith("FSDP") for m in model.modules()),
+        "seen": sorted(model.seen),
+        "weights": weights_of(runtime.state_dict(model)),
+        "checkpoint_format": runtime.checkpoint_format,
+        "grad_norm": [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e],
+    }
+
+
+def _sharded_round_trip(out: str, trainer: Any) -> dict[str, Any]:
+    runtime, model = trainer.runtime, trainer.model
+    shards = os.path.join(out, "sharded")
+    runtime.save_sharded_state(shards, model, trainer.optimizer)
+    fresh = runtime.prepare_model(TinyRegressor(), training=True)
+    optimizer = torch.optim.AdamW(fresh.parameters(), lr=0.01)
+    runtime.load_sharded_state(shards, fresh, optimizer)
+    full_optimizer = runtime.optimizer_state_dict(model, trainer.optimizer)
+    restored = runtime.optimizer_state_dict(fresh, optimizer)
+    same_optimizer = all(
+        torch.equal(full_optimizer["state"][name]["exp_avg"], restored["state"][name]["exp_avg"])
+        for name in full_optimizer.get("state", {})
+    )
+    return {
+        "reloaded": weights_of(runtime.state_dict(fresh)),
+        "optimizer_keys": sorted(full_optimizer.get("state", {})),
+        "optimizer_restored": same_optimizer,
+    }
+
+
+def run_single(out: str) -> dict[str, Any]:
+    """The one-process reference with the same global batch (4)."""
+    from trainer import Trainer
+
+    args = training_args(out, per_device_train_batch_size=4)
+    model = make_model()
+    trainer = Trainer(model=model, args=args, train_dataset=make_dataset())
+    trainer.train()
+    return {
+        "weights": weights_of(trainer.runtime.state_dict(model)),
+        "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+        "seen": sorted(model.seen),
+        **predictions_of(trainer),
+    }
+
+
+def run_resume(out: str, checkpoint: str) -> dict[str, Any]:
+    """Resume on one process (batch 4) from a checkpoint that 2 processes wrote."""
+    from trainer import Trainer
+
+    args = training_args(out, per_device_train_batch_size=4)
+    model = make_model()
+    trainer = Trainer(model=model, args=args, train_dataset=make_dataset())
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return {
+        "weights": weights_of(trainer.runtime.state_dict(model)),
+        "steps": trainer.state.global_step,
+        "seen": sorted(model.seen),
+    }
+
+
+def run_load_shards(out: str, shards: str) -> dict[str, Any]:
+    """Load a sharded checkpoint written by several processes into one process."""
+    from trainer_dist import SingleProcessRuntime
+
+    runtime = SingleProcessRuntime(device="cpu")
+    model = TinyRegressor()
+    runtime.load_sharded_state(shards, model)
+    return {"weights": weights_of(runtime.state_dict(model))}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("out")
+    parser.add_argument("--accumulation", type=int, default=1)
+    parser.add_argument("--variants", default="[]", help="JSON list of fsdp settings")
+    parser.add_argument("--shards", default="")
+    options, launcher_arguments = parser.parse_known_args(argv)
+    torch.set_num_threads(1)
+    if options.scenario == "ddp":
+        result = run_ddp(options.out, options.accumulation)
+    elif options.scenario == "fsdp":
+        result = run_fsdp(options.out, json.loads(options.variants))
+    elif options.scenario == "single":
+        result = run_single(options.out)
+    elif options.scenario == "resume":
+        result = run_resume(options.out, options.shards)
+    elif options.scenario == "load_shards":
+        result = run_load_shards(options.out, options.shards)
+    else:
+        raise SystemExit(f"unknown scenario {options.scenario!r}")
+    result.update(group_facts())
+    result["local_rank_argument"] = _local_rank_argument(options.out, launcher_arguments)
+    rank = result["ranks"][0] if result["world_size"] == 1 else _rank()
+    path = os.path.join(options.out, f"rank{rank}.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+
+
+def _local_rank_argument(out: str, launcher_arguments: list[str]) -> int:
+    """``--local-rank`` as a script parsing TrainingArguments reads it (the deprecated
+    ``torch.distributed.launch`` passes it on the command line)."""
+    from trainer import HfArgumentParser, TrainingArguments
+
+    parser = HfArgumentParser(TrainingArguments)
+    (args,) = parser.parse_args_into_dataclasses(["--output_dir", out, *launcher_arguments])
+    return args.local_rank
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,245 @@
+"""The runtime for fully sharded data parallel training with torch's ``fully_shard`` (FSDP2).
+
+Each process holds a shard of every parameter (as a ``DTensor``), all-gathers a layer's
+parameters just before using it and reduce-scatters its gradients after. accelerate's FSDP
+plugin is not used: on the CPU it silently trains plain DDP instead, while ``fully_shard``
+really shards there too (over gloo), so CPU runs test the same code GPU runs use.
+
+The model is modified in place (``fully_shard`` swaps the module's class), so the module
+the loop holds is both the "wrapper" and the user's module: :meth:`unwrap_model` returns
+it, and its state dicts are gathered or kept sharded through
+``torch.distributed.checkpoint``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from trainer_dist._ddp import DistributedRuntime
+from trainer_dist._fsdp_settings import FSDPSettings
+from trainer_dist._models import can_move, compile_model, unwrap_model
+from trainer_dist._single import _NULL_CONTEXT
+from trainer_dist._state_io import (
+    full_model_state,
+    full_optimizer_state,
+    load_full_model_state,
+    load_full_optimizer_state,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def is_fully_sharded(model: Any) -> bool:
+    """Whether ``fully_shard`` was applied to ``model`` (the root)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def layers_to_wrap(model: nn.Module, settings: FSDPSettings) -> list[nn.Module]:
+    """The submodules that become separate FSDP units, in forward (definition) order.
+
+    Raises:
+        ValueError: ``transformer_layer_cls_to_wrap`` names a class the model lacks.
+    """
+    if not settings.wraps_layers:
+        return []
+    if settings.min_num_params > 0:
+        return _size_based_layers(model, settings.min_num_params)
+    names = settings.layer_classes
+    if names is None:
+        names = tuple(getattr(model, "_no_split_modules", None) or ())
+    if not names:
+        return []
+    layers = [m for m in model.modules() if m is not model and type(m).__name__ in names]
+    found = {type(m).__name__ for m in layers}
+    missing = sorted(set(names) - found)
+    if missing:
+        raise ValueError(
+            f"fsdp_config['transformer_layer_cls_to_wrap'] names {missing}, which "
+            f"{type(model).__name__} does not contain. Use class names of its layers (e.g. "
+            f"{sorted({type(m).__name__ for m in model.children()})[:5]})."
+        )
+    return layers
+
+
+def _size_based_layers(model: nn.Module, min_num_params: int) -> list[nn.Module]:
+    """Post-order: a module becomes a unit once its not-yet-wrapped parameters reach the
+    threshold (the policy of torch's ``size_based_auto_wrap_policy``)."""
+    chosen: list[nn.Module] = []
+
+    def visit(module: nn.Module) -> int:
+        remaining = sum(visit(child) for child in module.children())
+        remaining += sum(p.numel() for p in module.parameters(recurse=False))
+        if module is not model and remaining >= min_num_params:
+            chosen.append(module)
+            return 0
+        return remaining
+
+    visit(model)
+    return chosen
+
+
+class FSDPRuntime(DistributedRuntime):
+    """:class:`trainer_core.Runtime` that shards the model with FSDP2 (``fully_shard``).
+
+    Strategies: ``full_shard`` (parameters resharded after forward, ZeRO-3-like),
+    ``shard_grad_op`` (kept gathered between forward and backward, ZeRO-2-like),
+    ``hybrid_shard`` / ``hybrid_shard_zero2`` (sharded within a node, replicated across
+    nodes), ``no_shard`` (replicated everywhere: DDP through FSDP). ``offload`` keeps
+    parameters and optimizer state on the CPU (GPU runs only: on a CPU run there is
+    nothing to offload, and the option is ignored with a log message).
+
+    Args:
+        settings: the parsed ``fsdp`` / ``fsdp_config`` (see :func:`parse_fsdp`).
+        **kwargs: as for :class:`DistributedRuntime`.
+    """
+
+    def __init__(self, settings: FSDPSettings, **kwargs: Any) -> None:
+        kwargs.pop("ddp", None)
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    # ----------------------------------------------------------------------- prepare
+    def prepare_model(self, model: nn.Module, *, training: bool) -> nn.Module:
+        """Shard ``model`` in place (once) and return it; layers first, then the root."""
+        if is_fully_sharded(model):
+            return model
+        if can_move(model):
+            model = model.to(self._device)
+        if self.settings.sync_module_states:
+            _broadcast_from_main(model)
+        layers = layers_to_wrap(model, self.settings)
+        if self.settings.activation_checkpointing:
+            self._checkpoint_layers(model, layers)
+        options = self._shard_options()
+        for layer in layers:
+            self._fully_shard(layer, options)
+        self._fully_shard(model, options)
+        self._set_prefetch(layers)
+        if self._compile:
+            model = compile_model(model, **self._compile_options)
+        return model
+
+    def _fully_shard(self, module: nn.Module, options: dict[str, Any]) -> None:
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(module, **options)
+
+    def _shard_options(self) -> dict[str, Any]:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import CPUOffloadPolicy
+
+        strategy, world = self.settings.strategy, self.num_processes
+        device_type = self._device.type
+        if strategy in ("full_shard", "shard_grad_op"):
+            mesh = init_device_mesh(device_type, (world,))
+        else:
+            replicas = world if strategy == "no_shard" else max(world // _local_world(), 1)
+            mesh = init_device_mesh(
+                device_type, (replicas, world // replicas), mesh_dim_names=("replicate", "shard")
+            )
+        options: dict[str, Any] = {
+            "mesh": mesh,
+            "reshard_after_forward": strategy in ("full_shard", "hybrid_shard"),
+        }
+        if self.settings.offload:
+            if device_type == "cpu":
+                logger.warning("fsdp offload is ignored: this run already trains on the CPU.")
+            else:
+                options["offload_policy"] = CPUOffloadPolicy(pin_memory=device_type == "cuda")
+        return options
+
+    def _checkpoint_layers(self, model: nn.Module, layers: list[nn.Module]) -> None:
+        # The composable checkpoint keeps parameter names unchanged (a wrapper module
+        # would add a prefix to every key of the state dict); it is torch's private API.
+        from torch.distributed._composable import checkpoint
+
+        if not layers:
+            raise ValueError(
+                f"fsdp_config['activation_checkpointing']=True needs layers to checkpoint, but "
+                f"no submodule of {type(model).__name__} is wrapped: add 'auto_wrap' to fsdp "
+                f"and set fsdp_config['transformer_layer_cls_to_wrap'] (or give the model "
+                f"_no_split_modules)."
+            )
+        for layer in layers:
+            checkpoint(layer)
+
+    def _set_prefetch(self, layers: list[nn.Module]) -> None:
+        if self.settings.forward_prefetch:
+            for current, following in itertools.pairwise(layers):
+                current.set_modules_to_forward_prefetch([following])  # type: ignore[operator]  # an FSDPModule now
+        if self.settings.backward_prefetch == "no_prefetch":
+            for layer in layers:
+                layer.set_modules_to_backward_prefetch([])  # type: ignore[operator]  # an FSDPModule now
+
+    # ------------------------------------------------------------ per-step hot path
+    def no_sync(self, model: Any) -> AbstractContextManager[None]:
+        """Skip the gradient reduce-scatter on accumulation micro-steps."""
+        if not is_fully_sharded(model):
+            return _NULL_CONTEXT
+        return _without_gradient_sync(model)
+
+    def clip_grad_norm(self, parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+        """Clip sharded gradients by their global norm; return that norm (a plain tensor)."""
+        from torch.distributed.tensor import DTensor
+
+        self._steps.unscale_gradients()
+        params = [p for p in parameters if p.grad is not None]
+        norm = nn.utils.get_total_norm([p.grad for p in params])
+        if isinstance(norm, DTensor):
+            norm = norm.full_tensor()
+        nn.utils.clip_grads_with_norm_(params, max_norm, norm)
+        return norm
+
+    # ----------------------------------------------------------------- state
+    @property
+    def checkpoint_format(self) -> Literal["full", "sharded"]:
+        """``"sharded"`` with ``state_dict_type=SHARDED_STATE_DICT``, else ``"full"``."""
+        return "sharded" if self.settings.state_dict_type == "SHARDED_STATE_DICT" else "full"
+
+    def state_dict(self, model: Any) -> dict[str, Any]:
+        """The full state dict, gathered to CPU on the main process (empty elsewhere)."""
+        return full_model_state(unwrap_model(model))
+
+    def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
+        """Load a full state dict; each process keeps its shards of it."""
+        load_full_model_state(unwrap_model(model), state)
+
+    def optimizer_state_dict(self, model: Any, optimizer: Any) -> dict[str, Any]:
+        """The optimizer's state keyed by parameter name, gathered on the main process."""
+        return full_optimizer_state(unwrap_model(model), optimizer)
+
+    def load_optimizer_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        """Load :meth:`optimizer_state_dict` output into the sharded optimizer state."""
+        load_full_optimizer_state(unwrap_model(model), optimizer, state)
+
+
+def _local_world() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+
+
+def _broadcast_from_main(model: nn.Module) -> None:
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+@contextlib.contextmanager
+def _without_gradient_sync(model: Any) -> Iterator[None]:
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
