@@ -29,6 +29,7 @@ from trainer_loop._optimizers import (
 )
 from trainer_loop._samplers import (
     LengthGroupedSampler,
+    SeekableRandomSampler,
     build_eval_sampler,
     build_train_sampler,
     seeded_generator,
@@ -57,6 +58,8 @@ __all__: list[str] = [
     "LengthGroupedSampler",
     "MissingOptimizerPackageError",
     "RemoveColumnsCollator",
+    "SeekableRandomSampler",
+    "Seq2SeqTrainer",
     "Trainer",
     "WorkerSeeder",
     "accepts_any_input",
@@ -90,5 +93,6 @@ __all__: list[str] = [
     "seeded_generator",
 ]
 
-# The Trainer builds on every helper above, so it is imported last.
+# The Trainer (and its Seq2Seq subclass) builds on every helper above: imported last.
+from trainer_loop._seq2seq import Seq2SeqTrainer
 from trainer_loop._trainer import Trainer

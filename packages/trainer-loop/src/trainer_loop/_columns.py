@@ -241,11 +241,15 @@ class RemoveColumnsCollator:
         path.
         """
         keep = self.signature_columns
-        if keep is not None and features and isinstance(features[0], Mapping):
+        if (
+            keep is not None
+            and features
+            and isinstance(features[0], Mapping)
+            and not all(map(keep.issuperset, features))
+        ):
             if not self._logged:
-                self._log_dropped(features[0], keep)
-            if not all(map(keep.issuperset, features)):
-                features = [{k: v for k, v in row.items() if k in keep} for row in features]
+                self._log_dropped(next(r for r in features if not keep.issuperset(r)), keep)
+            features = [{k: v for k, v in row.items() if k in keep} for row in features]
         return self.data_collator(features)
 
     def _log_dropped(self, example: Mapping[str, Any], keep: frozenset[str]) -> None:

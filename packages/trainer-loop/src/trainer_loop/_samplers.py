@@ -21,6 +21,7 @@ from trainer_loop._dataloader_options import has_length
 
 __all__ = [
     "LengthGroupedSampler",
+    "SeekableRandomSampler",
     "build_eval_sampler",
     "build_train_sampler",
     "seeded_generator",
@@ -45,7 +46,93 @@ def seeded_generator(seed: int) -> torch.Generator:
     return generator
 
 
-class LengthGroupedSampler(Sampler[int]):
+class _SeekablePasses:
+    """Lets a sampler's next pass start anywhere, without producing the skipped part.
+
+    A pass draws its whole order from ``generator`` at once (one ``randperm``), so the
+    order of every pass follows from the generator state at its start. The sampler
+    remembers that state; a checkpoint stores it (:meth:`sampler_state`) and a resumed
+    run restores it and skips the samples already trained on (:meth:`seek`), which costs
+    one permutation whatever the position.
+    """
+
+    generator: torch.Generator | None
+    _pass_start: torch.Tensor | None = None
+    _pending_state: torch.Tensor | None = None
+    _skip = 0
+
+    def _draw(self) -> list[int]:
+        raise NotImplementedError
+
+    def _next_pass(self) -> Iterator[int]:
+        generator = self.generator
+        if generator is not None:
+            if self._pending_state is not None:
+                generator.set_state(self._pending_state)
+                self._pending_state = None
+            self._pass_start = generator.get_state()
+        indices = self._draw()
+        skip, self._skip = self._skip, 0
+        return iter(indices[skip:] if skip else indices)
+
+    def sampler_state(self) -> dict[str, torch.Tensor]:
+        """The generator states at the start of the latest pass and of the next one."""
+        if self.generator is None:
+            return {}
+        current = self.generator.get_state()
+        start = self._pass_start if self._pass_start is not None else current
+        return {"pass_start": start, "next_pass": current}
+
+    def seek(
+        self,
+        *,
+        skip: int = 0,
+        state: Mapping[str, torch.Tensor] | None = None,
+        mid_pass: bool = False,
+        passes_done: int = 0,
+    ) -> None:
+        """Make the next pass continue where a stopped run left off.
+
+        Args:
+            skip: Samples of the next pass to leave out (already trained on).
+            state: What :meth:`sampler_state` returned when the checkpoint was saved.
+                With it, the next pass repeats the pass that was running (``mid_pass``)
+                or draws the one that would have come next.
+            mid_pass: Whether the checkpoint was taken inside a pass.
+            passes_done: Without ``state`` (a checkpoint from another tool), the number
+                of whole passes to draw and discard first, from the current generator
+                state, to reach the same order as an uninterrupted run.
+        """
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0 samples, got {skip}.")
+        self._skip = skip
+        if self.generator is None:
+            return
+        if state:
+            self._pending_state = state["pass_start" if mid_pass else "next_pass"].clone()
+            return
+        for _ in range(passes_done):
+            self._draw()
+
+
+class SeekableRandomSampler(_SeekablePasses, RandomSampler):
+    """A ``RandomSampler`` (without replacement) whose position a checkpoint restores.
+
+    Each pass is one ``torch.randperm(len(data_source), generator=generator)``; see
+    :meth:`seek` for resuming inside a pass without iterating over what came before.
+    """
+
+    def __init__(self, data_source: Any, generator: torch.Generator | None = None) -> None:
+        super().__init__(data_source, generator=generator)
+
+    def _draw(self) -> list[int]:
+        return torch.randperm(len(self.data_source), generator=self.generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return self._next_pass()
+
+
+class LengthGroupedSampler(_SeekablePasses, Sampler[int]):
     """Random order in which batches hold examples of similar length.
 
     Each pass draws a permutation from ``generator``, cuts it into megabatches of
@@ -97,8 +184,11 @@ class LengthGroupedSampler(Sampler[int]):
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def _draw(self) -> list[int]:
+        return length_grouped_indices(self.lengths, self.batch_size, self.generator)
+
     def __iter__(self) -> Iterator[int]:
-        return iter(length_grouped_indices(self.lengths, self.batch_size, self.generator))
+        return self._next_pass()
 
 
 def length_grouped_indices(
@@ -192,8 +282,8 @@ def build_train_sampler(
     Returns:
         None for streams (IterableDataset or no ``len``), which the DataLoader iterates
         in their own order; a :class:`LengthGroupedSampler` when ``group_by_length``;
-        else a ``RandomSampler``. Both draw from a generator seeded with ``data_seed`` if
-        set, else ``seed``, so the order is reproducible.
+        else a :class:`SeekableRandomSampler`. Both draw from a generator seeded with
+        ``data_seed`` if set, else ``seed``, so the order is reproducible.
     """
     if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
         return None
@@ -202,7 +292,7 @@ def build_train_sampler(
         data_seed = seed if seed is not None else getattr(args, "seed", 42)
     generator = seeded_generator(data_seed)
     if not getattr(args, "group_by_length", False):
-        return RandomSampler(dataset, generator=generator)
+        return SeekableRandomSampler(dataset, generator=generator)
     return LengthGroupedSampler(
         train_batch_size,
         dataset=dataset,

@@ -1,24 +1,20 @@
-"""Saving the model and ``checkpoint-<step>`` folders during training.
+"""Saving the model and ``checkpoint-<step>`` folders, through the checkpoint store.
 
-The file names follow the reference (``model.safetensors`` or ``pytorch_model.bin``,
-``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth``, ``trainer_state.json``) so that
-checkpoints move between the two. A checkpoint is assembled in a temporary folder and
-renamed into place once complete, so an interrupted save never looks like a checkpoint.
+The Trainer decides what a checkpoint holds and when one is due; the store (any
+``trainer_core.CheckpointStore``, by default trainer-checkpoint's
+``FolderCheckpointStore``) decides how it is written, found, rotated and read. This
+module also keeps the best-metric bookkeeping of ``load_best_model_at_end`` /
+``metric_for_best_model`` / ``greater_is_better``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import random
-import re
-import shutil
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from trainer_loop._inputs import accepts_argument
+from trainer_core import CheckpointContent, CheckpointStore, ExportableState
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
@@ -26,137 +22,156 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint"
-WEIGHTS_NAME = "pytorch_model.bin"
-SAFE_WEIGHTS_NAME = "model.safetensors"
 TRAINER_STATE_NAME = "trainer_state.json"
-TRAINING_ARGS_NAME = "training_args.json"
-_CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
-def sorted_checkpoints(output_dir: str) -> list[str]:
-    """Complete ``checkpoint-<step>`` folders in ``output_dir``, oldest step first."""
-    if not os.path.isdir(output_dir):
-        return []
-    found = []
-    for name in os.listdir(output_dir):
-        match = _CHECKPOINT_RE.match(name)
-        if match and os.path.isdir(os.path.join(output_dir, name)):
-            found.append((int(match.group(1)), os.path.join(output_dir, name)))
-    return [path for _, path in sorted(found)]
+def default_checkpoint_store(args: Any, runtime: Any) -> CheckpointStore:
+    """trainer-checkpoint's folder store, configured from the arguments."""
+    from trainer_checkpoint import FolderCheckpointStore
+
+    return FolderCheckpointStore(
+        safe_serialization=bool(getattr(args, "save_safetensors", True)),
+        num_processes=runtime.num_processes,
+    )
+
+
+def export_callback_states(trainer: Trainer) -> dict[str, Any]:
+    """``{class name: state}`` of the control and of every callback that can export one.
+
+    Written with each checkpoint (as the reference does; its Trainer expects at least the
+    ``TrainerControl`` entry when it resumes from our checkpoints). Two callbacks of one
+    class are stored as a list, in order.
+    """
+    exported: dict[str, Any] = {}
+    for callback in [*trainer.callback_handler.callbacks, trainer.control]:
+        if not isinstance(callback, ExportableState):
+            continue
+        name, value = type(callback).__name__, callback.state()
+        if name not in exported:
+            exported[name] = value
+        elif isinstance(exported[name], list):
+            exported[name].append(value)
+        else:
+            exported[name] = [exported[name], value]
+    return exported
+
+
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
 
 
 class CheckpointWriter:
-    """Writes models and checkpoints for one Trainer."""
+    """Writes models and checkpoints for one Trainer through its checkpoint store."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Trainer, store: CheckpointStore | None = None) -> None:
         self.trainer = trainer
+        self.store = (
+            store if store is not None else default_checkpoint_store(trainer.args, trainer.runtime)
+        )
 
-    def save_model(self, output_dir: str | None = None) -> None:
-        trainer = self.trainer
-        output_dir = output_dir or trainer.args.output_dir
-        if not trainer.args.should_save:
-            return
-        os.makedirs(output_dir, exist_ok=True)
-        self._write_weights(output_dir)
-        processing_class = trainer.processing_class
-        if processing_class is not None and hasattr(processing_class, "save_pretrained"):
-            processing_class.save_pretrained(output_dir)
-        with open(os.path.join(output_dir, TRAINING_ARGS_NAME), "w", encoding="utf-8") as handle:
-            handle.write(trainer.args.to_json_string())
-
-    def _write_weights(self, output_dir: str) -> None:
+    def _model_content(self) -> CheckpointContent:
         trainer = self.trainer
         model = trainer.runtime.unwrap_model(trainer.model_wrapped)
-        state_dict = trainer.runtime.state_dict(model)
-        safe = bool(trainer.args.save_safetensors)
-        save_pretrained = getattr(model, "save_pretrained", None)
-        if save_pretrained is not None:
-            kwargs: dict[str, Any] = {"state_dict": state_dict}
-            if accepts_argument(save_pretrained, "safe_serialization"):
-                kwargs["safe_serialization"] = safe
-            save_pretrained(output_dir, **kwargs)
-        elif safe:
-            from safetensors.torch import save_model
+        return CheckpointContent(
+            model=model,
+            state_dict=trainer.runtime.state_dict(model),
+            processing_class=trainer.processing_class,
+            training_args=trainer.args,
+        )
 
-            save_model(model, os.path.join(output_dir, SAFE_WEIGHTS_NAME))
-        else:
-            torch.save(state_dict, os.path.join(output_dir, WEIGHTS_NAME))
-
-    def save_checkpoint(self, metrics: dict[str, float] | None) -> None:
+    def save_model(self, output_dir: str | None = None) -> None:
+        """Weights, processing class and arguments into ``output_dir`` (writer processes)."""
         trainer = self.trainer
-        args, state = trainer.args, trainer.state
-        name = f"{CHECKPOINT_PREFIX}-{state.global_step}"
-        final = os.path.join(args.output_dir, name)
-        self._update_best(metrics, final)
-        if not args.should_save:
-            trainer.runtime.wait_for_everyone()
-            return
-        staging = os.path.join(args.output_dir, f".tmp-{name}")
-        shutil.rmtree(staging, ignore_errors=True)
-        self.save_model(staging)
-        if not args.save_only_model:
-            torch.save(trainer.optimizer.state_dict(), os.path.join(staging, "optimizer.pt"))
-            torch.save(trainer.lr_scheduler.state_dict(), os.path.join(staging, "scheduler.pt"))
-            torch.save(_rng_state(), os.path.join(staging, "rng_state.pth"))
-        state.save_to_json(os.path.join(staging, TRAINER_STATE_NAME))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-        self._rotate(args.output_dir)
+        output_dir = output_dir or trainer.args.output_dir
+        # Every process builds the content: gathering a sharded model's state dict is a
+        # collective, and a writer waiting alone for it would hang.
+        content = self._model_content()
+        if trainer.args.should_save:
+            self.store.save_model(output_dir, content)
         trainer.runtime.wait_for_everyone()
 
-    def _update_best(self, metrics: dict[str, float] | None, checkpoint: str) -> None:
+    def save_checkpoint(self) -> str:
+        """Write ``checkpoint-<global_step>``, then rotate; return its path."""
+        trainer = self.trainer
+        args, state, runtime = trainer.args, trainer.state, trainer.runtime
+        trainer.store_flos()
+        step = state.global_step
+        self._point_best_checkpoint(args.output_dir, step)
+        content = self._model_content()
+        if not args.save_only_model:
+            content.optimizer = trainer.optimizer
+            content.scheduler = trainer.lr_scheduler
+            content.scaler_state = runtime.scaler_state_dict() or None
+            sampler_state = getattr(getattr(trainer, "_train_sampler", None), "sampler_state", None)
+            content.rng_extra = {"sampler": sampler_state()} if sampler_state else {}
+        state.stateful_callbacks = export_callback_states(trainer)
+        content.trainer_state = state
+        path = self.store.save(
+            args.output_dir,
+            step,
+            content,
+            process_index=runtime.process_index,
+            is_writer=bool(args.should_save),
+            barrier=runtime.wait_for_everyone,
+        )
+        if args.should_save and args.save_total_limit:
+            keep = [state.best_model_checkpoint, getattr(trainer, "_resume_from", None)]
+            self.store.rotate(args.output_dir, args.save_total_limit, keep=[k for k in keep if k])
+        return path
+
+    def _point_best_checkpoint(self, output_dir: str, step: int) -> None:
+        state = self.trainer.state
+        if state.best_global_step is None:
+            return
+        best = os.path.join(output_dir, f"{CHECKPOINT_PREFIX}-{state.best_global_step}")
+        if state.best_global_step == step or os.path.isdir(best):
+            state.best_model_checkpoint = best
+
+    def record_metrics(self, metrics: dict[str, float] | None) -> bool:
+        """Track ``metric_for_best_model``; return whether ``metrics`` is a new best.
+
+        Raises:
+            KeyError: the evaluation did not return the metric named.
+        """
         args, state = self.trainer.args, self.trainer.state
         if not metrics or args.metric_for_best_model is None:
-            return
+            return False
         key = args.metric_for_best_model
         key = key if key.startswith("eval_") else f"eval_{key}"
         if key not in metrics:
             raise KeyError(
                 f"metric_for_best_model={args.metric_for_best_model!r}: the evaluation "
-                f"returned no {key!r}; it returned {', '.join(sorted(metrics))}."
+                f"returned no {key!r}; it returned {', '.join(sorted(metrics))}. Pass one "
+                "of those (with or without the 'eval_' prefix)."
             )
         value = float(metrics[key])
-        better = np.greater if args.greater_is_better else np.less
-        if state.best_metric is None or better(value, state.best_metric):
-            state.best_metric = value
-            state.best_model_checkpoint = checkpoint
+        greater = args.greater_is_better
+        greater = greater if greater is not None else key not in ("eval_loss",)
+        best = state.best_metric
+        if best is None:
+            best = -math.inf if greater else math.inf
+        if not (value > best if greater else value < best):
+            return False
+        state.best_metric = value
+        if _strategy(args.save_strategy) != "no":
+            state.best_global_step = state.global_step
+        return True
 
-    def _rotate(self, output_dir: str) -> None:
-        limit = self.trainer.args.save_total_limit
-        if limit is None or limit <= 0:
-            return
-        checkpoints = sorted_checkpoints(output_dir)
-        best = self.trainer.state.best_model_checkpoint
-        if best in checkpoints and self.trainer.args.load_best_model_at_end:
-            limit = max(limit, 2)
-        deletable = [c for c in checkpoints if c != best]
-        for path in deletable[: max(len(checkpoints) - limit, 0)]:
-            logger.info("Deleting older checkpoint %s (save_total_limit=%d)", path, limit)
-            shutil.rmtree(path, ignore_errors=True)
+    def save_strategy_is_best(self) -> bool:
+        """Whether checkpoints are written only when the best metric improves."""
+        return _strategy(self.trainer.args.save_strategy) == "best"
 
     def load_best_model(self) -> None:
+        """Load the weights of ``state.best_model_checkpoint`` into the model."""
         trainer = self.trainer
         best = trainer.state.best_model_checkpoint
         logger.info("Loading best model from %s (score: %s).", best, trainer.state.best_metric)
         model = trainer.runtime.unwrap_model(trainer.model_wrapped)
-        safe_path = os.path.join(best, SAFE_WEIGHTS_NAME)
-        if os.path.exists(safe_path):
-            from safetensors.torch import load_model
+        self.store.load_model(best, model)
 
-            load_model(model, safe_path, device=str(trainer.runtime.device))
-            return
-        state_dict = torch.load(
-            os.path.join(best, WEIGHTS_NAME), map_location="cpu", weights_only=True
-        )
-        model.load_state_dict(state_dict)
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "cpu": torch.random.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.random.get_rng_state_all()
-    return state
+    def save_state(self) -> None:
+        """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
+        trainer = self.trainer
+        if trainer.is_world_process_zero():
+            os.makedirs(trainer.args.output_dir, exist_ok=True)
+            trainer.state.save_to_json(os.path.join(trainer.args.output_dir, TRAINER_STATE_NAME))

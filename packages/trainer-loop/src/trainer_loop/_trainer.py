@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from trainer_args import TrainingArguments
 from trainer_core import (
     CallbackHandler,
+    CheckpointStore,
     DefaultFlowCallback,
     EvalPrediction,
     PrinterCallback,
@@ -54,6 +55,8 @@ from trainer_loop._inputs import (
     move_to_device,
 )
 from trainer_loop._label_smoothing import LabelSmoother
+from trainer_loop._memory_tracker import MemoryTracker
+from trainer_loop._metrics_report import metrics_format, metrics_table, save_metrics_files
 from trainer_loop._model_outputs import loss_from_outputs
 from trainer_loop._optimizers import (
     create_optimizer,
@@ -61,6 +64,7 @@ from trainer_loop._optimizers import (
     get_optimizer_cls_and_kwargs,
 )
 from trainer_loop._reporters import resolve_reporters
+from trainer_loop._resume import resolve_checkpoint
 from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._saving import CheckpointWriter
 from trainer_loop._schedulers import create_scheduler
@@ -89,6 +93,9 @@ class Trainer:
     Args mirror the reference. ``tokenizer`` is the reference's name of
     ``processing_class``; either may be given. ``runtime`` swaps the execution layer:
     any object satisfying :class:`trainer_core.Runtime` (built from ``args`` when None).
+    ``checkpoint_store`` swaps how checkpoints are written and read: any object
+    satisfying :class:`trainer_core.CheckpointStore` (trainer-checkpoint's folder store
+    when None).
     """
 
     def __init__(
@@ -108,11 +115,14 @@ class Trainer:
         processing_class: Any | None = None,
         compute_loss_func: Callable[..., torch.Tensor] | None = None,
         runtime: Runtime | None = None,
+        checkpoint_store: CheckpointStore | None = None,
     ) -> None:
         if args is None:
             logger.info("No `TrainingArguments` passed, using `output_dir=tmp_trainer`.")
             args = TrainingArguments(output_dir="tmp_trainer")
         self.args = args
+        self._memory_tracker = MemoryTracker(args.skip_memory_metrics)
+        self._memory_tracker.start("init")
         apply_process_log_level(args)
         self.runtime = runtime if runtime is not None else build_runtime(args)
         self._seed_everything()
@@ -143,10 +153,13 @@ class Trainer:
         self.state = self._new_state()
         self.control = TrainerControl()
         self.current_flos = 0
-        self._checkpoints = CheckpointWriter(self)
+        self._checkpoints = CheckpointWriter(self, checkpoint_store)
+        self._resume_from: str | None = None  # the checkpoint train() resumes from
+        self._train_sampler: Any = None  # the running loop's sampler (its state is saved)
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
         self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
+        self._memory_tracker.stop("init")
 
     # ------------------------------------------------------------- set-up
     def _seed_everything(self) -> None:
@@ -459,7 +472,7 @@ class Trainer:
         inputs = self._prepare_inputs(inputs)
         weight = (
             self._accumulation_weight(inputs, num_items_in_batch)
-            if self._current_window != 1
+            if self._current_window != 1 or num_items_in_batch is not None
             else None
         )
         with self.compute_loss_context_manager():
@@ -488,10 +501,15 @@ class Trainer:
         window = self._current_window
         if num_items is None:
             return 1.0 / window
+        # num_items counts every process's items; gradient averaging across processes
+        # divides by their number, which this factor undoes.
+        processes = self.runtime.num_processes
         if self._model_takes_num_items and self._compute_loss_takes_num_items:
-            return None
+            return None if processes == 1 else float(processes)
         items = count_loss_items(inputs, self._loss_label_name)
-        return 1.0 / window if items is None else items / num_items
+        if items is None:
+            return 1.0 / window
+        return items * processes / num_items if processes > 1 else items / num_items
 
     def _call_training_step(
         self, model: nn.Module, inputs: Any, num_items: Any, window: int
@@ -545,10 +563,8 @@ class Trainer:
             raise TypeError(
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
-        if resume_from_checkpoint not in (None, False):
-            raise NotImplementedError(
-                "resume_from_checkpoint arrives with the trainer-checkpoint package."
-            )
+        self._resume_from = resolve_checkpoint(self, resume_from_checkpoint)
+        self._memory_tracker.start("train")
         self.is_in_train = True
         self._reinit_model_if_needed(trial)
         run = find_executable_batch_size(
@@ -556,7 +572,10 @@ class Trainer:
             self._train_batch_size,
             enabled=self.args.auto_find_batch_size,
         )
-        return run()
+        try:
+            return run()
+        finally:  # the loop reports and stops the tracker; this only covers a failure
+            self._memory_tracker.stop("train")
 
     def _reinit_model_if_needed(self, trial: Any) -> None:
         if self.model_init is None:
@@ -670,6 +689,19 @@ class Trainer:
             dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
         )
 
+    def prediction_loop(
+        self,
+        dataloader: DataLoader,
+        description: str,
+        prediction_loss_only: bool | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> Any:
+        """The reference's legacy loop: here the same loop as :meth:`evaluation_loop`."""
+        return EvaluationLoop(self).run(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+
     def prediction_step(
         self,
         model: nn.Module,
@@ -702,15 +734,40 @@ class Trainer:
         """Save the model (and processing class) for ``from_pretrained`` / ``load_state_dict``."""
         self._checkpoints.save_model(output_dir)
 
+    @property
+    def checkpoint_store(self) -> CheckpointStore:
+        """The store that writes, finds, rotates and loads this trainer's checkpoints."""
+        return self._checkpoints.store
+
     def _save_checkpoint(
         self, model: nn.Module, trial: Any, metrics: dict[str, float] | None = None
     ) -> None:
-        self._checkpoints.save_checkpoint(metrics)
+        self._checkpoints.save_checkpoint()
 
     def _load_best_model(self) -> None:
         self._checkpoints.load_best_model()
 
     def save_state(self) -> None:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
+        self._checkpoints.save_state()
+
+    # ------------------------------------------------------------ metrics reports
+    def metrics_format(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """``metrics`` made readable: memory in MB, runtimes as H:MM:SS.cc, floats rounded."""
+        return metrics_format(metrics)
+
+    def log_metrics(self, split: str, metrics: dict[str, float]) -> None:
+        """Print ``metrics`` of ``split`` as an aligned table (main process only).
+
+        The values go through :meth:`metrics_format`, so an override of it applies.
+        """
+        if not self.is_world_process_zero():
+            return
+        formatted = self.metrics_format(metrics)
+        print(metrics_table(split, formatted, formatted=True))
+
+    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
+        """Write ``<split>_results.json`` into ``output_dir`` (raw numbers, main process only)
+        and, with ``combined``, merge the metrics into ``all_results.json``."""
         if self.is_world_process_zero():
-            self.state.save_to_json(os.path.join(self.args.output_dir, "trainer_state.json"))
+            save_metrics_files(self.args.output_dir, split, metrics, combined=combined)

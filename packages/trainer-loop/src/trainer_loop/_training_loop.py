@@ -21,6 +21,7 @@ import torch
 
 from trainer_loop._inputs import count_loss_items
 from trainer_loop._loss_tracker import LossTracker
+from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._training_plan import TrainingPlan, plan_training, resolve_interval
 
@@ -74,9 +75,15 @@ class TrainingLoop:
         self._init_state(plan, trial)
         model = trainer._prepare_for_training(plan.max_steps)
         self.model = model
+        self.resume = prepare_resume(trainer, self, plan, dataloader)
         # Decided once per run rather than asked every step (the hot path).
         self.count_flops = trainer._counts_flops()
         self.count_tokens = args.include_num_input_tokens_seen or args.include_tokens_per_second
+        processes = trainer.runtime.num_processes
+        # With several processes, losses are normalised by the items of all of them.
+        self.count_items = processes > 1 and bool(
+            getattr(args, "average_tokens_across_devices", True)
+        )
         self.step_scheduler = not trainer._scheduler_needs_metrics()
         clip = args.max_grad_norm
         self.clip_norm = clip if clip is not None and clip > 0 else None
@@ -88,7 +95,7 @@ class TrainingLoop:
         trainer.control = trainer.callback_handler.on_train_begin(
             args, trainer.state, trainer.control
         )
-        for epoch in range(plan.num_train_epochs):
+        for epoch in range(self.resume.epoch if self.resume else 0, plan.num_train_epochs):
             self._run_epoch(epoch, dataloader, plan)
             if trainer.control.should_training_stop:
                 break
@@ -114,9 +121,8 @@ class TrainingLoop:
         trainer.control = trainer.callback_handler.on_epoch_begin(
             args, trainer.state, trainer.control
         )
-        batches = iter(dataloader)
+        batches, consumed = open_epoch(trainer, self.resume, epoch, dataloader)
         batches_per_epoch = plan.batches_per_epoch
-        consumed = 0
         while True:
             window = self._next_window(batches)
             if not window:
@@ -147,7 +153,7 @@ class TrainingLoop:
         trainer, args, model = self.trainer, self.args, self.model
         handler = trainer.callback_handler
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
-        num_items = self._items_in_window(window) if len(window) > 1 else None
+        num_items = self._items_in_window(window) if self.count_items or len(window) > 1 else None
         last = len(window) - 1
         runtime = trainer.runtime
         for index, inputs in enumerate(window):
@@ -186,19 +192,32 @@ class TrainingLoop:
 
     def _items_in_window(self, window: list[Any]) -> torch.Tensor | None:
         """Total loss items over the accumulation window, for token-count normalisation."""
-        if len(window) == 1 or not self.trainer._normalise_by_items:
+        trainer = self.trainer
+        if not trainer._normalise_by_items:
             return None
-        label_name = self.trainer._loss_label_name
+        label_name = trainer._loss_label_name
         counts = [count_loss_items(inputs, label_name) for inputs in window]
         if any(count is None for count in counts):
             return None
-        return torch.stack(counts).sum()
+        total = torch.stack(counts).sum()
+        if self.count_items:  # every process must reach this collective: windows align
+            total = trainer.runtime.reduce(total, "sum")
+        return total
 
     def _count_tokens(self, inputs: Any) -> None:
         main_input = self.trainer._main_input(inputs)
         if main_input is not None:
             self.tokens_seen += main_input.numel()
-            self.trainer.state.num_input_tokens_seen = self.tokens_seen * self.args.world_size
+            if self.trainer.runtime.num_processes == 1:
+                self.trainer.state.num_input_tokens_seen = self.tokens_seen
+
+    def _sync_tokens_seen(self) -> None:
+        """Sum the processes' token counts into the state (a collective: logging steps only)."""
+        runtime = self.trainer.runtime
+        if not self.count_tokens or runtime.num_processes == 1:
+            return
+        local = torch.tensor(self.tokens_seen, dtype=torch.int64, device=runtime.device)
+        self.trainer.state.num_input_tokens_seen = int(runtime.reduce(local, "sum").item())
 
     # ------------------------------------------------- log / evaluate / save
     def _maybe_log_save_evaluate(self, epoch: int) -> None:
@@ -210,6 +229,9 @@ class TrainingLoop:
         if control.should_evaluate:
             metrics = trainer._evaluate_during_training(self.trial, self.ignore_keys_for_eval)
             self.model.train()
+            checkpoints = trainer._checkpoints
+            if checkpoints.record_metrics(metrics) and checkpoints.save_strategy_is_best():
+                control.should_save = True
         if control.should_save:
             trainer._save_checkpoint(self.model, self.trial, metrics=metrics)
             trainer.control = trainer.callback_handler.on_save(trainer.args, state, trainer.control)
@@ -223,6 +245,7 @@ class TrainingLoop:
         if self.grad_norm is not None:
             logs["grad_norm"] = float(self.grad_norm.detach().float().item())
         logs["learning_rate"] = trainer._get_learning_rate()
+        self._sync_tokens_seen()
         self.last_logged_step = state.global_step
         trainer.store_flos()
         trainer.log(logs)
@@ -237,6 +260,7 @@ class TrainingLoop:
         self.tracker.flush(trainer.runtime.reduce if trainer.runtime.num_processes > 1 else None)
         train_loss = self.tracker.total / max(state.global_step, 1e-3)
         trainer.store_flos()
+        self._sync_tokens_seen()
         num_tokens = state.num_input_tokens_seen if args.include_tokens_per_second else None
         metrics = speed_metrics(
             "train",
@@ -248,6 +272,7 @@ class TrainingLoop:
         metrics["total_flos"] = state.total_flos
         metrics["train_loss"] = train_loss
         trainer.is_in_train = False
+        trainer._memory_tracker.stop_and_update_metrics("train", metrics)
         trainer.log(metrics)
         trainer.control = trainer.callback_handler.on_train_end(args, state, trainer.control)
         return trainer._train_output(state.global_step, train_loss, metrics)

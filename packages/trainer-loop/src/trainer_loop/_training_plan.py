@@ -68,7 +68,9 @@ def plan_training(
             num_train_samples=total_batch * args.max_steps,
             total_train_batch_size=total_batch,
         )
-    steps_per_epoch = max(batches_per_epoch // accumulation, 1)
+    # The loop steps on the last, shorter window of an epoch too (windows never straddle
+    # epochs), so an epoch holds ceil(batches / accumulation) optimizer steps.
+    steps_per_epoch = max(math.ceil(batches_per_epoch / accumulation), 1)
     examples = num_examples if num_examples is not None else batches_per_epoch * batch_size
     if args.max_steps > 0:
         max_steps = args.max_steps

@@ -49,6 +49,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "DataCollatorWithPadding",
         "LabelSmoother",
         "LengthGroupedSampler",
+        "Seq2SeqTrainer",
         "Trainer",
         "default_data_collator",
     ),
@@ -80,6 +81,7 @@ __all__ = [
     "ProgressCallback",
     "SaveStrategy",
     "SchedulerType",
+    "Seq2SeqTrainer",
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
     "TrainOutput",
@@ -146,6 +148,7 @@ if TYPE_CHECKING:
         DataCollatorWithPadding,
         LabelSmoother,
         LengthGroupedSampler,
+        Seq2SeqTrainer,
         Trainer,
         default_data_collator,
     )

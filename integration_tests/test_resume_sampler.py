@@ -1,0 +1,56 @@
+"""The training samplers jump to a position without producing what comes before it."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer_loop._samplers import LengthGroupedSampler, SeekableRandomSampler, seeded_generator
+
+
+def _samplers():
+    yield SeekableRandomSampler(range(50), generator=seeded_generator(7))
+    lengths = [(i * 37) % 23 + 1 for i in range(50)]
+    yield LengthGroupedSampler(4, lengths=lengths, generator=seeded_generator(7))
+
+
+def _fresh(sampler):
+    if isinstance(sampler, SeekableRandomSampler):
+        return SeekableRandomSampler(range(50), generator=seeded_generator(7))
+    return LengthGroupedSampler(4, lengths=sampler.lengths, generator=seeded_generator(7))
+
+
+@pytest.mark.parametrize("sampler", list(_samplers()), ids=["random", "length-grouped"])
+def test_seek_with_a_saved_state_continues_the_pass(sampler) -> None:
+    first = list(sampler)
+    second_iter = iter(sampler)
+    second = [next(second_iter) for _ in range(12)]  # a checkpoint 12 samples in
+    state = sampler.sampler_state()
+    second += list(second_iter)
+    third = list(sampler)
+
+    resumed = _fresh(sampler)
+    resumed.seek(skip=12, state=state, mid_pass=True)
+    assert list(resumed) == second[12:]
+    assert list(resumed) == third  # and the passes after it follow
+    assert first != second
+
+
+@pytest.mark.parametrize("sampler", list(_samplers()), ids=["random", "length-grouped"])
+def test_seek_at_a_pass_boundary_and_without_a_saved_state(sampler) -> None:
+    passes = [list(sampler) for _ in range(3)]
+    replay = _fresh(sampler)
+    list(replay)
+    state_after_first = replay.sampler_state()
+
+    at_boundary = _fresh(sampler)
+    at_boundary.seek(state=state_after_first, mid_pass=False)
+    assert list(at_boundary) == passes[1]
+
+    foreign = _fresh(sampler)  # a checkpoint without sampler state: replay two passes
+    foreign.seek(skip=5, passes_done=2)
+    assert list(foreign) == passes[2][5:]
+
+
+def test_seek_refuses_a_negative_skip() -> None:
+    with pytest.raises(ValueError, match="skip must be >= 0"):
+        SeekableRandomSampler(range(3), generator=seeded_generator(0)).seek(skip=-1)

@@ -1,0 +1,218 @@
+"""Resuming ``train()`` from a checkpoint exactly where the stopped run was.
+
+What a resumed run must get back, and when:
+
+* model, optimizer, scheduler, loss scaler and ``TrainerState``: once, before training;
+* the position in the data: the epoch to continue and the batches of it already
+  trained on. Our samplers jump there (:meth:`SeekableRandomSampler.seek`: the pass is
+  redrawn from the generator state stored in the checkpoint and the trained part left
+  out), so resuming late in a long epoch costs one permutation, not a pass over the
+  skipped batches. Other samplers fall back to drawing and dropping those batches, as
+  the reference does;
+* the global random generators (dropout, augmentation): at the moment the stopped run
+  saved them. Creating an epoch's data iterator draws from torch's generator, so the
+  states are restored *after* that call when the checkpoint is mid-epoch, and *before*
+  it when the checkpoint closed an epoch.
+
+On the CPU this makes a stopped-and-resumed run end with the same weights, bit for bit,
+as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from trainer_core import CheckpointContent, ExportableState, LoadedCheckpoint, TrainerState
+
+if TYPE_CHECKING:
+    from trainer_loop._trainer import Trainer
+    from trainer_loop._training_loop import TrainingLoop
+    from trainer_loop._training_plan import TrainingPlan
+
+logger = logging.getLogger(__name__)
+
+# Fields of the saved state that describe the new run rather than the progress so far.
+_RUN_FIELDS = (
+    "max_steps",
+    "num_train_epochs",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "train_batch_size",
+    "is_hyper_param_search",
+    "is_local_process_zero",
+    "is_world_process_zero",
+)
+
+
+@dataclass
+class ResumePoint:
+    """Where a resumed run continues.
+
+    Attributes:
+        loaded: What the store read (state, RNG, scaler).
+        epoch: The epoch the run continues in.
+        batches_to_skip: Batches of that epoch already trained on.
+        mid_epoch: Whether the checkpoint was taken inside ``epoch`` (else at its start).
+    """
+
+    loaded: LoadedCheckpoint
+    epoch: int
+    batches_to_skip: int
+    mid_epoch: bool
+
+
+def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | None:
+    """The checkpoint folder ``train(resume_from_checkpoint=...)`` asks for, or None.
+
+    Raises:
+        ValueError: ``True`` but ``output_dir`` holds no complete checkpoint.
+        FileNotFoundError: a path that does not exist.
+        TypeError: neither a bool, None nor a path.
+    """
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    output_dir = trainer.args.output_dir
+    if resume_from_checkpoint is True:
+        latest = trainer.checkpoint_store.latest(output_dir)
+        if latest is None:
+            raise ValueError(
+                f"resume_from_checkpoint=True, but output_dir={output_dir!r} holds no complete "
+                "checkpoint-<step> folder. Train without resume_from_checkpoint first, or pass "
+                "the path of a checkpoint."
+            )
+        return latest
+    if not isinstance(resume_from_checkpoint, (str, os.PathLike)):
+        raise TypeError(
+            "resume_from_checkpoint must be True, None or the path of a checkpoint folder, "
+            f"got {type(resume_from_checkpoint).__name__}."
+        )
+    path = os.fspath(resume_from_checkpoint)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"resume_from_checkpoint={path!r}: no such folder. Pass a checkpoint-<step> "
+            f"folder (e.g. {os.path.join(output_dir, 'checkpoint-500')}) or True for the "
+            "latest one in output_dir."
+        )
+    return path
+
+
+def prepare_resume(
+    trainer: Trainer, loop: TrainingLoop, plan: TrainingPlan, dataloader: Any
+) -> ResumePoint | None:
+    """Restore the checkpoint ``train()`` resolved (if any) into the trainer and the loop.
+
+    Called once per run after the model, optimizer and scheduler exist. Also records the
+    training sampler so that checkpoints can store its state.
+    """
+    trainer._train_sampler = getattr(dataloader, "sampler", None)
+    checkpoint = trainer._resume_from
+    if checkpoint is None:
+        return None
+    runtime = trainer.runtime
+    content = CheckpointContent(
+        model=runtime.unwrap_model(trainer.model_wrapped),
+        optimizer=trainer.optimizer,
+        scheduler=trainer.lr_scheduler,
+    )
+    loaded = trainer.checkpoint_store.load(checkpoint, content, process_index=runtime.process_index)
+    if loaded.scaler_state:
+        runtime.load_scaler_state_dict(dict(loaded.scaler_state))
+    _merge_state(trainer, loaded.trainer_state)
+    state = trainer.state
+    loop.last_logged_step = state.global_step
+    loop.tokens_seen = state.num_input_tokens_seen // max(trainer.args.world_size, 1)
+    point = _position(trainer, plan, loaded)
+    logger.info(
+        "Resuming from %s: global step %d, epoch %d, %d batches of it already trained.",
+        checkpoint,
+        state.global_step,
+        point.epoch,
+        point.batches_to_skip,
+    )
+    return point
+
+
+def _merge_state(trainer: Trainer, saved: TrainerState | None) -> None:
+    fresh = trainer.state
+    if saved is None:
+        return
+    for name in _RUN_FIELDS:
+        setattr(saved, name, getattr(fresh, name))
+    best = saved.best_model_checkpoint
+    if best is not None and not os.path.isdir(best):
+        logger.warning("The best checkpoint %s recorded in the state is gone; forgetting it.", best)
+        saved.best_model_checkpoint = None
+    trainer.state = saved
+    if getattr(trainer.args, "restore_callback_states_from_checkpoint", False):
+        _restore_callbacks(trainer, saved.stateful_callbacks or {})
+
+
+def _restore_callbacks(trainer: Trainer, stored: dict[str, Any]) -> None:
+    """Give each exportable callback the attributes its class stored (in order)."""
+    seen: dict[str, int] = {}
+    for callback in trainer.callback_handler.callbacks:
+        name = type(callback).__name__
+        if not isinstance(callback, ExportableState) or name not in stored:
+            continue
+        entries = stored[name] if isinstance(stored[name], list) else [stored[name]]
+        index = seen.get(name, 0)
+        seen[name] = index + 1
+        if index < len(entries):
+            for attribute, value in entries[index].get("attributes", {}).items():
+                setattr(callback, attribute, value)
+
+
+def _position(trainer: Trainer, plan: TrainingPlan, loaded: LoadedCheckpoint) -> ResumePoint:
+    step = trainer.state.global_step
+    accumulation = trainer.args.gradient_accumulation_steps
+    if step >= plan.max_steps:  # nothing left to train
+        return ResumePoint(loaded, plan.num_train_epochs, 0, False)
+    if plan.batches_per_epoch is None:  # a stream: one endless "epoch"
+        return ResumePoint(loaded, 0, step * accumulation, step > 0)
+    # Windows never straddle epochs, so an epoch has ceil(batches / accumulation) steps.
+    steps_per_epoch = max(math.ceil(plan.batches_per_epoch / accumulation), 1)
+    epoch, steps_in = divmod(step, steps_per_epoch)
+    skip = 0 if trainer.args.ignore_data_skip else steps_in * accumulation
+    return ResumePoint(loaded, epoch, skip, steps_in > 0)
+
+
+def open_epoch(
+    trainer: Trainer, resume: ResumePoint | None, epoch: int, dataloader: Any
+) -> tuple[Iterator[Any], int]:
+    """The batch iterator of ``epoch`` and the number of its batches already trained on.
+
+    For the epoch a run resumes in, the iterator starts after those batches and the
+    random generators are back in the states the checkpoint stored.
+    """
+    if resume is None or epoch != resume.epoch:
+        return iter(dataloader), 0
+    store, rng = trainer.checkpoint_store, resume.loaded.rng_state
+    skip = resume.batches_to_skip
+    sampler = getattr(dataloader, "sampler", None)
+    batch_size = getattr(dataloader, "batch_size", None)
+    seekable = hasattr(sampler, "seek") and batch_size is not None
+    if seekable:
+        sampler.seek(
+            # the sampler orders the whole dataset; each process took batch_size of it a batch
+            skip=skip * batch_size * trainer.runtime.num_processes,
+            state=(rng or {}).get("sampler"),
+            mid_pass=resume.mid_epoch,
+            passes_done=epoch,
+        )
+    if rng is not None and not resume.mid_epoch:
+        store.restore_rng(rng)
+    batches = iter(dataloader)
+    if skip and not seekable:
+        logger.info("The train sampler cannot seek: drawing and dropping %d batches.", skip)
+        for _ in islice(batches, skip):
+            pass
+    if rng is not None and resume.mid_epoch:
+        store.restore_rng(rng)
+    return batches, skip

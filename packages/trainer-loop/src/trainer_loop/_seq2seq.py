@@ -1,0 +1,254 @@
+"""``Seq2SeqTrainer``: evaluation and prediction through the model's ``generate``.
+
+With ``predict_with_generate=True`` the predictions of ``evaluate`` / ``predict`` are
+generated token ids rather than logits, so that ``compute_metrics`` can score text
+(ROUGE, BLEU, exact match). Generation settings come, highest priority first, from the
+keyword arguments of ``evaluate`` / ``predict``, from ``generation_max_length`` /
+``generation_num_beams`` of the arguments, from ``generation_config`` (set on the model),
+and finally from the model's own defaults. Any model with a ``generate`` method works:
+transformers models, or one's own module that accepts the batch's inputs and the
+generation keywords.
+
+Sequences are padded to the generation's maximum length with the pad token (within a
+batch, so every batch has one width when the length is known), and, across batches of
+different widths, with -100 by the evaluation loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer_args import TrainingArguments
+from trainer_core import EvalPrediction, PredictionOutput, Runtime, TrainerCallback
+from trainer_loop._trainer import Trainer
+
+# Inputs derived from the labels: generation must start from scratch, not continue them.
+_LABEL_DERIVED = ("decoder_input_ids", "decoder_attention_mask")
+
+
+def pad_to_length(tensor: torch.Tensor, length: int, pad_token_id: int) -> torch.Tensor:
+    """``tensor`` padded on the right of its last dimension to ``length`` with the pad id."""
+    if tensor.shape[-1] >= length:
+        return tensor
+    padded = tensor.new_full((*tensor.shape[:-1], length), pad_token_id)
+    padded[..., : tensor.shape[-1]] = tensor
+    return padded
+
+
+class Seq2SeqTrainer(Trainer):
+    """A :class:`Trainer` whose evaluation can generate (the reference's ``Seq2SeqTrainer``).
+
+    Takes the Trainer's arguments (keyword-only ones beyond those named here are passed
+    on). ``args`` is normally a ``Seq2SeqTrainingArguments``; plain ``TrainingArguments``
+    work too and mean "no generation settings".
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Callable[[list[Any]], dict[str, Any]] | None = None,
+        train_dataset: Any | None = None,
+        eval_dataset: Any | None = None,
+        tokenizer: Any | None = None,
+        model_init: Callable[..., nn.Module] | None = None,
+        compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None,
+        callbacks: list[TrainerCallback | type[TrainerCallback]] | None = None,
+        optimizers: tuple[Any, Any] = (None, None),
+        preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
+        *,
+        processing_class: Any | None = None,
+        compute_loss_func: Callable[..., torch.Tensor] | None = None,
+        runtime: Runtime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            model,
+            args,
+            data_collator,
+            train_dataset,
+            eval_dataset,
+            tokenizer,
+            model_init,
+            compute_metrics,
+            callbacks,
+            optimizers,
+            preprocess_logits_for_metrics,
+            processing_class=processing_class,
+            compute_loss_func=compute_loss_func,
+            runtime=runtime,
+            **kwargs,
+        )
+        self._generation_defaults: dict[str, Any] = {}
+        config = getattr(self.args, "generation_config", None)
+        if config is not None:
+            self._apply_generation_config(config)
+
+    # ------------------------------------------------------------ generation config
+    @staticmethod
+    def load_generation_config(gen_config_arg: Any) -> Any:
+        """A transformers ``GenerationConfig`` from a model id / folder, a dict or an object.
+
+        Raises:
+            ImportError: a name or a dict was given and transformers is not installed.
+        """
+        if hasattr(gen_config_arg, "to_dict"):
+            return gen_config_arg
+        try:
+            from transformers import GenerationConfig
+        except ImportError as error:
+            raise ImportError(
+                f"generation_config={gen_config_arg!r} needs transformers to be read "
+                "(pip install transformers); or pass the settings as keyword arguments of "
+                "evaluate()/predict()."
+            ) from error
+        if isinstance(gen_config_arg, dict):
+            return GenerationConfig.from_dict(gen_config_arg)
+        return GenerationConfig.from_pretrained(os.fspath(gen_config_arg))
+
+    def _apply_generation_config(self, config: Any) -> None:
+        """Set the configuration on the model, or keep a dict as default generate kwargs
+        for a model that has no ``generation_config`` (not a transformers model)."""
+        if isinstance(config, dict) and not hasattr(self.model, "generation_config"):
+            self._generation_defaults = dict(config)
+            return
+        self.model.generation_config = self.load_generation_config(config)
+
+    def _generation_kwargs(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` completed from the arguments' generation settings (None values dropped)."""
+        kwargs = {**self._generation_defaults, **given}
+        max_length = getattr(self.args, "generation_max_length", None)
+        if kwargs.get("max_length") is None and kwargs.get("max_new_tokens") is None:
+            kwargs["max_length"] = max_length
+        if kwargs.get("num_beams") is None:
+            kwargs["num_beams"] = getattr(self.args, "generation_num_beams", None)
+        return {key: value for key, value in kwargs.items() if value is not None}
+
+    # ----------------------------------------------------------------- entry points
+    def evaluate(
+        self,
+        eval_dataset: Any | dict[str, Any] | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+        **gen_kwargs: Any,
+    ) -> dict[str, float]:
+        """Evaluate; ``gen_kwargs`` (``max_length``, ``num_beams``, any ``generate``
+        keyword) apply when ``predict_with_generate`` is on."""
+        self._gen_kwargs = self._generation_kwargs(gen_kwargs)
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def predict(
+        self,
+        test_dataset: Any,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "test",
+        **gen_kwargs: Any,
+    ) -> PredictionOutput:
+        """Predict; generated token ids are the predictions with ``predict_with_generate``."""
+        self._gen_kwargs = self._generation_kwargs(gen_kwargs)
+        return super().predict(test_dataset, ignore_keys, metric_key_prefix)
+
+    # -------------------------------------------------------------- prediction_step
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+        **gen_kwargs: Any,
+    ) -> tuple[torch.Tensor | None, Any, Any]:
+        """``(loss, generated_tokens, labels)`` with ``predict_with_generate``, else the
+        Trainer's ``(loss, logits, labels)``."""
+        if not getattr(self.args, "predict_with_generate", False) or prediction_loss_only:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        kwargs = dict(gen_kwargs) or dict(getattr(self, "_gen_kwargs", None) or {})
+        if not kwargs:
+            kwargs = self._generation_kwargs({})
+        tokens = self._generate(model, inputs, kwargs)
+        has_labels = inputs.get("labels") is not None
+        loss = self._loss_of(model, inputs) if has_labels else None
+        labels = inputs["labels"].detach() if has_labels else None
+        length = self._target_length(kwargs)
+        if length is not None:
+            pad_id = self._pad_token_id()
+            tokens = pad_to_length(tokens, length, pad_id)
+            labels = pad_to_length(labels, length, pad_id) if labels is not None else None
+        return loss, tokens, labels
+
+    def _generator(self, model: nn.Module) -> Any:
+        """The module whose ``generate`` to call: the user's model inside any wrapper."""
+        for candidate in (self.runtime.unwrap_model(model), self.runtime.unwrap_model(self.model)):
+            if callable(getattr(candidate, "generate", None)):
+                return candidate
+        raise TypeError(
+            f"predict_with_generate=True, but {type(self.model).__name__} has no generate() "
+            "method. Give the model one (taking the batch's inputs and keywords such as "
+            "max_length and num_beams, returning token ids), or set predict_with_generate=False."
+        )
+
+    def _generate(self, model: nn.Module, inputs: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+        generator = self._generator(model)
+        label_names = set(self.label_names) | {"labels"}
+        generation_inputs = {k: v for k, v in inputs.items() if k not in label_names}
+        labels = inputs.get("labels")
+        decoder_inputs = inputs.get("decoder_input_ids")
+        if (
+            labels is not None
+            and decoder_inputs is not None
+            and labels.shape == decoder_inputs.shape
+        ):
+            generation_inputs = {
+                k: v for k, v in generation_inputs.items() if k not in _LABEL_DERIVED
+            }
+        with torch.no_grad():
+            tokens = generator.generate(**generation_inputs, **kwargs)
+        return getattr(tokens, "sequences", tokens)  # return_dict_in_generate=True
+
+    def _loss_of(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+        with torch.no_grad(), self.autocast_smart_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach().mean()
+
+    def _target_length(self, kwargs: dict[str, Any]) -> int | None:
+        """The width generated sequences are padded to, when the settings fix one."""
+        if kwargs.get("max_length") is not None:
+            return int(kwargs["max_length"])
+        if kwargs.get("max_new_tokens") is not None:
+            return int(kwargs["max_new_tokens"]) + 1
+        config = getattr(self.runtime.unwrap_model(self.model), "generation_config", None)
+        if getattr(config, "max_new_tokens", None) is not None:
+            return int(config.max_new_tokens) + 1
+        max_length = getattr(config, "max_length", None)
+        return int(max_length) if max_length is not None else None
+
+    def _pad_token_id(self) -> int:
+        """The pad id of the processing class, else of the model's (generation) config,
+        else its end-of-sequence id.
+
+        Raises:
+            ValueError: none of them defines a pad or end-of-sequence id.
+        """
+        model = self.runtime.unwrap_model(self.model)
+        sources = (
+            self.processing_class,
+            getattr(model, "generation_config", None),
+            getattr(model, "config", None),
+        )
+        for name in ("pad_token_id", "eos_token_id"):
+            for source in sources:
+                value = getattr(source, name, None)
+                if isinstance(value, (list, tuple)):
+                    value = value[0] if value else None
+                if value is not None:
+                    return int(value)
+        raise ValueError(
+            "Generated sequences must be padded to max_length, but no pad_token_id is set: "
+            "pass a tokenizer / processing_class with a pad token, or set pad_token_id in "
+            "the model's config."
+        )
