@@ -36,45 +36,17 @@ import time
 import numpy as np
 import psutil
 import torch
+from bench_workloads import RandomClassification, TinyMLP
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from trainer import Trainer, TrainingArguments, default_data_collator
 
-FEATURES, HIDDEN, CLASSES = 64, 128, 10
 MLP_SAMPLES, MLP_BATCH = 20_000, 32
 LM_SEQUENCES, LM_LENGTH, LM_VOCAB, LM_BATCH = 512, 64, 512, 16
 
 
 # ------------------------------------------------------------------ workloads
-class RandomClassification(Dataset):
-    def __init__(self, size: int, seed: int = 0) -> None:
-        generator = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(size, FEATURES, generator=generator)
-        self.y = torch.randint(0, CLASSES, (size,), generator=generator)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[index], "labels": self.y[index]}
-
-
-class TinyMLP(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES))
-
-    def forward(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
-        logits = self.net(x)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = nn.functional.cross_entropy(logits, labels)
-        return out
-
-
 class RandomTokens(Dataset):
     def __init__(self, size: int, seed: int = 0) -> None:
         generator = torch.Generator().manual_seed(seed)
