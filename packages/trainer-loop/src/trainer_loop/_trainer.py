@@ -148,6 +148,7 @@ class Trainer:
         self.can_return_loss = can_return_loss(self.model)
         self._train_batch_size = args.train_batch_size
         self._current_window = 1  # micro-batches in the accumulation window being run
+        self._data_parallel = False
         self._signature_columns: list[str] | None = None
         self._setup_callbacks(callbacks)
         self.state = self._new_state()
@@ -477,7 +478,7 @@ class Trainer:
         )
         with self.compute_loss_context_manager():
             loss = self._compute_loss_for_step(model, inputs, num_items_in_batch)
-        if self.args.n_gpu > 1:
+        if self._data_parallel:
             loss = loss.mean()
         if weight is not None:
             loss = loss * weight
@@ -624,6 +625,7 @@ class Trainer:
         self._model_takes_num_items = model_accepts_loss_kwargs(self.runtime.unwrap_model(model))
         self._loss_label_name = self.label_names[0] if self.label_names else None
         self._normalise_by_items = self._loss_label_name is not None
+        self._data_parallel = self.args.n_gpu > 1  # DataParallel returns one loss per GPU
 
     def _enable_gradient_checkpointing(self) -> None:
         if not self.args.gradient_checkpointing:

@@ -153,23 +153,11 @@ class TrainingLoop:
         trainer, args, model = self.trainer, self.args, self.model
         handler = trainer.callback_handler
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
-        num_items = self._items_in_window(window) if self.count_items or len(window) > 1 else None
-        last = len(window) - 1
-        runtime = trainer.runtime
-        for index, inputs in enumerate(window):
-            if self.count_tokens:
-                self._count_tokens(inputs)
-            if index == last:  # the common case (no accumulation) skips the context
-                loss = trainer._call_training_step(model, inputs, num_items, len(window))
-            else:
-                with runtime.no_sync(model):
-                    loss = trainer._call_training_step(model, inputs, num_items, len(window))
-            self.tracker.add_micro_step(loss)
-            if self.count_flops:
-                trainer.current_flos += float(trainer.floating_point_ops(inputs))
-            if index != last:
-                trainer.control = handler.on_substep_end(args, trainer.state, trainer.control)
-        self._apply_gradients(model)
+        if len(window) == 1 and not self.count_items:
+            self._micro_step(window[0], None, 1)  # no accumulation: the common case
+        else:
+            self._accumulate(window)
+        self._apply_gradients(model, handler)
         self.tracker.end_optimizer_step()
         state = trainer.state
         state.global_step += 1
@@ -178,9 +166,34 @@ class TrainingLoop:
         if control.should_log or control.should_evaluate or control.should_save:
             self._maybe_log_save_evaluate(epoch)
 
-    def _apply_gradients(self, model: Any) -> None:
+    def _accumulate(self, window: list[Any]) -> None:
+        """Forward/backward every micro-batch of a window; sync gradients on the last."""
         trainer, args = self.trainer, self.args
-        runtime, handler = trainer.runtime, trainer.callback_handler
+        num_items = self._items_in_window(window)
+        last = len(window) - 1
+        for index, inputs in enumerate(window):
+            if index == last:
+                self._micro_step(inputs, num_items, len(window))
+            else:
+                with trainer.runtime.no_sync(self.model):
+                    self._micro_step(inputs, num_items, len(window))
+                trainer.control = trainer.callback_handler.on_substep_end(
+                    args, trainer.state, trainer.control
+                )
+
+    def _micro_step(self, inputs: Any, num_items: Any, window: int) -> None:
+        trainer = self.trainer
+        if self.count_tokens:
+            self._count_tokens(inputs)
+        self.tracker.add_micro_step(
+            trainer._call_training_step(self.model, inputs, num_items, window)
+        )
+        if self.count_flops:
+            trainer.current_flos += float(trainer.floating_point_ops(inputs))
+
+    def _apply_gradients(self, model: Any, handler: Any) -> None:
+        trainer, args = self.trainer, self.args
+        runtime = trainer.runtime
         if self.clip_norm is not None:
             self.grad_norm = runtime.clip_grad_norm(model.parameters(), self.clip_norm)
         trainer.control = handler.on_pre_optimizer_step(args, trainer.state, trainer.control)
