@@ -46,7 +46,7 @@ from trainer_loop._columns import (
     model_input_names,
     remove_unused_columns,
 )
-from trainer_loop._dataloader_options import dataloader_kwargs
+from trainer_loop._dataloader_options import dataloader_kwargs, has_length, num_examples
 from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._inputs import (
     accepts_argument,
@@ -78,13 +78,6 @@ from trainer_loop._trainer_setup import (
 from trainer_loop._training_loop import TrainingLoop
 
 logger = logging.getLogger(__name__)
-
-
-def _has_length(obj: Any) -> bool:
-    try:
-        return len(obj) is not None
-    except (TypeError, NotImplementedError):
-        return False
 
 
 class Trainer:
@@ -272,7 +265,7 @@ class Trainer:
     # ---------------------------------------------------------------- data
     @staticmethod
     def _has_length(obj: Any) -> bool:
-        return _has_length(obj)
+        return has_length(obj)
 
     def _remove_unused_columns(self, dataset: Any, description: str | None = None) -> Any:
         if not self.args.remove_unused_columns:
@@ -346,13 +339,7 @@ class Trainer:
     @staticmethod
     def num_examples(dataloader: DataLoader) -> int:
         """Examples behind ``dataloader`` (its dataset's length, or batches x batch size)."""
-        try:
-            dataset = dataloader.dataset
-            if isinstance(dataset, IterableDataset):
-                return len(dataloader) * (dataloader.batch_size or 1)
-            return len(dataset)  # type: ignore[arg-type]  # sized datasets
-        except (NameError, AttributeError, TypeError):
-            return len(dataloader) * (dataloader.batch_size or 1)
+        return num_examples(dataloader)
 
     @staticmethod
     def num_tokens(train_dl: DataLoader, max_steps: int | None = None) -> int:
