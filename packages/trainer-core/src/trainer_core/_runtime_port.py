@@ -140,6 +140,14 @@ class Runtime(Protocol):
         """Restore :meth:`optimizer_state_dict` output; every process passes the whole dict."""
 
     @property
+    def shards_parameters(self) -> bool:
+        """Whether each process holds only part of the weights (FSDP, ZeRO-3).
+
+        Then every process must run every forward pass together, even one that has no
+        data left (``generate(synced_gpus=True)``), or the others wait forever.
+        """
+
+    @property
     def checkpoint_format(self) -> Literal["full", "sharded"]:
         """How checkpoints of this runtime store weights and optimizer state.
 

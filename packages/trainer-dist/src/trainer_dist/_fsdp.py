@@ -203,6 +203,11 @@ class FSDPRuntime(DistributedRuntime):
 
     # ----------------------------------------------------------------- state
     @property
+    def shards_parameters(self) -> bool:
+        """``True`` unless the strategy is ``no_shard`` (every process keeps all weights)."""
+        return self.settings.strategy != "no_shard"
+
+    @property
     def checkpoint_format(self) -> Literal["full", "sharded"]:
         """``"sharded"`` with ``state_dict_type=SHARDED_STATE_DICT``, else ``"full"``."""
         return "sharded" if self.settings.state_dict_type == "SHARDED_STATE_DICT" else "full"

@@ -332,6 +332,11 @@ class SingleProcessRuntime:
         optimizer.load_state_dict(state)
 
     @property
+    def shards_parameters(self) -> bool:
+        """Always ``False``: one process holds every weight."""
+        return False
+
+    @property
     def checkpoint_format(self) -> Literal["full", "sharded"]:
         """Always ``"full"``: one process holds every weight."""
         return "full"
