@@ -165,8 +165,21 @@ class MemoryStore:
         self.saved: dict[str, dict] = {}
         self._rng = FolderCheckpointStore()
 
-    def save(self, output_dir, step, content, *, process_index=0, is_writer=True, barrier=None):
+    def save(
+        self,
+        output_dir,
+        step,
+        content,
+        *,
+        process_index=0,
+        is_writer=True,
+        barrier=None,
+        sharded_writer=None,
+    ):
         import copy
+
+        if sharded_writer is not None:
+            raise TypeError("MemoryStore keeps full state dicts only, not per-process shards.")
 
         path = f"{output_dir}/checkpoint-{step}"
         from trainer_checkpoint import capture_rng_state
@@ -205,6 +218,9 @@ class MemoryStore:
         content.optimizer.load_state_dict(saved["optimizer"])
         content.scheduler.load_state_dict(saved["scheduler"])
         return LoadedCheckpoint(checkpoint, saved["state"], None, saved["rng"])
+
+    def is_sharded(self, checkpoint) -> bool:
+        return False
 
     def load_model(self, checkpoint, model, *, map_location=None) -> None:
         model.load_state_dict(self.saved[checkpoint]["model"])

@@ -16,10 +16,19 @@ The timed span is the predict call (for the Trainer, ``trainer.predict(dataset)`
 Trainer built beforehand, as a script builds it once; for the plain loop, everything
 from creating its DataLoader to the metric). Each measurement runs in a fresh
 interpreter (one thread) after a warm-up on a few batches, so memory figures do not mix:
-"growth" is the peak RSS during the predict call (sampled every millisecond by a thread)
-minus the RSS just before it. Plain and Trainer runs alternate; the figures are medians.
+"growth" is the peak RSS during the first predict call (sampled every millisecond by a
+thread) minus the RSS just before it. The interpreter then repeats the call
+``--inner`` times in all and keeps the fastest, because on a shared machine other
+processes only ever make a call slower. Plain and Trainer runs alternate; the figures
+are medians over ``--repeats`` pairs.
 
-Run: uv run python tools/bench/bench_predict.py [--repeats 5] [--workload mlp lm]
+``--overhead`` measures instead, in one interpreter, the plain loop and
+``trainer.predict`` alternately and prints the median difference per batch in
+microseconds of this thread's CPU time (``time.thread_time``): the loop's own cost,
+steadier than a ratio of wall-clock times when other processes share the cores.
+
+Run: OMP_NUM_THREADS=1 python tools/bench/bench_predict.py [--repeats 5] [--inner 3]
+[--workload mlp lm] [--overhead]
 """
 
 from __future__ import annotations
@@ -139,43 +148,82 @@ class PeakRss:
         return max(self.peak, self.process.memory_info().rss) - self.start
 
 
-def worker(name: str, mode: str) -> None:
-    """One measurement in this (fresh) process; prints a JSON line."""
+def prepared(name: str, mode: str) -> tuple[object, nn.Module, Dataset, int]:
+    """The predict function of ``mode`` on workload ``name``, warmed up on a few batches."""
     torch.set_num_threads(1)
     model, dataset, batch = workload(name)
     output_dir = tempfile.mkdtemp()
     run = plain_predict if mode == "plain" else trainer_predictor(name, model, batch, output_dir)
     small = torch.utils.data.Subset(dataset, range(batch * 4))
     run(name, model, small, batch)  # warm-up: lazy imports, allocator, kernels
+    return run, model, dataset, batch
+
+
+def worker(name: str, mode: str, inner: int) -> None:
+    """One measurement in this (fresh) process; prints a JSON line."""
+    run, model, dataset, batch = prepared(name, mode)
     sampler = PeakRss()
     start = time.perf_counter()
     result = run(name, model, dataset, batch)
-    seconds = time.perf_counter() - start
+    seconds = [time.perf_counter() - start]
     growth = sampler.stop()
+    for _ in range(inner - 1):
+        start = time.perf_counter()
+        run(name, model, dataset, batch)
+        seconds.append(time.perf_counter() - start)
     shape = list(result.shape) if isinstance(result, np.ndarray) else result
-    print(json.dumps({"seconds": seconds, "growth": growth, "result": str(shape)[:120]}))
+    print(json.dumps({"seconds": min(seconds), "growth": growth, "result": str(shape)[:120]}))
 
 
-def measure(name: str, mode: str) -> dict:
-    command = [sys.executable, __file__, "--worker", name, mode]
+def measure(name: str, mode: str, inner: int) -> dict:
+    command = [sys.executable, __file__, "--worker", name, mode, "--inner", str(inner)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def overhead(name: str, repeats: int) -> None:
+    """Per-batch CPU microseconds ``trainer.predict`` spends beyond the plain loop."""
+    plain, model, dataset, batch = prepared(name, "plain")
+    ours = trainer_predictor(name, model, batch, tempfile.mkdtemp())
+    ours(name, model, torch.utils.data.Subset(dataset, range(batch * 4)), batch)
+    batches = -(-len(dataset) // batch)
+    plain_times, differences = [], []
+    for _ in range(repeats):
+        start = time.thread_time()
+        plain(name, model, dataset, batch)
+        middle = time.thread_time()
+        ours(name, model, dataset, batch)
+        plain_times.append(middle - start)
+        differences.append((time.thread_time() - middle) - (middle - start))
+    plain_batch = statistics.median(plain_times) / batches * 1e6
+    extra = statistics.median(differences) / batches * 1e6
+    ratio = plain_batch / (plain_batch + extra)
+    print(
+        f"{name}: plain loop {plain_batch:.1f} us CPU per batch; trainer.predict adds "
+        f"{extra:.1f} us per batch (median of {repeats}; ratio {ratio:.3f})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--inner", type=int, default=3, help="calls per process; fastest kept")
     parser.add_argument("--workload", nargs="+", default=["mlp", "lm"], choices=["mlp", "lm"])
+    parser.add_argument("--overhead", action="store_true", help="per-batch CPU overhead")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker:
-        worker(*options.worker)
+        worker(*options.worker, options.inner)
         return
     for name in options.workload:
+        if options.overhead:
+            overhead(name, options.repeats)
+            continue
         samples = MLP_SAMPLES if name == "mlp" else LM_SEQUENCES
         speed_ratios, plain_growth, trainer_growth = [], [], []
         for run in range(options.repeats):
-            plain, ours = measure(name, "plain"), measure(name, "trainer")
+            plain = measure(name, "plain", options.inner)
+            ours = measure(name, "trainer", options.inner)
             speed_ratios.append(plain["seconds"] / ours["seconds"])
             plain_growth.append(plain["growth"])
             trainer_growth.append(ours["growth"])

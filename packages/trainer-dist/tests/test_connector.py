@@ -97,13 +97,6 @@ def test_fsdp_without_a_launcher_says_how_to_launch(make_args: Any) -> None:
         build_runtime(make_args(fsdp="full_shard auto_wrap"))
 
 
-def test_deepspeed_is_not_implemented_yet(make_args: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(NotImplementedError, match=r"deepspeed=.*not implemented yet"):
-        build_runtime(make_args(deepspeed={"zero_optimization": {"stage": 2}}))
-    assert not torch.distributed.is_initialized()
-
-
 def test_fsdp_and_deepspeed_together_conflict(make_args: Any) -> None:
     args = SimpleNamespace(use_cpu=True, fsdp="full_shard", deepspeed={"train_batch_size": 8})
     with pytest.raises(ValueError, match=r"fsdp='full_shard' and deepspeed=.*Keep one"):

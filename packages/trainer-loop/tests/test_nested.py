@@ -125,3 +125,18 @@ def test_first_dim_finds_the_first_tensor() -> None:
     assert first_dim(torch.tensor(5)) == 1
     with pytest.raises(TypeError, match="Cannot find a tensor"):
         first_dim({"name": "text"})
+
+
+def test_held_parts_of_mixed_widths_and_dtypes_are_written_one_by_one() -> None:
+    buffer = RowBuffer(capacity=4)
+    buffer.add(torch.ones(1, 3))
+    buffer.add(torch.full((2, 1), 2, dtype=torch.int64))  # narrower, another dtype
+    buffer.add(torch.full((1, 4), 3.5))  # wider than everything before
+    result = buffer.result()
+    assert result.dtype == torch.float32 and result.shape == (4, 4)
+    assert result.tolist() == [
+        [1, 1, 1, -100],
+        [2, -100, -100, -100],
+        [2, -100, -100, -100],
+        [3.5, 3.5, 3.5, 3.5],
+    ]

@@ -179,3 +179,45 @@ def test_pad_to_length_pads_the_last_dimension_only_when_shorter() -> None:
     assert pad_to_length(torch.tensor([[1, 2]]), 4, 9).tolist() == [[1, 2, 9, 9]]
     same = torch.tensor([[1, 2, 3]])
     assert pad_to_length(same, 2, 9) is same
+
+
+# ------------------------------------------------------------------- synced_gpus
+def _sharding_runtime(shards: bool):
+    from trainer_dist import SingleProcessRuntime
+
+    class Sharding(SingleProcessRuntime):
+        """One process that claims to shard its weights, as FSDP and ZeRO-3 do."""
+
+        @property
+        def shards_parameters(self) -> bool:
+            return shards
+
+    return Sharding(device="cpu")
+
+
+def test_generation_is_synced_across_processes_when_the_weights_are_sharded(tmp_path) -> None:
+    model = _counter()
+    args = _args(tmp_path, generation_max_length=6)
+    trainer = Seq2SeqTrainer(model=model, args=args, runtime=_sharding_runtime(True))
+    trainer.predict(Pairs(4))
+    assert [call.get("synced_gpus") for call in model.calls] == [True, True]
+    model.calls.clear()
+    trainer.predict(Pairs(2), synced_gpus=False)  # the caller's choice is kept
+    assert model.calls[0]["synced_gpus"] is False
+
+    plain = _counter()
+    Seq2SeqTrainer(model=plain, args=args, runtime=_sharding_runtime(False)).predict(Pairs(2))
+    assert "synced_gpus" not in plain.calls[0]
+
+
+def test_a_generate_that_cannot_take_synced_gpus_is_not_given_it(tmp_path) -> None:
+    class Strict(Counter):
+        def generate(self, input_ids: torch.Tensor, max_length: int = 20, num_beams: int = 1):
+            return super().generate(input_ids, max_length=max_length, num_beams=num_beams)
+
+    model = Strict()
+    model.config = type("Config", (), {"pad_token_id": PAD})()
+    args = _args(tmp_path, generation_max_length=6)
+    trainer = Seq2SeqTrainer(model=model, args=args, runtime=_sharding_runtime(True))
+    assert trainer.predict(Pairs(2)).predictions.shape == (2, 6)
+    assert "synced_gpus" not in model.calls[0]

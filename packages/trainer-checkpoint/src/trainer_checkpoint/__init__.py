@@ -15,8 +15,10 @@ from trainer_checkpoint._errors import (
 )
 from trainer_checkpoint._folders import (
     CHECKPOINT_PREFIX,
+    SHARDED_STATE_NAME,
     TRAINER_STATE_NAME,
     checkpoint_name,
+    has_sharded_state,
     incomplete_folders,
     is_complete,
     list_checkpoints,
@@ -51,6 +53,7 @@ __all__ = [
     "SAFE_WEIGHTS_NAME",
     "SCALER_NAME",
     "SCHEDULER_NAME",
+    "SHARDED_STATE_NAME",
     "TRAINER_STATE_NAME",
     "TRAINING_ARGS_BIN_NAME",
     "TRAINING_ARGS_NAME",
@@ -64,6 +67,7 @@ __all__ = [
     "capture_rng_state",
     "check_checkpoint",
     "checkpoint_name",
+    "has_sharded_state",
     "incomplete_folders",
     "is_complete",
     "list_checkpoints",

@@ -1,10 +1,13 @@
 """``checkpoint-<step>`` folders: naming, discovery, completeness and rotation.
 
 A folder counts as a checkpoint when its name is ``checkpoint-<int>``, it holds
-``trainer_state.json`` and model weights. Our own saves become visible only by a rename
-once complete; folders written in place by other tools (the reference Trainer writes
-directly into ``checkpoint-<step>``) may be half written after a crash, and the files
-checked here are the ones the reference writes last.
+``trainer_state.json`` and the model's state: full weights, or per-process shards (the
+``sharded_state.json`` marker we write next to them, or the layouts the reference
+writes: a ``torch.distributed.checkpoint`` folder, which holds a ``.metadata`` file once
+complete, or DeepSpeed's ``latest`` tag file). Our own saves become visible only by a
+rename once complete; folders written in place by other tools (the reference Trainer
+writes directly into ``checkpoint-<step>``) may be half written after a crash, and the
+files checked here are the ones the reference writes last.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from trainer_checkpoint._weights import has_weights
 
 __all__ = [
     "CHECKPOINT_PREFIX",
+    "SHARDED_STATE_NAME",
     "STAGING_PREFIX",
     "TRAINER_STATE_NAME",
     "checkpoint_name",
     "fsync_path",
+    "has_sharded_state",
     "incomplete_folders",
     "is_complete",
     "list_checkpoints",
@@ -34,6 +39,9 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "checkpoint"
 STAGING_PREFIX = ".tmp-"
 TRAINER_STATE_NAME = "trainer_state.json"
+SHARDED_STATE_NAME = "sharded_state.json"
+_DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint's coordinator
+_DEEPSPEED_TAG = "latest"  # written last by DeepSpeed's engine.save_checkpoint
 _NAME_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
 
 
@@ -43,8 +51,31 @@ def checkpoint_name(step: int) -> str:
 
 
 def is_complete(folder: str) -> bool:
-    """Whether ``folder`` holds a trainer state and model weights."""
-    return os.path.isfile(os.path.join(folder, TRAINER_STATE_NAME)) and has_weights(folder)
+    """Whether ``folder`` holds a trainer state and the model's state (full or sharded)."""
+    if not os.path.isfile(os.path.join(folder, TRAINER_STATE_NAME)):
+        return False
+    return has_weights(folder) or has_sharded_state(folder)
+
+
+def has_sharded_state(folder: str) -> bool:
+    """Whether ``folder`` keeps model state in per-process shards.
+
+    True with our marker (``sharded_state.json``), a ``torch.distributed.checkpoint``
+    sub-folder holding its ``.metadata`` (the reference's FSDP ``SHARDED_STATE_DICT``
+    checkpoints) or DeepSpeed's ``latest`` tag file.
+    """
+    if os.path.isfile(os.path.join(folder, SHARDED_STATE_NAME)):
+        return True
+    if os.path.isfile(os.path.join(folder, _DEEPSPEED_TAG)):
+        return True
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    return any(
+        entry.is_dir() and os.path.isfile(os.path.join(entry.path, _DCP_METADATA))
+        for entry in entries
+    )
 
 
 def _candidates(output_dir: str) -> list[tuple[int, str]]:

@@ -1,8 +1,16 @@
 """Capturing and restoring every random generator a training process draws from.
 
 One state per process: python's ``random``, numpy's global generator, torch's CPU
-generator and the generator of every CUDA device (``"cuda"``, a list, as the reference
-writes it in distributed runs; a single tensor is accepted when reading).
+generator and the generator of every CUDA device under ``"cuda"``.
+
+The CUDA entry follows the reference's layout so that checkpoints move between the two:
+a list with one state per visible device (``torch.cuda.random.get_rng_state_all()``)
+when several processes train or several devices are visible, and the single state of
+the current device (``get_rng_state()``) for one process on one device. Both are
+accepted when reading. CUDA states are captured only once CUDA is initialised: before
+that no CUDA generator has drawn anything (a seed given to ``torch.manual_seed`` is
+queued until then), and asking for the states would start a CUDA context on a run that
+never uses the GPU.
 """
 
 from __future__ import annotations
@@ -26,15 +34,21 @@ def rng_file_name(process_index: int, num_processes: int) -> str:
     return "rng_state.pth" if num_processes <= 1 else f"rng_state_{process_index}.pth"
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """The current python, numpy, torch CPU and CUDA generator states."""
+def capture_rng_state(*, num_processes: int = 1) -> dict[str, Any]:
+    """The current python, numpy, torch CPU and CUDA generator states.
+
+    Args:
+        num_processes: Processes training together; with several, the CUDA states are
+            always a list (what the reference reads back in distributed runs).
+    """
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "cpu": torch.random.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.random.get_rng_state_all()
+    cuda = _cuda_state(torch.cuda, num_processes=num_processes)
+    if cuda is not None:
+        state["cuda"] = cuda
     return state
 
 
@@ -46,8 +60,8 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         np.random.set_state(state["numpy"])
     if "cpu" in state:
         torch.random.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        _restore_cuda(state["cuda"])
+    if "cuda" in state:
+        _restore_cuda(state["cuda"], torch.cuda)
 
 
 def _as_python_state(value: Any) -> tuple[Any, ...]:
@@ -56,17 +70,36 @@ def _as_python_state(value: Any) -> tuple[Any, ...]:
     return (version, tuple(internal), gauss)
 
 
-def _restore_cuda(value: Any) -> None:
+def _cuda_state(cuda: Any, *, num_processes: int) -> Any:
+    """The CUDA generator states (see the module docstring), or None without CUDA in use.
+
+    ``cuda`` is the ``torch.cuda`` module (a parameter so that the choice can be tested
+    on machines without a GPU).
+    """
+    if not (cuda.is_available() and cuda.is_initialized()):
+        return None
+    if num_processes > 1 or cuda.device_count() > 1:
+        return cuda.random.get_rng_state_all()
+    return cuda.random.get_rng_state()
+
+
+def _restore_cuda(value: Any, cuda: Any) -> None:
+    """Put the CUDA generators back; a single tensor is the current device's state."""
+    if not cuda.is_available():
+        logger.info("The checkpoint holds CUDA RNG states but CUDA is unavailable; skipped.")
+        return
     if isinstance(value, torch.Tensor):
-        torch.cuda.random.set_rng_state(value)
+        cuda.random.set_rng_state(value)
         return
     states = list(value)
-    if len(states) != torch.cuda.device_count():
+    visible = cuda.device_count()
+    if len(states) != visible:
         logger.warning(
             "The checkpoint holds RNG states for %d CUDA devices but %d are visible; "
-            "restoring the first ones only, so a resumed run may not repeat exactly.",
+            "restoring the first %d only, so a resumed run may not repeat exactly.",
             len(states),
-            torch.cuda.device_count(),
+            visible,
+            min(len(states), visible),
         )
-    for index, device_state in enumerate(states[: torch.cuda.device_count()]):
-        torch.cuda.random.set_rng_state(device_state, device=index)
+    for index, device_state in enumerate(states[:visible]):
+        cuda.random.set_rng_state(device_state, device=index)

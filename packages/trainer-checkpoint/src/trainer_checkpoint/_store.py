@@ -10,6 +10,10 @@ Layout of one checkpoint (names as the reference Trainer writes them)::
         trainer_state.json  training_args.json  training_args.bin
         tokenizer files              (when the processing class has save_pretrained)
 
+A sharded checkpoint (FSDP ``SHARDED_STATE_DICT``, DeepSpeed) replaces the weights and
+``optimizer.pt`` with what each process's runtime wrote (``save(sharded_writer=...)``)
+and carries the ``sharded_state.json`` marker.
+
 Saving builds everything in ``.tmp-checkpoint-<step>``, flushes it to disk and renames
 it into place, so a crash at any moment leaves either no new checkpoint or a complete
 one. Loading reads ``.pt`` files with ``weights_only=True`` (see ``_safe_load``).
@@ -19,26 +23,29 @@ from __future__ import annotations
 
 import errno
 import inspect
+import json
 import logging
 import os
 import pickle
 import shutil
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
 
+from trainer_checkpoint._durable import Flusher
 from trainer_checkpoint._errors import (
     CheckpointNotFoundError,
     CheckpointSaveError,
     NotACheckpointError,
 )
 from trainer_checkpoint._folders import (
+    SHARDED_STATE_NAME,
     STAGING_PREFIX,
     TRAINER_STATE_NAME,
     checkpoint_name,
     fsync_path,
+    has_sharded_state,
     incomplete_folders,
     is_complete,
     list_checkpoints,
@@ -69,6 +76,26 @@ TRAINING_ARGS_BIN_NAME = "training_args.bin"
 
 def _no_barrier() -> None:
     """Stand-in for a collective when there is a single process."""
+
+
+def _fresh_folder(output_dir: str, staging: str) -> None:
+    """An empty staging folder (a crashed save may have left one behind)."""
+    os.makedirs(output_dir, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+
+
+def _resumable(content: CheckpointContent) -> bool:
+    """Whether ``content`` is meant for resuming training (then RNG states belong in it).
+
+    ``save_only_model`` checkpoints hold neither optimizer nor scheduler, and no RNG.
+    """
+    return content.optimizer is not None or content.scheduler is not None
+
+
+def _write_json(folder: str, name: str, value: Any) -> None:
+    with open(os.path.join(folder, name), "w", encoding="utf-8") as handle:
+        json.dump(value, handle)
 
 
 class FolderCheckpointStore:
@@ -107,8 +134,22 @@ class FolderCheckpointStore:
         process_index: int = 0,
         is_writer: bool = True,
         barrier: Callable[[], None] | None = None,
+        sharded_writer: Callable[[str], None] | None = None,
     ) -> str:
         """Write ``<output_dir>/checkpoint-<step>`` atomically; return its path.
+
+        Every process calls it. Writers create the staging folder, then (after a
+        barrier) every process writes its own files into it: ``sharded_writer(folder)``
+        when given (a collective writing this process's shards of model and optimizer
+        state, e.g. ``runtime.save_sharded_state``) and its RNG file; writers add the
+        shared files, and after a second barrier flush everything and rename the folder
+        into place. A sharded checkpoint holds no full weights (``content.model`` is then
+        normally None) and is marked by ``sharded_state.json``.
+
+        ``sharded_writer`` extends the ``CheckpointStore`` port; a process whose storage
+        does not hold the staging folder (nodes without shared storage, no
+        ``save_on_each_node``) writes no RNG file there, since that checkpoint is not on
+        its storage.
 
         Raises:
             CheckpointSaveError: writing failed (disk full, permission denied...); the
@@ -119,15 +160,16 @@ class FolderCheckpointStore:
         staging = os.path.join(output_dir, STAGING_PREFIX + checkpoint_name(step))
         try:
             if is_writer:
-                os.makedirs(output_dir, exist_ok=True)
-                shutil.rmtree(staging, ignore_errors=True)
-                os.makedirs(staging)
+                _fresh_folder(output_dir, staging)
             barrier()
-            if content.optimizer is not None:  # save_only_model checkpoints carry no RNG
+            if sharded_writer is not None:
+                sharded_writer(staging)
+            if _resumable(content) and (is_writer or os.path.isdir(staging)):
                 self._write_rng(staging, content, process_index)
-            with _Flusher(enabled=self.fsync and is_writer) as flusher:
+            with Flusher(enabled=self.fsync and is_writer) as flusher:
                 if is_writer:
-                    self._write_shared(staging, content, flusher)
+                    sharded = sharded_writer is not None
+                    self._write_shared(staging, content, flusher, sharded=sharded)
                 barrier()
                 if is_writer:
                     flusher.finish(staging)
@@ -135,32 +177,29 @@ class FolderCheckpointStore:
         except BaseException as error:
             if is_writer:
                 shutil.rmtree(staging, ignore_errors=True)
-            if not _is_write_failure(error):
-                raise
-            raise CheckpointSaveError(
-                getattr(error, "errno", None) or errno.EIO,
-                f"Could not write checkpoint {final}: {getattr(error, 'strerror', None) or error}. "
-                f"The earlier checkpoints in {output_dir} are untouched; free disk space or fix "
-                "the permissions of output_dir, then resume from the latest checkpoint.",
-                getattr(error, "filename", None),
-            ) from error
+            if _is_write_failure(error):
+                raise _save_error(error, final, output_dir) from error
+            raise
         barrier()
         return final
 
     def _write_rng(self, folder: str, content: CheckpointContent, process_index: int) -> None:
-        os.makedirs(folder, exist_ok=True)  # a node without the writer (no shared storage)
-        state = {**capture_rng_state(), **dict(content.rng_extra)}
+        state = {**capture_rng_state(num_processes=self.num_processes), **dict(content.rng_extra)}
         torch.save(state, os.path.join(folder, rng_file_name(process_index, self.num_processes)))
 
-    def _write_shared(self, folder: str, content: CheckpointContent, flusher: _Flusher) -> None:
-        self.save_model(folder, content)
-        flusher.flush_new(folder)  # the weights reach the disk while the optimizer is written
+    def _write_shared(
+        self, folder: str, content: CheckpointContent, flusher: Flusher, *, sharded: bool
+    ) -> None:
+        self._write_model(folder, content, flusher)
+        flusher.flush_written(folder)  # e.g. what save_pretrained wrote, in the background
         if content.optimizer is not None:
-            torch.save(content.optimizer.state_dict(), os.path.join(folder, OPTIMIZER_NAME))
+            _torch_save(content.optimizer.state_dict(), folder, OPTIMIZER_NAME, flusher)
         if content.scheduler is not None:
-            torch.save(content.scheduler.state_dict(), os.path.join(folder, SCHEDULER_NAME))
+            _torch_save(content.scheduler.state_dict(), folder, SCHEDULER_NAME, flusher)
         if content.scaler_state:
-            torch.save(dict(content.scaler_state), os.path.join(folder, SCALER_NAME))
+            _torch_save(dict(content.scaler_state), folder, SCALER_NAME, flusher)
+        if sharded:
+            _write_json(folder, SHARDED_STATE_NAME, {"num_processes": self.num_processes})
         if content.trainer_state is not None:
             content.trainer_state.save_to_json(os.path.join(folder, TRAINER_STATE_NAME))
 
@@ -186,21 +225,28 @@ class FolderCheckpointStore:
         dict that ``load_state_dict`` (or :meth:`load_model`) reads back.
         """
         os.makedirs(output_dir, exist_ok=True)
+        self._write_model(output_dir, content, Flusher(enabled=False))
+
+    def _write_model(self, folder: str, content: CheckpointContent, flusher: Flusher) -> None:
         if content.model is not None:
-            self._write_weights(output_dir, content)
+            self._write_weights(folder, content, flusher)
         processing_class = content.processing_class
         if processing_class is not None and hasattr(processing_class, "save_pretrained"):
-            processing_class.save_pretrained(output_dir)
+            processing_class.save_pretrained(folder)
         if content.training_args is not None:
-            _write_args(output_dir, content.training_args)
+            _write_args(folder, content.training_args)
 
-    def _write_weights(self, folder: str, content: CheckpointContent) -> None:
+    def _write_weights(self, folder: str, content: CheckpointContent, flusher: Flusher) -> None:
         model = content.model
         state_dict = content.state_dict if content.state_dict is not None else model.state_dict()
         save_pretrained = getattr(model, "save_pretrained", None)
         if save_pretrained is None:
             save_weights(
-                state_dict, folder, safe=self.safe_serialization, max_shard_size=self.max_shard_size
+                state_dict,
+                folder,
+                safe=self.safe_serialization,
+                max_shard_size=self.max_shard_size,
+                flusher=flusher,
             )
             return
         wanted = {"state_dict": state_dict, "max_shard_size": self.max_shard_size}
@@ -209,7 +255,11 @@ class FolderCheckpointStore:
         save_pretrained(folder, **_accepted(save_pretrained, wanted))
         if not has_weights(folder):  # a save_pretrained that wrote something else
             save_weights(
-                state_dict, folder, safe=self.safe_serialization, max_shard_size=self.max_shard_size
+                state_dict,
+                folder,
+                safe=self.safe_serialization,
+                max_shard_size=self.max_shard_size,
+                flusher=flusher,
             )
 
     # --------------------------------------------------------------- discovery
@@ -262,9 +312,26 @@ class FolderCheckpointStore:
             rng_state=self._read_rng(checkpoint, process_index),
         )
 
+    def is_sharded(self, checkpoint: str) -> bool:
+        """Whether ``checkpoint`` keeps model (and optimizer) state in per-process shards.
+
+        Such state is loaded with the runtime's ``load_sharded_state`` rather than
+        :meth:`load` / :meth:`load_model`, which only restore full weights. (An extension
+        of the ``CheckpointStore`` port, like ``save(sharded_writer=...)``.)
+        """
+        return has_sharded_state(checkpoint)
+
     def _read_rng(self, checkpoint: str, process_index: int) -> Mapping[str, Any] | None:
-        names = [rng_file_name(process_index, self.num_processes), rng_file_name(0, 1)]
-        for name in names:
+        # This process's own file first; then, when the number of processes changed
+        # since the save, the file of the process with the same rank or of the first
+        # (all hold the same sampler state, which decides the data order).
+        names = [
+            rng_file_name(process_index, self.num_processes),
+            rng_file_name(0, 1),
+            rng_file_name(process_index, 2),
+            rng_file_name(0, 2),
+        ]
+        for name in dict.fromkeys(names):
             path = os.path.join(checkpoint, name)
             if os.path.isfile(path):
                 return safe_load(path)
@@ -294,7 +361,7 @@ def check_checkpoint(path: str) -> None:
 
     Raises:
         CheckpointNotFoundError: ``path`` does not exist.
-        NotACheckpointError: ``path`` lacks the trainer state or the model weights.
+        NotACheckpointError: ``path`` lacks the trainer state or the model's state.
     """
     if not os.path.isdir(path):
         raise CheckpointNotFoundError(
@@ -305,7 +372,8 @@ def check_checkpoint(path: str) -> None:
         present = ", ".join(sorted(os.listdir(path))) or "nothing"
         raise NotACheckpointError(
             f"{path} is not a complete checkpoint: it needs {TRAINER_STATE_NAME} and model "
-            f"weights, and holds {present}. Pass a checkpoint-<step> folder."
+            f"weights (full, or sharded with {SHARDED_STATE_NAME}), and holds {present}. Pass "
+            "a checkpoint-<step> folder."
         )
 
 
@@ -320,11 +388,24 @@ def _accepted(function: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str,
     return {key: value for key, value in kwargs.items() if key in parameters}
 
 
+def _save_error(error: BaseException, final: str, output_dir: str) -> CheckpointSaveError:
+    reason = getattr(error, "strerror", None) or error
+    return CheckpointSaveError(
+        getattr(error, "errno", None) or errno.EIO,
+        f"Could not write checkpoint {final}: {reason}. The earlier checkpoints in "
+        f"{output_dir} are untouched; free disk space or fix the permissions of output_dir, "
+        "then resume from the latest checkpoint.",
+        getattr(error, "filename", None),
+    )
+
+
 def _is_write_failure(error: BaseException) -> bool:
     """Whether ``error`` comes from the file system rather than from a bug.
 
-    torch reports failed writes as ``RuntimeError`` and safetensors as its own error
-    type; both are treated like the ``OSError`` they wrap.
+    torch reports failed writes as a ``RuntimeError`` from its zip writer
+    (``inline_container.cc``: "unexpected pos", "PytorchStreamWriter failed writing")
+    and safetensors as its own error type; both are treated like the ``OSError`` they
+    wrap. Other errors (a bug, a refused configuration) pass through unchanged.
     """
     if isinstance(error, OSError):
         return True
@@ -332,7 +413,21 @@ def _is_write_failure(error: BaseException) -> bool:
 
     if isinstance(error, SafetensorError):
         return True
-    return isinstance(error, RuntimeError) and "write" in str(error).lower()
+    message = str(error)
+    return isinstance(error, RuntimeError) and any(
+        marker in message for marker in ("inline_container", "PytorchStreamWriter")
+    )
+
+
+def _torch_save(value: Any, folder: str, name: str, flusher: Flusher) -> None:
+    """``torch.save`` into a file that heads for the disk as it is written."""
+    handle = flusher.open(os.path.join(folder, name))
+    try:
+        torch.save(value, handle)
+    except BaseException as error:
+        handle.abandon(error)
+        raise
+    flusher.close(handle)
 
 
 def _load_into(obj: Any, path: str, location: Any) -> None:
@@ -358,44 +453,3 @@ def _write_args(folder: str, args: Any) -> None:
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         # Only kept for the reference's file list; nothing of ours reads it back.
         logger.debug("Skipped %s: %s", TRAINING_ARGS_BIN_NAME, error)
-
-
-class _Flusher:
-    """Flushes a checkpoint's files to disk in a background thread as they are written.
-
-    ``os.fsync`` releases the GIL, so the weights are flushed while the optimizer state
-    is serialised, instead of everything being flushed after the last write.
-    """
-
-    def __init__(self, *, enabled: bool) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1) if enabled else None
-        self._submitted: set[str] = set()
-        self._futures: list[Future[None]] = []
-
-    def __enter__(self) -> _Flusher:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-    def flush_new(self, folder: str) -> None:
-        """Start flushing the files in ``folder`` not handed over before."""
-        if self._pool is None:
-            return
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                path = os.path.join(root, name)
-                if path not in self._submitted:
-                    self._submitted.add(path)
-                    self._futures.append(self._pool.submit(fsync_path, path))
-
-    def finish(self, folder: str) -> None:
-        """Flush what is left, wait for every flush (raising its error) and the folder."""
-        if self._pool is None:
-            return
-        self.flush_new(folder)
-        for future in self._futures:
-            future.result()
-        for root, _dirs, _files in os.walk(folder):
-            fsync_path(root)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from trainer_checkpoint._durable import Flusher, can_write_safetensors, write_safetensors
 from trainer_checkpoint._errors import NotACheckpointError
 from trainer_checkpoint._safe_load import safe_load
 
@@ -76,8 +77,15 @@ def save_weights(
     *,
     safe: bool = True,
     max_shard_size: int | str = "5GB",
+    flusher: Flusher | None = None,
 ) -> list[str]:
-    """Write ``state_dict`` into ``folder``; return the paths of the files written."""
+    """Write ``state_dict`` into ``folder``; return the paths of the files written.
+
+    With a ``flusher`` (a checkpoint being saved), each file heads for the disk while it
+    is written and is flushed in the background once complete; without one the files are
+    left in the page cache, like any plain write.
+    """
+    flusher = flusher if flusher is not None else Flusher(enabled=False)
     tensors = _unique_tensors(state_dict)
     shards = _shard(tensors, parse_size(max_shard_size))
     base, index_name = (
@@ -91,7 +99,7 @@ def save_weights(
     written = []
     for name, shard in zip(names, shards, strict=True):
         path = os.path.join(folder, name)
-        _write_shard(shard, path, safe=safe)
+        _write_shard(shard, path, safe=safe, flusher=flusher)
         written.append(path)
     if len(shards) > 1:
         written.append(_write_index(folder, index_name, names, shards))
@@ -150,13 +158,24 @@ def _shard_name(base: str, index: int, count: int) -> str:
     return f"{stem}-{index + 1:05d}-of-{count:05d}.{ext}"
 
 
-def _write_shard(shard: dict[str, torch.Tensor], path: str, *, safe: bool) -> None:
-    if safe:
+def _write_shard(
+    shard: dict[str, torch.Tensor], path: str, *, safe: bool, flusher: Flusher
+) -> None:
+    if safe and not can_write_safetensors(shard):  # an exotic dtype: safetensors' writer
         from safetensors.torch import save_file
 
         save_file(shard, path, metadata={"format": "pt"})
-    else:
-        torch.save(shard, path)
+        return
+    handle = flusher.open(path)
+    try:
+        if safe:
+            write_safetensors(shard, handle, {"format": "pt"})
+        else:
+            torch.save(shard, handle)
+    except BaseException as error:
+        handle.abandon(error)
+        raise
+    flusher.close(handle)
 
 
 def _write_index(
@@ -220,7 +239,9 @@ def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = Non
         map_location = first.device if first is not None else "cpu"
     stored = read_weights(folder, map_location)
     result = model.load_state_dict(stored, strict=False)
-    missing = _untied_missing(model.state_dict(), set(result.missing_keys))
+    missing = list(result.missing_keys)
+    if missing:  # tied aliases written once are not missing
+        missing = _untied_missing(model.state_dict(), set(missing))
     if missing or result.unexpected_keys:
         raise ValueError(
             f"The weights in {folder} do not fit {type(model).__name__}: missing "

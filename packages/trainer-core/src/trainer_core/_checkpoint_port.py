@@ -96,8 +96,15 @@ class CheckpointStore(Protocol):
         process_index: int = 0,
         is_writer: bool = True,
         barrier: Callable[[], None] | None = None,
+        sharded_writer: Callable[[str], None] | None = None,
     ) -> str:
-        """Write ``<output_dir>/checkpoint-<step>`` with ``content``; return its path."""
+        """Write ``<output_dir>/checkpoint-<step>`` with ``content``; return its path.
+
+        ``sharded_writer``, when given, is a collective that every process runs on the
+        checkpoint's staging folder before it is renamed into place (a runtime writing
+        its shards of model and optimizer state); the checkpoint is then sharded and
+        :meth:`is_sharded` says so.
+        """
 
     def save_model(self, output_dir: str, content: CheckpointContent) -> None:
         """Write the model weights (and processing class, arguments) into ``output_dir``."""
@@ -120,6 +127,13 @@ class CheckpointStore(Protocol):
         map_location: Any = None,
     ) -> LoadedCheckpoint:
         """Restore ``content``'s objects from ``checkpoint``; return the rest it read."""
+
+    def is_sharded(self, checkpoint: str) -> bool:
+        """Whether ``checkpoint`` keeps model state in per-process shards.
+
+        Such a checkpoint is loaded by the runtime (``load_sharded_state``), whatever the
+        runtime that wrote it; :meth:`load` then restores everything else.
+        """
 
     def load_model(self, checkpoint: str, model: Any, *, map_location: Any = None) -> None:
         """Load only the model weights stored in ``checkpoint`` into ``model``."""

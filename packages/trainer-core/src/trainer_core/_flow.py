@@ -23,6 +23,11 @@ _EVAL = ("eval_strategy", "evaluation_strategy")
 _SAVE = ("save_strategy",)
 
 
+# Plain-string form of each strategy value seen: the flow callback asks after every
+# step, and reading an enum member's ``value`` costs more than the rest of the check.
+_PLAIN_STRATEGY: dict[Any, str] = {}
+
+
 def strategy_of(args: Any, names: tuple[str, ...]) -> str:
     """Return the first strategy set among ``names`` on ``args`` as a plain string.
 
@@ -31,7 +36,10 @@ def strategy_of(args: Any, names: tuple[str, ...]) -> str:
     for name in names:
         value = getattr(args, name, None)
         if value is not None:
-            return str(getattr(value, "value", value))
+            plain = _PLAIN_STRATEGY.get(value)
+            if plain is None:
+                plain = _PLAIN_STRATEGY[value] = str(getattr(value, "value", value))
+            return plain
     return "no"
 
 

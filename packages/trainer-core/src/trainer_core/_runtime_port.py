@@ -11,7 +11,7 @@ torch, and the contract is stated in the docstrings instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -73,6 +73,32 @@ class Runtime(Protocol):
 
     def prepare_scheduler(self, scheduler: Any) -> Any:
         """Return the learning-rate scheduler to step (possibly wrapped)."""
+
+    def prepare_training(
+        self,
+        model: Any,
+        *,
+        create_optimizer: Callable[[], Any],
+        create_scheduler: Callable[[Any], Any],
+        num_training_steps: int,
+    ) -> tuple[Any, Any, Any]:
+        """Wrap ``model`` for training and build its optimizer and scheduler, in the order
+        this runtime needs; return ``(model to train, optimizer, scheduler)``.
+
+        Runtimes differ in that order: FSDP must shard the parameters before the optimizer
+        is built on them, while an engine such as DeepSpeed takes model, optimizer and
+        scheduler in one call, and may build the optimizer or the scheduler from its own
+        configuration instead. The loop therefore hands over factories:
+        ``create_optimizer()`` builds the Trainer's optimizer for the (unwrapped) model,
+        ``create_scheduler(optimizer)`` the Trainer's scheduler for an optimizer. A runtime
+        calls each at most once, and not at all for what its configuration provides.
+        ``num_training_steps`` (the run's optimizer steps) is for schedulers such a
+        configuration describes.
+
+        The usual implementation is :meth:`prepare_model` (``training=True``), then
+        :meth:`prepare_optimizer` on ``create_optimizer()``, then :meth:`prepare_scheduler`
+        on ``create_scheduler(optimizer)``.
+        """
 
     def prepare_dataloader(self, dataloader: Any) -> Any:
         """Shard ``dataloader`` across processes and move its batches to the device."""

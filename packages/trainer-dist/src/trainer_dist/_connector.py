@@ -9,15 +9,22 @@ namespaces in tests) work.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
-from trainer_core import Runtime, import_optional
+from trainer_core import Runtime
 from trainer_dist._ddp import DDPOptions, DistributedRuntime
+from trainer_dist._deepspeed_config import (
+    ArgumentValues,
+    accelerate_deepspeed_config,
+    launcher_mixed_precision,
+)
 from trainer_dist._environment import launched_world_size
 from trainer_dist._fsdp import FSDPRuntime
 from trainer_dist._fsdp_settings import FSDPSettings, parse_fsdp
 from trainer_dist._precision import MixedPrecision
 from trainer_dist._single import SingleProcessRuntime
+from trainer_dist._xla_settings import XlaFSDPSettings, parse_xla_fsdp, wants_xla
 
 
 def build_runtime(args: Any) -> Runtime:
@@ -27,6 +34,10 @@ def build_runtime(args: Any) -> Runtime:
     several processes (``torchrun``, ``accelerate launch``,
     ``python -m torch.distributed.launch``, MPI): a :class:`DistributedRuntime` (DDP),
     or an :class:`FSDPRuntime` when ``fsdp`` is set (also for one launched process).
+    A :class:`DeepSpeedRuntime` when ``deepspeed`` is set, or when ``accelerate launch``
+    started the processes with a DeepSpeed config file or DeepSpeed plugin options
+    (``ACCELERATE_USE_DEEPSPEED`` and ``ACCELERATE_DEEPSPEED_*``); ``deepspeed`` wins
+    when both are present. Without a launcher, DeepSpeed runs as a group of one process.
 
     Reads ``use_cpu`` (or the deprecated ``no_cuda``), ``fp16``, ``bf16``,
     ``half_precision_backend``, ``fp16_full_eval``, ``bf16_full_eval``, ``tf32``,
@@ -41,13 +52,22 @@ def build_runtime(args: Any) -> Runtime:
         ValueError: conflicting or impossible settings: fp16 with bf16, fsdp with
             deepspeed, fsdp without a launcher, an unknown fsdp word or fsdp_config key,
             nccl on the CPU, a precision the device cannot run.
-        NotImplementedError: ``deepspeed`` or XLA FSDP (not implemented yet).
-        trainer_core.MissingExtraError: ``use_ipex`` without the extension, or
-            ``fsdp_config['xla']`` without torch_xla.
+        NotImplementedError: ``fsdp_config['xla_fsdp_v2']`` (SPMD FSDPv2 is not implemented).
+        trainer_core.MissingExtraError: ``use_ipex`` without the extension,
+            ``fsdp_config['xla']`` without torch_xla, or DeepSpeed without deepspeed.
+        trainer_dist.DeepSpeedConfigMismatchError: the DeepSpeed config contradicts the
+            arguments (every disagreement listed in one message).
         RuntimeError: the launcher's processes did not form one group.
     """
     precision = _precision_options(args)
-    settings = _check_sharding(args)
+    deepspeed = deepspeed_config_source(args, os.environ)
+    settings = _check_sharding(args, deepspeed)
+    if deepspeed is not None:
+        return _deepspeed_runtime(args, deepspeed, precision)
+    if isinstance(settings, XlaFSDPSettings):  # processes started by torch_xla, no launcher
+        from trainer_dist._xla import XlaFSDPRuntime  # off the import path of every run
+
+        return XlaFSDPRuntime(settings, **precision)
     world = launched_world_size()
     launched = world > 1 or (settings is not None and _is_launched())
     if settings is not None and not launched:
@@ -92,6 +112,41 @@ def _precision_options(args: Any) -> dict[str, Any]:
     }
 
 
+def deepspeed_config_source(args: Any, environ: Mapping[str, str]) -> Any:
+    """The DeepSpeed config this run asks for, or ``None`` for no DeepSpeed.
+
+    ``args.deepspeed`` (a path or a dict) first; else what ``accelerate launch`` announced
+    in ``environ`` (a config file path, or a config built from its plugin options).
+    """
+    config = getattr(args, "deepspeed", None)
+    if config:
+        return config
+    return accelerate_deepspeed_config(environ)
+
+
+def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Runtime:
+    if _flag(args, "use_ipex"):
+        raise ValueError(
+            "use_ipex=True is only supported by the single-process runtime here; unset "
+            "use_ipex to train with DeepSpeed."
+        )
+    from trainer_dist._deepspeed import DeepSpeedRuntime  # off the import path of every run
+
+    values = ArgumentValues.from_arguments(
+        args,
+        world_size=launched_world_size(),
+        launcher_precision=launcher_mixed_precision(os.environ),
+    )
+    return DeepSpeedRuntime(
+        config,
+        values=values,
+        use_cpu=_use_cpu(args),
+        backend=getattr(args, "ddp_backend", None),
+        timeout_seconds=getattr(args, "ddp_timeout", None),
+        **precision,
+    )
+
+
 def _ddp_options(args: Any) -> DDPOptions:
     return DDPOptions(
         find_unused_parameters=getattr(args, "ddp_find_unused_parameters", None),
@@ -120,36 +175,25 @@ def _fsdp_text(args: Any) -> str:
     return " ".join(str(getattr(word, "value", word)) for word in fsdp or [])
 
 
-def _check_sharding(args: Any) -> FSDPSettings | None:
+def _check_sharding(args: Any, deepspeed: Any) -> FSDPSettings | XlaFSDPSettings | None:
     """Validate fsdp / deepspeed / xla settings; return the FSDP settings if FSDP is on."""
-    fsdp, deepspeed = getattr(args, "fsdp", None), getattr(args, "deepspeed", None)
+    fsdp = getattr(args, "fsdp", None)
     config = getattr(args, "fsdp_config", None) or {}
-    if fsdp and deepspeed:
+    if fsdp and deepspeed is not None:
+        origin = (
+            f"deepspeed={deepspeed!r}"
+            if getattr(args, "deepspeed", None)
+            else "accelerate launch with DeepSpeed (ACCELERATE_USE_DEEPSPEED=true)"
+        )
         raise ValueError(
-            f"fsdp={_fsdp_text(args)!r} and deepspeed={deepspeed!r} were both set; they are "
-            f"two ways of sharding the model. Keep one of them."
+            f"fsdp={_fsdp_text(args)!r} and {origin} were both set; they are two ways of "
+            f"sharding the model. Keep one of them."
         )
-    if config.get("xla") or config.get("fsdp_xla"):
-        _refuse_xla()
-    if deepspeed:
-        raise NotImplementedError(
-            f"deepspeed={deepspeed!r} was requested, but the DeepSpeed runtime is not "
-            f"implemented yet. Use fsdp='full_shard' (ZeRO-3-like) or fsdp='shard_grad_op' "
-            f"(ZeRO-2-like) with torchrun, or unset deepspeed."
-        )
+    if wants_xla(config):
+        return parse_xla_fsdp(fsdp, config)
     if not fsdp:
         return None
     return parse_fsdp(fsdp, config)
-
-
-def _refuse_xla() -> None:
-    import_optional(
-        "torch_xla", package="torch-xla", extra=None, feature="fsdp_config['xla']=True (XLA FSDP)"
-    )
-    raise NotImplementedError(
-        "fsdp_config['xla']=True (XLA FSDP on TPUs) is not implemented by this runtime yet. "
-        "Set fsdp_config['xla']=False to use torch's FSDP."
-    )
 
 
 def _mixed_precision(args: Any) -> MixedPrecision:

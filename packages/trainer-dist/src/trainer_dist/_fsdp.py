@@ -213,16 +213,21 @@ class FSDPRuntime(DistributedRuntime):
         return "sharded" if self.settings.state_dict_type == "SHARDED_STATE_DICT" else "full"
 
     def state_dict(self, model: Any) -> dict[str, Any]:
-        """The full state dict, gathered to CPU on the main process (empty elsewhere)."""
-        return full_model_state(unwrap_model(model))
+        """The full state dict (a collective), on the CPU of every node's main process.
+
+        Other processes get an empty dict. Every node's main process gets it so that
+        ``save_on_each_node`` writes complete weights on each node.
+        """
+        return full_model_state(unwrap_model(model), keep=self.is_local_main_process)
 
     def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
         """Load a full state dict; each process keeps its shards of it."""
         load_full_model_state(unwrap_model(model), state)
 
     def optimizer_state_dict(self, model: Any, optimizer: Any) -> dict[str, Any]:
-        """The optimizer's state keyed by parameter name, gathered on the main process."""
-        return full_optimizer_state(unwrap_model(model), optimizer)
+        """The optimizer's state keyed by parameter name (a collective), on the CPU of
+        every node's main process (empty elsewhere)."""
+        return full_optimizer_state(unwrap_model(model), optimizer, keep=self.is_local_main_process)
 
     def load_optimizer_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
         """Load :meth:`optimizer_state_dict` output into the sharded optimizer state."""

@@ -10,7 +10,7 @@ shared ``nullcontext``) and never synchronise the host with the device.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
@@ -232,6 +232,24 @@ class SingleProcessRuntime:
     def prepare_scheduler(self, scheduler: Any) -> Any:
         """Return ``scheduler`` itself."""
         return scheduler
+
+    def prepare_training(
+        self,
+        model: Any,
+        *,
+        create_optimizer: Callable[[], Any],
+        create_scheduler: Callable[[Any], Any],
+        num_training_steps: int,
+    ) -> tuple[Any, Any, Any]:
+        """:meth:`prepare_model`, then the optimizer and the scheduler built for it.
+
+        The model is prepared first (moved, wrapped, sharded by subclasses) so that the
+        optimizer is built on the parameters that will be trained. ``num_training_steps``
+        is not needed here: the Trainer's scheduler factory knows it.
+        """
+        model = self.prepare_model(model, training=True)
+        optimizer = self.prepare_optimizer(create_optimizer())
+        return model, optimizer, self.prepare_scheduler(create_scheduler(optimizer))
 
     def prepare_dataloader(self, dataloader: Any) -> DeviceDataLoader:
         """Wrap ``dataloader`` so that its batches arrive on :attr:`device`.

@@ -17,6 +17,7 @@ for the model and ``optimizer_0`` for the optimizer.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 MODEL_FOLDER = "pytorch_model_fsdp_0"
 OPTIMIZER_FOLDER = "optimizer_0"
@@ -54,15 +57,20 @@ def _options(*, full: bool, broadcast: bool = False) -> Any:
     )
 
 
-def full_model_state(model: nn.Module) -> dict[str, Any]:
+def full_model_state(model: nn.Module, *, keep: bool = True) -> dict[str, Any]:
     """Every parameter and buffer of ``model`` as plain CPU tensors, gathered from shards.
 
-    With ``cpu_offload`` DCP keeps the gathered values on rank 0 only: other processes get
-    an empty dict, which is all they need since only the main process writes weights.
+    A collective: every process gathers each sharded tensor in turn (one full tensor at
+    a time on the device), but only processes with ``keep`` copy it to the CPU and get
+    the dict; the others get an empty one. The runtime keeps it on the main process of
+    every node, the processes that write checkpoints (``save_on_each_node`` included).
+    DCP's own ``cpu_offload`` gathering keeps it on global rank 0 only.
     """
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    return get_model_state_dict(model, options=_options(full=True))
+    sharded = get_model_state_dict(model, options=_options(full=False))
+    gathered = _gathered(sharded, keep)
+    return gathered if keep else {}
 
 
 def load_full_model_state(model: nn.Module, state: dict[str, Any]) -> None:
@@ -75,11 +83,37 @@ def load_full_model_state(model: nn.Module, state: dict[str, Any]) -> None:
     set_model_state_dict(model, state, options=_options(full=True))
 
 
-def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The optimizer's state keyed by parameter names, gathered from shards (rank 0 holds it)."""
+def full_optimizer_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, *, keep: bool = True
+) -> dict[str, Any]:
+    """The optimizer's state keyed by parameter names, gathered from shards.
+
+    A collective, like :func:`full_model_state`: processes without ``keep`` get ``{}``.
+    """
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    return get_optimizer_state_dict(model, optimizer, options=_options(full=True))
+    sharded = get_optimizer_state_dict(model, optimizer, options=_options(full=False))
+    gathered = _gathered(sharded, keep)
+    return gathered if keep else {}
+
+
+def _gathered(value: Any, keep: bool) -> Any:
+    """``value`` with every ``DTensor`` gathered into a full tensor (on the CPU if ``keep``).
+
+    Containers are walked in order, which is the same on every process (the same model
+    and optimizer), so the gathers of all processes pair up.
+    """
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(value, dict):
+        return {key: _gathered(item, keep) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_gathered(item, keep) for item in value)
+    if isinstance(value, DTensor):
+        value = value.full_tensor()
+    if isinstance(value, torch.Tensor) and keep:
+        return value.detach().cpu()
+    return value
 
 
 def load_full_optimizer_state(
@@ -149,7 +183,14 @@ def _load(model_dir: str, directory: str, model: nn.Module, optimizer: Any | Non
     )
     dcp.load(model_state, checkpoint_id=model_dir, no_dist=_no_dist())
     set_model_state_dict(model, model_state, options=_options(full=False))
-    if optimizer is not None:
+    if optimizer is not None and not os.path.isdir(os.path.join(directory, OPTIMIZER_FOLDER)):
+        logger.warning(
+            "%s holds no optimizer state (%s/; saved with save_only_model?): the optimizer "
+            "starts afresh.",
+            directory,
+            OPTIMIZER_FOLDER,
+        )
+    elif optimizer is not None:
         dcp.load(
             optimizer_state,
             checkpoint_id=os.path.join(directory, OPTIMIZER_FOLDER),

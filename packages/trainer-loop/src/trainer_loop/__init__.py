@@ -30,6 +30,7 @@ from trainer_loop._optimizers import (
 from trainer_loop._samplers import (
     LengthGroupedSampler,
     SeekableRandomSampler,
+    SortishSampler,
     build_eval_sampler,
     build_train_sampler,
     seeded_generator,
@@ -60,6 +61,7 @@ __all__: list[str] = [
     "RemoveColumnsCollator",
     "SeekableRandomSampler",
     "Seq2SeqTrainer",
+    "SortishSampler",
     "Trainer",
     "WorkerSeeder",
     "accepts_any_input",

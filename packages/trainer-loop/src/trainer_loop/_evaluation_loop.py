@@ -10,6 +10,14 @@ at once, on an accelerator every ``eval_accumulation_steps`` batches or at the e
 Sequence lengths that differ between batches are padded with -100. With several
 processes the result is cut to the dataset's length, so the samples repeated to make
 the last batches even never count twice.
+
+Speed: a small model predicts a batch in about a hundred microseconds, so what can be
+decided once per loop is (:class:`_EvalRun`): with one process and no batch metrics the
+step skips collectives and metric calls and writes straight into the buffers; without
+a ``prediction_step`` override the built-in step is called without the facade; and
+:class:`~trainer_loop._prediction_step.PredictionStep` fixes the ignored keys, the label
+reading and the autocast context for the whole loop. Per batch there remain the
+forward, two list appends into the buffers and the ``on_prediction_step`` event.
 """
 
 from __future__ import annotations
@@ -18,9 +26,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +40,7 @@ from trainer_loop._nested import (
     map_nested,
     to_numpy,
 )
+from trainer_loop._prediction_step import PredictionStep, full_eval_dtype, overrides
 from trainer_loop._speed_metrics import speed_metrics
 
 if TYPE_CHECKING:
@@ -58,19 +65,20 @@ class _Outputs:
         self, capacity: int | None, limit: int | None, concat: bool, hold_on_device: bool
     ) -> None:
         self._pending: list[Any] = []
-        self._hold = hold_on_device
         self._joined = NestedAccumulator(capacity, limit=limit) if concat else None
         self._batches: list[Any] = []
+        # Where a batch goes is decided here, once: add() runs per batch and output.
+        self.sink: Callable[[Any], None]  # add() for a value known not to be None
+        if hold_on_device:
+            self.sink = self._pending.append
+        elif self._joined is not None:
+            self.sink = self._joined.add
+        else:
+            self.sink = self._store
 
     def add(self, value: Any) -> None:
-        if value is None:
-            return
-        if self._hold:
-            self._pending.append(value)
-        elif self._joined is not None:
-            self._joined.add(value)
-        else:
-            self._store(value)
+        if value is not None:
+            self.sink(value)
 
     def _store(self, value: Any) -> None:
         if self._joined is not None:
@@ -105,6 +113,7 @@ class _Losses:
         self._distributed = runtime.num_processes > 1
         self._outputs = outputs
         self._parts: list[tuple[torch.Tensor, int]] = []
+        self._all_scalars = True  # every loss in _parts is 0-d (the usual case)
 
     @staticmethod
     def per_sample(loss: torch.Tensor, rows: int) -> torch.Tensor:
@@ -116,19 +125,26 @@ class _Losses:
         if self._distributed:
             self._outputs.add(self._runtime.gather(self.per_sample(loss, rows).contiguous()))
         else:
-            self._parts.append((loss, rows))
+            self.add_local(loss, rows)
+
+    def add_local(self, loss: torch.Tensor, rows: int) -> None:
+        """Keep one process's batch loss (no collective), expanded in :meth:`result`."""
+        if loss.ndim:
+            self._all_scalars = False
+        self._parts.append((loss, rows))
 
     def flush(self) -> None:
         self._outputs.flush()
 
     def result(self) -> Any:
         parts = self._parts
-        if parts and all(loss.dim() == 0 for loss, _ in parts):  # two ops for the whole run
+        if parts and self._all_scalars:  # two ops for the whole run
             counts = torch.tensor([rows for _, rows in parts], device=parts[0][0].device)
             self._outputs.add(torch.stack([loss for loss, _ in parts]).repeat_interleave(counts))
         elif parts:
             self._outputs.add(torch.cat([self.per_sample(loss, rows) for loss, rows in parts]))
         parts.clear()
+        self._all_scalars = True
         return self._outputs.result()
 
 
@@ -146,6 +162,12 @@ def _with_last_flag(batches: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
 
 
 def _rows(batch: Any) -> int:
+    """Rows in ``batch``: those of its first tensor (1 when it holds none)."""
+    if type(batch) is dict:  # the common batch: a dict whose first value is a tensor
+        for value in batch.values():
+            if isinstance(value, torch.Tensor):
+                return value.shape[0] if value.ndim else 1
+            break
     try:
         return first_dim(batch)
     except TypeError:
@@ -174,20 +196,31 @@ def _plain_numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _EvalRun:
-    """The state of one ``evaluation_loop`` call: collected outputs and batch metrics."""
+    """The state of one ``evaluation_loop`` call: collected outputs and batch metrics.
+
+    What does not change between batches is decided here, once: how a batch is
+    predicted (the built-in :class:`PredictionStep` called directly, or the user's
+    ``prediction_step`` override), whether collectives run (several processes), where
+    outputs are written, and which of inputs, losses and batch metrics are wanted.
+    """
 
     def __init__(
-        self, trainer: Trainer, dataloader: Any, description: str, loss_only: bool
+        self,
+        trainer: Trainer,
+        dataloader: Any,
+        description: str,
+        loss_only: bool,
+        ignore_keys: list[str] | None = None,
     ) -> None:
         self.trainer, self.args, self.runtime = trainer, trainer.args, trainer.runtime
         self.loss_only = loss_only
         self.expected = _expected_samples(dataloader)
         args = self.args
-        limit = self.expected if self.runtime.num_processes > 1 else None
+        self.distributed = self.runtime.num_processes > 1
+        limit = self.expected if self.distributed else None
         concat = getattr(args, "eval_do_concat_batches", True)
         hold = self.runtime.device.type != "cpu"
         self.losses = _Losses(self.runtime, _Outputs(self.expected, limit, True, hold))
-        self.distributed = self.runtime.num_processes > 1
         self.preds, self.labels, self.inputs = (
             _Outputs(self.expected, limit, concat, hold) for _ in range(3)
         )
@@ -200,6 +233,20 @@ class _EvalRun:
         self.observed = 0
         self.steps = 0
         self.flush_every = args.eval_accumulation_steps
+        self.prediction_step = PredictionStep(trainer, ignore_keys)
+        self._predict = self._predictor(ignore_keys)
+        self._preprocess = trainer.preprocess_logits_for_metrics
+        self._on_step = trainer.callback_handler.on_prediction_step
+        if not self.distributed and not self.batch_metrics:
+            self.step = self._local_step()  # type: ignore[method-assign]  # chosen once per run
+
+    def _predictor(self, ignore_keys: list[str] | None) -> Callable[[Any, Any], tuple[Any, ...]]:
+        """``(model, batch) -> (loss, logits, labels)``: the Trainer's ``prediction_step``
+        when a subclass overrides it, else the built-in step without the facade call."""
+        trainer, loss_only = self.trainer, self.loss_only
+        if not overrides(trainer, ("prediction_step",)):
+            return self.prediction_step.for_loop(loss_only)
+        return lambda model, batch: trainer.prediction_step(model, batch, loss_only, ignore_keys)
 
     def _padded(self, value: Any) -> Any:
         if not self.distributed:  # the collectives are the identity on one process
@@ -221,29 +268,29 @@ class _EvalRun:
     def _collected(self, logits: Any, labels: Any, inputs: Any) -> tuple[Any, Any, Any]:
         """Pad and gather one step's outputs across processes (logits preprocessed between,
         on this process's rows, as the reference does)."""
-        trainer = self.trainer
         labels = self._padded(labels)
         inputs = self._gathered(self._padded(inputs))
         if logits is not None:
             logits = self._padded(logits)
-            if trainer.preprocess_logits_for_metrics is not None:
-                logits = trainer.preprocess_logits_for_metrics(logits, labels)
+            if self._preprocess is not None:
+                logits = self._preprocess(logits, labels)
             logits = self._gathered(logits)
         return logits, self._gathered(labels), inputs
 
-    def step(self, model: Any, batch: Any, is_last: bool, ignore_keys: list[str] | None) -> None:
+    def step(self, model: Any, batch: Any, is_last: bool = False) -> None:
+        """Predict one batch, collect its outputs and run ``on_prediction_step``."""
         trainer = self.trainer
         rows = _rows(batch)
         self.observed += rows
         inputs = trainer._main_input(batch) if self.want_inputs else None
-        loss, logits, labels = trainer.prediction_step(model, batch, self.loss_only, ignore_keys)
-        if loss is not None:
+        loss, logits, labels = self._predict(model, batch)
+        if loss is not None and loss.requires_grad:  # an override may not detach
             loss = loss.detach()
         self.losses.add(loss, rows)
         if self.distributed:
             logits, labels, inputs = self._collected(logits, labels, inputs)
-        elif logits is not None and trainer.preprocess_logits_for_metrics is not None:
-            logits = trainer.preprocess_logits_for_metrics(logits, labels)
+        elif logits is not None and self._preprocess is not None:
+            logits = self._preprocess(logits, labels)
         if self.keep_outputs:
             self.preds.add(logits)
             self.labels.add(labels)
@@ -251,14 +298,44 @@ class _EvalRun:
         if self.batch_metrics:
             losses = _Losses.per_sample(loss, rows) if loss is not None else None
             self._update_batch_metrics(logits, labels, inputs, self._gathered(losses), is_last)
-        trainer.control = trainer.callback_handler.on_prediction_step(
-            self.args, trainer.state, trainer.control
-        )
+        trainer.control = self._on_step(self.args, trainer.state, trainer.control)
         self.steps += 1
         every = self.flush_every
         if every and self.steps % every == 0:
-            for outputs in (self.losses, self.preds, self.labels, self.inputs):
-                outputs.flush()
+            self._flush_all()
+
+    def _local_step(self) -> Callable[..., None]:
+        """:meth:`step` for one process without batch metrics: no collectives, no
+        per-batch metric call; everything it calls is looked up once, here."""
+        trainer, args, predict = self.trainer, self.args, self._predict
+        add_loss, preprocess, on_step = self.losses.add_local, self._preprocess, self._on_step
+        add_pred, add_label, add_input = self.preds.sink, self.labels.sink, self.inputs.sink
+        main_input = trainer._main_input if self.want_inputs else None
+        every = self.flush_every or 0
+
+        def local_step(model: Any, batch: Any, is_last: bool = False) -> None:
+            rows = _rows(batch)
+            self.observed += rows
+            inputs = main_input(batch) if main_input is not None else None
+            loss, logits, labels = predict(model, batch)
+            if loss is not None:
+                add_loss(loss.detach() if loss.requires_grad else loss, rows)
+            if logits is not None:
+                add_pred(logits if preprocess is None else preprocess(logits, labels))
+            if labels is not None:
+                add_label(labels)
+            if inputs is not None:
+                add_input(inputs)
+            trainer.control = on_step(args, trainer.state, trainer.control)
+            self.steps += 1
+            if every and self.steps % every == 0:
+                self._flush_all()
+
+        return local_step
+
+    def _flush_all(self) -> None:
+        for outputs in (self.losses, self.preds, self.labels, self.inputs):
+            outputs.flush()
 
     def _update_batch_metrics(
         self, logits: Any, labels: Any, inputs: Any, losses: Any, is_last: bool
@@ -394,19 +471,32 @@ class EvaluationLoop:
         model, jit_seconds = self.eval_model(dataloader)
         if args.past_index >= 0:
             self.trainer._past = None
-        run = _EvalRun(self.trainer, dataloader, description, loss_only)
+        run = _EvalRun(self.trainer, dataloader, description, loss_only, ignore_keys)
         logger.info("***** Running %s *****", description)
         if run.expected is not None:
             logger.info("  Num examples = %d", run.expected)
         logger.info("  Batch size = %s", args.eval_batch_size)
-        batches = (
-            _with_last_flag(dataloader) if run.batch_metrics else ((b, False) for b in dataloader)
-        )
-        with torch.no_grad():
-            for batch, is_last in batches:
-                run.step(model, batch, is_last, ignore_keys)
+        self._iterate(run, model, dataloader)
         extra = {"jit_compilation_time": jit_seconds} if jit_seconds is not None else {}
         return run.finish(prefix, extra)
+
+    def _iterate(self, run: _EvalRun, model: Any, dataloader: Any) -> None:
+        """Run every batch through ``run``; the loop's step is exposed to an override of
+        ``prediction_step`` that calls ``super()`` (see :meth:`prediction_step`)."""
+        trainer = self.trainer
+        previous = getattr(trainer, "_active_prediction_step", None)
+        trainer._active_prediction_step = run.prediction_step
+        step = run.step
+        try:
+            with torch.no_grad():
+                if run.batch_metrics:
+                    for batch, is_last in _with_last_flag(dataloader):
+                        step(model, batch, is_last)
+                else:
+                    for batch in dataloader:
+                        step(model, batch)
+        finally:
+            trainer._active_prediction_step = previous
 
     # ------------------------------------------------------------- the model
     def eval_model(self, dataloader: Any) -> tuple[Any, float | None]:
@@ -434,7 +524,7 @@ class EvaluationLoop:
     def _prepare_eval_model(self, dataloader: Any) -> tuple[Any, float | None]:
         trainer, args = self.trainer, self.args
         model = trainer.model
-        dtype = _full_eval_dtype(args)
+        dtype = full_eval_dtype(args)
         if dtype is not None:
             model = model.to(dtype=dtype)
         model = trainer.runtime.prepare_model(model, training=False)
@@ -475,93 +565,13 @@ class EvaluationLoop:
     def prediction_step(
         self, model: Any, inputs: dict[str, Any], loss_only: bool, ignore_keys: list[str] | None
     ) -> tuple[torch.Tensor | None, Any, Any]:
-        """``(loss, logits, labels)`` of one batch without gradients (see Trainer)."""
+        """``(loss, logits, labels)`` of one batch without gradients (see Trainer).
+
+        Inside a loop (an override calling ``super().prediction_step``) the loop's
+        :class:`PredictionStep` is reused; a direct call builds one.
+        """
         trainer = self.trainer
-        inputs = trainer._prepare_inputs(inputs)
-        names = trainer.label_names
-        has_labels = bool(names) and all(inputs.get(k) is not None for k in names)
-        labels = _labels_of(inputs, names) if has_labels else None
-        ignore = _ignore_set(trainer, ignore_keys)
-        full_eval = _full_eval_dtype(self.args) is not None and not trainer.is_in_train
-        # The loop runs under no_grad already; a direct call of this method may not.
-        no_grad = torch.no_grad() if torch.is_grad_enabled() else nullcontext()
-        with no_grad, nullcontext() if full_eval else trainer.autocast_smart_context_manager():
-            if has_labels or (trainer.can_return_loss and inputs.get("return_loss")):
-                loss, outputs = trainer.compute_loss(model, inputs, return_outputs=True)
-                loss = loss.detach()
-                if loss.dim():  # a per-sample or per-device loss
-                    loss = loss.mean()
-                logits = None if loss_only else _logits_of(outputs, ignore | {"loss"})
-            else:
-                loss = None
-                outputs = model(**inputs)
-                if self.args.past_index >= 0:
-                    trainer._past = outputs[self.args.past_index - 1]
-                logits = None if loss_only else _logits_of(outputs, ignore)
-        if loss_only:
-            return loss, None, None
-        return loss, logits, labels
-
-
-def _full_eval_dtype(args: Any) -> torch.dtype | None:
-    if args.fp16_full_eval:
-        return torch.float16
-    if args.bf16_full_eval:
-        return torch.bfloat16
-    return None
-
-
-def _ignore_set(trainer: Trainer, ignore_keys: list[str] | None) -> frozenset[str]:
-    """``ignore_keys``, or the model's default, as a set (the default cached per model)."""
-    if ignore_keys is not None:
-        return frozenset(ignore_keys)
-    cached = getattr(trainer, "_ignore_keys_cache", None)
-    if cached is None or cached[0] is not trainer.model:
-        cached = (trainer.model, frozenset(_ignored_at_inference(trainer)))
-        trainer._ignore_keys_cache = cached
-    return cached[1]
-
-
-def _ignored_at_inference(trainer: Trainer) -> list[str]:
-    """The model config's ``keys_to_ignore_at_inference``; a config that does not say
-    drops ``past_key_values`` (a cache, not a prediction), as the reference does."""
-    config = getattr(trainer.runtime.unwrap_model(trainer.model), "config", None)
-    if config is None:
-        return []
-    return list(getattr(config, "keys_to_ignore_at_inference", ["past_key_values"]))
-
-
-def _labels_of(inputs: Mapping[str, Any], names: list[str]) -> Any:
-    if len(names) == 1:
-        return inputs[names[0]]
-    return tuple(inputs[name] for name in names)
-
-
-def _collectable(value: Any) -> bool:
-    """Whether ``value`` is a tensor or a non-empty container of tensors (joinable)."""
-    if isinstance(value, torch.Tensor):
-        return True
-    if isinstance(value, Mapping):
-        return bool(value) and all(_collectable(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return bool(value) and all(_collectable(v) for v in value)
-    return False
-
-
-def _logits_of(outputs: Any, ignore: AbstractSet[str]) -> Any:
-    """The outputs other than the loss and the ignored keys (one, or a tuple of them).
-
-    A tuple output drops its first element when it holds the loss (``"loss"`` ignored).
-    Outputs that are neither tensors nor containers of tensors (a generation cache
-    object, strings) cannot be joined across batches and are left out.
-    """
-    if isinstance(outputs, (dict, Mapping)):  # dict first: skips the ABC check
-        values = tuple(v for k, v in outputs.items() if k not in ignore and _collectable(v))
-    elif isinstance(outputs, (tuple, list)):
-        kept = outputs[1:] if "loss" in ignore else outputs
-        values = tuple(v for v in kept if _collectable(v))
-    else:
-        values = (outputs,)
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
+        step = getattr(trainer, "_active_prediction_step", None)
+        if step is None or not step.serves(trainer, ignore_keys):
+            step = PredictionStep(trainer, ignore_keys)
+        return step(model, inputs, loss_only)

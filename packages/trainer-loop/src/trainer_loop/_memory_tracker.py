@@ -22,7 +22,6 @@ import gc
 import os
 import threading
 
-import psutil
 import torch
 
 _SAMPLE_SECONDS = 0.001
@@ -39,6 +38,8 @@ class _ResidentSize:
     """
 
     def __init__(self) -> None:
+        import psutil  # only runs with skip_memory_metrics=False: keep it off the import path
+
         self._process = psutil.Process()
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         try:

@@ -10,7 +10,7 @@ import torch
 
 def loss_from_outputs(outputs: Any) -> torch.Tensor:
     """The loss in a model's output: first of a tuple, or ``"loss"`` of a mapping."""
-    if isinstance(outputs, Mapping):
+    if isinstance(outputs, (dict, Mapping)):  # dict first: it needs no ABC check
         loss = outputs.get("loss")
         if loss is None:
             raise ValueError(

@@ -92,8 +92,9 @@ class RowBuffer:
     cells no part wrote hold ``padding_index``. Rows past ``limit`` (when given) are
     dropped: they are samples a distributed sampler repeated to even out the batches.
 
-    Speed: parts of one shape are held (up to 64 parts or 8 MiB) and written with one
-    ``torch.cat`` into the buffer, so a small batch costs a list append, not a copy.
+    Speed: parts are held (up to 64, or as many as fit in 8 MiB judging by the first)
+    and written with one ``torch.cat`` into the buffer, so a small batch costs a list
+    append, not a copy.
     """
 
     def __init__(
@@ -107,51 +108,77 @@ class RowBuffer:
         self.limit = limit
         self.data: torch.Tensor | None = None
         self.rows = 0  # rows written into ``data``
-        self._pending: list[torch.Tensor] = []
-        self._pending_rows = 0
-        self._pending_bytes = 0
+        self._pending: list[torch.Tensor] = []  # parts held until the next write
+        self._max_held = _PENDING_PARTS  # parts to hold: up to 64, ~8 MiB by the first
+        self._accepted = 0  # rows taken so far, counted only under a limit
 
     def add(self, part: torch.Tensor) -> None:
-        """Append ``part``'s rows (a 0-d tensor counts as one row)."""
+        """Append ``part``'s rows (a 0-d tensor counts as one row).
+
+        This runs once per batch and output, so it only holds the part: rows are counted
+        and trailing shapes compared when the held parts are written (:meth:`_flush`).
+        """
         if part.requires_grad:  # joined values carry no autograd history
             part = part.detach()
-        if part.dim() == 0:
+        if not part.ndim:
             part = part.reshape(1)
-        seen = self.rows + self._pending_rows
-        if self.limit is not None and seen + part.shape[0] > self.limit:
-            part = part[: max(self.limit - seen, 0)]
-            if part.shape[0] == 0:
+        if self.limit is not None:
+            part = self._within_limit(part, self.limit)
+            if part is None:
                 return
         pending = self._pending
-        if pending and (part.shape[1:] != pending[0].shape[1:] or part.dtype != pending[0].dtype):
-            self._flush()
         pending.append(part)
-        self._pending_rows += part.shape[0]
-        self._pending_bytes += part.numel() * part.element_size()
-        if len(pending) >= _PENDING_PARTS or self._pending_bytes >= _PENDING_BYTES:
+        if len(pending) == 1:  # the first part of a group sets how many to hold
+            self._max_held = max(1, min(_PENDING_PARTS, _PENDING_BYTES // max(part.nbytes, 1)))
+        if len(pending) >= self._max_held:
             self._flush()
 
+    def _within_limit(self, part: torch.Tensor, limit: int) -> torch.Tensor | None:
+        """``part`` cut to the rows still under ``limit``; None when none are."""
+        seen = self._accepted
+        if seen + part.shape[0] > limit:
+            part = part[: max(limit - seen, 0)]
+            if part.shape[0] == 0:
+                return None
+        self._accepted = seen + part.shape[0]
+        return part
+
     def _flush(self) -> None:
+        """Write the held parts: in one ``torch.cat`` when they share a trailing shape
+        and dtype casting allows (the usual case), else one part at a time."""
         pending = self._pending
         if not pending:
             return
-        count = self._pending_rows
-        data = self._reserve(self.rows + count, pending[0])
-        if data.shape[1:] == pending[0].shape[1:] and data.dtype == pending[0].dtype:
-            target = data.narrow(0, self.rows, count)  # contiguous: whole rows of ``data``
-            if len(pending) == 1:
-                target.copy_(pending[0])
-            else:
-                torch.cat(pending, out=target)
-        else:
-            offset = self.rows
+        try:
+            self._write_joined(pending, sum(part.shape[0] for part in pending))
+        except RuntimeError:  # shapes differ within the held parts, or a dtype will not cast
             for part in pending:
-                index = (slice(offset, offset + part.shape[0]), *map(slice, part.shape[1:]))
-                data[index] = part
-                offset += part.shape[0]
-        self.rows += count
+                self._write_one(part)
         pending.clear()
-        self._pending_rows = self._pending_bytes = 0
+
+    def _write_joined(self, parts: list[torch.Tensor], count: int) -> None:
+        """Write ``parts`` (``count`` rows in all) after the rows written so far.
+
+        Raises:
+            RuntimeError: ``torch.cat`` refused the parts; nothing counts as written then.
+        """
+        first = parts[0]
+        data = self._reserve(self.rows + count, first)
+        if data.shape[1:] != first.shape[1:]:
+            raise RuntimeError("the parts are narrower than the buffer")
+        target = data.narrow(0, self.rows, count)  # contiguous: whole rows of ``data``
+        if len(parts) == 1:
+            target.copy_(first)
+        else:
+            torch.cat(parts, out=target)
+        self.rows += count
+
+    def _write_one(self, part: torch.Tensor) -> None:
+        """Write one part into the top-left corner of its rows (the rest stays padding)."""
+        rows = part.shape[0]
+        data = self._reserve(self.rows + rows, part)
+        data[(slice(self.rows, self.rows + rows), *map(slice, part.shape[1:]))] = part
+        self.rows += rows
 
     def _reserve(self, rows: int, part: torch.Tensor) -> torch.Tensor:
         data = self.data
@@ -207,7 +234,7 @@ class NestedAccumulator:
 
     def add(self, batch: Any) -> None:
         """Append one batch; it must have the structure of the first one."""
-        if isinstance(self.buffers, RowBuffer) and isinstance(batch, torch.Tensor):
+        if isinstance(batch, torch.Tensor) and isinstance(self.buffers, RowBuffer):
             self.buffers.add(batch)  # a plain tensor: skip the structure walk
             return
         if self.buffers is None:

@@ -2,7 +2,8 @@
 
 What a resumed run must get back, and when:
 
-* model, optimizer, scheduler, loss scaler and ``TrainerState``: once, before training;
+* model, optimizer, scheduler, loss scaler and ``TrainerState``: once, before training,
+  on every process (through the runtime: see ``_saving.restore_checkpoint``);
 * the position in the data: the epoch to continue and the batches of it already
   trained on. Our samplers jump there (:meth:`SeekableRandomSampler.seek`: the pass is
   redrawn from the generator state stored in the checkpoint and the trained part left
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from trainer_core import CheckpointContent, ExportableState, LoadedCheckpoint, TrainerState
+from trainer_core import ExportableState, LoadedCheckpoint, TrainerState
+from trainer_loop._saving import restore_checkpoint
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
@@ -116,12 +118,7 @@ def prepare_resume(
     if checkpoint is None:
         return None
     runtime = trainer.runtime
-    content = CheckpointContent(
-        model=runtime.unwrap_model(trainer.model_wrapped),
-        optimizer=trainer.optimizer,
-        scheduler=trainer.lr_scheduler,
-    )
-    loaded = trainer.checkpoint_store.load(checkpoint, content, process_index=runtime.process_index)
+    loaded = restore_checkpoint(trainer, checkpoint)
     if loaded.scaler_state:
         runtime.load_scaler_state_dict(dict(loaded.scaler_state))
     _merge_state(trainer, loaded.trainer_state)

@@ -5,6 +5,14 @@ cut into "megabatches" of up to 50 batches, and each megabatch is sorted by leng
 that neighbouring (hence co-batched) examples have similar lengths. The single longest
 example is moved to the very first batch so that an out-of-memory error, if any, happens
 on step one rather than hours in.
+
+``sortish_sampler`` (``Seq2SeqTrainingArguments``) goes one step further: the batches
+cut from the sorted chunks are themselves shuffled, so batch lengths do not run from
+long to short within each chunk (:class:`SortishSampler`).
+
+Every process of a distributed run builds the same order from the same seed; the
+runtime deals whole batches of it to the processes (trainer-dist's sharded loaders), so
+a batch of similar lengths stays one process's batch.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from trainer_loop._dataloader_options import has_length
 __all__ = [
     "LengthGroupedSampler",
     "SeekableRandomSampler",
+    "SortishSampler",
     "build_eval_sampler",
     "build_train_sampler",
     "seeded_generator",
@@ -213,14 +222,114 @@ def length_grouped_indices(
     return indices
 
 
+class SortishSampler(_SeekablePasses, Sampler[int]):
+    """Random order of whole batches, each batch holding examples of similar length.
+
+    One pass: a permutation drawn from ``generator`` is cut into chunks of
+    ``mult * batch_size`` indices (``mult = clamp(n // (4 * batch_size), 1, 50)``), each
+    chunk is sorted by decreasing length and cut into batches of ``batch_size``; the
+    batch holding the longest example comes first (an out-of-memory error shows on step
+    one), the other full batches follow in an order drawn from ``generator``, and a
+    short batch, if ``n`` is not a multiple of ``batch_size``, comes last (so that the
+    loader's batches stay aligned with these). Every index appears once per pass, the
+    same generator state gives the same pass, and successive passes differ.
+
+    Unlike :class:`LengthGroupedSampler`, whose batches run from long to short inside
+    each megabatch, the lengths of successive batches here are unrelated: the loss curve
+    shows no saw-tooth, and with several processes the batches of one global step are
+    not the neighbours in length order.
+
+    Args:
+        batch_size: Examples per batch of the loader that draws from this sampler.
+        lengths: Length of every example (see :func:`dataset_lengths`).
+        generator: Source of randomness; the global torch generator when None.
+
+    Raises:
+        ValueError: ``batch_size`` is not a positive int, or ``lengths`` are not ints.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        lengths: Sequence[int] | torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        self.batch_size = batch_size
+        self.lengths = _as_int_list(lengths)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def _draw(self) -> list[int]:
+        return sortish_indices(self.lengths, self.batch_size, self.generator)
+
+    def __iter__(self) -> Iterator[int]:
+        return self._next_pass()
+
+
+def sortish_indices(
+    lengths: Sequence[int], batch_size: int, generator: torch.Generator | None = None
+) -> list[int]:
+    """Compute one pass of :class:`SortishSampler` (see there for the contract)."""
+    count = len(lengths)
+    if count == 0:
+        return []
+    mult = count // (_BATCHES_PER_MEGABATCH_DIVISOR * batch_size)
+    chunk_size = max(1, min(mult, _MAX_MEGABATCH_MULT)) * batch_size
+    order = torch.randperm(count, generator=generator).tolist()
+    for start in range(0, count, chunk_size):  # chunk_size is a whole number of batches
+        order[start : start + chunk_size] = sorted(
+            order[start : start + chunk_size], key=lengths.__getitem__, reverse=True
+        )
+    batches = [order[start : start + batch_size] for start in range(0, count, batch_size)]
+    short = batches.pop() if len(batches[-1]) < batch_size else None
+    if not batches:  # fewer examples than one batch
+        return order
+    # Each batch is sorted, so its first index is its longest.
+    longest = max(range(len(batches)), key=lambda b: lengths[batches[b][0]])
+    first = batches.pop(longest)
+    shuffled = [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
+    if short is not None:
+        shuffled.append(short)
+    return [index for batch in (first, *shuffled) for index in batch]
+
+
+def dataset_lengths(
+    dataset: Any, model_input_name: str = "input_ids", length_column_name: str = "length"
+) -> list[int] | None:
+    """The length of every example of ``dataset``, or None when it cannot tell.
+
+    From a ``datasets.Dataset`` column named ``length_column_name`` when there is one,
+    else by measuring ``len(example[model_input_name])`` in every example (one read of
+    the whole dataset). None for streams and for examples without that key.
+    """
+    if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
+        return None
+    column = _length_column(dataset, length_column_name)
+    if column is not None:
+        return column
+    if len(dataset) == 0:
+        return []
+    first = dataset[0]
+    if not isinstance(first, Mapping) or model_input_name not in first:
+        return None
+    try:
+        return _measure_lengths(dataset, model_input_name, length_column_name)
+    except (ValueError, TypeError):  # a later example lacks the key or has no length
+        return None
+
+
 def _measure_lengths(dataset: Any, model_input_name: str, length_column_name: str) -> list[int]:
     column = _length_column(dataset, length_column_name)
     if column is not None:
         return column
     logger.warning(
-        "LengthGroupedSampler is measuring '%s' in every item of the dataset, which reads the "
+        "Sampling by length: measuring '%s' in every item of the dataset, which reads the "
         "whole dataset once. Precompute the lengths in a '%s' column (datasets.Dataset) or "
-        "pass lengths= to skip this.",
+        "pass lengths= to the sampler to skip this.",
         model_input_name,
         length_column_name,
     )
@@ -281,9 +390,12 @@ def build_train_sampler(
 
     Returns:
         None for streams (IterableDataset or no ``len``), which the DataLoader iterates
-        in their own order; a :class:`LengthGroupedSampler` when ``group_by_length``;
-        else a :class:`SeekableRandomSampler`. Both draw from a generator seeded with
-        ``data_seed`` if set, else ``seed``, so the order is reproducible.
+        in their own order; a :class:`SortishSampler` when ``sortish_sampler``
+        (``Seq2SeqTrainingArguments``) is set and the examples' lengths can be read (else
+        a warning and the next choice); a :class:`LengthGroupedSampler` when
+        ``group_by_length``; else a :class:`SeekableRandomSampler`. All draw from a
+        generator seeded with ``data_seed`` if set, else ``seed``, so the order is
+        reproducible and the same on every process.
     """
     if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
         return None
@@ -291,6 +403,18 @@ def build_train_sampler(
     if data_seed is None:
         data_seed = seed if seed is not None else getattr(args, "seed", 42)
     generator = seeded_generator(data_seed)
+    length_column_name = getattr(args, "length_column_name", None) or "length"
+    if getattr(args, "sortish_sampler", False):
+        lengths = dataset_lengths(dataset, model_input_name, length_column_name)
+        if lengths is not None:
+            return SortishSampler(train_batch_size, lengths, generator=generator)
+        logger.warning(
+            "sortish_sampler=True, but the lengths of the training examples cannot be read "
+            "(no '%s' column, and the examples are not dicts holding '%s'): sampling in "
+            "random order instead.",
+            length_column_name,
+            model_input_name,
+        )
     if not getattr(args, "group_by_length", False):
         return SeekableRandomSampler(dataset, generator=generator)
     return LengthGroupedSampler(
@@ -298,7 +422,7 @@ def build_train_sampler(
         dataset=dataset,
         model_input_name=model_input_name,
         generator=generator,
-        length_column_name=getattr(args, "length_column_name", None) or "length",
+        length_column_name=length_column_name,
     )
 
 

@@ -2,9 +2,25 @@
 
 The Trainer decides what a checkpoint holds and when one is due; the store (any
 ``trainer_core.CheckpointStore``, by default trainer-checkpoint's
-``FolderCheckpointStore``) decides how it is written, found, rotated and read. This
+``FolderCheckpointStore``) decides how it is written, found, rotated and read; the
+runtime decides how model and optimizer state leave and re-enter the processes. This
 module also keeps the best-metric bookkeeping of ``load_best_model_at_end`` /
 ``metric_for_best_model`` / ``greater_is_better``.
+
+Model and optimizer state always pass through the runtime, on every process, because
+with sharded parameters (FSDP, ZeRO) gathering and scattering them are collectives:
+
+* ``runtime.checkpoint_format == "full"``: every process gathers ``runtime.state_dict``
+  and ``runtime.optimizer_state_dict``; the writers (the main process, or each node's
+  with ``save_on_each_node``) write them. On load every process reads the files and
+  hands them to ``runtime.load_state_dict`` / ``load_optimizer_state_dict``.
+* ``"sharded"``: every process writes its shards with ``runtime.save_sharded_state``
+  into the folder the store is building (``save(sharded_writer=...)``), and loads them
+  with ``runtime.load_sharded_state``. Whether a checkpoint is sharded is read from the
+  checkpoint (``store.is_sharded``), so a sharded checkpoint also resumes on a runtime
+  that saves full ones (one process, for instance), and the reverse.
+
+``save_model`` and ``load_best_model_at_end`` use full weights in both formats.
 """
 
 from __future__ import annotations
@@ -12,9 +28,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from trainer_core import CheckpointContent, CheckpointStore, ExportableState
+import torch
+
+from trainer_core import CheckpointContent, CheckpointStore, ExportableState, LoadedCheckpoint
+from trainer_loop._inputs import accepts_argument
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
@@ -60,6 +80,147 @@ def _strategy(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+class _Incompatible(NamedTuple):
+    """What ``nn.Module.load_state_dict`` returns; the runtime loads strictly."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class RuntimeModel:
+    """The model as a checkpoint store sees it when loading: weights go through the runtime.
+
+    A store calls ``load_state_dict(state)`` on every process (it reads the files on
+    each); the runtime then puts each process's part in place (``load_state_dict`` is a
+    collective for sharded models). Names a checkpoint left out because they share
+    memory with another (tied weights, written once) are filled in first.
+    """
+
+    def __init__(self, runtime: Any, model: Any) -> None:
+        self.runtime, self.model = runtime, model
+        self.module = runtime.unwrap_model(model)
+
+    def parameters(self) -> Iterator[Any]:
+        """The module's parameters (a store reads the device to load onto from them)."""
+        return self.module.parameters()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The module's local state dict (no gathering)."""
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> _Incompatible:
+        """Load the full ``state`` through the runtime (always strictly)."""
+        full = _with_tied_aliases(self.module, dict(state))
+        self.runtime.load_state_dict(self.model, full)
+        return _Incompatible([], [])
+
+
+class RuntimeOptimizer:
+    """The optimizer as a checkpoint store sees it: its state goes through the runtime.
+
+    ``state`` is the full state gathered beforehand on every process (a collective the
+    store could not run, since it asks only writers for ``state_dict()``); loading
+    hands the state read from the checkpoint to ``runtime.load_optimizer_state_dict``.
+    """
+
+    def __init__(self, runtime: Any, model: Any, optimizer: Any, state: Any = None) -> None:
+        self.runtime, self.model, self.optimizer, self.state = runtime, model, optimizer, state
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state gathered when this object was made."""
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state`` through the runtime (every process calls it)."""
+        self.runtime.load_optimizer_state_dict(self.model, self.optimizer, state)
+
+
+def _with_tied_aliases(module: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` plus the names it lacks that share a tensor with a name it has."""
+    groups: dict[int, list[str]] = {}
+    for name, value in module.state_dict(keep_vars=True).items():
+        groups.setdefault(id(value), []).append(name)
+    for names in groups.values():
+        present = [name for name in names if name in state]
+        for name in names:
+            if present and name not in state:
+                state[name] = state[present[0]]
+    return state
+
+
+def is_sharded_checkpoint(trainer: Trainer, checkpoint: str) -> bool:
+    """Whether ``checkpoint`` holds sharded state (asked of the store when it can tell)."""
+    probe = getattr(trainer.checkpoint_store, "is_sharded", None)
+    if probe is not None:
+        return bool(probe(checkpoint))
+    return trainer.runtime.checkpoint_format == "sharded"
+
+
+def _map_location(runtime: Any) -> Any:
+    # Each process reads the whole file: with sharded parameters, onto the CPU rather
+    # than filling every device with a full copy.
+    return "cpu" if runtime.shards_parameters else None
+
+
+def restore_checkpoint(trainer: Trainer, checkpoint: str) -> LoadedCheckpoint:
+    """Restore model, optimizer and scheduler from ``checkpoint`` (every process calls it).
+
+    Returns what the store read besides (trainer state, RNG, scaler).
+    """
+    runtime, model = trainer.runtime, trainer.model_wrapped
+    if is_sharded_checkpoint(trainer, checkpoint):
+        content = CheckpointContent(scheduler=trainer.lr_scheduler)
+    else:
+        content = CheckpointContent(
+            model=RuntimeModel(runtime, model),
+            optimizer=RuntimeOptimizer(runtime, model, trainer.optimizer),
+            scheduler=trainer.lr_scheduler,
+        )
+    loaded = trainer.checkpoint_store.load(
+        checkpoint,
+        content,
+        process_index=runtime.process_index,
+        map_location=_map_location(runtime),
+    )
+    if content.model is None:  # checked complete by the store first
+        runtime.load_sharded_state(checkpoint, model, trainer.optimizer)
+    return loaded
+
+
+def restore_weights(trainer: Trainer, checkpoint: str) -> None:
+    """Load only the model weights of ``checkpoint`` (every process calls it)."""
+    runtime, model = trainer.runtime, trainer.model_wrapped
+    if is_sharded_checkpoint(trainer, checkpoint):
+        runtime.load_sharded_state(checkpoint, model)
+        return
+    trainer.checkpoint_store.load_model(
+        checkpoint, RuntimeModel(runtime, model), map_location=_map_location(runtime)
+    )
+
+
+def _check_shared_folder(runtime: Any, folder: str) -> None:
+    """Raise on every process unless all of them see the same ``folder``.
+
+    Every process writes its shards into one folder, which needs storage they all share;
+    on separate disks (nodes without shared storage, or each node writing its own copy
+    with ``save_on_each_node``) the shards would be scattered over several incomplete
+    checkpoints. The folder's inode number is compared across processes.
+    """
+    if runtime.num_processes == 1:
+        return
+    inode = os.stat(folder).st_ino & (2**62 - 1) if os.path.isdir(folder) else -1
+    both = torch.tensor([inode, -inode], dtype=torch.int64, device=runtime.device)
+    low, minus_high = (int(v) for v in runtime.reduce(both, "min").tolist())
+    if low < 0 or low != -minus_high:
+        raise RuntimeError(
+            f"Cannot save a sharded checkpoint in {folder}: the {runtime.num_processes} "
+            "processes do not all see that folder on one shared storage (each writes its "
+            "shards there). Point output_dir to storage every node shares (and leave "
+            "save_on_each_node off), or save full checkpoints (fsdp_config "
+            "state_dict_type='FULL_STATE_DICT')."
+        )
+
+
 class CheckpointWriter:
     """Writes models and checkpoints for one Trainer through its checkpoint store."""
 
@@ -69,15 +230,64 @@ class CheckpointWriter:
             store if store is not None else default_checkpoint_store(trainer.args, trainer.runtime)
         )
 
-    def _model_content(self) -> CheckpointContent:
+    def _model_content(self, *, weights: bool = True) -> CheckpointContent:
+        """What ``save_model`` writes; gathering the weights is a collective."""
         trainer = self.trainer
-        model = trainer.runtime.unwrap_model(trainer.model_wrapped)
-        return CheckpointContent(
-            model=model,
-            state_dict=trainer.runtime.state_dict(model),
-            processing_class=trainer.processing_class,
-            training_args=trainer.args,
+        runtime, wrapped = trainer.runtime, trainer.model_wrapped
+        content = CheckpointContent(
+            processing_class=trainer.processing_class, training_args=trainer.args
         )
+        if weights:
+            content.model = runtime.unwrap_model(wrapped)
+            content.state_dict = runtime.state_dict(wrapped)
+            self._check_gathered(content)
+        return content
+
+    def _check_gathered(self, content: CheckpointContent) -> None:
+        """Refuse to write empty weights: a runtime may gather them on the main process
+        only, and ``save_on_each_node`` makes other processes writers."""
+        trainer = self.trainer
+        if content.state_dict or not trainer.args.should_save:
+            return
+        if next(iter(content.model.parameters()), None) is None:
+            return
+        runtime = trainer.runtime
+        raise RuntimeError(
+            f"{type(runtime).__name__}.state_dict() gave process {runtime.process_index} no "
+            "weights, but this process writes checkpoints (save_on_each_node="
+            f"{trainer.args.save_on_each_node}). This runtime gathers full weights on the "
+            "main process only: turn save_on_each_node off, or save sharded checkpoints."
+        )
+
+    def _resume_content(self, content: CheckpointContent, *, sharded: bool) -> None:
+        """Add optimizer, scheduler, scaler and sampler state (unless save_only_model)."""
+        trainer = self.trainer
+        runtime, wrapped = trainer.runtime, trainer.model_wrapped
+        if not sharded:  # a sharded checkpoint keeps the optimizer in its shards
+            state = runtime.optimizer_state_dict(wrapped, trainer.optimizer)
+            content.optimizer = RuntimeOptimizer(runtime, wrapped, trainer.optimizer, state)
+        content.scheduler = trainer.lr_scheduler
+        content.scaler_state = runtime.scaler_state_dict() or None
+        sampler_state = getattr(getattr(trainer, "_train_sampler", None), "sampler_state", None)
+        content.rng_extra = {"sampler": sampler_state()} if sampler_state else {}
+
+    def _write_shards(self, folder: str) -> None:
+        """Every process writes its shards of model (and optimizer) state into ``folder``."""
+        trainer = self.trainer
+        runtime = trainer.runtime
+        _check_shared_folder(runtime, folder)
+        optimizer = None if trainer.args.save_only_model else trainer.optimizer
+        runtime.save_sharded_state(folder, trainer.model_wrapped, optimizer)
+
+    def _sharded_options(self) -> dict[str, Any]:
+        if not accepts_argument(self.store.save, "sharded_writer"):
+            raise TypeError(
+                f"{type(self.trainer.runtime).__name__} saves sharded checkpoints, but "
+                f"checkpoint_store={type(self.store).__name__} cannot: its save() takes no "
+                "sharded_writer. Use trainer_checkpoint.FolderCheckpointStore, or save full "
+                "checkpoints (fsdp_config state_dict_type='FULL_STATE_DICT')."
+            )
+        return {"sharded_writer": self._write_shards}
 
     def save_model(self, output_dir: str | None = None) -> None:
         """Weights, processing class and arguments into ``output_dir`` (writer processes)."""
@@ -97,13 +307,11 @@ class CheckpointWriter:
         trainer.store_flos()
         step = state.global_step
         self._point_best_checkpoint(args.output_dir, step)
-        content = self._model_content()
+        sharded = runtime.checkpoint_format == "sharded"
+        options = self._sharded_options() if sharded else {}
+        content = self._model_content(weights=not sharded)
         if not args.save_only_model:
-            content.optimizer = trainer.optimizer
-            content.scheduler = trainer.lr_scheduler
-            content.scaler_state = runtime.scaler_state_dict() or None
-            sampler_state = getattr(getattr(trainer, "_train_sampler", None), "sampler_state", None)
-            content.rng_extra = {"sampler": sampler_state()} if sampler_state else {}
+            self._resume_content(content, sharded=sharded)
         state.stateful_callbacks = export_callback_states(trainer)
         content.trainer_state = state
         path = self.store.save(
@@ -113,6 +321,7 @@ class CheckpointWriter:
             process_index=runtime.process_index,
             is_writer=bool(args.should_save),
             barrier=runtime.wait_for_everyone,
+            **options,
         )
         if args.should_save and args.save_total_limit:
             keep = [state.best_model_checkpoint, getattr(trainer, "_resume_from", None)]
@@ -162,12 +371,11 @@ class CheckpointWriter:
         return _strategy(self.trainer.args.save_strategy) == "best"
 
     def load_best_model(self) -> None:
-        """Load the weights of ``state.best_model_checkpoint`` into the model."""
+        """Load the weights of ``state.best_model_checkpoint`` (every process calls it)."""
         trainer = self.trainer
         best = trainer.state.best_model_checkpoint
         logger.info("Loading best model from %s (score: %s).", best, trainer.state.best_metric)
-        model = trainer.runtime.unwrap_model(trainer.model_wrapped)
-        self.store.load_model(best, model)
+        restore_weights(trainer, best)
 
     def save_state(self) -> None:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""

@@ -12,12 +12,18 @@ generation keywords.
 Sequences are padded to the generation's maximum length with the pad token (within a
 batch, so every batch has one width when the length is known), and, across batches of
 different widths, with -100 by the evaluation loop.
+
+When the runtime shards the weights (``runtime.shards_parameters``: FSDP, ZeRO-3),
+``generate`` gets ``synced_gpus=True`` unless the generation keywords set it: every
+process then keeps running forward passes until all have finished generating.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -29,6 +35,44 @@ from trainer_loop._trainer import Trainer
 
 # Inputs derived from the labels: generation must start from scratch, not continue them.
 _LABEL_DERIVED = ("decoder_input_ids", "decoder_attention_mask")
+
+
+def _takes_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` accepts the keyword ``name`` (by name or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(
+        parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()
+    )
+
+
+@contextmanager
+def _root_unsharded(model: Any) -> Iterator[None]:
+    """Hold the root's own weights gathered while ``model`` generates (FSDP2 modules).
+
+    ``generate`` of an encoder-decoder model runs the encoder directly, not through the
+    root's ``forward``, so torch's ``fully_shard`` would neither set the root up (it
+    does that in the root's first forward) nor gather the weights that belong to the
+    root unit (the shared embeddings) for it. ``unshard()`` is a collective: every
+    process calls it once per batch, as each runs the same number of batches. Models
+    that are not ``fully_shard`` modules (ZeRO-3 gathers per submodule) are left as
+    they are.
+    """
+    unshard, reshard = getattr(model, "unshard", None), getattr(model, "reshard", None)
+    state = getattr(model, "_get_fsdp_state", None)
+    if not (callable(unshard) and callable(reshard) and callable(state)):
+        yield
+        return
+    # torch's private API: there is no public way to make the root the root before a
+    # submodule's forward runs first (it raises once the root's forward runs later).
+    state()._lazy_init()
+    unshard()
+    try:
+        yield
+    finally:
+        reshard()
 
 
 def pad_to_length(tensor: torch.Tensor, length: int, pad_token_id: int) -> torch.Tensor:
@@ -206,7 +250,16 @@ class Seq2SeqTrainer(Trainer):
             generation_inputs = {
                 k: v for k, v in generation_inputs.items() if k not in _LABEL_DERIVED
             }
-        with torch.no_grad():
+        sharded = bool(getattr(self.runtime, "shards_parameters", False))
+        if (
+            sharded
+            and "synced_gpus" not in kwargs
+            and _takes_keyword(generator.generate, "synced_gpus")
+        ):
+            # Each forward pass of sharded weights gathers them from every process, so a
+            # process that finished early must keep joining the others' passes.
+            kwargs = {**kwargs, "synced_gpus": True}
+        with torch.no_grad(), _root_unsharded(generator) if sharded else nullcontext():
             tokens = generator.generate(**generation_inputs, **kwargs)
         return getattr(tokens, "sequences", tokens)  # return_dict_in_generate=True
 

@@ -39,14 +39,12 @@ from trainer_dist import build_runtime, enable_full_determinism, set_seed
 from trainer_loop._batch_size_finder import find_executable_batch_size
 from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
 from trainer_loop._columns import (
-    RemoveColumnsCollator,
-    accepts_any_input,
     can_return_loss,
     default_label_names,
-    model_input_names,
     remove_unused_columns,
 )
-from trainer_loop._dataloader_options import dataloader_kwargs, has_length, num_examples
+from trainer_loop._dataloader_options import has_length, num_examples
+from trainer_loop._dataloaders import build_dataloader
 from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._inputs import (
     accepts_argument,
@@ -71,7 +69,6 @@ from trainer_loop._schedulers import create_scheduler
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
     check_optimizers,
-    is_hf_dataset,
     parameter_count,
     pick_processing_class,
 )
@@ -274,17 +271,6 @@ class Trainer:
             dataset, self.model, label_names=self.label_names, description=description
         )
 
-    def _collator_for(self, dataset: Any, description: str) -> Callable[[list[Any]], Any]:
-        collator = self.data_collator
-        if (
-            self.args.remove_unused_columns
-            and not is_hf_dataset(dataset)
-            and not accepts_any_input(self.model)
-        ):
-            columns = sorted(model_input_names(self.model, label_names=self.label_names))
-            collator = RemoveColumnsCollator(collator, columns, logger, description)
-        return collator
-
     def _get_train_sampler(self) -> Any:
         return build_train_sampler(
             self.train_dataset,
@@ -300,28 +286,24 @@ class Trainer:
         """The training DataLoader (sampler, collator, workers from the arguments)."""
         if self.train_dataset is None:
             raise ValueError("Trainer: training requires a train_dataset.")
-        dataset = self._remove_unused_columns(self.train_dataset, description="training")
-        loader = DataLoader(
-            dataset,
+        return build_dataloader(
+            self,
+            self.train_dataset,
             batch_size=self._train_batch_size,
-            sampler=self._get_train_sampler() if not isinstance(dataset, IterableDataset) else None,
-            collate_fn=self._collator_for(dataset, "training"),
-            **dataloader_kwargs(self.args, training=True),
+            sampler_for=lambda _dataset: self._get_train_sampler(),
+            description="training",
+            training=True,
         )
-        return self.runtime.prepare_dataloader(loader)
 
     def _eval_dataloader(self, dataset: Any, description: str) -> DataLoader:
-        dataset = self._remove_unused_columns(dataset, description=description)
-        loader = DataLoader(
+        return build_dataloader(
+            self,
             dataset,
             batch_size=self.args.eval_batch_size,
-            sampler=self._get_eval_sampler(dataset)
-            if not isinstance(dataset, IterableDataset)
-            else None,
-            collate_fn=self._collator_for(dataset, description),
-            **dataloader_kwargs(self.args, training=False),
+            sampler_for=self._get_eval_sampler,
+            description=description,
+            training=False,
         )
-        return self.runtime.prepare_dataloader(loader)
 
     def get_eval_dataloader(self, eval_dataset: Any | str | None = None) -> DataLoader:
         """The evaluation DataLoader; ``eval_dataset`` may name one of a dict of datasets."""
@@ -362,6 +344,15 @@ class Trainer:
         """Create the optimizer and scheduler unless they were passed to the constructor."""
         self.create_optimizer()
         self.create_scheduler(num_training_steps=num_training_steps, optimizer=self.optimizer)
+
+    def _optimizer_for_training(self, max_steps: int) -> Any:
+        """The optimizer the runtime asks for; a subclass overriding
+        ``create_optimizer_and_scheduler`` builds both its way (``create_scheduler`` then
+        returns the scheduler it made)."""
+        if type(self).create_optimizer_and_scheduler is not Trainer.create_optimizer_and_scheduler:
+            self.create_optimizer_and_scheduler(num_training_steps=max_steps)
+            return self.optimizer
+        return self.create_optimizer()
 
     def create_optimizer(self) -> torch.optim.Optimizer:
         """The optimizer from ``args.optim`` with weight decay on all but biases and norms."""
@@ -582,11 +573,16 @@ class Trainer:
         model = self.model
         if not self.place_model_on_device and not self.is_model_parallel:
             model = model.to(self.runtime.device)
-        model = self.runtime.prepare_model(model, training=True)  # also compiles (torch_compile)
+        # The runtime orders wrapping (and compiling) the model and building the optimizer
+        # and scheduler: FSDP shards before the optimizer exists; a DeepSpeed engine takes
+        # all three at once and may build the optimizer or scheduler from its own config.
+        model, self.optimizer, self.lr_scheduler = self.runtime.prepare_training(
+            model,
+            create_optimizer=lambda: self._optimizer_for_training(max_steps),
+            create_scheduler=lambda optimizer: self.create_scheduler(max_steps, optimizer),
+            num_training_steps=max_steps,
+        )
         self.model_wrapped = model
-        self.create_optimizer_and_scheduler(num_training_steps=max_steps)
-        self.optimizer = self.runtime.prepare_optimizer(self.optimizer)
-        self.lr_scheduler = self.runtime.prepare_scheduler(self.lr_scheduler)
         self._bind_step_signatures(model)
         handler = self.callback_handler
         handler.model, handler.optimizer, handler.lr_scheduler = (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from trainer_loop._direct_step import build_direct_step, gradient_resetter
 from trainer_loop._inputs import count_loss_items
 from trainer_loop._loss_tracker import LossTracker
 from trainer_loop._resume import open_epoch, prepare_resume
@@ -77,6 +78,9 @@ class TrainingLoop:
         self.model = model
         self.resume = prepare_resume(trainer, self, plan, dataloader)
         # Decided once per run rather than asked every step (the hot path).
+        self.direct_step = build_direct_step(trainer, model)
+        self.parameters = list(model.parameters())
+        self.zero_grad = gradient_resetter(model, self.parameters)
         self.count_flops = trainer._counts_flops()
         self.count_tokens = args.include_num_input_tokens_seen or args.include_tokens_per_second
         processes = trainer.runtime.num_processes
@@ -150,14 +154,14 @@ class TrainingLoop:
     def _optimizer_step(
         self, window: list[Any], epoch: int, consumed: int, batches_per_epoch: int | None
     ) -> None:
-        trainer, args, model = self.trainer, self.args, self.model
+        trainer, args = self.trainer, self.args
         handler = trainer.callback_handler
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
         if len(window) == 1 and not self.count_items:
             self._micro_step(window[0], None, 1)  # no accumulation: the common case
         else:
             self._accumulate(window)
-        self._apply_gradients(model, handler)
+        self._apply_gradients(handler)
         self.tracker.end_optimizer_step()
         state = trainer.state
         state.global_step += 1
@@ -185,23 +189,25 @@ class TrainingLoop:
         trainer = self.trainer
         if self.count_tokens:
             self._count_tokens(inputs)
-        self.tracker.add_micro_step(
-            trainer._call_training_step(self.model, inputs, num_items, window)
-        )
+        if self.direct_step is not None and num_items is None and window == 1:
+            loss = self.direct_step(inputs)
+        else:
+            loss = trainer._call_training_step(self.model, inputs, num_items, window)
+        self.tracker.add_micro_step(loss)
         if self.count_flops:
             trainer.current_flos += float(trainer.floating_point_ops(inputs))
 
-    def _apply_gradients(self, model: Any, handler: Any) -> None:
+    def _apply_gradients(self, handler: Any) -> None:
         trainer, args = self.trainer, self.args
         runtime = trainer.runtime
         if self.clip_norm is not None:
-            self.grad_norm = runtime.clip_grad_norm(model.parameters(), self.clip_norm)
+            self.grad_norm = runtime.clip_grad_norm(self.parameters, self.clip_norm)
         trainer.control = handler.on_pre_optimizer_step(args, trainer.state, trainer.control)
         stepped = runtime.optimizer_step(trainer.optimizer)
         trainer.control = handler.on_optimizer_step(args, trainer.state, trainer.control)
         if stepped and self.step_scheduler:
             trainer.lr_scheduler.step()
-        model.zero_grad(set_to_none=True)
+        self.zero_grad()
 
     def _items_in_window(self, window: list[Any]) -> torch.Tensor | None:
         """Total loss items over the accumulation window, for token-count normalisation."""

@@ -50,6 +50,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "LabelSmoother",
         "LengthGroupedSampler",
         "Seq2SeqTrainer",
+        "SortishSampler",
         "Trainer",
         "default_data_collator",
     ),
@@ -84,6 +85,7 @@ __all__ = [
     "Seq2SeqTrainer",
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
+    "SortishSampler",
     "TrainOutput",
     "Trainer",
     "TrainerCallback",
@@ -149,6 +151,7 @@ if TYPE_CHECKING:
         LabelSmoother,
         LengthGroupedSampler,
         Seq2SeqTrainer,
+        SortishSampler,
         Trainer,
         default_data_collator,
     )

@@ -1,0 +1,248 @@
+"""DeepSpeed ZeRO-2 and ZeRO-3 over gloo on 2 CPU processes, under every launcher.
+
+``deepspeed_worker.py`` runs the scenarios; these tests compare what each process
+reported. The reference for the weights is DDP with the same global batch (itself checked
+against one process in test_distributed_ddp.py): DeepSpeed in fp32 must reach the same
+weights to float precision, in one group of 2 where each process trained on its own
+half of the data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+_spec = importlib.util.spec_from_file_location(
+    "distributed_worker", HERE / "test_distributed_worker.py"
+)
+base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
+_spec.loader.exec_module(base)  # type: ignore[union-attr]  # a source file loader
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+WORKER = HERE / "deepspeed_worker.py"
+BIN = Path(sys.executable).parent
+TIMEOUT_S = 240
+TOLERANCE = 1e-5
+DEEPSPEED_FILE = {
+    "train_batch_size": "auto",
+    "train_micro_batch_size_per_gpu": "auto",
+    "gradient_accumulation_steps": "auto",
+    "gradient_clipping": "auto",
+    "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0},
+}
+
+
+def launch(command: list[str], out: Path, *worker_args: str) -> list[dict[str, Any]]:
+    """Run the worker under ``command`` (a launcher); return each rank's report."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "ACCELERATE_USE_DEEPSPEED"):
+        env.pop(name, None)
+    full = [*command, str(WORKER), *worker_args]
+    # A session of its own, so that a timeout kills the launcher's workers too.
+    process = subprocess.Popen(
+        full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        raise AssertionError(f"{full[0]} timed out after {TIMEOUT_S}s:\n{stderr[-6000:]}") from None
+    if process.returncode != 0:
+        output = (stdout + stderr)[-8000:]
+        raise AssertionError(f"{full[0]} failed ({process.returncode}):\n{output}")
+    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
+
+
+def assert_one_group(reports: list[dict[str, Any]]) -> None:
+    """One group of 2, each process training on its own half of every epoch."""
+    base.assert_one_group_with_sharded_data(reports)
+
+
+@pytest.fixture(scope="module")
+def zero(tmp_path_factory: pytest.TempPathFactory, deepspeed_file: Path) -> list[dict[str, Any]]:
+    """Everything one launch can check, under the ``deepspeed`` launcher (each launch
+    costs ~15 s of imports per process): the scenarios with configs built in code, then
+    the user script with ``--deepspeed <file>`` from the command line."""
+    port = str(base.free_port())
+    command = [str(BIN / "deepspeed"), "--num_gpus", "2", "--master_port", port]
+    out = tmp_path_factory.mktemp("zero")
+    return launch(
+        command, out, "zero", str(out), "--deepspeed", str(deepspeed_file), "--use_cpu", "true"
+    )
+
+
+@pytest.fixture(scope="module")
+def ddp_weights(zero: list[dict[str, Any]]) -> dict[str, list[float]]:
+    return zero[0]["ddp"]["weights"]
+
+
+@pytest.fixture(scope="module")
+def deepspeed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "ds_config_zero3.json"
+    path.write_text(json.dumps(DEEPSPEED_FILE))
+    return path
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_zero_trains_like_ddp_in_one_group(zero: list[dict[str, Any]], stage: str) -> None:
+    runs = [report["stages"][stage] for report in zero]
+    assert_one_group([{**report, **run} for report, run in zip(zero, runs, strict=True)])
+    main, ddp = runs[0], zero[0]["ddp"]
+    assert main["runtime"] == "DeepSpeedRuntime"
+    assert main["engine"] == "DeepSpeedEngine"
+    assert main["wrapped_is_engine"]
+    assert main["zero_stage"] == int(stage)
+    assert main["checkpoint_format"] == "sharded"
+    assert main["shards_parameters"] == (stage == "3")
+    assert main["partitioned"] == (stage == "3")  # ZeRO-3 keeps only a partition per process
+    assert main["basic_optimizer"] == "AdamW"  # the Trainer's (optim="adamw_torch")
+    assert base.max_difference(main["weights"], ddp["weights"]) < TOLERANCE
+    assert main["losses"] == pytest.approx(ddp["losses"], rel=1e-4)
+    # The norm DeepSpeed computed before clipping, as DDP's clip_grad_norm_ returns it.
+    assert main["grad_norms"] == pytest.approx(ddp["grad_norms"], rel=1e-4)
+    assert main["learning_rates"] == pytest.approx(ddp["learning_rates"])
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_save_model_writes_full_weights(
+    zero: list[dict[str, Any]], ddp_weights: dict[str, Any], stage: str
+) -> None:
+    main, replica = (report["stages"][stage] for report in zero)
+    assert "model.safetensors" in main["saved_files"]
+    assert base.max_difference(main["saved_weights"], ddp_weights) < TOLERANCE
+    if stage == "3":  # gathered on the main process only
+        assert replica["weights"] == {}
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_trainer_resumes_a_deepspeed_checkpoint_to_the_same_weights(
+    zero: list[dict[str, Any]], stage: str
+) -> None:
+    main = zero[0]["stages"][stage]
+    assert {"checkpoint-3", "checkpoint-6", "checkpoint-8"} <= set(main["checkpoints"])
+    assert base.max_difference(main["trainer_resumed"], main["weights"]) < 1e-6
+    # The history holds steps 1-3 from the checkpoint, then the resumed steps 4-8.
+    assert main["resumed_losses"] == pytest.approx(main["losses"], rel=1e-5)
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_sharded_state_round_trip_through_the_runtime(
+    zero: list[dict[str, Any]], stage: str
+) -> None:
+    for report in zero:  # under ZeRO-3 only the main process gets the gathered weights
+        run = report["stages"][stage]
+        if run["hand"]["final"] or report is zero[0]:
+            assert base.max_difference(run["resumed"], run["hand"]["final"]) < 1e-6
+    entries = zero[0]["stages"][stage]["hand"]["checkpoint_entries"]
+    assert {"latest", "global_step4", "zero_to_fp32.py"} <= set(entries)
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_export_gives_plain_fp32_weights(zero: list[dict[str, Any]], stage: str) -> None:
+    main = zero[0]["stages"][stage]
+    hand = main["hand"]
+    assert base.max_difference(hand["exported"], hand["at_save"]) < 1e-6
+    assert base.max_difference(hand["exported_file"], hand["at_save"]) < 1e-6
+    assert base.max_difference(main["final_export"], main["weights"]) < 1e-6
+
+
+def test_optimizer_and_scheduler_from_the_config(zero: list[dict[str, Any]]) -> None:
+    run = zero[0]["config_optimizer"]
+    assert run["basic_optimizer"] == "AdamW"  # the config's AdamW, torch's implementation
+    assert run["scheduler"] == "WarmupDecayLR"
+    rates = run["learning_rates"]
+    assert rates[0] == 0.0 and max(rates) == pytest.approx(0.05)  # auto: warmup_steps=2, lr
+    peak = rates.index(max(rates))
+    after = rates[peak + 1 :]
+    assert after == sorted(after, reverse=True) and after[-1] < 0.01  # decays over the run
+    assert run["losses"][-1] < run["losses"][0]
+
+
+def test_deepspeed_launcher(zero: list[dict[str, Any]], ddp_weights: dict[str, Any]) -> None:
+    reports = [{**report, **report["launcher"]} for report in zero]
+    _check_launcher_run(reports, ddp_weights, stage=3)
+    assert [report["local_rank_argument"] for report in reports] == [0, 1]  # --local_rank=K
+
+
+def test_accelerate_launch_with_a_deepspeed_config_file(
+    tmp_path: Path, deepspeed_file: Path, ddp_weights: dict[str, Any]
+) -> None:
+    config = tmp_path / "accelerate.yaml"
+    config.write_text(
+        "compute_environment: LOCAL_MACHINE\n"
+        "deepspeed_config:\n"
+        f"  deepspeed_config_file: {deepspeed_file}\n"
+        "  zero3_init_flag: false\n"
+        "distributed_type: DEEPSPEED\n"
+        "downcast_bf16: 'no'\n"
+        "machine_rank: 0\n"
+        "num_machines: 1\n"
+        "num_processes: 2\n"
+        "rdzv_backend: static\n"
+        "same_network: true\n"
+        "use_cpu: false\n"
+    )
+    command = [
+        str(BIN / "accelerate"), "launch", "--config_file", str(config),
+        "--main_process_port", str(base.free_port()),
+    ]  # fmt: skip
+    reports = launch(command, tmp_path, "launcher", str(tmp_path))
+    _check_launcher_run(reports, ddp_weights, stage=3)
+
+
+def test_accelerate_launch_with_deepspeed_plugin_options(
+    tmp_path: Path, ddp_weights: dict[str, Any]
+) -> None:
+    command = [
+        str(BIN / "accelerate"), "launch", "--use_deepspeed", "--zero_stage", "2",
+        "--num_processes", "2", "--num_machines", "1", "--gradient_accumulation_steps", "2",
+        "--gradient_clipping", "1.0", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(base.free_port()),
+    ]  # fmt: skip
+    reports = launch(command, tmp_path, "launcher", str(tmp_path))
+    _check_launcher_run(reports, ddp_weights, stage=2)
+
+
+def _check_launcher_run(
+    reports: list[dict[str, Any]], ddp_weights: dict[str, Any], *, stage: int
+) -> None:
+    assert_one_group(reports)
+    for report in reports:
+        assert report["runtime"] == "DeepSpeedRuntime"
+        assert report["zero_stage"] == stage
+    assert base.max_difference(reports[0]["weights"], ddp_weights) < TOLERANCE
+
+
+def test_trainer_keeps_create_optimizer_and_scheduler_overrides(tmp_path: Path) -> None:
+    """The runtime now asks the Trainer for its optimizer (``prepare_training``); a
+    subclass that overrides ``create_optimizer_and_scheduler`` still decides both."""
+    import torch
+
+    from trainer import Trainer
+
+    class OwnOptimizer(Trainer):
+        def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.5)
+            self.lr_scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=1)
+            self.steps_asked = num_training_steps
+
+    args = base.training_args(str(tmp_path), num_train_epochs=1, per_device_train_batch_size=4)
+    trainer = OwnOptimizer(model=base.make_model(), args=args, train_dataset=base.make_dataset())
+    trainer.train()
+    assert isinstance(trainer.optimizer, torch.optim.SGD)
+    assert isinstance(trainer.lr_scheduler, torch.optim.lr_scheduler.StepLR)
+    assert trainer.steps_asked == 4
+    assert trainer.lr_scheduler.get_last_lr() == [pytest.approx(0.5 * 0.1**4)]

@@ -1,0 +1,141 @@
+"""FSDP2 checkpoints through the training loop, on 2 CPU processes over gloo (torchrun).
+
+With full (``FULL_STATE_DICT``) and with sharded (``SHARDED_STATE_DICT``) checkpoints:
+a run resumed from a mid-epoch checkpoint ends with the weights of the run that never
+stopped; ``load_best_model_at_end`` restores the best checkpoint; ``save_model`` writes
+the gathered full weights; only the main process writes anything but its own RNG file
+and shards; and both kinds of checkpoints resume on one process. The training script is
+``checkpoint_worker.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from trainer_checkpoint import FolderCheckpointStore, list_checkpoints, read_weights
+
+_spec = importlib.util.spec_from_file_location(
+    "checkpoint_worker", Path(__file__).with_name("checkpoint_worker.py")
+)
+worker = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
+_spec.loader.exec_module(worker)  # type: ignore[union-attr]  # a source file loader
+max_difference = worker.base.max_difference
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+FORMATS = ["full", "sharded"]
+
+
+@pytest.fixture(scope="module")
+def fsdp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    out = tmp_path_factory.mktemp("fsdp_checkpoints")
+    return out, worker.launch(out, "fsdp")
+
+
+def _stored(folder: Path) -> dict[str, list[float]]:
+    return worker.base.weights_of(read_weights(str(folder)))
+
+
+def test_the_processes_train_as_one_fsdp_group(fsdp: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, reports = fsdp
+    for report in reports:
+        assert (report["world_size"], report["ranks"]) == (2, [0, 1])
+    main = reports[0]
+    assert [main[name]["runtime"] for name in FORMATS] == ["FSDPRuntime"] * 2
+    assert [main[name]["format"] for name in FORMATS] == FORMATS
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_run_resumed_mid_epoch_ends_like_the_uninterrupted_one(
+    fsdp: tuple[Path, list[dict[str, Any]]], name: str
+) -> None:
+    _, (main, _replica) = fsdp
+    resumed = main[f"{name}_resumed"]
+    assert resumed["steps"] == main[name]["steps"] == 8
+    # checkpoint-3 is inside the first epoch (4 steps): sampler position, optimizer,
+    # scheduler and weights all have to come back for the weights to agree.
+    assert max_difference(resumed["weights"], main[name]["weights"]) < 1e-6
+
+
+def test_full_checkpoints_hold_the_gathered_weights(
+    fsdp: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    out, (main, _replica) = fsdp
+    folder = out / "full"
+    assert [Path(p).name for p in list_checkpoints(str(folder))] == [
+        "checkpoint-3",
+        "checkpoint-6",
+        "checkpoint-8",
+    ]
+    last = folder / "checkpoint-8"
+    assert {"optimizer.pt", "rng_state_0.pth", "rng_state_1.pth"} <= {
+        p.name for p in last.iterdir()
+    }
+    assert not FolderCheckpointStore().is_sharded(str(last))
+    assert max_difference(_stored(last), main["full"]["weights"]) == 0.0
+    optimizer = torch.load(last / "optimizer.pt", weights_only=True)
+    assert "blocks.0.linear.weight" in optimizer["state"]  # the full state, by name
+
+
+def test_sharded_checkpoints_hold_shards_and_the_marker(
+    fsdp: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    out, _ = fsdp
+    folder = out / "sharded"
+    assert len(list_checkpoints(str(folder))) == 3
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".tmp")]
+    last = folder / "checkpoint-8"
+    names = {p.name for p in last.iterdir()}
+    assert {"pytorch_model_fsdp_0", "optimizer_0", "sharded_state.json"} <= names
+    assert {"rng_state_0.pth", "rng_state_1.pth", "scheduler.pt", "trainer_state.json"} <= names
+    assert not names & {"optimizer.pt", "model.safetensors", "pytorch_model.bin"}
+    shards = sorted(p.name for p in (last / "pytorch_model_fsdp_0").iterdir())
+    assert shards == [".metadata", "__0_0.distcp", "__1_0.distcp"]  # one file per process
+    assert FolderCheckpointStore().is_sharded(str(last))
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_load_best_model_at_end_restores_the_best_checkpoint(
+    fsdp: tuple[Path, list[dict[str, Any]]], name: str
+) -> None:
+    out, (main, _replica) = fsdp
+    best = main[f"{name}_best"]
+    assert Path(best["best"]) == out / f"{name}_best" / "checkpoint-4"  # the score peaked there
+    assert max_difference(best["weights"], best["saved"]["4"]) == 0.0
+    assert max_difference(best["weights"], best["saved"]["8"]) > 1e-3
+
+
+def test_save_model_writes_the_full_weights(fsdp: tuple[Path, list[dict[str, Any]]]) -> None:
+    out, (main, _replica) = fsdp
+    assert max_difference(_stored(out / "save_model"), main["save_model"]) == 0.0
+
+
+def test_only_the_main_process_writes_shared_files(
+    fsdp: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    _, (_main, replica) = fsdp
+    writes = replica["writes"]
+    # Process 1's shards are among its writes: the recorder sees what it should.
+    assert ["open", "sharded/.tmp-checkpoint-3/pytorch_model_fsdp_0/__1_0.distcp"] in writes
+    for event, path in writes:
+        assert event in ("open", "os.mkdir"), (event, path)  # never renames nor deletes
+        assert "/.tmp-checkpoint-" in f"/{path}", path  # only inside the folder being built
+        if event == "open":
+            assert path.endswith("__1_0.distcp"), path  # its own shards, nothing shared
+
+
+def test_checkpoints_of_two_processes_resume_on_one(
+    fsdp: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    out, (main, _replica) = fsdp
+    one = worker.launch(tmp_path, "one", "--checkpoints", str(out), processes=1)[0]
+    for name in FORMATS:
+        assert one[name]["runtime"] == "SingleProcessRuntime"
+        assert one[name]["steps"] == 8
+        # One process with batch 4 = two with batch 2 each (same global batch).
+        assert max_difference(one[name]["weights"], main[name]["weights"]) < 1e-5

@@ -1,0 +1,125 @@
+"""Seq2SeqTrainer on 2 CPU processes over gloo, launched by torchrun.
+
+* Generation with FSDP-sharded weights must end although the processes finish
+  generating at different steps (``synced_gpus``), and return one prediction per sample
+  of an odd-sized evaluation set, equal to what the whole model generates alone.
+* ``sortish_sampler`` under DDP: every process trains on whole batches of similar
+  lengths, and together they cover the epoch once.
+
+The worker is seq2seq_distributed_worker.py; each run is bounded by a timeout so that a
+hang fails the test instead of stalling the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer_loop import SortishSampler, seeded_generator
+
+pytest.importorskip("transformers")
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+WORKER = Path(__file__).with_name("seq2seq_distributed_worker.py")
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+TIMEOUT_S = 120
+EVAL_SIZE, MAX_NEW_TOKENS = 5, (2, 5)  # as in the worker
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_worker(scenario: str, out: Path) -> list[dict[str, Any]]:
+    """Run ``scenario`` on 2 processes; return each rank's report, in rank order."""
+    command = [
+        str(TORCHRUN),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        scenario,
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    # A session of its own, so that a timeout kills torchrun's workers too.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        raise AssertionError(
+            f"{scenario} hung (killed after {TIMEOUT_S}s):\n{stderr[-6000:]}"
+        ) from None
+    if process.returncode != 0:
+        raise AssertionError(f"{scenario} failed ({process.returncode}):\n{stderr[-6000:]}")
+    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Both scenarios in one launch: starting 2 processes costs more than either."""
+    return run_worker("all", tmp_path_factory.mktemp("seq2seq"))
+
+
+def test_sharded_generation_ends_in_step_and_returns_one_prediction_per_sample(
+    runs: list[dict[str, Any]],
+) -> None:
+    reports = [run["generate"] for run in runs]
+    main = reports[0]
+    assert main["runtime"] == "FSDPRuntime" and main["shards_parameters"] is True
+    assert main["parameter_types"] == ["DTensor"]  # the weights really were sharded
+    # Both processes ran 2 batches and, synced, the same number of decoder passes, though
+    # rank 0 stops generating 3 tokens earlier than rank 1.
+    assert [r["prediction_steps"] for r in reports] == [2, 2]
+    assert reports[0]["decoder_calls"] == reports[1]["decoder_calls"]
+    assert reports[0]["predictions"] == reports[1]["predictions"]  # gathered on both
+    predictions = main["predictions"]
+    assert len(predictions) == EVAL_SIZE  # the filler sample of the uneven end is dropped
+    # Batches of 2 dealt in turn: samples 0, 1 and 4 on rank 0, samples 2 and 3 on rank 1.
+    owner = [0, 0, 1, 1, 0]
+    for sample, row in enumerate(predictions):
+        width = 1 + MAX_NEW_TOKENS[owner[sample]]  # the decoder start token, then new ones
+        reference = main["reference"][sample]
+        assert row[:width] == reference[:width], sample
+        assert all(value == -100 for value in row[width:]), sample
+    assert {row[1] for row in predictions} != {predictions[0][1]}  # not one constant output
+
+
+def test_sortish_batches_are_dealt_whole_to_the_processes(runs: list[dict[str, Any]]) -> None:
+    reports = [run["sortish"] for run in runs]
+    lengths = reports[0]["lengths"]
+    assert [r["sampler"] for r in reports] == ["SortishSampler", "SortishSampler"]
+    # Every process draws the same seeded order; batch i of it goes to process i % 2.
+    order = list(SortishSampler(4, lengths, generator=seeded_generator(0)))
+    batches = [order[start : start + 4] for start in range(0, len(order), 4)]
+    assert reports[0]["batches"] == batches[0::2]
+    assert reports[1]["batches"] == batches[1::2]
+    trained = [i for report in reports for batch in report["batches"] for i in batch]
+    assert sorted(trained) == list(range(len(lengths)))  # the epoch, once
+    for report in reports:
+        for batch in report["batches"]:
+            batch_lengths = [lengths[i] for i in batch]
+            assert batch_lengths == sorted(batch_lengths, reverse=True)
+    assert max(lengths[i] for i in reports[0]["batches"][0]) == max(lengths)

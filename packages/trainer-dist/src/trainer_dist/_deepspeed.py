@@ -1,0 +1,645 @@
+"""The runtime for DeepSpeed ZeRO (stages 0-3), calling ``deepspeed.initialize`` directly.
+
+accelerate's DeepSpeed path needs transformers, so this runtime builds the engine itself.
+It extends the DDP runtime for what DeepSpeed leaves to the caller (joining the launcher's
+processes, sharding data loaders, gathering evaluation results) and hands DeepSpeed what
+it owns: precision, gradient reduction and partitioning, clipping, the optimizer step and
+checkpoints.
+
+How the loop's contract maps onto the engine:
+
+* :meth:`DeepSpeedRuntime.prepare_training` builds the engine from the model, the
+  optimizer (the config's ``optimizer`` section, else the Trainer's) and fills the
+  config's remaining ``"auto"`` entries. The scheduler (the config's ``scheduler``
+  section, else the Trainer's) is built on the engine's optimizer but not given to the
+  engine: the loop steps it after each applied optimizer step, and checkpoints it itself.
+* The loop already divides the loss for gradient accumulation (or normalises it by item
+  counts), so ``backward`` calls ``engine.backward(loss, scale_wrt_gas=False)``.
+* Accumulation windows are the loop's: :meth:`~DeepSpeedRuntime.no_sync` marks the
+  micro-steps inside it as not being a boundary, every other backward is one, and
+  ``optimizer_step`` calls ``engine.step()`` once per window. A short window at the end of
+  an epoch therefore steps like a full one.
+* Clipping happens inside ``engine.step()`` (``gradient_clipping``, filled from
+  ``max_grad_norm``). :meth:`~DeepSpeedRuntime.clip_grad_norm` returns a tensor that
+  ``optimizer_step`` fills with the norm DeepSpeed computed (the pre-clip global norm), so
+  it holds the step's norm once the step ran, which is when the loop logs it.
+* Checkpoints are DeepSpeed's own (``checkpoint_format == "sharded"``): every process
+  writes its partition with ``engine.save_checkpoint``; ``state_dict`` gathers full
+  weights (ZeRO-3: consolidated on the main process) for ``save_model``.
+
+On the CPU, nothing may compile a C++ extension (it takes minutes): DeepSpeed's
+shared-memory all-reduce is turned off (gloo is used), Adam/AdamW config sections use
+torch's implementation (``torch_adam``), optimizers that only exist as compiled kernels are
+refused, and offload settings are dropped (the parameters are on the CPU already).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from trainer_core import import_optional
+from trainer_dist._batches import DeviceDataLoader
+from trainer_dist._ddp import DistributedRuntime
+from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
+from trainer_dist._environment import ProcessPlacement, launched_world_size
+from trainer_dist._models import can_move, unwrap_model
+from trainer_dist._precision import PlainSteps
+from trainer_dist._single import _NULL_CONTEXT
+
+logger = logging.getLogger(__name__)
+
+# Config optimizers that DeepSpeed only has as compiled kernels (FusedLamb, FusedLion, Muon).
+_COMPILED_ONLY_OPTIMIZERS = frozenset(("lamb", "lion", "muon"))
+_SHARED_MEMORY_OP = "deepspeed_shm_comm"
+_NO_FULL_OPTIMIZER_STATE = (
+    "DeepSpeed keeps the optimizer state partitioned across processes, so there is no single "
+    "full optimizer state dict. Checkpoints of this runtime use checkpoint_format='sharded': "
+    "call save_sharded_state / load_sharded_state."
+)
+
+
+def import_deepspeed() -> Any:
+    """``import deepspeed``, or :class:`trainer_core.MissingExtraError` naming the extra."""
+    return import_optional(
+        "deepspeed", package="trainer-dist", extra="deepspeed", feature="DeepSpeed (deepspeed=...)"
+    )
+
+
+def model_hidden_size(model: Any) -> int | None:
+    """The hidden size a transformers model's config declares (``hidden_size``, or the
+    largest of ``hidden_sizes``); ``None`` for models without one."""
+    config = getattr(model, "config", None)
+    size = getattr(config, "hidden_size", None)
+    if isinstance(size, int) and size > 0:
+        return size
+    sizes = getattr(config, "hidden_sizes", None)
+    if isinstance(sizes, (list, tuple)) and sizes and all(isinstance(s, int) for s in sizes):
+        return max(sizes)
+    return None
+
+
+def is_deepspeed_engine(model: Any) -> bool:
+    """Whether ``model`` is a DeepSpeed engine (without importing deepspeed)."""
+    return any(
+        cls.__name__ == "DeepSpeedEngine" and cls.__module__.startswith("deepspeed.")
+        for cls in type(model).__mro__
+    )
+
+
+class DeepSpeedRuntime(DistributedRuntime):
+    """:class:`trainer_core.Runtime` that trains through a DeepSpeed engine (ZeRO 0-3).
+
+    Args:
+        config: the DeepSpeed config: a :class:`DeepSpeedConfig`, a dict, JSON text or
+            the path of a JSON file. ``"auto"`` entries are filled from ``values``.
+        values: the training arguments the config repeats (see :class:`ArgumentValues`);
+            defaults to the reference's argument defaults with the launcher's world size.
+        use_cpu: train on the CPU (refused when DeepSpeed would pick a GPU).
+        backend: the ``torch.distributed`` backend (``ddp_backend``).
+        timeout_seconds: collective timeout (``ddp_timeout``).
+        **precision: validation options shared with the other runtimes
+            (``half_precision_backend``, ``fp16_full_eval``, ``bf16_full_eval``, ``tf32``);
+            ``mixed_precision`` is taken from the resolved config instead.
+
+    Raises:
+        trainer_core.MissingExtraError: deepspeed is not installed.
+        DeepSpeedConfigMismatchError: the config contradicts ``values``.
+        ValueError: an option DeepSpeed cannot honour here (``torch_compile``, fp16 on
+            the CPU, ``use_cpu`` on a GPU machine, a config optimizer that needs a
+            compiled kernel on the CPU).
+    """
+
+    def __init__(
+        self,
+        config: DeepSpeedConfig | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        values: ArgumentValues | None = None,
+        use_cpu: bool = False,
+        backend: str | None = None,
+        timeout_seconds: int | None = None,
+        **precision: Any,
+    ) -> None:
+        precision.pop("mixed_precision", None)
+        _refuse_compile(precision)
+        values = values or ArgumentValues(world_size=launched_world_size())
+        source = config if isinstance(config, DeepSpeedConfig) else DeepSpeedConfig(config)
+        self._config = source.resolve_arguments(values)  # a bad config fails before imports
+        self._values = values
+        deepspeed = import_deepspeed()
+        on_cpu = _deepspeed_on_cpu(deepspeed, use_cpu=use_cpu)
+        if on_cpu:
+            _check_cpu_optimizer(self._config)
+            _disable_shared_memory_op(deepspeed)
+        _ensure_process_group_environment()
+        super().__init__(
+            use_cpu=use_cpu,
+            backend=backend,
+            timeout_seconds=timeout_seconds,
+            mixed_precision=self._config.mixed_precision,
+            **precision,
+        )
+        self._placement = _placement_of_group(self._placement)
+        self._steps = PlainSteps()  # DeepSpeed scales fp16 losses itself
+        self._on_cpu = on_cpu
+        self._engine: Any = None
+        self._scheduler_in_use: Any = None
+        self._grad_norm = torch.zeros((), dtype=torch.float32, device=self._device)
+
+    # ----------------------------------------------------------------- facts
+    @property
+    def config(self) -> DeepSpeedConfig:
+        """The config with the argument-decided ``"auto"`` entries filled; once training
+        started, the config the engine was built from."""
+        return self._config
+
+    @property
+    def engine(self) -> Any:
+        """The ``DeepSpeedEngine`` built by :meth:`prepare_training` (``None`` before)."""
+        return self._engine
+
+    @property
+    def zero_stage(self) -> int:
+        """The ZeRO stage of the config (0-3)."""
+        return self._config.zero_stage
+
+    # ----------------------------------------------------------------------- prepare
+    def prepare_training(
+        self,
+        model: Any,
+        *,
+        create_optimizer: Callable[[], Any],
+        create_scheduler: Callable[[Any], Any],
+        num_training_steps: int,
+    ) -> tuple[Any, Any, Any]:
+        """Build the engine; return ``(engine, engine's optimizer, scheduler)``.
+
+        ``create_optimizer`` is called only when the config has no ``optimizer`` section,
+        ``create_scheduler`` only when it has no ``scheduler`` section (then on the
+        engine's optimizer).
+
+        Raises:
+            ValueError: the scheduler the Trainer already holds drives another optimizer
+                than the one the config defines, or an ``"auto"`` entry cannot be filled.
+        """
+        module = unwrap_model(model)
+        if self._engine is not None and self._engine.module is module:
+            return self._engine, self._engine.optimizer, self._scheduler_in_use
+        if can_move(module):
+            module = module.to(self._device)
+        facts = TrainingFacts(model_hidden_size(module), num_training_steps)
+        self._config = self._config.resolve_training(self._values, facts)
+        optimizer = None if self._config.has_optimizer else create_optimizer()
+        engine = self._initialize(module, optimizer)
+        base_optimizer = getattr(engine, "basic_optimizer", None) or engine.optimizer
+        if self._config.has_scheduler:
+            scheduler = config_scheduler(self._config.get("scheduler"), base_optimizer)
+        else:
+            scheduler = create_scheduler(base_optimizer)
+            _check_scheduler_optimizer(scheduler, (base_optimizer, engine.optimizer, optimizer))
+        self._engine, self._scheduler_in_use = engine, scheduler
+        return engine, engine.optimizer, scheduler
+
+    def _initialize(self, module: nn.Module, optimizer: Any) -> Any:
+        import deepspeed
+
+        settings = engine_settings(self._config, on_cpu=self._on_cpu, client_optimizer=optimizer)
+        parameters = None
+        if optimizer is None:
+            parameters = [p for p in module.parameters() if p.requires_grad]
+        engine, *_ = deepspeed.initialize(
+            model=module, optimizer=optimizer, model_parameters=parameters, config=settings
+        )
+        engine.set_gradient_accumulation_boundary(True)
+        _accept_set_to_none(engine)
+        return engine
+
+    def prepare_model(self, model: nn.Module, *, training: bool) -> nn.Module:
+        """The engine when ``model`` is the one it trains; else ``model`` on the device.
+
+        The engine itself is built by :meth:`prepare_training`, which needs the optimizer
+        too. Evaluation before any training runs the plain module (not partitioned).
+        """
+        engine = self._engine_of(model)
+        if engine is not None:
+            return engine
+        if can_move(model):
+            model = model.to(self._device)
+        return model
+
+    def prepare_dataloader(self, dataloader: Any) -> DeviceDataLoader:
+        """Shard as DDP does; under fp16/bf16 also cast floating-point tensors of each
+        batch to that dtype (DeepSpeed runs the model itself in half precision)."""
+        if isinstance(dataloader, _HalfPrecisionBatches):
+            return dataloader
+        prepared = super().prepare_dataloader(dataloader)
+        dtype = _dtype_of(self._config.mixed_precision)
+        return prepared if dtype is None else _HalfPrecisionBatches(prepared, dtype)
+
+    def unwrap_model(self, model: Any) -> Any:
+        """The user's module inside the engine (and DDP / compile wrappers)."""
+        if is_deepspeed_engine(model):
+            model = model.module
+        return unwrap_model(model)
+
+    def _engine_of(self, model: Any) -> Any:
+        engine = self._engine
+        if engine is None:
+            return None
+        if model is engine or self.unwrap_model(model) is engine.module:
+            return engine
+        return None
+
+    # ------------------------------------------------------------ per-step hot path
+    def autocast(self, *, enabled: bool = True) -> AbstractContextManager[Any]:
+        """No autocast once the engine exists (it runs the model in its precision);
+        before that (evaluation of a plain module), the usual autocast."""
+        if self._engine is not None:
+            return _NULL_CONTEXT
+        return super().autocast(enabled=enabled)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``engine.backward`` without a second division by the accumulation steps."""
+        if self._engine is None:
+            loss.backward()
+            return
+        self._engine.backward(loss, scale_wrt_gas=False)
+
+    def no_sync(self, model: Any) -> AbstractContextManager[None]:
+        """Mark the micro-steps inside the block as not ending an accumulation window.
+
+        ZeRO-0/1 then skip the gradient all-reduce; ZeRO-2/3 still reduce-scatter each
+        micro-step (their partitioning needs it) and apply the update at the boundary.
+        """
+        engine = self._engine_of(model)
+        if engine is None:
+            return _NULL_CONTEXT
+        return _inside_window(engine)
+
+    def clip_grad_norm(self, parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+        """Return the tensor that receives this step's gradient norm.
+
+        DeepSpeed clips inside ``engine.step()`` (``gradient_clipping``, which equals
+        ``max_grad_norm`` after "auto" resolution), where ZeRO's partitioned gradients
+        are. The returned tensor is filled with the pre-clip global norm when
+        :meth:`optimizer_step` runs; an fp32 run without ZeRO, whose optimizer does not
+        report a norm, gets it computed here from the (already reduced) gradients.
+        """
+        engine = self._engine
+        if engine is not None and not hasattr(engine.optimizer, "_global_grad_norm"):
+            grads = [p.grad for p in parameters if p.grad is not None]
+            if grads:
+                self._grad_norm.copy_(nn.utils.get_total_norm(grads))
+        return self._grad_norm
+
+    def optimizer_step(self, optimizer: Any) -> bool:
+        """``engine.step()`` (clip, step, zero the gradients); ``False`` when fp16 loss
+        scaling skipped the step."""
+        engine = self._engine
+        if engine is None:
+            return super().optimizer_step(optimizer)
+        engine.step()
+        norm = engine.get_global_grad_norm()
+        if norm is not None:
+            self._grad_norm.copy_(torch.as_tensor(norm))
+        return bool(engine.was_step_applied())
+
+    # ----------------------------------------------------------------- state
+    @property
+    def shards_parameters(self) -> bool:
+        """``True`` under ZeRO-3, where each process holds a partition of every weight."""
+        return self._config.zero_stage == 3
+
+    @property
+    def checkpoint_format(self) -> Literal["full", "sharded"]:
+        """Always ``"sharded"``: DeepSpeed's checkpoints (every process writes its part)."""
+        return "sharded"
+
+    def state_dict(self, model: Any) -> dict[str, Any]:
+        """Full weights: ZeRO-3 gathers them on the main process (others get ``{}``);
+        otherwise every process holds them. 16-bit under fp16/bf16, else 32-bit."""
+        engine = self._engine_of(model)
+        if engine is None or self._config.zero_stage != 3:
+            return self.unwrap_model(model).state_dict()
+        state = engine._zero3_consolidated_16bit_state_dict()  # DeepSpeed's gatherer
+        return dict(state) if state is not None else {}
+
+    def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
+        """Load full weights (every process passes them) into the model and the
+        optimizer's master copy."""
+        engine = self._engine_of(model)
+        module = self.unwrap_model(model)
+        if engine is None:
+            module.load_state_dict(state)
+            return
+        if self._config.zero_stage == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=0):
+                if self.is_main_process:
+                    module.load_state_dict(state)
+        else:
+            module.load_state_dict(state)
+        refresh = getattr(engine.optimizer, "refresh_fp32_params", None)
+        if callable(refresh):
+            refresh()
+
+    def optimizer_state_dict(self, model: Any, optimizer: Any) -> dict[str, Any]:
+        """Not available: the optimizer state lives in DeepSpeed's partitions.
+
+        Raises:
+            NotImplementedError: always; use :meth:`save_sharded_state`.
+        """
+        raise NotImplementedError(_NO_FULL_OPTIMIZER_STATE)
+
+    def load_optimizer_state_dict(self, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+        """Not available (see :meth:`optimizer_state_dict`).
+
+        Raises:
+            NotImplementedError: always; use :meth:`load_sharded_state`.
+        """
+        raise NotImplementedError(_NO_FULL_OPTIMIZER_STATE)
+
+    def save_sharded_state(self, directory: str, model: Any, optimizer: Any = None) -> None:
+        """``engine.save_checkpoint(directory)``: every process calls it and writes its part.
+
+        The layout is DeepSpeed's (``global_step<N>/`` with model and optimizer
+        partitions, ``latest``, ``zero_to_fp32.py``), as the reference writes it inside
+        ``checkpoint-<N>``. DeepSpeed always writes the optimizer partitions.
+
+        Raises:
+            RuntimeError: no engine trains ``model`` yet.
+        """
+        self._require_engine(model).save_checkpoint(directory)
+
+    def load_sharded_state(self, directory: str, model: Any, optimizer: Any = None) -> None:
+        """``engine.load_checkpoint(directory)`` (optimizer partitions only when
+        ``optimizer`` is given). Needs as many processes as wrote the checkpoint.
+
+        Raises:
+            RuntimeError: no engine trains ``model`` yet.
+            FileNotFoundError: ``directory`` holds no DeepSpeed checkpoint.
+        """
+        engine = self._require_engine(model)
+        path, _ = engine.load_checkpoint(
+            directory,
+            load_optimizer_states=optimizer is not None,
+            load_lr_scheduler_states=False,
+        )
+        if path is None:
+            raise FileNotFoundError(
+                f"{directory!r} holds no DeepSpeed checkpoint (no 'latest' file naming a "
+                f"global_step<N> folder). Pass a folder written by save_sharded_state."
+            )
+
+    def _require_engine(self, model: Any) -> Any:
+        engine = self._engine_of(model)
+        if engine is None:
+            raise RuntimeError(
+                f"No DeepSpeed engine trains this {type(model).__name__} yet: DeepSpeed "
+                f"checkpoints are written and read by the engine, which prepare_training "
+                f"builds. Call it (Trainer.train does) before saving or loading."
+            )
+        return engine
+
+    def __repr__(self) -> str:
+        return (
+            f"DeepSpeedRuntime(zero_stage={self.zero_stage}, device={self._device}, "
+            f"process={self.process_index}/{self.num_processes}, "
+            f"mixed_precision={self._mixed_precision!r})"
+        )
+
+
+# ------------------------------------------------------------ engine settings
+def engine_settings(
+    config: DeepSpeedConfig, *, on_cpu: bool, client_optimizer: Any
+) -> dict[str, Any]:
+    """The dict ``deepspeed.initialize`` receives for ``config``.
+
+    The ``scheduler`` section is removed (the runtime builds it; the loop steps it). With
+    the Trainer's optimizer, ZeRO is told to accept it (``zero_allow_untested_optimizer``)
+    unless the config says otherwise. On the CPU, Adam/AdamW sections use torch's
+    implementation and offload settings are dropped.
+    """
+    settings = config.to_dict()
+    settings.pop("scheduler", None)
+    if client_optimizer is not None:
+        settings.setdefault("zero_allow_untested_optimizer", True)
+    if on_cpu:
+        _use_torch_adam(settings)
+        _drop_offload(settings)
+    return settings
+
+
+def _use_torch_adam(settings: dict[str, Any]) -> None:
+    section = settings.get("optimizer")
+    if not isinstance(section, dict):
+        return
+    if str(section.get("type", "")).lower() in ("adam", "adamw"):
+        params = section.setdefault("params", {})
+        if "torch_adam" not in params:
+            params["torch_adam"] = True
+            logger.info("DeepSpeed on the CPU: the config's %s runs torch's.", section["type"])
+
+
+def _drop_offload(settings: dict[str, Any]) -> None:
+    zero = settings.get("zero_optimization")
+    if not isinstance(zero, dict):
+        return
+    for key in ("offload_optimizer", "offload_param", "cpu_offload"):
+        if zero.pop(key, None) not in (None, False):
+            logger.warning("DeepSpeed %s is ignored: this run already trains on the CPU.", key)
+
+
+def _check_cpu_optimizer(config: DeepSpeedConfig) -> None:
+    name = str(config.get("optimizer.type", "")).lower()
+    if name in _COMPILED_ONLY_OPTIMIZERS:
+        raise ValueError(
+            f"The DeepSpeed config's optimizer type {config.get('optimizer.type')!r} exists "
+            f"only as a compiled kernel, which DeepSpeed would build for minutes on this CPU "
+            f"run. Use type 'AdamW', 'Adam' or 'Adagrad' (or a torch.optim class name such as "
+            f"'SGD'), or remove the optimizer section to use the Trainer's optimizer (optim=)."
+        )
+
+
+def config_scheduler(section: Mapping[str, Any], optimizer: Any) -> Any:
+    """The scheduler a config's ``scheduler`` section describes, on ``optimizer``.
+
+    DeepSpeed's own schedules (``WarmupLR``, ``WarmupDecayLR``, ``WarmupCosineLR``,
+    ``OneCycle``, ``LRRangeTest``) and any ``torch.optim.lr_scheduler`` class by name.
+
+    Raises:
+        ValueError: an unknown scheduler type.
+    """
+    from deepspeed.runtime import lr_schedules
+
+    name = str(section.get("type", ""))
+    params = dict(section.get("params") or {})
+    if name in lr_schedules.VALID_LR_SCHEDULES:
+        return getattr(lr_schedules, name)(optimizer, **params)
+    torch_class = getattr(torch.optim.lr_scheduler, name, None)
+    if isinstance(torch_class, type):
+        return torch_class(optimizer, **params)
+    raise ValueError(
+        f"The DeepSpeed config's scheduler type {name!r} is unknown. Use one of "
+        f"{list(lr_schedules.VALID_LR_SCHEDULES)} or a torch.optim.lr_scheduler class name, "
+        f"or remove the scheduler section to use the Trainer's (lr_scheduler_type=)."
+    )
+
+
+def _check_scheduler_optimizer(scheduler: Any, optimizers: tuple[Any, ...]) -> None:
+    driven = getattr(scheduler, "optimizer", None)
+    if driven is not None and not any(driven is optimizer for optimizer in optimizers):
+        raise ValueError(
+            "The Trainer's learning-rate scheduler (passed through optimizers=(optimizer, "
+            "scheduler)) drives another optimizer than the one the DeepSpeed config's "
+            "'optimizer' section defines. Remove the config's optimizer section to train "
+            "with your optimizer, or pass optimizers=(None, None)."
+        )
+
+
+def _accept_set_to_none(engine: Any) -> None:
+    """Let ``engine.zero_grad(set_to_none=True)`` work as on any module.
+
+    The loop clears gradients with ``model.zero_grad(set_to_none=True)``; the engine's
+    ``zero_grad()`` takes no argument (and always sets them to ``None``). The instance
+    gets a method that accepts and ignores it.
+    """
+    engine_zero_grad = type(engine).zero_grad
+
+    def zero_grad(set_to_none: bool = True) -> None:
+        engine_zero_grad(engine)
+
+    engine.zero_grad = zero_grad
+
+
+@contextlib.contextmanager
+def _inside_window(engine: Any) -> Iterator[None]:
+    engine.set_gradient_accumulation_boundary(False)
+    try:
+        yield
+    finally:
+        engine.set_gradient_accumulation_boundary(True)
+
+
+# -------------------------------------------------------------- environment
+def _refuse_compile(precision: dict[str, Any]) -> None:
+    compile_requested = precision.pop("torch_compile", False)
+    precision.pop("torch_compile_backend", None)
+    precision.pop("torch_compile_mode", None)
+    if compile_requested:
+        raise ValueError(
+            "torch_compile=True is not supported together with deepspeed by this runtime "
+            "(the engine wraps the model after the Trainer would compile it). Unset "
+            "torch_compile (and torch_compile_backend / torch_compile_mode)."
+        )
+
+
+def _deepspeed_on_cpu(deepspeed: Any, *, use_cpu: bool) -> bool:
+    device_type = deepspeed.get_accelerator().device_name()
+    if use_cpu and device_type != "cpu":
+        raise ValueError(
+            f"use_cpu=True, but DeepSpeed runs on this machine's {device_type} accelerator. "
+            f"Unset use_cpu, or set DS_ACCELERATOR=cpu and hide the GPUs "
+            f"(CUDA_VISIBLE_DEVICES=) to train DeepSpeed on the CPU."
+        )
+    return device_type == "cpu"
+
+
+def _disable_shared_memory_op(deepspeed: Any) -> None:
+    """Keep DeepSpeed from compiling its shared-memory all-reduce on CPU runs (a C++
+    build of minutes on first use); gloo carries the collectives instead.
+
+    DeepSpeed documents its ``__compatible_ops__`` table as editable: it is probed once,
+    and the edit lasts for the process.
+    """
+    compatible = deepspeed.ops.__compatible_ops__
+    if compatible.get(_SHARED_MEMORY_OP):
+        compatible[_SHARED_MEMORY_OP] = False
+
+
+def _ensure_process_group_environment() -> None:
+    """Without a launcher, describe a group of one process (as the reference's notebook
+    instructions do) so that DeepSpeed can start; a launcher's variables are kept."""
+    if any(os.environ.get(name) for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE")):
+        return
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"})
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    logger.info("deepspeed without a launcher: training as a group of one process.")
+
+
+def _placement_of_group(placement: ProcessPlacement) -> ProcessPlacement:
+    """``placement`` with the ranks of the process group that formed.
+
+    Under ``accelerate launch`` with DeepSpeed on a machine without GPUs, accelerate's
+    ``PartialState`` starts the group through DeepSpeed but reports one process of rank
+    0; sharding the data by that count would let every process train on all of it.
+    """
+    import torch.distributed as dist
+
+    size, rank = dist.get_world_size(), dist.get_rank()
+    if (placement.num_processes, placement.process_index) == (size, rank):
+        return placement
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    return dataclasses.replace(
+        placement, num_processes=size, process_index=rank, local_process_index=local
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ------------------------------------------------------------------ batches
+def _dtype_of(mixed_precision: str) -> torch.dtype | None:
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision)
+
+
+def cast_floating(data: Any, dtype: torch.dtype) -> Any:
+    """``data`` with every floating-point tensor (nested in mappings, lists and tuples)
+    cast to ``dtype``; integer tensors (token ids, masks) and other values unchanged."""
+    if isinstance(data, torch.Tensor):
+        return data.to(dtype) if data.is_floating_point() else data
+    if isinstance(data, Mapping):
+        cast = {key: cast_floating(value, dtype) for key, value in data.items()}
+        return cast if type(data) is dict else _rebuild(data, cast)
+    if isinstance(data, (list, tuple)):
+        items = [cast_floating(item, dtype) for item in data]
+        if isinstance(data, tuple) and hasattr(data, "_fields"):  # a named tuple
+            return type(data)(*items)
+        return type(data)(items)
+    return data
+
+
+def _rebuild(original: Mapping[Any, Any], cast: dict[Any, Any]) -> Any:
+    try:
+        return type(original)(cast)  # type: ignore[call-arg]  # most mapping types take a dict
+    except TypeError:
+        return cast
+
+
+class _HalfPrecisionBatches(DeviceDataLoader):
+    """A prepared loader whose floating-point tensors arrive in the engine's half dtype
+    (as the reference's Trainer casts inputs under DeepSpeed fp16/bf16)."""
+
+    def __init__(self, prepared: DeviceDataLoader, dtype: torch.dtype) -> None:
+        super().__init__(prepared, prepared.device)
+        self.dtype = dtype
+
+    def __iter__(self) -> Iterator[Any]:
+        dtype = self.dtype
+        for batch in self.base_dataloader:
+            yield cast_floating(batch, dtype)

@@ -1,0 +1,311 @@
+"""DeepSpeed configs: loading, "auto" resolution against the arguments, mismatch reports.
+
+Pure dict work: nothing here imports deepspeed or starts a process group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer_args import TrainingArguments
+from trainer_dist import (
+    ArgumentValues,
+    DeepSpeedConfig,
+    DeepSpeedConfigMismatchError,
+    load_deepspeed_config,
+)
+from trainer_dist._deepspeed_config import (
+    AUTO_KEYS,
+    TrainingFacts,
+    accelerate_deepspeed_config,
+    launcher_mixed_precision,
+)
+
+VALUES = ArgumentValues(
+    per_device_train_batch_size=4,
+    gradient_accumulation_steps=3,
+    world_size=2,
+    max_grad_norm=0.5,
+    learning_rate=3e-4,
+    adam_beta1=0.8,
+    adam_beta2=0.99,
+    adam_epsilon=1e-6,
+    weight_decay=0.01,
+    warmup_ratio=0.1,
+    bf16=True,
+    fp16_opt_level="O2",
+)
+FACTS = TrainingFacts(hidden_size=64, num_training_steps=95)
+
+# Every key that may be "auto", with the value the arguments above must give it. Written
+# out by hand (not computed from AUTO_KEYS) so that a wrong rule fails here.
+EXPECTED: dict[str, Any] = {
+    "train_micro_batch_size_per_gpu": 4,
+    "gradient_accumulation_steps": 3,
+    "train_batch_size": 24,  # 4 x 3 x 2 processes
+    "gradient_clipping": 0.5,
+    "optimizer.params.lr": 3e-4,
+    "optimizer.params.betas": [0.8, 0.99],
+    "optimizer.params.eps": 1e-6,
+    "optimizer.params.weight_decay": 0.01,
+    "scheduler.params.warmup_min_lr": 0,
+    "scheduler.params.warmup_max_lr": 3e-4,
+    "scheduler.params.warmup_num_steps": 10,  # ceil(0.1 x 95)
+    "scheduler.params.total_num_steps": 95,
+    "fp16.enabled": False,
+    "bf16.enabled": True,
+    "bfloat16.enabled": True,
+    "amp.enabled": False,
+    "amp.opt_level": "O2",
+    "zero_optimization.reduce_bucket_size": 4096,  # 64 x 64
+    "zero_optimization.stage3_prefetch_bucket_size": 3686,  # int(0.9 x 64 x 64)
+    "zero_optimization.stage3_param_persistence_threshold": 640,  # 10 x 64
+}
+TRAINING_PHASE = {
+    "scheduler.params.warmup_num_steps",
+    "scheduler.params.total_num_steps",
+    "zero_optimization.reduce_bucket_size",
+    "zero_optimization.stage3_prefetch_bucket_size",
+    "zero_optimization.stage3_param_persistence_threshold",
+}
+
+
+def nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    config: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config
+
+
+def all_auto() -> dict[str, Any]:
+    config = nested(dict.fromkeys(EXPECTED, "auto"))
+    config["optimizer"]["type"] = "AdamW"
+    config["scheduler"]["type"] = "WarmupDecayLR"
+    config["zero_optimization"]["stage"] = 3
+    return config
+
+
+# ------------------------------------------------------------------ loading
+def test_loads_a_path_a_dict_and_json_text(tmp_path: Path) -> None:
+    config = {"zero_optimization": {"stage": 2}, "train_batch_size": "auto"}
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps(config))
+    assert load_deepspeed_config(path) == config
+    assert load_deepspeed_config(str(path)) == config
+    assert load_deepspeed_config(json.dumps(config)) == config
+    loaded = load_deepspeed_config(config)
+    loaded["zero_optimization"]["stage"] = 3
+    assert config["zero_optimization"]["stage"] == 2  # a deep copy
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "words"),
+    [
+        ("missing.json", FileNotFoundError, "no such file"),
+        ("{not json", ValueError, "not valid JSON"),
+        (3, TypeError, "JSON file"),
+    ],
+)
+def test_loading_errors_say_what_to_pass(source: Any, error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        load_deepspeed_config(source)
+
+
+def test_a_file_holding_a_list_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ds.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        load_deepspeed_config(path)
+
+
+def test_reading_facts_of_a_config() -> None:
+    config = DeepSpeedConfig(all_auto())
+    assert config.zero_stage == 3
+    assert config.has_optimizer and config.has_scheduler
+    assert DeepSpeedConfig({}).zero_stage == 0
+    assert not DeepSpeedConfig({}).has_optimizer
+    assert DeepSpeedConfig({"fp16": {"enabled": True}}).mixed_precision == "fp16"
+    assert DeepSpeedConfig({"bfloat16": {"enabled": "true"}}).mixed_precision == "bf16"
+    assert DeepSpeedConfig({"bf16": {"enabled": False}}).mixed_precision == "no"
+
+
+# --------------------------------------------------------------- resolution
+def test_the_table_covers_every_auto_key() -> None:
+    assert {entry.key for entry in AUTO_KEYS} == set(EXPECTED)
+    assert {entry.key for entry in AUTO_KEYS if entry.phase == "training"} == TRAINING_PHASE
+
+
+@pytest.fixture(scope="module")
+def resolved() -> tuple[DeepSpeedConfig, DeepSpeedConfig]:
+    first = DeepSpeedConfig(all_auto()).resolve_arguments(VALUES)
+    return first, first.resolve_training(VALUES, FACTS)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_every_auto_key_is_filled_from_the_arguments(
+    resolved: tuple[DeepSpeedConfig, DeepSpeedConfig], key: str
+) -> None:
+    after_arguments, after_training = resolved
+    assert after_training.get(key) == pytest.approx(EXPECTED[key])
+    # Keys needing the model or the run's length wait for the second phase.
+    expected_first = "auto" if key in TRAINING_PHASE else EXPECTED[key]
+    assert after_arguments.get(key) == pytest.approx(expected_first)
+
+
+def test_resolution_returns_new_configs() -> None:
+    source = DeepSpeedConfig(all_auto())
+    source.resolve_arguments(VALUES)
+    assert source.get("train_batch_size") == "auto"
+
+
+def test_all_mismatches_are_reported_in_one_error() -> None:
+    config = {
+        "train_micro_batch_size_per_gpu": 16,
+        "gradient_accumulation_steps": 3,  # agrees: not reported
+        "gradient_clipping": 1.0,
+        "optimizer": {"type": "AdamW", "params": {"lr": 0.1, "betas": [0.9, 0.999]}},
+        "scheduler": {"type": "WarmupLR", "params": {"warmup_min_lr": 1e-7}},  # free choice
+        "fp16": {"enabled": True},
+    }
+    with pytest.raises(DeepSpeedConfigMismatchError) as caught:
+        DeepSpeedConfig(config).resolve_arguments(VALUES)
+    error = caught.value
+    found = {m.key: (m.config_value, m.argument_value) for m in error.mismatches}
+    assert found == {
+        "train_micro_batch_size_per_gpu": (16, 4),
+        "gradient_clipping": (1.0, 0.5),
+        "optimizer.params.lr": (0.1, 3e-4),
+        "optimizer.params.betas": ([0.9, 0.999], [0.8, 0.99]),
+        "fp16.enabled": (True, False),
+    }
+    message = str(error)
+    assert "5 place(s)" in message
+    for words in ("per_device_train_batch_size", "max_grad_norm", "learning_rate", '"auto"'):
+        assert words in message
+
+
+def test_training_phase_mismatches_are_reported_too() -> None:
+    config = {"scheduler": {"type": "WarmupDecayLR", "params": {"total_num_steps": 10}}}
+    first = DeepSpeedConfig(config).resolve_arguments(VALUES)
+    with pytest.raises(DeepSpeedConfigMismatchError, match="total_num_steps=10"):
+        first.resolve_training(VALUES, FACTS)
+
+
+def test_values_written_out_that_agree_are_kept() -> None:
+    config = {
+        "train_micro_batch_size_per_gpu": 4,
+        "gradient_clipping": 0.5,
+        "optimizer": {"type": "Adam", "params": {"lr": 0.0003, "betas": [0.8, 0.99]}},
+        "zero_optimization": {"stage": 2, "reduce_bucket_size": 123},  # free choice
+    }
+    resolved = DeepSpeedConfig(config).resolve_arguments(VALUES).resolve_training(VALUES, FACTS)
+    assert resolved.get("zero_optimization.reduce_bucket_size") == 123
+    assert resolved.get("optimizer.params.lr") == 0.0003
+
+
+def test_settings_the_loop_depends_on_are_added_when_missing() -> None:
+    resolved = DeepSpeedConfig({}).resolve_arguments(VALUES).to_dict()
+    assert resolved == {
+        "train_micro_batch_size_per_gpu": 4,
+        "gradient_accumulation_steps": 3,
+        "train_batch_size": 24,
+        "gradient_clipping": 0.5,
+        "bf16": {"enabled": True},  # the arguments ask for bf16: DeepSpeed must not run fp32
+    }
+    bfloat16 = DeepSpeedConfig({"bfloat16": {"enabled": True}}).resolve_arguments(VALUES)
+    assert "bf16" not in bfloat16.to_dict()
+
+
+def test_bucket_sizes_fall_back_to_deepspeed_defaults_without_a_hidden_size() -> None:
+    config = {"zero_optimization": {"stage": 3, "reduce_bucket_size": "auto"}}
+    facts = TrainingFacts(hidden_size=None, num_training_steps=10)
+    resolved = DeepSpeedConfig(config).resolve_arguments(VALUES).resolve_training(VALUES, facts)
+    assert resolved.to_dict()["zero_optimization"] == {"stage": 3}
+
+
+def test_an_auto_nobody_fills_is_an_error() -> None:
+    config = {"zero_optimization": {"stage": 3, "sub_group_size": "auto"}}
+    first = DeepSpeedConfig(config).resolve_arguments(VALUES)
+    with pytest.raises(ValueError, match=r"zero_optimization\.sub_group_size"):
+        first.resolve_training(VALUES, FACTS)
+
+
+# ---------------------------------------------------------------- arguments
+def test_values_from_training_arguments() -> None:
+    args = TrainingArguments(
+        output_dir="unused",
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=4,
+        learning_rate=1e-3,
+        max_grad_norm=0.0,
+        warmup_steps=7,
+        bf16=True,
+    )
+    values = ArgumentValues.from_arguments(args, world_size=3)
+    assert values.per_device_train_batch_size == 2
+    assert values.gradient_accumulation_steps == 4
+    assert values.world_size == 3
+    assert values.learning_rate == 1e-3
+    assert values.max_grad_norm == 0.0
+    assert (values.bf16, values.fp16) == (True, False)
+    assert values.warmup_steps_for(100) == 7
+    assert ArgumentValues(warmup_ratio=0.25).warmup_steps_for(10) == math.ceil(2.5)
+
+
+def test_the_launcher_precision_applies_when_the_arguments_ask_for_none() -> None:
+    plain = TrainingArguments(output_dir="unused")
+    values = ArgumentValues.from_arguments(plain, world_size=1, launcher_precision="bf16")
+    assert (values.bf16, values.fp16) == (True, False)
+    asked = TrainingArguments(output_dir="unused", bf16=True)
+    values = ArgumentValues.from_arguments(asked, world_size=1, launcher_precision="fp16")
+    assert (values.bf16, values.fp16) == (True, False)  # the arguments win
+
+
+# ------------------------------------------------------- accelerate launch
+def test_accelerate_without_deepspeed_announces_nothing() -> None:
+    assert accelerate_deepspeed_config({}) is None
+    assert accelerate_deepspeed_config({"ACCELERATE_USE_DEEPSPEED": "false"}) is None
+
+
+def test_accelerate_with_a_config_file_gives_its_path() -> None:
+    environ = {
+        "ACCELERATE_USE_DEEPSPEED": "true",
+        "ACCELERATE_DEEPSPEED_CONFIG_FILE": "/configs/ds_zero3.json",
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2",  # the file wins
+    }
+    assert accelerate_deepspeed_config(environ) == "/configs/ds_zero3.json"
+
+
+def test_accelerate_plugin_options_become_a_config() -> None:
+    environ = {
+        "ACCELERATE_USE_DEEPSPEED": "true",
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3",
+        "ACCELERATE_GRADIENT_ACCUMULATION_STEPS": "1",
+        "ACCELERATE_GRADIENT_CLIPPING": "0.7",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "cpu",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "none",
+        "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "true",
+        "ACCELERATE_MIXED_PRECISION": "bf16",
+    }
+    config = accelerate_deepspeed_config(environ)
+    assert isinstance(config, dict)
+    assert config["gradient_accumulation_steps"] == 1
+    assert config["gradient_clipping"] == 0.7
+    assert config["train_batch_size"] == "auto"
+    assert config["zero_optimization"] == {
+        "stage": 3,
+        "offload_optimizer": {"device": "cpu"},
+        "stage3_gather_16bit_weights_on_model_save": True,
+    }
+    assert launcher_mixed_precision(environ) == "bf16"
+    assert launcher_mixed_precision({"ACCELERATE_MIXED_PRECISION": "no"}) is None
