@@ -112,8 +112,13 @@ def bench_save_load(params: float, repeats: int, root: str, *, fsync: bool = Tru
             run = saves[name]
             times[name].append(_timed(partial(run, repeat) if name == "ours" else run))
         checkpoint = os.path.join(ours_dir, f"checkpoint-{repeat}")
-        ours_load = _timed(partial(store.load, checkpoint, content))
-        loads.append((_timed(partial(_plain_load, plain_dir, model, optimizer)), ours_load))
+        load_ours = partial(store.load, checkpoint, content)
+        load_plain = partial(_plain_load, plain_dir, model, optimizer)
+        if repeat % 2:  # alternate who loads first: the first read after the saves is slower
+            plain_load, ours_load = _timed(load_plain), _timed(load_ours)
+        else:
+            ours_load, plain_load = _timed(load_ours), _timed(load_plain)
+        loads.append((plain_load, ours_load))
         _report_files(repeat, plain_dir, checkpoint)
         for folder in (plain_dir, synced_dir, ours_dir):
             shutil.rmtree(folder)
