@@ -320,19 +320,10 @@ def main(argv: list[str]) -> None:
     rank = int(os.environ.get("RANK", "0"))
     with open(os.path.join(options.out, f"rank{rank}.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle)
-    _leave_group()
-
-
-def _leave_group() -> None:
-    """End the process group explicitly: leaving it to interpreter exit has, rarely,
-    aborted a process in gloo's teardown ("terminate called without an active
-    exception") after its work was done."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
+    from _worker_exit import leave_group_and_exit
+
     main(sys.argv[1:])
+    leave_group_and_exit()

@@ -313,4 +313,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    from _worker_exit import leave_group_and_exit
+
     main(sys.argv[1:])
+    leave_group_and_exit()

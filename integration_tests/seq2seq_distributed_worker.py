@@ -196,11 +196,10 @@ def main() -> None:
     if options.scenario in ("sortish", "all"):
         result["sortish"] = run_sortish(os.path.join(options.out, "sortish"))
     Path(options.out, f"rank{rank}.json").write_text(json.dumps(result))
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
+    from _worker_exit import leave_group_and_exit
+
     main()
+    leave_group_and_exit()

@@ -450,15 +450,8 @@ def _rank() -> int:
     return dist.get_rank()
 
 
-def _finish() -> None:
-    """Leave the group explicitly: tearing it down at interpreter exit can abort."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 if __name__ == "__main__":
+    from _worker_exit import leave_group_and_exit
+
     main(sys.argv[1:])
-    _finish()
+    leave_group_and_exit()

@@ -8,8 +8,7 @@
 #   plain       one process, no launcher                        (SingleProcessRuntime)
 #   fsdp        torchrun --nproc_per_node 1, fsdp=full_shard    (FSDPRuntime)
 #   fsdp-off    the same with CPU offload (the path CPUs cannot test)
-#   zero2/zero3 the deepspeed launcher                          (reported as skipped while
-#               the DeepSpeed runtime does not exist)
+#   zero2/zero3 the deepspeed launcher                          (DeepSpeedRuntime)
 #   hf          the same workload through transformers' Trainer, for comparison
 # and prints, per run: tokens/s, peak GPU memory, the final loss, and the final loss after
 # resuming from the half-way checkpoint (should match the uninterrupted run closely).
@@ -144,6 +143,6 @@ if "$PY" -c "import deepspeed" 2>/dev/null; then
   run zero2  "--variant zero2" "$BIN/deepspeed" --num_gpus 1 --master_port 29733
   run zero3  "--variant zero3" "$BIN/deepspeed" --num_gpus 1 --master_port 29734
 else
-  echo "zero2/zero3 skipped: deepspeed is not installed (and the DeepSpeed runtime is not implemented yet)"
+  echo "zero2/zero3 skipped: deepspeed is not installed (uv sync installs it with the dev group)"
 fi
 run hf       "--impl hf --variant plain" "$PY"
