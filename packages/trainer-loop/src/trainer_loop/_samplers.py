@@ -207,19 +207,31 @@ def length_grouped_indices(
     count = len(lengths)
     if count == 0:
         return []
-    mult = count // (_BATCHES_PER_MEGABATCH_DIVISOR * batch_size)
-    megabatch_size = max(1, min(mult, _MAX_MEGABATCH_MULT)) * batch_size
-    order = torch.randperm(count, generator=generator).tolist()
-    indices: list[int] = []
-    for start in range(0, count, megabatch_size):
-        chunk = order[start : start + megabatch_size]
-        chunk.sort(key=lengths.__getitem__, reverse=True)
-        indices.extend(chunk)
+    indices, megabatch_size = _shuffled_then_sorted_in_chunks(lengths, batch_size, generator)
     # Megabatch heads are their maxima; move the global maximum to the front.
     heads = range(0, count, megabatch_size)
     longest = max(heads, key=lambda head: lengths[indices[head]])
     indices[0], indices[longest] = indices[longest], indices[0]
     return indices
+
+
+def _shuffled_then_sorted_in_chunks(
+    lengths: Sequence[int], batch_size: int, generator: torch.Generator | None
+) -> tuple[list[int], int]:
+    """A random permutation, sorted by decreasing length within chunks of whole batches.
+
+    The chunk holds ``clamp(n // (4 * batch_size), 1, 50)`` batches, the reference's
+    megabatch; returns the order and the chunk size. Both length samplers start here.
+    """
+    count = len(lengths)
+    mult = count // (_BATCHES_PER_MEGABATCH_DIVISOR * batch_size)
+    chunk_size = max(1, min(mult, _MAX_MEGABATCH_MULT)) * batch_size
+    order = torch.randperm(count, generator=generator).tolist()
+    for start in range(0, count, chunk_size):
+        order[start : start + chunk_size] = sorted(
+            order[start : start + chunk_size], key=lengths.__getitem__, reverse=True
+        )
+    return order, chunk_size
 
 
 class SortishSampler(_SeekablePasses, Sampler[int]):
@@ -277,13 +289,7 @@ def sortish_indices(
     count = len(lengths)
     if count == 0:
         return []
-    mult = count // (_BATCHES_PER_MEGABATCH_DIVISOR * batch_size)
-    chunk_size = max(1, min(mult, _MAX_MEGABATCH_MULT)) * batch_size
-    order = torch.randperm(count, generator=generator).tolist()
-    for start in range(0, count, chunk_size):  # chunk_size is a whole number of batches
-        order[start : start + chunk_size] = sorted(
-            order[start : start + chunk_size], key=lengths.__getitem__, reverse=True
-        )
+    order, _ = _shuffled_then_sorted_in_chunks(lengths, batch_size, generator)
     batches = [order[start : start + batch_size] for start in range(0, count, batch_size)]
     short = batches.pop() if len(batches[-1]) < batch_size else None
     if not batches:  # fewer examples than one batch
