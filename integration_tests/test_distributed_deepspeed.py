@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,26 +41,7 @@ DEEPSPEED_FILE = {
 
 def launch(command: list[str], out: Path, *worker_args: str) -> list[dict[str, Any]]:
     """Run the worker under ``command`` (a launcher); return each rank's report."""
-    out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "ACCELERATE_USE_DEEPSPEED"):
-        env.pop(name, None)
-    full = [*command, str(WORKER), *worker_args]
-    # A session of its own, so that a timeout kills the launcher's workers too.
-    process = subprocess.Popen(
-        full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        _, stderr = process.communicate()
-        raise AssertionError(f"{full[0]} timed out after {TIMEOUT_S}s:\n{stderr[-6000:]}") from None
-    if process.returncode != 0:
-        output = (stdout + stderr)[-8000:]
-        raise AssertionError(f"{full[0]} failed ({process.returncode}):\n{output}")
-    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
+    return base.run_launched([*command, str(WORKER), *worker_args], out, 2, timeout=TIMEOUT_S)
 
 
 def assert_one_group(reports: list[dict[str, Any]]) -> None:

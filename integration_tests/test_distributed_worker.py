@@ -152,12 +152,25 @@ def launch(launcher: str, out: Path, *worker_args: str, processes: int = 2) -> l
         "torch.distributed.launch": ["--master_port", port],
         "python": [],
     }
-    out.mkdir(parents=True, exist_ok=True)
     scenario, *options = worker_args
     command = [*commands[launcher], *ports[launcher], str(WORKER), scenario, str(out), *options]
+    return run_launched(command, out, processes if launcher != "python" else 1)
+
+
+def run_launched(
+    command: list[str], out: Path, processes: int, *, timeout: float = TIMEOUT_S
+) -> list[dict[str, Any]]:
+    """Run ``command`` (a launcher starting a worker script that writes
+    ``out/rank<r>.json``); return each rank's report, in rank order.
+
+    The run gets a session of its own, so that a timeout kills the launcher's workers
+    too, and one thread per process; launcher variables inherited from an enclosing
+    launch are removed so that they cannot leak into this one.
+    """
+    out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    # A session of its own, so that a timeout kills the launcher's workers too.
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "ACCELERATE_USE_DEEPSPEED"):
+        env.pop(name, None)
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -167,16 +180,16 @@ def launch(launcher: str, out: Path, *worker_args: str, processes: int = 2) -> l
         start_new_session=True,
     )
     try:
-        _, stderr = process.communicate(timeout=TIMEOUT_S)
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         _, stderr = process.communicate()
-        message = f"{launcher} run timed out after {TIMEOUT_S}s:\n{stderr[-6000:]}"
+        message = f"{command[0]} run timed out after {timeout}s:\n{stderr[-6000:]}"
         raise AssertionError(message) from None
     if process.returncode != 0:
-        raise AssertionError(f"{launcher} run failed ({process.returncode}):\n{stderr[-6000:]}")
-    count = processes if launcher != "python" else 1
-    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(count)]
+        output = (stdout + stderr)[-8000:]
+        raise AssertionError(f"{command[0]} run failed ({process.returncode}):\n{output}")
+    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(processes)]
 
 
 def max_difference(left: dict[str, list[float]], right: dict[str, list[float]]) -> float:

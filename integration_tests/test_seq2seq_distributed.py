@@ -12,11 +12,7 @@ hang fails the test instead of stalling the suite.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,52 +25,23 @@ pytest.importorskip("transformers")
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
+_spec = importlib.util.spec_from_file_location(
+    "distributed_worker", Path(__file__).with_name("test_distributed_worker.py")
+)
+base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
+_spec.loader.exec_module(base)  # type: ignore[union-attr]  # a source file loader
+
 WORKER = Path(__file__).with_name("seq2seq_distributed_worker.py")
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 TIMEOUT_S = 120
 EVAL_SIZE, MAX_NEW_TOKENS = 5, (2, 5)  # as in the worker
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run_worker(scenario: str, out: Path) -> list[dict[str, Any]]:
     """Run ``scenario`` on 2 processes; return each rank's report, in rank order."""
-    command = [
-        str(TORCHRUN),
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(_free_port()),
-        str(WORKER),
-        scenario,
-        str(out),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("WORLD_SIZE", None)
-    # A session of its own, so that a timeout kills torchrun's workers too.
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        _, stderr = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        _, stderr = process.communicate()
-        raise AssertionError(
-            f"{scenario} hung (killed after {TIMEOUT_S}s):\n{stderr[-6000:]}"
-        ) from None
-    if process.returncode != 0:
-        raise AssertionError(f"{scenario} failed ({process.returncode}):\n{stderr[-6000:]}")
-    return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
+    port = str(base.free_port())
+    command = [str(TORCHRUN), "--nproc_per_node", "2", "--master_port", port]
+    return base.run_launched([*command, str(WORKER), scenario, str(out)], out, 2, timeout=TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
