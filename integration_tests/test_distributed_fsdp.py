@@ -102,3 +102,57 @@ def test_a_sharded_checkpoint_of_two_processes_loads_in_one(
     shards = str(out / "sharded")
     loaded = launch("python", tmp_path, "load_shards", "--shards", shards)[0]
     assert max_difference(loaded["weights"], reports[0]["variants"][0]["weights"]) == 0.0
+
+
+# The reference's example accelerate FSDP config ("Using Accelerate Launcher with
+# Trainer", b.), with this test model's layer class and 2 processes.
+ACCELERATE_FSDP_CONFIG = """\
+compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+downcast_bf16: 'no'
+fsdp_config:
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_backward_prefetch_policy: BACKWARD_PRE
+  fsdp_forward_prefetch: true
+  fsdp_offload_params: false
+  fsdp_sharding_strategy: 1
+  fsdp_state_dict_type: FULL_STATE_DICT
+  fsdp_sync_module_states: true
+  fsdp_transformer_layer_cls_to_wrap: Block
+  fsdp_use_orig_params: true
+machine_rank: 0
+main_training_function: main
+mixed_precision: 'no'
+num_machines: 1
+num_processes: 2
+rdzv_backend: static
+same_network: true
+tpu_env: []
+tpu_use_cluster: false
+tpu_use_sudo: false
+use_cpu: false
+"""
+
+
+def test_accelerate_launch_with_an_fsdp_config_shards_the_model(
+    tmp_path: Path, single: dict[str, Any]
+) -> None:
+    """The script passes no fsdp argument: FSDP comes from the launcher's config alone."""
+    config = tmp_path / "accelerate_fsdp.yaml"
+    config.write_text(ACCELERATE_FSDP_CONFIG)
+    command = [
+        str(worker.BIN / "accelerate"), "launch", "--config_file", str(config),
+        "--main_process_port", str(worker.free_port()),
+        str(worker.WORKER), "fsdp", str(tmp_path), "--variants", json.dumps([{}]),
+    ]  # fmt: skip
+    reports = worker.run_launched(command, tmp_path, 2)
+    variants = [report["variants"][0] for report in reports]
+    assert_one_group_with_sharded_data(
+        [{**report, **variant} for report, variant in zip(reports, variants, strict=True)]
+    )
+    main = variants[0]
+    assert main["runtime"] == "FSDPRuntime"
+    assert main["parameter_types"] == ["DTensor"]
+    assert main["fsdp_units"] == 3  # the 2 Blocks named in the config, and the root
+    assert main["checkpoint_format"] == "full"
+    assert max_difference(main["weights"], single["weights"]) < 1e-5

@@ -174,3 +174,41 @@ def test_ddp_arguments_become_wrapper_options(make_args: Any) -> None:
     assert _ddp_options(args) == DDPOptions(
         find_unused_parameters=False, bucket_cap_mb=10, broadcast_buffers=False, static_graph=True
     )
+
+
+def test_accelerate_launch_fsdp_and_deepspeed_together_conflict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    args = SimpleNamespace(use_cpu=True, deepspeed={"train_batch_size": 8})
+    with pytest.raises(ValueError, match=r"accelerate launch with FSDP.*deepspeed=.*Keep one"):
+        build_runtime(args)
+
+
+def test_accelerate_launch_fsdp_errors_come_before_any_group_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_STATE_DICT_TYPE", "LOCAL_STATE_DICT")
+    with pytest.raises(ValueError, match=r"FSDP_STATE_DICT_TYPE='LOCAL_STATE_DICT'"):
+        build_runtime(SimpleNamespace(use_cpu=True))
+    assert not torch.distributed.is_initialized()
+
+
+def test_fsdp_arguments_win_over_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The launcher's garbled value is never read: the arguments name the FSDP settings.
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_SHARDING_STRATEGY", "9")
+    args = SimpleNamespace(use_cpu=True, fsdp="full_shard", fsdp_config={})
+    with pytest.raises(ValueError, match=r"fsdp='full_shard'.*not started by a launcher"):
+        build_runtime(args)
+
+
+def test_the_launchers_mixed_precision_applies_when_the_arguments_ask_for_none(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert build_runtime(make_args()).mixed_precision == "bf16"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    assert build_runtime(make_args()).mixed_precision == "no"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainer_core import Runtime
+from trainer_dist._accelerate_fsdp import accelerate_fsdp_request
 from trainer_dist._ddp import DDPOptions, DistributedRuntime
 from trainer_dist._deepspeed_config import (
     ArgumentValues,
@@ -38,6 +39,10 @@ def build_runtime(args: Any) -> Runtime:
     started the processes with a DeepSpeed config file or DeepSpeed plugin options
     (``ACCELERATE_USE_DEEPSPEED`` and ``ACCELERATE_DEEPSPEED_*``); ``deepspeed`` wins
     when both are present. Without a launcher, DeepSpeed runs as a group of one process.
+    ``accelerate launch`` with FSDP (``ACCELERATE_USE_FSDP`` and ``FSDP_*``) gives an
+    :class:`FSDPRuntime` when the arguments name no ``fsdp``, and its
+    ``--mixed_precision`` (``ACCELERATE_MIXED_PRECISION``) applies when the arguments ask
+    for neither fp16 nor bf16, as the reference's Trainer takes them from the launcher.
 
     Reads ``use_cpu`` (or the deprecated ``no_cuda``), ``fp16``, ``bf16``,
     ``half_precision_backend``, ``fp16_full_eval``, ``bf16_full_eval``, ``tf32``,
@@ -64,6 +69,8 @@ def build_runtime(args: Any) -> Runtime:
     settings = _check_sharding(args, deepspeed)
     if deepspeed is not None:
         return _deepspeed_runtime(args, deepspeed, precision)
+    if precision["mixed_precision"] == "no":
+        precision["mixed_precision"] = launcher_mixed_precision(os.environ) or "no"
     if isinstance(settings, XlaFSDPSettings):  # processes started by torch_xla, no launcher
         from trainer_dist._xla import XlaFSDPRuntime  # off the import path of every run
 
@@ -176,21 +183,33 @@ def _fsdp_text(args: Any) -> str:
 
 
 def _check_sharding(args: Any, deepspeed: Any) -> FSDPSettings | XlaFSDPSettings | None:
-    """Validate fsdp / deepspeed / xla settings; return the FSDP settings if FSDP is on."""
+    """Validate fsdp / deepspeed / xla settings; return the FSDP settings if FSDP is on.
+
+    FSDP comes from the arguments or, when they name none, from ``accelerate launch``
+    (``ACCELERATE_USE_FSDP`` and ``FSDP_*``); the arguments win, as in the reference.
+    """
     fsdp = getattr(args, "fsdp", None)
     config = getattr(args, "fsdp_config", None) or {}
-    if fsdp and deepspeed is not None:
+    launcher = None if fsdp or wants_xla(config) else accelerate_fsdp_request(os.environ)
+    if (fsdp or launcher) and deepspeed is not None:
+        sharding = (
+            f"fsdp={_fsdp_text(args)!r}"
+            if fsdp
+            else "accelerate launch with FSDP (ACCELERATE_USE_FSDP=true)"
+        )
         origin = (
             f"deepspeed={deepspeed!r}"
             if getattr(args, "deepspeed", None)
             else "accelerate launch with DeepSpeed (ACCELERATE_USE_DEEPSPEED=true)"
         )
         raise ValueError(
-            f"fsdp={_fsdp_text(args)!r} and {origin} were both set; they are two ways of "
-            f"sharding the model. Keep one of them."
+            f"{sharding} and {origin} were both set; they are two ways of sharding the "
+            f"model. Keep one of them."
         )
     if wants_xla(config):
         return parse_xla_fsdp(fsdp, config)
+    if launcher is not None:
+        return parse_fsdp(*launcher)
     if not fsdp:
         return None
     return parse_fsdp(fsdp, config)

@@ -25,7 +25,12 @@ from torch import nn
 from trainer_core import ReduceOp
 from trainer_dist._batches import DeviceDataLoader
 from trainer_dist._collectives import apply_nested, gather_tensor, pad_tensor, reduce_tensor
-from trainer_dist._environment import ProcessPlacement, detect_placement, launched_world_size
+from trainer_dist._environment import (
+    ProcessPlacement,
+    detect_placement,
+    launched_world_size,
+    placement_in_group,
+)
 from trainer_dist._models import can_move, compile_model, is_data_parallel, unwrap_model
 from trainer_dist._precision import MixedPrecision
 from trainer_dist._sharding import DealtDataLoader, GatherLimit, ShardedDataLoader, can_shard
@@ -96,13 +101,13 @@ def start_process_group(
         dist.init_process_group(backend=backend or default, **timeout)
     placement = detect_placement("cpu" if cpu else None)
     announced = launched_world_size()
-    if dist.get_world_size() != announced:
-        raise RuntimeError(
-            f"The launcher announced {announced} processes but the process group has "
-            f"{dist.get_world_size()}; the processes would not train together. Check the "
-            f"launch command (e.g. `torchrun --nproc_per_node 2 train.py`) and MASTER_ADDR/PORT."
-        )
-    return placement
+    if dist.get_world_size() == announced:
+        return placement_in_group(placement, size=announced, rank=dist.get_rank())
+    raise RuntimeError(
+        f"The launcher announced {announced} processes but the process group has "
+        f"{dist.get_world_size()}; the processes would not train together. Check the "
+        f"launch command (e.g. `torchrun --nproc_per_node 2 train.py`) and MASTER_ADDR/PORT."
+    )
 
 
 def _check_backend(backend: str | None, *, cpu: bool) -> None:

@@ -94,6 +94,40 @@ def detect_placement(device: str | torch.device | None) -> ProcessPlacement:
     )
 
 
+def placement_in_group(placement: ProcessPlacement, *, size: int, rank: int) -> ProcessPlacement:
+    """``placement`` corrected to the ranks of the process group that really formed.
+
+    accelerate's ``PartialState`` can describe a process of a group as a lone process of
+    rank 0 (seen under ``accelerate launch`` with DeepSpeed on a machine without GPUs);
+    sharding data by that count would let every process train on all of it. The group's
+    own size and rank win; the local rank comes from the launcher's ``LOCAL_RANK``, and a
+    CUDA process moves to the GPU of that local rank, as launchers intend.
+
+    Raises:
+        ValueError: ``LOCAL_RANK`` is set to something that is not an integer.
+    """
+    if (placement.num_processes, placement.process_index) == (size, rank):
+        return placement
+    raw_local = os.environ.get("LOCAL_RANK", "").strip() or str(rank)
+    try:
+        local = int(raw_local)
+    except ValueError:
+        raise ValueError(
+            f"Environment variable LOCAL_RANK={raw_local!r} is not an integer. Launchers set "
+            f"it to the process's rank on its node; unset it or fix the launch command."
+        ) from None
+    device = placement.device
+    if device.type == "cuda":
+        device = torch.device("cuda", local % max(torch.cuda.device_count(), 1))
+    return ProcessPlacement(
+        num_processes=size,
+        process_index=rank,
+        local_process_index=local,
+        device=device,
+        n_gpu=min(placement.n_gpu, 1),
+    )
+
+
 def _check_available(device: torch.device) -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
