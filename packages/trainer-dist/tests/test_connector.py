@@ -212,3 +212,12 @@ def test_the_launchers_mixed_precision_applies_when_the_arguments_ask_for_none(
     assert build_runtime(make_args()).mixed_precision == "bf16"
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     assert build_runtime(make_args()).mixed_precision == "no"
+
+
+def test_the_launchers_fp16_is_dropped_on_the_cpu_as_accelerate_does(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    assert build_runtime(make_args()).mixed_precision == "no"
+    with pytest.raises(ValueError, match=r"fp16=True .*needs a CUDA GPU"):
+        build_runtime(make_args(fp16=True))  # asked for in the arguments: still refused

@@ -8,9 +8,12 @@ namespaces in tests) work.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+
+import torch
 
 from trainer_core import Runtime
 from trainer_dist._accelerate_fsdp import accelerate_fsdp_request
@@ -26,6 +29,8 @@ from trainer_dist._fsdp_settings import FSDPSettings, parse_fsdp
 from trainer_dist._precision import MixedPrecision
 from trainer_dist._single import SingleProcessRuntime
 from trainer_dist._xla_settings import XlaFSDPSettings, parse_xla_fsdp, wants_xla
+
+logger = logging.getLogger(__name__)
 
 
 def build_runtime(args: Any) -> Runtime:
@@ -70,7 +75,7 @@ def build_runtime(args: Any) -> Runtime:
     if deepspeed is not None:
         return _deepspeed_runtime(args, deepspeed, precision)
     if precision["mixed_precision"] == "no":
-        precision["mixed_precision"] = launcher_mixed_precision(os.environ) or "no"
+        precision["mixed_precision"] = _launcher_precision(args)
     if isinstance(settings, XlaFSDPSettings):  # processes started by torch_xla, no launcher
         from trainer_dist._xla import XlaFSDPRuntime  # off the import path of every run
 
@@ -152,6 +157,21 @@ def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Run
         timeout_seconds=getattr(args, "ddp_timeout", None),
         **precision,
     )
+
+
+def _launcher_precision(args: Any) -> MixedPrecision:
+    """``accelerate launch``'s ``--mixed_precision``, for arguments that ask for none.
+
+    Like accelerate, fp16 from the launcher is dropped on a CPU-only run (fp16 autocast
+    needs an accelerator) rather than failing a script that runs everywhere else.
+    """
+    chosen = launcher_mixed_precision(os.environ)
+    if chosen is None:
+        return "no"
+    if chosen == "fp16" and (_use_cpu(args) or not torch.cuda.is_available()):
+        logger.info("accelerate launch asked for fp16, which the CPU cannot run; training in fp32.")
+        return "no"
+    return "bf16" if chosen == "bf16" else "fp16"
 
 
 def _ddp_options(args: Any) -> DDPOptions:
