@@ -94,3 +94,64 @@ def test_causal_lm_learns_a_repeating_sequence(tmp_output) -> None:
     trainer.train()
     losses = _logged_losses(trainer)
     assert losses[-1] < losses[0] * 0.5, losses
+
+
+def _uneven_sequences(size: int = 8, length: int = 10, vocab: int = 32) -> list[dict]:
+    """Sequences with 2 to 10 real tokens, padded; padding is labelled -100."""
+    generator = torch.Generator().manual_seed(5)
+    rows = []
+    for index in range(size):
+        real = 2 + (index * 3) % (length - 1)
+        ids = torch.randint(2, vocab, (length,), generator=generator)
+        mask = (torch.arange(length) < real).long()
+        labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
+        rows.append({"input_ids": ids * mask, "attention_mask": mask, "labels": labels})
+    return rows
+
+
+def _tiny_llama() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=16,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
+    tmp_output,
+) -> None:
+    """Each micro-batch's loss is weighted by its share of the window's scored tokens
+    (counted after the causal LM's shift), so 2 micro-batches of 2 give the gradient of
+    one batch of 4 exactly; averaging the two micro-batch means would not."""
+    weights = []
+    for batch, accumulation in ((4, 1), (2, 2)):
+        model = _tiny_llama()
+        args = _args(
+            tmp_output,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            optim="sgd",
+            learning_rate=0.5,
+            max_grad_norm=0.0,  # clipping would hide a wrong scale
+            max_steps=2,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=_uneven_sequences())
+        trainer.train()
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    difference = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
+    assert difference < 1e-6
+
+
+def test_gpt2_counts_as_a_causal_lm() -> None:
+    from trainer_loop._inputs import is_causal_lm, model_accepts_loss_kwargs
+
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=8, n_layer=1, n_head=2))
+    assert is_causal_lm(model)
+    assert is_causal_lm(_tiny_llama())
+    assert model_accepts_loss_kwargs(_tiny_llama())  # **kwargs: Unpack[TransformersKwargs]

@@ -49,6 +49,7 @@ from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._inputs import (
     accepts_argument,
     count_loss_items,
+    is_causal_lm,
     model_accepts_loss_kwargs,
     move_to_device,
 )
@@ -435,9 +436,8 @@ class Trainer:
     ) -> torch.Tensor:
         if self.compute_loss_func is not None:
             return self.compute_loss_func(outputs, labels, num_items_in_batch=num_items)
-        unwrapped = self.runtime.unwrap_model(model)
-        is_causal_lm = type(unwrapped).__name__.endswith("ForCausalLM")
-        return self.label_smoother(outputs, labels, shift_labels=is_causal_lm)  # type: ignore[misc]  # set when used
+        shift = is_causal_lm(self.runtime.unwrap_model(model))
+        return self.label_smoother(outputs, labels, shift_labels=shift)  # type: ignore[misc]  # set when used
 
     def training_step(
         self,
@@ -485,7 +485,7 @@ class Trainer:
         processes = self.runtime.num_processes
         if self._model_takes_num_items and self._compute_loss_takes_num_items:
             return None if processes == 1 else float(processes)
-        items = count_loss_items(inputs, self._loss_label_name)
+        items = count_loss_items(inputs, self._loss_label_name, shifted=self._loss_items_shifted)
         if items is None:
             return 1.0 / window
         return items * processes / num_items if processes > 1 else items / num_items
@@ -608,6 +608,7 @@ class Trainer:
         self._model_takes_num_items = model_accepts_loss_kwargs(self.runtime.unwrap_model(model))
         self._loss_label_name = self.label_names[0] if self.label_names else None
         self._normalise_by_items = self._loss_label_name is not None
+        self._loss_items_shifted = is_causal_lm(self.runtime.unwrap_model(model))
         self._data_parallel = self.args.n_gpu > 1  # DataParallel returns one loss per GPU
 
     def _enable_gradient_checkpointing(self) -> None:

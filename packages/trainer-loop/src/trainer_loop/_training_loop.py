@@ -215,7 +215,8 @@ class TrainingLoop:
         if not trainer._normalise_by_items:
             return None
         label_name = trainer._loss_label_name
-        counts = [count_loss_items(inputs, label_name) for inputs in window]
+        shifted = trainer._loss_items_shifted
+        counts = [count_loss_items(inputs, label_name, shifted=shifted) for inputs in window]
         if any(count is None for count in counts):
             return None
         total = torch.stack(counts).sum()

@@ -1,0 +1,73 @@
+"""Loss normalisation by the token count of every process, and tokens seen, under DDP.
+
+A causal LM's loss is a mean over the label tokens of the batch. With several processes
+each holding a different number of tokens, the reference divides every process's summed
+loss by the token count of the whole global batch (``average_tokens_across_devices``),
+so 2 processes reach the weights of 1 process with the same global batch. Without it,
+each process averages over its own tokens, and the weights differ: that run shows the
+data really is uneven, so the first check can fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+_spec = importlib.util.spec_from_file_location(
+    "distributed_worker", HERE / "test_distributed_worker.py"
+)
+base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
+_spec.loader.exec_module(base)  # type: ignore[union-attr]  # a source file loader
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+WORKER = HERE / "token_count_worker.py"
+
+
+def run(out: Path, *options: str, processes: int) -> list[dict[str, Any]]:
+    if processes == 1:
+        command = [sys.executable]
+    else:
+        command = [
+            str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", str(processes),
+            "--master_port", str(base.free_port()),
+        ]  # fmt: skip
+    return base.run_launched([*command, str(WORKER), str(out), *options], out, processes)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run(tmp_path_factory.mktemp("single"), processes=1)[0]
+
+
+@pytest.fixture(scope="module")
+def averaged(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return run(tmp_path_factory.mktemp("averaged"), processes=2)
+
+
+def test_two_processes_normalised_by_all_tokens_train_like_one(
+    averaged: list[dict[str, Any]], single: dict[str, Any]
+) -> None:
+    assert [report["world_size"] for report in averaged] == [2, 2]
+    assert averaged[0]["runtime"] == "DistributedRuntime"
+    assert base.max_difference(averaged[0]["weights"], single["weights"]) < 2e-5
+    assert base.max_difference(averaged[0]["weights"], averaged[1]["weights"]) == 0.0
+
+
+def test_logged_losses_and_tokens_seen_are_those_of_the_whole_group(
+    averaged: list[dict[str, Any]], single: dict[str, Any]
+) -> None:
+    assert averaged[0]["losses"] == pytest.approx(single["losses"], abs=1e-4)
+    assert averaged[0]["tokens_seen"] == single["tokens_seen"] == 2 * 16 * 12
+
+
+def test_without_averaging_across_processes_the_weights_differ(
+    tmp_path: Path, single: dict[str, Any]
+) -> None:
+    own = run(tmp_path, "--no-average", processes=2)
+    assert base.max_difference(own[0]["weights"], single["weights"]) > 1e-4

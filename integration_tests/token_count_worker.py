@@ -1,0 +1,106 @@
+"""The script test_distributed_token_counts.py launches (not a test module).
+
+A tiny Llama causal LM trains on sequences of different lengths (padding labelled
+-100), so each process's batches hold a different number of loss tokens. Each process
+writes what it observed to ``<out>/rank<N>.json``: the final weights, the logged losses,
+``num_input_tokens_seen`` and the group it belonged to.
+
+    torchrun --nproc_per_node 2 token_count_worker.py <out> [--no-average]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SAMPLES, LENGTH, VOCAB = 16, 12, 32
+GLOBAL_BATCH = 4
+
+
+def tiny_llama() -> Any:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=LENGTH,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def sequences() -> list[dict[str, torch.Tensor]]:
+    """Padded to one length; 2 to 12 real tokens each, the rest ignored by the loss."""
+    generator = torch.Generator().manual_seed(3)
+    rows = []
+    for index in range(SAMPLES):
+        real = 2 + (index * 7) % (LENGTH - 1)
+        ids = torch.randint(2, VOCAB, (LENGTH,), generator=generator)
+        mask = (torch.arange(LENGTH) < real).long()
+        labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
+        rows.append({"input_ids": ids * mask, "attention_mask": mask, "labels": labels})
+    return rows
+
+
+def train(out: str, *, average: bool) -> dict[str, Any]:
+    import torch.distributed as dist
+
+    from trainer import Trainer, TrainingArguments
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    args = TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=GLOBAL_BATCH // world,
+        num_train_epochs=2,
+        optim="sgd",  # Adam would turn float noise in near-zero gradients into whole steps
+        learning_rate=0.5,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        ddp_timeout=120,
+        include_num_input_tokens_seen=True,
+        average_tokens_across_devices=average,
+    )
+    model = tiny_llama()
+    trainer = Trainer(model=model, args=args, train_dataset=sequences())
+    trainer.train()
+    state = trainer.runtime.state_dict(trainer.model_wrapped)
+    size = dist.get_world_size() if dist.is_initialized() else 1
+    return {
+        "world_size": size,
+        "runtime": type(trainer.runtime).__name__,
+        "weights": {key: value.flatten().tolist() for key, value in state.items()},
+        "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--no-average", action="store_true")
+    options = parser.parse_args()
+    torch.set_num_threads(1)
+    result = train(options.out, average=not options.no_average)
+    rank = int(os.environ.get("RANK", "0"))
+    Path(options.out, f"rank{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    from _worker_exit import leave_group_and_exit
+
+    main()
+    leave_group_and_exit()
