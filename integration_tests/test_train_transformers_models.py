@@ -9,6 +9,7 @@ transformers = pytest.importorskip("transformers")
 datasets = pytest.importorskip("datasets")
 
 from trainer import Trainer, TrainingArguments  # noqa: E402
+from trainer_testing.language import padded_token_sequences, tiny_llama  # noqa: E402
 
 
 def _args(output_dir: str, **overrides) -> TrainingArguments:
@@ -96,33 +97,6 @@ def test_causal_lm_learns_a_repeating_sequence(tmp_output) -> None:
     assert losses[-1] < losses[0] * 0.5, losses
 
 
-def _uneven_sequences(size: int = 8, length: int = 10, vocab: int = 32) -> list[dict]:
-    """Sequences with 2 to 10 real tokens, padded; padding is labelled -100."""
-    generator = torch.Generator().manual_seed(5)
-    rows = []
-    for index in range(size):
-        real = 2 + (index * 3) % (length - 1)
-        ids = torch.randint(2, vocab, (length,), generator=generator)
-        mask = (torch.arange(length) < real).long()
-        labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
-        rows.append({"input_ids": ids * mask, "attention_mask": mask, "labels": labels})
-    return rows
-
-
-def _tiny_llama() -> torch.nn.Module:
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=16,
-    )
-    return transformers.LlamaForCausalLM(config)
-
-
 def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
     tmp_output,
 ) -> None:
@@ -131,7 +105,7 @@ def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
     one batch of 4 exactly; averaging the two micro-batch means would not."""
     weights = []
     for batch, accumulation in ((4, 1), (2, 2)):
-        model = _tiny_llama()
+        model = tiny_llama(32, 16)
         args = _args(
             tmp_output,
             per_device_train_batch_size=batch,
@@ -141,7 +115,9 @@ def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
             max_grad_norm=0.0,  # clipping would hide a wrong scale
             max_steps=2,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=_uneven_sequences())
+        trainer = Trainer(
+            model=model, args=args, train_dataset=padded_token_sequences(8, 10, 32, seed=5)
+        )
         trainer.train()
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
     difference = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
@@ -153,5 +129,5 @@ def test_gpt2_counts_as_a_causal_lm() -> None:
 
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=8, n_layer=1, n_head=2))
     assert is_causal_lm(model)
-    assert is_causal_lm(_tiny_llama())
-    assert model_accepts_loss_kwargs(_tiny_llama())  # **kwargs: Unpack[TransformersKwargs]
+    assert is_causal_lm(tiny_llama(32, 16))
+    assert model_accepts_loss_kwargs(tiny_llama(32, 16))  # **kwargs: Unpack[TransformersKwargs]

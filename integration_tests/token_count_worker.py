@@ -18,38 +18,10 @@ from typing import Any
 
 import torch
 
+from trainer_testing.language import padded_token_sequences, tiny_llama
+
 SAMPLES, LENGTH, VOCAB = 16, 12, 32
 GLOBAL_BATCH = 4
-
-
-def tiny_llama() -> Any:
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=LENGTH,
-    )
-    return transformers.LlamaForCausalLM(config)
-
-
-def sequences() -> list[dict[str, torch.Tensor]]:
-    """Padded to one length; 2 to 12 real tokens each, the rest ignored by the loss."""
-    generator = torch.Generator().manual_seed(3)
-    rows = []
-    for index in range(SAMPLES):
-        real = 2 + (index * 7) % (LENGTH - 1)
-        ids = torch.randint(2, VOCAB, (LENGTH,), generator=generator)
-        mask = (torch.arange(LENGTH) < real).long()
-        labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
-        rows.append({"input_ids": ids * mask, "attention_mask": mask, "labels": labels})
-    return rows
 
 
 def train(out: str, *, average: bool) -> dict[str, Any]:
@@ -74,8 +46,10 @@ def train(out: str, *, average: bool) -> dict[str, Any]:
         include_num_input_tokens_seen=True,
         average_tokens_across_devices=average,
     )
-    model = tiny_llama()
-    trainer = Trainer(model=model, args=args, train_dataset=sequences())
+    model = tiny_llama(VOCAB, LENGTH)
+    trainer = Trainer(
+        model=model, args=args, train_dataset=padded_token_sequences(SAMPLES, LENGTH, VOCAB, seed=3)
+    )
     trainer.train()
     state = trainer.runtime.state_dict(trainer.model_wrapped)
     size = dist.get_world_size() if dist.is_initialized() else 1
