@@ -8,11 +8,14 @@ fails the tests.
 
     deepspeed --num_gpus 2 deepspeed_worker.py zero <out> --deepspeed ds.json --use_cpu true
     accelerate launch --config_file ds.yaml deepspeed_worker.py launcher <out>
+    python deepspeed_worker.py one <out> <zero's out>        (one process, no launcher)
+    torchrun --nproc_per_node 2 deepspeed_worker.py two <out> <one's out>
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -28,6 +31,8 @@ ACCUMULATION = 2
 MICRO_BATCH = 1
 STEPS = 8  # of the hand-written loop in the resume check
 SAVE_AT = 4
+SAMPLES_PER_MICRO_STEP = 2  # across all processes: the global micro-batch of the hand loop
+WEIGHT_DECAY = 0.1  # of the hand loop's weights; its biases have none (two groups)
 
 
 def deepspeed_config(stage: int, **extra: Any) -> dict[str, Any]:
@@ -122,13 +127,26 @@ def _export(trainer: Any, checkpoint: str) -> dict[str, Any]:
 
 
 # ------------------------------------------ the runtime's checkpoint API, by hand
-def hand_loop(runtime: Any, out: str, *, resume: str | None = None) -> dict[str, Any]:
+def two_groups(module: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the weights and none on the biases (as the Trainer
+    groups them), so that a resume that mixes up the groups' settings shows."""
+    named = list(module.named_parameters())
+    weights = [p for name, p in named if name.endswith("weight")]
+    biases = [p for name, p in named if not name.endswith("weight")]
+    groups = [{"params": weights, "weight_decay": WEIGHT_DECAY}, {"params": biases}]
+    return torch.optim.AdamW(groups, lr=0.05, weight_decay=0.0)
+
+
+def hand_loop(
+    runtime: Any, out: str, *, resume: str | None = None, with_optimizer: bool = True
+) -> dict[str, Any]:
     """The loop's calls, written out: ``STEPS`` optimizer steps of ``ACCUMULATION``
-    micro-steps over fixed batches; saves at ``SAVE_AT`` or resumes from there."""
+    micro-steps over fixed batches; saves at ``SAVE_AT`` or resumes from there (with the
+    optimizer state, or weights only)."""
     module = base.make_model()
     model, optimizer, scheduler = runtime.prepare_training(
         module,
-        create_optimizer=lambda: torch.optim.AdamW(module.parameters(), lr=0.05),
+        create_optimizer=lambda: two_groups(module),
         create_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: 1 - s / STEPS
         ),
@@ -137,7 +155,8 @@ def hand_loop(runtime: Any, out: str, *, resume: str | None = None) -> dict[str,
     result: dict[str, Any] = {}
     first = 0
     if resume is not None:
-        runtime.load_sharded_state(resume, model, optimizer)
+        runtime.load_sharded_state(resume, model, optimizer if with_optimizer else None)
+        result["loaded"] = base.weights_of(runtime.state_dict(model))
         scheduler.load_state_dict(torch.load(os.path.join(resume, "scheduler.pt")))
         first = SAVE_AT
     for step in range(first, STEPS):
@@ -148,18 +167,21 @@ def hand_loop(runtime: Any, out: str, *, resume: str | None = None) -> dict[str,
     return result
 
 
-def _linear_decay(step: int) -> float:
-    return 1 - step / STEPS
-
-
-def _hand_step(runtime: Any, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
+def _hand_batch(step: int, micro: int) -> dict[str, torch.Tensor]:
+    """This process's share of the global micro-batch: the same samples in every step
+    whatever the number of processes (each takes ``SAMPLES_PER_MICRO_STEP / N``)."""
     import torch.distributed as dist
 
     samples = base.make_dataset()
+    share = SAMPLES_PER_MICRO_STEP // dist.get_world_size()
+    first = (step * ACCUMULATION + micro) * SAMPLES_PER_MICRO_STEP + dist.get_rank() * share
+    chosen = [samples[(first + offset) % len(samples)] for offset in range(share)]
+    return {key: torch.stack([sample[key] for sample in chosen]) for key in ("x", "labels")}
+
+
+def _hand_step(runtime: Any, model: Any, optimizer: Any, scheduler: Any, step: int) -> None:
     for micro in range(ACCUMULATION):
-        index = (step * ACCUMULATION + micro) * dist.get_world_size() + dist.get_rank()
-        sample = samples[index % len(samples)]
-        batch = {"x": sample["x"][None], "labels": sample["labels"][None]}
+        batch = _hand_batch(step, micro)
         last = micro == ACCUMULATION - 1
         with contextlib.nullcontext() if last else runtime.no_sync(model):
             loss = model(**batch)["loss"] / ACCUMULATION
@@ -190,24 +212,25 @@ def _save(runtime: Any, model: Any, optimizer: Any, scheduler: Any, out: str) ->
     return result
 
 
-def resume_check(stage: int, out: str) -> dict[str, Any]:
-    """Uninterrupted vs saved at ``SAVE_AT`` and resumed by a fresh engine."""
+def hand_runtime(stage: int, world_size: int, **extra: Any) -> Any:
+    """A DeepSpeed runtime for the hand loop on ``world_size`` processes."""
     from trainer_dist import ArgumentValues, DeepSpeedRuntime
 
     values = ArgumentValues(
-        per_device_train_batch_size=MICRO_BATCH,
+        per_device_train_batch_size=SAMPLES_PER_MICRO_STEP // world_size,
         gradient_accumulation_steps=ACCUMULATION,
-        world_size=2,
+        world_size=world_size,
         learning_rate=0.05,
         max_grad_norm=1.0,
     )
+    return DeepSpeedRuntime(deepspeed_config(stage, **extra), values=values, use_cpu=True)
+
+
+def resume_check(stage: int, out: str) -> dict[str, Any]:
+    """Uninterrupted vs saved at ``SAVE_AT`` and resumed by a fresh engine."""
     folder = os.path.join(out, f"hand{stage}")
-
-    def runtime() -> Any:
-        return DeepSpeedRuntime(deepspeed_config(stage), values=values, use_cpu=True)
-
-    first = hand_loop(runtime(), folder)
-    resumed = hand_loop(runtime(), folder, resume=os.path.join(folder, "sharded"))
+    first = hand_loop(hand_runtime(stage, 2), folder)
+    resumed = hand_loop(hand_runtime(stage, 2), folder, resume=os.path.join(folder, "sharded"))
     return {"hand": first, "resumed": resumed["final"]}
 
 
@@ -257,6 +280,94 @@ def run_zero(out: str) -> dict[str, Any]:
     return report
 
 
+def fingerprint(folder: str) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``folder`` (to show that loading
+    neither changed a checkpoint nor left anything beside it)."""
+    digests = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+def resume_elsewhere(stage: int, source: str, out: str) -> dict[str, Any]:
+    """Resume, on this run's number of processes, the checkpoints ``source`` holds (those
+    of a run on another number): through the Trainer (``checkpoint-3``, the same global
+    batch) and by hand (``hand<stage>/sharded``) with and without the optimizer state."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # a launcher's, else one process
+    before = fingerprint(source)
+    _, trainer = train(
+        os.path.join(out, f"resumed{stage}"),
+        deepspeed_config(stage),
+        resume=os.path.join(source, "checkpoint-3"),
+        per_device_train_batch_size=SAMPLES_PER_MICRO_STEP // world_size,
+    )
+    sharded = os.path.join(source, f"hand{stage}", "sharded")
+    hand = hand_loop(hand_runtime(stage, world_size), out, resume=sharded)
+    weights_only = hand_loop(
+        hand_runtime(stage, world_size), out, resume=sharded, with_optimizer=False
+    )
+    return {
+        "trainer": trainer,
+        "hand": hand,
+        "weights_only": weights_only,
+        "source_unchanged": fingerprint(source) == before,
+    }
+
+
+def refused_optimizer(source: str) -> dict[str, Any]:
+    """An SGD run asked to take the Adam state of a checkpoint written by another number
+    of processes: the error, and whether anything was written beside the checkpoint."""
+    runtime = hand_runtime(2, 1)
+    module = base.make_model()
+    model, optimizer, _ = runtime.prepare_training(
+        module,
+        create_optimizer=lambda: torch.optim.SGD(module.parameters(), lr=0.05, momentum=0.9),
+        create_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+        num_training_steps=STEPS,
+    )
+    parent = os.path.dirname(source)
+    before = sorted(os.listdir(parent))
+    try:
+        runtime.load_sharded_state(source, model, optimizer)
+    except ValueError as error:
+        return {"error": str(error), "unchanged": sorted(os.listdir(parent)) == before}
+    return {"error": None}
+
+
+def run_one(out: str, checkpoints: str) -> dict[str, Any]:
+    """One process: resume the 2-process checkpoints of ``zero`` (in ``checkpoints``), and
+    train the same runs from scratch, saving the checkpoints ``two`` resumes."""
+    report: dict[str, Any] = {"stages": {}}
+    for stage in (2, 3):
+        result = resume_elsewhere(stage, os.path.join(checkpoints, f"zero{stage}"), out)
+        folder = os.path.join(out, f"zero{stage}")
+        _, result["single"] = train(
+            folder,
+            deepspeed_config(stage),
+            per_device_train_batch_size=SAMPLES_PER_MICRO_STEP,
+            save_strategy="steps",
+            save_steps=3,
+        )
+        hand_folder = os.path.join(folder, f"hand{stage}")
+        result["single_hand"] = hand_loop(hand_runtime(stage, 1), hand_folder)
+        report["stages"][str(stage)] = result
+    sharded = os.path.join(checkpoints, "zero2", "hand2", "sharded")
+    report["refused"] = refused_optimizer(sharded)
+    return report
+
+
+def run_two(out: str, checkpoints: str) -> dict[str, Any]:
+    """Two processes: resume the 1-process checkpoints of ``one`` (in ``checkpoints``)."""
+    stages = {
+        str(stage): resume_elsewhere(stage, os.path.join(checkpoints, f"zero{stage}"), out)
+        for stage in (2, 3)
+    }
+    return {"stages": stages}
+
+
 def run_launcher(out: str, argv: list[str]) -> dict[str, Any]:
     """A user script: arguments parsed from the command line (the launcher adds its own,
     such as ``--local_rank``), then a plain ``Trainer.train()``."""
@@ -303,6 +414,10 @@ def main(argv: list[str]) -> None:
         result["launcher"] = run_launcher(os.path.join(out, "launcher"), rest)
     elif scenario == "launcher":
         result = run_launcher(out, rest)
+    elif scenario == "one":
+        result = run_one(out, rest[0])
+    elif scenario == "two":
+        result = run_two(out, rest[0])
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
     result.update(base.group_facts())

@@ -5,6 +5,10 @@ reported. The reference for the weights is DDP with the same global batch (itsel
 against one process in test_distributed_ddp.py): DeepSpeed in fp32 must reach the same
 weights to float precision, in one group of 2 where each process trained on its own
 half of the data.
+
+Checkpoints also move between numbers of processes: those of the 2-process runs resume
+on one process (``one``), and those one process writes resume on two (``two``), with the
+same global batch, ending with the weights of the uninterrupted runs.
 """
 
 from __future__ import annotations
@@ -50,16 +54,43 @@ def assert_one_group(reports: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def zero(tmp_path_factory: pytest.TempPathFactory, deepspeed_file: Path) -> list[dict[str, Any]]:
+def zero_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where ``zero`` writes (its checkpoints are resumed on one process)."""
+    return tmp_path_factory.mktemp("zero")
+
+
+@pytest.fixture(scope="module")
+def zero(zero_dir: Path, deepspeed_file: Path) -> list[dict[str, Any]]:
     """Everything one launch can check, under the ``deepspeed`` launcher (each launch
     costs ~15 s of imports per process): the scenarios with configs built in code, then
     the user script with ``--deepspeed <file>`` from the command line."""
     port = str(base.free_port())
     command = [str(BIN / "deepspeed"), "--num_gpus", "2", "--master_port", port]
-    out = tmp_path_factory.mktemp("zero")
+    out = zero_dir
     return launch(
         command, out, "zero", str(out), "--deepspeed", str(deepspeed_file), "--use_cpu", "true"
     )
+
+
+@pytest.fixture(scope="module")
+def one(
+    zero: list[dict[str, Any]], zero_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, Any]]:
+    """One process without a launcher: resumes ``zero``'s checkpoints and writes its own."""
+    out = tmp_path_factory.mktemp("one")
+    command = [sys.executable, str(WORKER), "one", str(out), str(zero_dir)]
+    return out, base.run_launched(command, out, 1, timeout=TIMEOUT_S)[0]
+
+
+@pytest.fixture(scope="module")
+def two(
+    one: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, Any]]:
+    """Two processes under torchrun, resuming the checkpoints one process wrote."""
+    out = tmp_path_factory.mktemp("two")
+    port = str(base.free_port())
+    command = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", port]
+    return launch(command, out, "two", str(out), str(one[0]))
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +166,73 @@ def test_export_gives_plain_fp32_weights(zero: list[dict[str, Any]], stage: str)
     assert base.max_difference(hand["exported"], hand["at_save"]) < 1e-6
     assert base.max_difference(hand["exported_file"], hand["at_save"]) < 1e-6
     assert base.max_difference(main["final_export"], main["weights"]) < 1e-6
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_two_process_checkpoints_resume_on_one_process(
+    zero: list[dict[str, Any]], one: tuple[Path, dict[str, Any]], stage: str
+) -> None:
+    _, report = one
+    assert (report["world_size"], report["ranks"]) == (1, [0])
+    resumed, uninterrupted = report["stages"][stage]["trainer"], zero[0]["stages"][stage]
+    assert resumed["runtime"] == "DeepSpeedRuntime"
+    # One process with batch 2 = two with batch 1 each (the same global batch).
+    assert base.max_difference(resumed["weights"], uninterrupted["weights"]) < TOLERANCE
+    assert resumed["losses"] == pytest.approx(uninterrupted["losses"], rel=1e-4)
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_resume_on_one_process_carries_the_adam_state(
+    zero: list[dict[str, Any]], one: tuple[Path, dict[str, Any]], stage: str
+) -> None:
+    """By hand, with two parameter groups (weight decay on the weights only): the state
+    DeepSpeed converts reaches the uninterrupted run's weights; the same weights with a
+    fresh optimizer (``load_sharded_state`` without one) do not."""
+    run, saved = one[1]["stages"][stage], zero[0]["stages"][stage]["hand"]
+    assert base.max_difference(run["hand"]["loaded"], saved["at_save"]) < 1e-6
+    assert base.max_difference(run["hand"]["final"], saved["final"]) < 1e-6
+    assert base.max_difference(run["weights_only"]["loaded"], saved["at_save"]) < 1e-6
+    assert base.max_difference(run["weights_only"]["final"], saved["final"]) > 1e-2
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_one_process_checkpoints_resume_on_two_processes(
+    zero: list[dict[str, Any]],
+    one: tuple[Path, dict[str, Any]],
+    two: list[dict[str, Any]],
+    stage: str,
+) -> None:
+    for report in two:
+        assert (report["world_size"], report["ranks"]) == (2, [0, 1])
+    first, second = (set(report["stages"][stage]["trainer"]["seen"]) for report in two)
+    assert first != second  # each process trained on its own share
+    single, run = one[1]["stages"][stage], two[0]["stages"][stage]
+    trainer, hand = single["single"], single["single_hand"]  # uninterrupted, one process
+    assert base.max_difference(trainer["weights"], zero[0]["stages"][stage]["weights"]) < TOLERANCE
+    assert base.max_difference(run["trainer"]["weights"], trainer["weights"]) < TOLERANCE
+    assert run["trainer"]["losses"] == pytest.approx(trainer["losses"], rel=1e-4)
+    assert base.max_difference(run["hand"]["loaded"], hand["at_save"]) < 1e-6
+    assert base.max_difference(run["hand"]["final"], hand["final"]) < 1e-6
+    assert base.max_difference(run["weights_only"]["final"], hand["final"]) > 1e-2
+
+
+def test_resuming_elsewhere_leaves_the_checkpoints_as_they_were(
+    one: tuple[Path, dict[str, Any]], two: list[dict[str, Any]]
+) -> None:
+    """The universal copy is written beside the checkpoint and removed: the folders that
+    were resumed hold the same files, byte for byte, and nothing else."""
+    runs = [one[1], *two]
+    assert all(run["stages"][stage]["source_unchanged"] for run in runs for stage in ("2", "3"))
+
+
+def test_an_optimizer_state_the_conversion_would_lose_is_refused(
+    one: tuple[Path, dict[str, Any]],
+) -> None:
+    refused = one[1]["refused"]
+    assert refused["error"] is not None
+    assert "written by 2 data-parallel processes; this run has 1" in refused["error"]
+    assert "SGD" in refused["error"] and "Resume on 2 processes" in refused["error"]
+    assert refused["unchanged"]  # refused before anything was written
 
 
 def test_optimizer_and_scheduler_from_the_config(zero: list[dict[str, Any]]) -> None:

@@ -25,7 +25,9 @@ How the loop's contract maps onto the engine:
   it holds the step's norm once the step ran, which is when the loop logs it.
 * Checkpoints are DeepSpeed's own (``checkpoint_format == "sharded"``): every process
   writes its partition with ``engine.save_checkpoint``; ``state_dict`` gathers full
-  weights (ZeRO-3: consolidated on the main process) for ``save_model``.
+  weights (ZeRO-3: consolidated on the main process) for ``save_model``. A checkpoint
+  written by another number of processes is loaded through DeepSpeed's universal
+  checkpoint format (``_deepspeed_universal``).
 
 On the CPU, nothing may compile a C++ extension (it takes minutes): DeepSpeed's
 shared-memory all-reduce is turned off (gloo is used), Adam/AdamW config sections use
@@ -36,7 +38,6 @@ refused, and offload settings are dropped (the parameters are on the CPU already
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -50,7 +51,15 @@ from trainer_core import import_optional
 from trainer_dist._batches import DeviceDataLoader
 from trainer_dist._ddp import DistributedRuntime
 from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
-from trainer_dist._environment import ProcessPlacement, launched_world_size
+from trainer_dist._deepspeed_universal import (
+    ZeroCheckpointLayout,
+    check_universal_optimizer,
+    choose_load_path,
+    load_universal,
+    read_zero_layout,
+    universal_copy,
+)
+from trainer_dist._environment import launched_world_size
 from trainer_dist._models import can_move, unwrap_model
 from trainer_dist._precision import PlainSteps
 from trainer_dist._single import _NULL_CONTEXT
@@ -147,7 +156,6 @@ class DeepSpeedRuntime(DistributedRuntime):
             mixed_precision=self._config.mixed_precision,
             **precision,
         )
-        self._placement = _placement_of_group(self._placement)
         self._steps = PlainSteps()  # DeepSpeed scales fp16 losses itself
         self._on_cpu = on_cpu
         self._engine: Any = None
@@ -381,24 +389,57 @@ class DeepSpeedRuntime(DistributedRuntime):
         self._require_engine(model).save_checkpoint(directory)
 
     def load_sharded_state(self, directory: str, model: Any, optimizer: Any = None) -> None:
-        """``engine.load_checkpoint(directory)`` (optimizer partitions only when
-        ``optimizer`` is given). Needs as many processes as wrote the checkpoint.
+        """Load a checkpoint :meth:`save_sharded_state` wrote, on any number of processes
+        (collective); optimizer partitions only when ``optimizer`` is given.
+
+        Written by as many processes as now run (and the same kind of ZeRO partitions):
+        ``engine.load_checkpoint`` directly. Written by another number of processes: with
+        ``optimizer``, the main process converts it to DeepSpeed's universal format in a
+        temporary folder beside ``directory`` (removed afterwards; ``directory`` is only
+        read) and every process loads its share of weights and Adam moments from there;
+        without, the full fp32 weights are merged from the partitions and loaded.
 
         Raises:
-            RuntimeError: no engine trains ``model`` yet.
+            RuntimeError: no engine trains ``model`` yet, or the conversion failed.
             FileNotFoundError: ``directory`` holds no DeepSpeed checkpoint.
+            ValueError: the optimizer state cannot move to this number of processes (an
+                optimizer other than Adam/AdamW, or ZeRO-3 partitions into ZeRO-1/2 or
+                the reverse); raised before anything is loaded or written.
         """
         engine = self._require_engine(model)
-        path, _ = engine.load_checkpoint(
-            directory,
-            load_optimizer_states=optimizer is not None,
-            load_lr_scheduler_states=False,
+        layout = read_zero_layout(directory)
+        world_size = getattr(engine, "seq_dp_world_size", None) or engine.dp_world_size
+        path = choose_load_path(
+            layout,
+            zero_stage=self.zero_stage,
+            world_size=world_size,
+            with_optimizer=optimizer is not None,
+            directory=directory,
         )
-        if path is None:
-            raise FileNotFoundError(
-                f"{directory!r} holds no DeepSpeed checkpoint (no 'latest' file naming a "
-                f"global_step<N> folder). Pass a folder written by save_sharded_state."
-            )
+        if path == "direct":
+            _load_directly(engine, directory, layout.tag, with_optimizer=optimizer is not None)
+        elif path == "merged":
+            from trainer_dist._deepspeed_export import export_deepspeed_checkpoint
+
+            self.load_state_dict(model, export_deepspeed_checkpoint(directory, tag=layout.tag))
+        else:
+            self._load_universal(engine, directory, layout, world_size)
+
+    def _load_universal(
+        self, engine: Any, directory: str, layout: ZeroCheckpointLayout, world_size: int
+    ) -> None:
+        check_universal_optimizer(
+            engine.basic_optimizer, layout, world_size=world_size, directory=directory
+        )
+        logger.info(
+            "The DeepSpeed checkpoint %s was written by %d processes; loading it on %d "
+            "through a universal copy.",
+            directory,
+            layout.world_size,
+            world_size,
+        )
+        with universal_copy(directory, layout.tag, is_main_process=self.is_main_process) as root:
+            load_universal(engine, root, layout.tag)
 
     def _require_engine(self, model: Any) -> Any:
         engine = self._engine_of(model)
@@ -521,6 +562,20 @@ def _accept_set_to_none(engine: Any) -> None:
     engine.zero_grad = zero_grad
 
 
+def _load_directly(engine: Any, directory: str, tag: str, *, with_optimizer: bool) -> None:
+    path, _ = engine.load_checkpoint(
+        directory,
+        tag=tag,
+        load_optimizer_states=with_optimizer,
+        load_lr_scheduler_states=False,
+    )
+    if path is None:
+        raise FileNotFoundError(
+            f"DeepSpeed found no checkpoint files for this process in {directory!r}/{tag}. "
+            f"Pass a complete folder written by save_sharded_state."
+        )
+
+
 @contextlib.contextmanager
 def _inside_window(engine: Any) -> Iterator[None]:
     engine.set_gradient_accumulation_boundary(False)
@@ -575,24 +630,6 @@ def _ensure_process_group_environment() -> None:
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
     logger.info("deepspeed without a launcher: training as a group of one process.")
-
-
-def _placement_of_group(placement: ProcessPlacement) -> ProcessPlacement:
-    """``placement`` with the ranks of the process group that formed.
-
-    Under ``accelerate launch`` with DeepSpeed on a machine without GPUs, accelerate's
-    ``PartialState`` starts the group through DeepSpeed but reports one process of rank
-    0; sharding the data by that count would let every process train on all of it.
-    """
-    import torch.distributed as dist
-
-    size, rank = dist.get_world_size(), dist.get_rank()
-    if (placement.num_processes, placement.process_index) == (size, rank):
-        return placement
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    return dataclasses.replace(
-        placement, num_processes=size, process_index=rank, local_process_index=local
-    )
 
 
 def _free_port() -> int:

@@ -14,8 +14,9 @@ import os
 from typing import Any
 
 from trainer_dist._deepspeed import import_deepspeed
+from trainer_dist._deepspeed_universal import LATEST_FILE
 
-LATEST_FILE = "latest"
+__all__ = ["LATEST_FILE", "export_deepspeed_checkpoint"]
 
 
 def export_deepspeed_checkpoint(
