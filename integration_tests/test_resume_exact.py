@@ -96,3 +96,18 @@ def test_bad_resume_arguments_raise_clear_errors(tmp_path) -> None:
         _train(str(tmp_path / "x"), resume=str(tmp_path / "plain"))
     with pytest.raises(TypeError, match="resume_from_checkpoint must be"):
         _train(str(tmp_path / "x"), resume=3)
+
+
+def test_a_resumed_runs_loss_and_speed_cover_only_the_steps_it_trained(tmp_path) -> None:
+    """train_loss averages the steps this run trained (newer releases of the reference;
+    dividing by every step since the start would halve it when resuming half-way)."""
+    _, full = _train(str(tmp_path / "full"), logging_steps=1)
+    _, resumed = _train(
+        str(tmp_path / "resumed"), resume=str(tmp_path / "full" / "checkpoint-20"), logging_steps=1
+    )
+    last_ten = [e["loss"] for e in full.state.log_history if "loss" in e][20:]
+    output = resumed.state.log_history[-1]
+    assert output["train_loss"] == pytest.approx(sum(last_ten) / 10, abs=1e-3)
+    full_output = full.state.log_history[-1]
+    # 10 of 30 steps: a third of the samples in about a third of the time, not all of them.
+    assert output["train_samples_per_second"] < 2 * full_output["train_samples_per_second"]

@@ -15,11 +15,25 @@
 #
 # Usage: tools/gpu_check.sh [STEPS]      (default 300)
 #        GPU_CHECK_TINY=1 tools/gpu_check.sh 4   smoke-tests the script itself on a CPU
+# On the lent GPU machine (no workspace virtualenv there): run tools/gpu_prepare.sh here
+# first, then call the device tool with command "bash tools/gpu_check.sh 300" and carry
+# [".whl"]; the image's python3 is used, with our packages on PYTHONPATH and DeepSpeed
+# installed from .whl/ into /tmp/site.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
+if [ -z "${PY:-}" ] && [ ! -x .venv/bin/python ]; then
+  PY="$(command -v python3)"
+  src="$(printf '%s:' "$PWD"/packages/*/src)"
+  export PYTHONPATH="/tmp/site:${src%:}${PYTHONPATH:+:$PYTHONPATH}"
+  if [ -d .whl ] && ! "$PY" -c "import deepspeed" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+      .whl/*.whl && "$PY" -m pip install -q --no-index --no-deps --no-build-isolation \
+      --no-compile --no-cache-dir --target /tmp/site .whl/deepspeed-*.tar.gz \
+      || echo "installing DeepSpeed from .whl/ failed: zero2/zero3 will be skipped"
+  fi
+fi
 PY="${PY:-.venv/bin/python}"
-BIN="$(dirname "$PY")"
 STEPS="${1:-300}"
 WORK="$(mktemp -d)"
 SCRIPT="$WORK/gpu_check_run.py"
@@ -137,11 +151,11 @@ run() {  # run NAME "SCRIPT OPTIONS" LAUNCHER...: the workload, then a resume fr
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU"
 echo "steps=$STEPS  work dir: $WORK"
 run plain    "--variant plain"    "$PY"
-run fsdp     "--variant fsdp"     "$BIN/torchrun" --nproc_per_node 1 --master_port 29731
-run fsdp-off "--variant fsdp-off" "$BIN/torchrun" --nproc_per_node 1 --master_port 29732
+run fsdp     "--variant fsdp"     "$PY" -m torch.distributed.run --nproc_per_node 1 --master_port 29731
+run fsdp-off "--variant fsdp-off" "$PY" -m torch.distributed.run --nproc_per_node 1 --master_port 29732
 if "$PY" -c "import deepspeed" 2>/dev/null; then
-  run zero2  "--variant zero2" "$BIN/deepspeed" --num_gpus 1 --master_port 29733
-  run zero3  "--variant zero3" "$BIN/deepspeed" --num_gpus 1 --master_port 29734
+  run zero2  "--variant zero2" "$PY" -m deepspeed.launcher.runner --num_gpus 1 --master_port 29733
+  run zero3  "--variant zero3" "$PY" -m deepspeed.launcher.runner --num_gpus 1 --master_port 29734
 else
   echo "zero2/zero3 skipped: deepspeed is not installed (uv sync installs it with the dev group)"
 fi

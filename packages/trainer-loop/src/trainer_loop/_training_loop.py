@@ -77,6 +77,7 @@ class TrainingLoop:
         model = trainer._prepare_for_training(plan.max_steps)
         self.model = model
         self.resume = prepare_resume(trainer, self, plan, dataloader)
+        self.initial_global_step = trainer.state.global_step  # > 0 after a resume
         # Decided once per run rather than asked every step (the hot path).
         self.direct_step = build_direct_step(trainer, model)
         self.parameters = list(model.parameters())
@@ -278,15 +279,18 @@ class TrainingLoop:
         if args.load_best_model_at_end and state.best_model_checkpoint is not None:
             trainer._load_best_model()
         self.tracker.flush(trainer.runtime.reduce if trainer.runtime.num_processes > 1 else None)
-        train_loss = self.tracker.total / max(state.global_step, 1e-3)
+        # Averages and speeds cover the steps this run trained, not those a resumed
+        # checkpoint had already done (as newer releases of the reference compute them).
+        steps_trained = state.global_step - self.initial_global_step
+        train_loss = self.tracker.total / max(steps_trained, 1e-3)
         trainer.store_flos()
         self._sync_tokens_seen()
         num_tokens = state.num_input_tokens_seen if args.include_tokens_per_second else None
         metrics = speed_metrics(
             "train",
             start_time,
-            num_samples=plan.num_train_samples,
-            num_steps=plan.max_steps,
+            num_samples=plan.num_train_samples * steps_trained / max(plan.max_steps, 1),
+            num_steps=steps_trained,
             num_tokens=num_tokens,
         )
         metrics["total_flos"] = state.total_flos
