@@ -8,12 +8,26 @@ from torch import nn
 
 from trainer_core import MissingExtraError
 from trainer_dist import SingleProcessRuntime
-from trainer_dist._precision import PlainSteps, ScaledSteps
+from trainer_dist._precision import PlainSteps, ScaledSteps, check_precision
 
 
 def test_fp16_on_cpu_says_to_use_bf16() -> None:
     with pytest.raises(ValueError, match=r"fp16=True .*CPU.*use bf16"):
         SingleProcessRuntime(device="cpu", mixed_precision="fp16")
+
+
+@pytest.mark.parametrize("option", ["mixed_precision", "fp16_full_eval"])
+def test_fp16_on_apple_mps_says_to_use_bf16_or_fp32(option: str) -> None:
+    # torch autocast has no fp16 on MPS; the check needs only the device's type.
+    settings = {"mixed_precision": "no", "fp16_full_eval": False}
+    settings[option] = "fp16" if option == "mixed_precision" else True
+    with pytest.raises(ValueError, match=r"not supported on Apple MPS.*bf16.*fp32"):
+        check_precision(
+            half_precision_backend="auto",
+            device=torch.device("mps"),
+            bf16_full_eval=False,
+            **settings,  # type: ignore[arg-type]  # str and bool values by key
+        )
 
 
 def test_fp16_full_eval_on_cpu_says_to_use_bf16_full_eval() -> None:
