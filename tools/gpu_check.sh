@@ -160,3 +160,17 @@ else
   echo "zero2/zero3 skipped: deepspeed is not installed (uv sync installs it with the dev group)"
 fi
 run hf       "--impl hf --variant plain" "$PY"
+
+# CUDA_VISIBLE_DEVICES / CUDA_DEVICE_ORDER are CUDA's own: the runtime must see exactly the
+# devices they leave visible (none: the CPU; one: cuda:0).
+visible() {
+  "$PY" - <<'PYEOF'
+import torch
+from trainer import TrainingArguments
+from trainer_dist import build_runtime
+runtime = build_runtime(TrainingArguments(output_dir="/tmp/visible", report_to="none"))
+print(f"visible={torch.cuda.device_count()} device={runtime.device} n_gpu={runtime.n_gpu}")
+PYEOF
+}
+echo "CUDA_VISIBLE_DEVICES='':  $(CUDA_VISIBLE_DEVICES= visible 2>&1 | tail -1)"
+echo "CUDA_VISIBLE_DEVICES=0 CUDA_DEVICE_ORDER=PCI_BUS_ID:  $(CUDA_VISIBLE_DEVICES=0 CUDA_DEVICE_ORDER=PCI_BUS_ID visible 2>&1 | tail -1)"
