@@ -1,16 +1,18 @@
 """XlaFSDPRuntime's own logic, with a stand-in for its thin torch_xla layer.
 
-torch_xla cannot be installed here, so :class:`LocalXla` takes the place of
-``trainer_dist._xla.TorchXla`` (the only code that calls torch_xla): the device is the
-CPU, collectives run between the threads of one test (each thread one "process"), and
-wrapping only records what the runtime asks for. What these tests check is the runtime's
-side of each call: which policy and options reach the wrapper, how batches are sharded
-and steps marked, what collectives compute from ``all_gather`` / ``all_reduce``. That
-torch_xla behaves as the layer assumes was not checked here.
+torch_xla is not installed in the workspace environment (it pins its own torch), so
+:class:`LocalXla` takes the place of ``trainer_dist._xla.TorchXla`` (the only code that
+calls torch_xla): the device is the CPU, collectives run between the threads of one test
+(each thread one "process"), and wrapping only records what the runtime asks for. What
+these tests check is the runtime's side of each call: which policy and options reach the
+wrapper, how batches are sharded and steps marked, what collectives compute from
+``all_gather`` / ``all_reduce``. ``test_xla_real.py`` runs the same runtime on real
+torch_xla (XLA on the CPU, one process) in ``.venvs/xla``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -28,6 +30,10 @@ from trainer_dist._xla import StepMarkingLoader
 from trainer_dist._xla_settings import WrapPolicy
 
 ACCEPTED = ["reshard_after_forward", "flatten_parameters", "compute_dtype", "buffer_dtype"]
+without_torch_xla = pytest.mark.skipif(
+    importlib.util.find_spec("torch_xla") is not None,
+    reason="checks the error raised when torch_xla is missing; it is installed here",
+)
 
 
 class Block(nn.Module):
@@ -59,8 +65,10 @@ class Wrapped(nn.Module):
 class LocalXla:
     """Stands in for TorchXla: CPU device, collectives between threads, recorded calls."""
 
-    def __init__(self, size: int = 1, rank: int = 0, shared: Any = None) -> None:
-        self.size, self.rank = size, rank
+    def __init__(
+        self, size: int = 1, rank: int = 0, shared: Any = None, devices_per_process: int = 1
+    ) -> None:
+        self.size, self.rank, self.devices = size, rank, devices_per_process
         self.shared = shared or SimpleNamespace(
             barrier=threading.Barrier(size, timeout=20), slots=[None] * size
         )
@@ -80,6 +88,9 @@ class LocalXla:
 
     def local_ordinal(self) -> int:
         return self.rank
+
+    def devices_per_process(self) -> int:
+        return self.devices
 
     def join_process_group(self) -> None:
         self.joined = True
@@ -185,6 +196,7 @@ def test_unsupported_options_fail_before_torch_xla_is_needed(
         XlaFSDPRuntime(XlaFSDPSettings(), **options)
 
 
+@without_torch_xla
 def test_without_torch_xla_the_error_says_what_to_install() -> None:
     with pytest.raises(MissingExtraError, match=r"torch_xla.*pip install 'torch-xla'"):
         XlaFSDPRuntime(XlaFSDPSettings())
@@ -193,7 +205,13 @@ def test_without_torch_xla_the_error_says_what_to_install() -> None:
 @pytest.mark.parametrize(
     ("fsdp", "config", "error", "message"),
     [
-        ("full_shard", {"xla": True}, MissingExtraError, r"pip install 'torch-xla'"),
+        pytest.param(
+            "full_shard",
+            {"xla": True},
+            MissingExtraError,
+            r"pip install 'torch-xla'",
+            marks=without_torch_xla,
+        ),
         ("", {"xla": True}, ValueError, r"fsdp is empty"),
         ("full_shard offload", {"xla": True}, ValueError, r"no CPU offload"),
         ("full_shard", {"xla": True, "xla_fsdp_v2": True}, NotImplementedError, r"FSDPv1"),
@@ -206,6 +224,43 @@ def test_build_runtime_checks_xla_settings_before_anything_starts(
     with pytest.raises(error, match=message):
         build_runtime(args)
     assert not torch.distributed.is_initialized()
+
+
+def test_a_launcher_starting_more_processes_than_xla_joins_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PJRT's CPU client under torchrun: every process is replica 0 of 1.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match=r"launcher started 2 processes.*1 replica"):
+        XlaFSDPRuntime(XlaFSDPSettings(), xla=LocalXla())
+    assert XlaFSDPRuntime(XlaFSDPSettings(), xla=LocalXla(size=2)).num_processes == 2
+
+
+def test_replicas_running_as_threads_are_refused() -> None:
+    # xmp.spawn with CPU_NUM_DEVICES=2 (or a TPU v3): one process, a thread per replica.
+    xla = LocalXla(size=2, devices_per_process=2)
+    with pytest.raises(RuntimeError, match=r"drives 2 of the 2 XLA replicas as threads"):
+        XlaFSDPRuntime(XlaFSDPSettings(), xla=xla)
+    assert not xla.joined
+    alone = LocalXla(devices_per_process=2)  # CPU_NUM_DEVICES=2 without spawning
+    assert XlaFSDPRuntime(XlaFSDPSettings(), xla=alone).num_processes == 1
+
+
+def test_bf16_computes_in_bfloat16_through_the_wrapper_not_autocast() -> None:
+    runtime = make_runtime(mixed_precision="bf16")
+    wrapped = runtime.prepare_model(Net(), training=True)
+    assert wrapped.arguments["options"] == {"compute_dtype": torch.bfloat16}
+    assert runtime.mixed_precision == "bf16"
+    with runtime.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert make_runtime().prepare_model(Net(), training=True).arguments["options"] == {}
+
+
+def test_bf16_with_another_compute_dtype_is_refused_before_torch_xla_is_needed() -> None:
+    settings = XlaFSDPSettings(wrapper_options={"compute_dtype": torch.float32})
+    with pytest.raises(ValueError, match=r"bf16=True.*compute_dtype.*float32"):
+        XlaFSDPRuntime(settings, mixed_precision="bf16")  # no xla layer: raised first
 
 
 def test_build_runtime_refuses_fp16_with_xla_before_importing_it() -> None:

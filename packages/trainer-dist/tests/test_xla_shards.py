@@ -229,6 +229,15 @@ def test_shards_reshard_onto_another_number_of_processes(
         assert_same_state(resharded, target)
 
 
+def test_shards_of_another_wrapping_are_refused(tmp_path: Any) -> None:
+    write_model_files(str(tmp_path), *torch_xla_layout(2)[:2])
+    gathered, buffers, _, _ = load_gathered_model(str(tmp_path))
+    flattened, _, _ = torch_xla_layout(1, flatten=True)
+    shapes = {key: value.shape for key, value in flattened[0].items()}
+    with pytest.raises(ValueError, match=r"3 of its shards are missing.*7 are unknown"):
+        local_state(gathered, buffers, shapes, rank=0, world=1)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_full_weights_load_into_the_shards_of_each_process(layout: Any) -> None:
     targets, metadata, _ = torch_xla_layout(3, **layout)

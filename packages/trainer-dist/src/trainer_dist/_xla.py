@@ -1,11 +1,10 @@
 """The runtime for PyTorch/XLA fully sharded data parallel training (``fsdp_config['xla']``).
 
-**Not executed on real torch_xla.** torch_xla cannot be installed next to the torch this
-project runs (its releases pin an older torch) and no TPU was available, so this module
-was written against torch_xla 2.x's source and tested only where torch_xla is not
-needed: the settings translation, the sharded-state layout (``_xla_shards``), and this
-runtime's own logic with a stand-in for the thin :class:`TorchXla` layer. Run it on a TPU
-before relying on it.
+Run on real torch_xla 2.9 with XLA on the CPU (``PJRT_DEVICE=CPU``, one process:
+``tools/xla_check.sh`` and ``tests/test_xla_real.py`` in a separate virtualenv); the
+unit tests use a stand-in for the thin :class:`TorchXla` layer that follows torch_xla's
+real API. Several processes need TPUs or GPUs (PJRT's CPU client cannot join processes),
+so collectives across processes ran only against the stand-in.
 
 Every call into torch_xla goes through :class:`TorchXla`, one thin method per call, so
 that the rest is plain torch and can be checked without an XLA device. Behaviour follows
@@ -15,10 +14,12 @@ the reference's Trainer with ``fsdp_config['xla']=True``:
   passed through, auto-wrapping layers by size or class, and ``checkpoint_module`` around
   each auto-wrapped layer with ``xla_fsdp_grad_ckpt``;
 * the optimizer step is ``optimizer.step()`` without ``xm.optimizer_step``'s gradient
-  all-reduce (FSDP reduce-scatters gradients in backward), followed by ``xm.mark_step()``;
+  all-reduce (FSDP reduce-scatters gradients in backward), followed by ``torch_xla.sync()``;
   prepared dataloaders also mark a step before each batch, as ``MpDeviceLoader`` does, so
   that the lazy graph is cut per batch in evaluation too;
 * gradients are clipped by the wrapper's ``clip_grad_norm_``; collectives use ``xm``;
+* ``bf16=True`` is the wrapper's ``compute_dtype=torch.bfloat16`` rather than autocast
+  (see :func:`~trainer_dist._xla_settings.precision_options`);
 * checkpoints: each process writes its shards and the shard metadata with ``xm.save``
   (``rank<r>-of-<n>-pytorch_model.bin``, as the reference names them), which load back
   on any number of processes; :func:`consolidate_xla_fsdp_checkpoint` turns them into
@@ -36,6 +37,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -46,11 +48,11 @@ from torch import nn
 from trainer_core import ReduceOp, import_optional
 from trainer_dist._batches import DeviceDataLoader
 from trainer_dist._collectives import apply_nested
-from trainer_dist._environment import ProcessPlacement
+from trainer_dist._environment import ProcessPlacement, launched_world_size
 from trainer_dist._models import can_move, unwrap_model
 from trainer_dist._precision import MixedPrecision
 from trainer_dist._sharding import DealtDataLoader, GatherLimit, ShardedDataLoader, can_shard
-from trainer_dist._single import SingleProcessRuntime
+from trainer_dist._single import _NULL_CONTEXT, SingleProcessRuntime
 from trainer_dist._xla_collectives import (
     chunks,
     gather_uneven,
@@ -63,8 +65,11 @@ from trainer_dist._xla_settings import (
     XlaFSDPSettings,
     check_fp32_parameters,
     check_grad_ckpt,
+    check_replicas,
     check_wrapper_options,
     disable_cache_for_checkpointing,
+    precision_options,
+    refuse_unsupported_options,
     resolve_wrap_policy,
 )
 from trainer_dist._xla_shards import (
@@ -124,6 +129,12 @@ class TorchXla:
         """This process's rank on its host: ``xr.local_ordinal()``."""
         return int(self._xr.local_ordinal())
 
+    def devices_per_process(self) -> int:
+        """XLA devices this process drives: ``xr.addressable_device_count()`` (more than
+        one when replicas run as threads: TPU v2/v3, or ``CPU_NUM_DEVICES`` under
+        ``xmp.spawn``)."""
+        return int(self._xr.addressable_device_count())
+
     def join_process_group(self) -> None:
         """Start torch.distributed's ``"xla"`` process group (``init_method="xla://"``).
 
@@ -139,8 +150,13 @@ class TorchXla:
         dist.init_process_group("xla", init_method="xla://")
 
     def mark_step(self) -> None:
-        """Cut the lazy graph and run it: ``xm.mark_step()``."""
-        self._xm.mark_step()
+        """Cut the lazy graph and run it: ``torch_xla.sync()``, or ``xm.mark_step()`` where
+        ``sync`` is missing (torch_xla 2.9 deprecates ``mark_step`` with a warning)."""
+        sync = getattr(self._torch_xla, "sync", None)
+        if callable(sync):
+            sync()
+        else:
+            self._xm.mark_step()
 
     def all_reduce(self, op: str, tensor: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """``xm.all_reduce`` of one tensor with ``op`` ("sum", "max" or "min"), scaled."""
@@ -154,8 +170,18 @@ class TorchXla:
         return self._xm.all_gather(tensor, dim=0)
 
     def rendezvous(self, tag: str) -> None:
-        """Barrier across processes: ``xm.rendezvous(tag)``."""
-        self._xm.rendezvous(tag)
+        """Barrier across processes: ``xm.rendezvous(tag)`` (nothing to wait for alone).
+
+        torch_xla 2.9's ``rendezvous`` calls its own deprecated ``xm.xla_device()``; that
+        warning is silenced here, since callers cannot act on it.
+        """
+        if self.world_size() == 1:
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Use torch_xla.device instead", category=DeprecationWarning
+            )
+            self._xm.rendezvous(tag)
 
     def save(self, data: Any, path: str) -> None:
         """``xm.save`` from this process (moved to the CPU first), whatever its rank."""
@@ -244,48 +270,20 @@ class StepMarkingLoader:
         return getattr(loader, name)
 
 
-def refuse_unsupported_options(
-    *, mixed_precision: str, fp16_full_eval: bool, bf16_full_eval: bool, torch_compile: bool
-) -> None:
-    """Refuse options this runtime cannot honour, before torch_xla is touched.
-
-    Raises:
-        ValueError: fp16 (XLA devices train in bf16 or fp32 here), a half-precision
-            full evaluation (it would cast the sharded model, which must stay fp32), or
-            ``torch_compile``.
-    """
-    if mixed_precision == "fp16" or fp16_full_eval:
-        raise ValueError(
-            "fp16 is not supported with XLA FSDP: TPUs compute in bf16. Use bf16=True, or "
-            "fsdp_config['xla_fsdp_settings']={'compute_dtype': 'bfloat16'}, or train in fp32."
-        )
-    if bf16_full_eval:
-        raise ValueError(
-            "bf16_full_eval=True would cast the model to bf16, but XLA FSDP shards fp32 "
-            "parameters only. Evaluate in bf16 with fsdp_config['xla_fsdp_settings']="
-            "{'compute_dtype': 'bfloat16'} (or bf16=True) instead."
-        )
-    if torch_compile:
-        raise ValueError(
-            "torch_compile is not supported with XLA FSDP by this runtime (XLA compiles the "
-            "lazy graph itself); unset torch_compile, torch_compile_backend and "
-            "torch_compile_mode."
-        )
-
-
 class XlaFSDPRuntime(SingleProcessRuntime):
     """:class:`trainer_core.Runtime` over PyTorch/XLA's ``XlaFullyShardedDataParallel``.
 
-    One process per XLA device. Autocast (bf16 on the ``xla`` device type), backward and
-    seeding are the single-process runtime's; this class adds the wrapper, data sharding,
-    XLA collectives and sharded checkpoints (see the module docstring). The model handed
-    to :meth:`prepare_model` is replaced by the wrapper, which keeps it inside:
-    :meth:`unwrap_model` returns it, but its parameters now live in the wrapper's shards,
-    so weights go through :meth:`state_dict` / :meth:`load_state_dict`.
+    One process per XLA device. Backward and seeding are the single-process runtime's;
+    bf16 is the wrapper's ``compute_dtype`` (no autocast); this class adds the wrapper,
+    data sharding, XLA collectives and sharded checkpoints (see the module docstring).
+    The model handed to :meth:`prepare_model` is replaced by the wrapper, which keeps it
+    inside: :meth:`unwrap_model` returns it, but its parameters now live in the wrapper's
+    shards, so weights go through :meth:`state_dict` / :meth:`load_state_dict`.
 
     Args:
         settings: the parsed ``fsdp`` / ``fsdp_config`` (see :func:`parse_xla_fsdp`).
-        mixed_precision: ``"no"`` or ``"bf16"``; ``"fp16"`` is refused.
+        mixed_precision: ``"no"`` or ``"bf16"`` (the wrapper computes in bfloat16);
+            ``"fp16"`` is refused.
         half_precision_backend: as for :class:`SingleProcessRuntime`.
         fp16_full_eval: refused when true.
         bf16_full_eval: refused when true (see :func:`refuse_unsupported_options`).
@@ -296,8 +294,11 @@ class XlaFSDPRuntime(SingleProcessRuntime):
         xla: the torch_xla layer (a :class:`TorchXla` by default; tests substitute one).
 
     Raises:
-        ValueError: fp16, a half-precision full evaluation, or torch_compile.
+        ValueError: fp16, a half-precision full evaluation, torch_compile, or bf16 with
+            another ``compute_dtype``.
         trainer_core.MissingExtraError: torch_xla is not installed.
+        RuntimeError: launched processes XLA did not join, or replicas running as
+            threads (see :func:`check_replicas`).
     """
 
     def __init__(
@@ -320,7 +321,11 @@ class XlaFSDPRuntime(SingleProcessRuntime):
             bf16_full_eval=bf16_full_eval,
             torch_compile=bool(torch_compile or torch_compile_backend or torch_compile_mode),
         )
+        self._wrapper_options = precision_options(settings.wrapper_options, mixed_precision)
         self._xla = xla if xla is not None else TorchXla()
+        check_replicas(
+            self._xla.world_size(), launched_world_size(), self._xla.devices_per_process()
+        )
         if self._xla.world_size() > 1:
             self._xla.join_process_group()
         placement = ProcessPlacement(
@@ -378,14 +383,15 @@ class XlaFSDPRuntime(SingleProcessRuntime):
         policy = resolve_wrap_policy(model, settings)
         check_grad_ckpt(policy, settings, model)
         check_fp32_parameters(model)
-        check_wrapper_options(settings.wrapper_options, self._xla.wrapper_parameters())
+        check_wrapper_options(self._wrapper_options, self._xla.wrapper_parameters())
         if settings.grad_ckpt:
             disable_cache_for_checkpointing(model)
+        _buffers_to(model, self._device)
         wrapper = self._xla.wrap(
             model,
             policy=policy,
             checkpoint_layers=settings.grad_ckpt,
-            options=dict(settings.wrapper_options),
+            options=dict(self._wrapper_options),
         )
         self._wrappers[id(model)] = wrapper
         self._root = wrapper
@@ -466,6 +472,12 @@ class XlaFSDPRuntime(SingleProcessRuntime):
         return unwrap_model(model)
 
     # ------------------------------------------------------------ per-step hot path
+    def autocast(self, *, enabled: bool = True) -> AbstractContextManager[None]:
+        """Always a no-op: under bf16 the wrapper computes in bf16 itself (``compute_dtype``,
+        see :func:`precision_options`); a model evaluated without being wrapped runs in
+        fp32."""
+        return _NULL_CONTEXT
+
     def no_sync(self, model: Any) -> AbstractContextManager[None]:
         """The wrapper's ``no_sync()``: gradients accumulate unreduced until the last
         micro-step (full-size gradients are kept meanwhile, as in the reference)."""
@@ -704,6 +716,20 @@ class XlaFSDPRuntime(SingleProcessRuntime):
 
 
 # ------------------------------------------------------------------------- helpers
+def _buffers_to(model: nn.Module, device: torch.device) -> None:
+    """Move ``model``'s buffers to ``device`` before it is wrapped.
+
+    The wrapper casts floating buffers to ``buffer_dtype`` and notes their dtype on the
+    cast tensor for its shard metadata (``buffer_info``, which consolidation uses to give
+    buffers their dtype back); moving a CPU buffer to the device afterwards drops that
+    note (seen with torch_xla 2.9), so the buffers travel first.
+    """
+    for module in model.modules():
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer is not None and buffer.device != device:
+                module._buffers[name] = buffer.to(device)
+
+
 def _shard_shapes(wrapper: Any) -> dict[str, tuple[int, ...]]:
     """Shard shapes under their state-dict keys (from the parameters: no state dict)."""
     return {state_key(name): tuple(param.shape) for name, param in wrapper.named_parameters()}

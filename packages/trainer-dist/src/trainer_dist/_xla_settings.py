@@ -17,7 +17,11 @@ touched, so that a wrong setting fails at once with a message that says what to 
   with class names resolved against the model's modules;
 * ``xla_fsdp_grad_ckpt``: gradient checkpointing of each auto-wrapped layer, which needs
   an auto-wrap policy;
-* ``xla_fsdp_v2`` (SPMD-based FSDPv2) is refused: this runtime implements FSDPv1.
+* ``xla_fsdp_v2`` (SPMD-based FSDPv2) is refused: this runtime implements FSDPv1;
+* ``bf16=True`` becomes the wrapper's ``compute_dtype`` (:func:`precision_options`);
+  fp16, half-precision full evaluation and ``torch_compile`` are refused
+  (:func:`refuse_unsupported_options`), and so are replica layouts the Trainer cannot
+  train with (:func:`check_replicas`, given what torch_xla reports).
 """
 
 from __future__ import annotations
@@ -246,6 +250,32 @@ def _xla_dtype(key: str, value: Any) -> torch.dtype:
     return dtype
 
 
+def precision_options(options: Mapping[str, Any], mixed_precision: str) -> dict[str, Any]:
+    """The wrapper options with ``bf16=True`` expressed as XLA FSDP's ``compute_dtype``.
+
+    Under bf16 the wrapper all-gathers the fp32 shards as bf16 and computes in bf16 (the
+    mixed precision XLA FSDP implements), rather than running under
+    ``torch.autocast("xla")``: torch's autocast policy for the ``xla`` device casts
+    matmuls but not ``scaled_dot_product_attention``, so models that use SDPA
+    (transformers' default attention) fail there with mixed query/value dtypes.
+
+    Raises:
+        ValueError: ``bf16=True`` with ``xla_fsdp_settings['compute_dtype']`` set to
+            another dtype.
+    """
+    result = dict(options)
+    if mixed_precision != "bf16":
+        return result
+    chosen = result.setdefault("compute_dtype", torch.bfloat16)
+    if chosen != torch.bfloat16:
+        raise ValueError(
+            f"bf16=True asks XLA FSDP to compute in bfloat16, but "
+            f"fsdp_config['xla_fsdp_settings']['compute_dtype'] is {chosen}. Drop one of "
+            f"them: bf16=True alone computes in bfloat16, compute_dtype alone sets the dtype."
+        )
+    return result
+
+
 def check_wrapper_options(options: Mapping[str, Any], accepted: Collection[str]) -> None:
     """Refuse ``options`` the installed ``XlaFullyShardedDataParallel`` does not take.
 
@@ -360,3 +390,66 @@ def disable_cache_for_checkpointing(model: nn.Module) -> None:
             "model.config.use_cache=False."
         )
         config.use_cache = False
+
+
+def refuse_unsupported_options(
+    *, mixed_precision: str, fp16_full_eval: bool, bf16_full_eval: bool, torch_compile: bool
+) -> None:
+    """Refuse options this runtime cannot honour, before torch_xla is touched.
+
+    Raises:
+        ValueError: fp16 (XLA devices train in bf16 or fp32 here), a half-precision
+            full evaluation (it would cast the sharded model, which must stay fp32), or
+            ``torch_compile``.
+    """
+    if mixed_precision == "fp16" or fp16_full_eval:
+        raise ValueError(
+            "fp16 is not supported with XLA FSDP: TPUs compute in bf16. Use bf16=True, or "
+            "fsdp_config['xla_fsdp_settings']={'compute_dtype': 'bfloat16'}, or train in fp32."
+        )
+    if bf16_full_eval:
+        raise ValueError(
+            "bf16_full_eval=True would cast the model to bf16, but XLA FSDP shards fp32 "
+            "parameters only. Evaluate in bf16 with fsdp_config['xla_fsdp_settings']="
+            "{'compute_dtype': 'bfloat16'} (or bf16=True) instead."
+        )
+    if torch_compile:
+        raise ValueError(
+            "torch_compile is not supported with XLA FSDP by this runtime (XLA compiles the "
+            "lazy graph itself); unset torch_compile, torch_compile_backend and "
+            "torch_compile_mode."
+        )
+
+
+def check_replicas(world_size: int, launched: int, devices_per_process: int) -> None:
+    """Refuse replica layouts this runtime cannot train with, before any group starts.
+
+    Args:
+        world_size: XLA replicas training together (``xr.world_size()``).
+        launched: processes the launcher announced (``WORLD_SIZE``; 1 without one).
+        devices_per_process: XLA devices this process drives.
+
+    Raises:
+        RuntimeError: the launcher started more processes than XLA joined (PJRT's CPU
+            client, for one, cannot join processes: each would train alone and they
+            would overwrite each other's checkpoints), or several replicas run as
+            threads of this process (the Trainer, torch.distributed and accelerate
+            keep one rank per process).
+    """
+    if launched > world_size:
+        raise RuntimeError(
+            f"The launcher started {launched} processes (WORLD_SIZE={launched}), but "
+            f"torch_xla joined them into {world_size} replica(s), so each would train on its "
+            f"own and overwrite the others' checkpoints. PJRT's CPU client "
+            f"(PJRT_DEVICE=CPU) has no collectives across processes: train in one process "
+            f"there. On TPUs and GPUs, start one process per device with torch_xla.launch, "
+            f"xmp.spawn, or torchrun with PJRT_DEVICE set to the accelerator."
+        )
+    if world_size > 1 and devices_per_process > 1:
+        raise RuntimeError(
+            f"This process drives {devices_per_process} of the {world_size} XLA replicas as "
+            f"threads (TPU v2/v3, or CPU_NUM_DEVICES>1 under xmp.spawn), but XLA FSDP "
+            f"training here needs one process per replica: torch.distributed, accelerate "
+            f"and the Trainer keep one rank per process. Run one device per process "
+            f"(TPU v4 and later), or unset CPU_NUM_DEVICES and train in one process."
+        )

@@ -292,7 +292,24 @@ def local_state(
     rank: int,
     world: int,
 ) -> dict[str, torch.Tensor]:
-    """Process ``rank``'s local state (for ``wrapper.load_state_dict``) from gathered form."""
+    """Process ``rank``'s local state (for ``wrapper.load_state_dict``) from gathered form.
+
+    Raises:
+        ValueError: the gathered shards are not this wrapper's (another model, or another
+            auto-wrap policy or ``flatten_parameters`` setting when they were saved).
+    """
+    expected = {key for key in shard_shapes if split_shard_key(key) is not None}
+    missing = sorted(expected - set(gathered))
+    unexpected = sorted(set(gathered) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"The saved shards do not fit this XLA FSDP model: {len(missing)} of its shards "
+            f"are missing (e.g. {missing[:2]}) and {len(unexpected)} are unknown (e.g. "
+            f"{unexpected[:2]}). They were written for another model or another XLA FSDP "
+            f"wrapping (auto-wrap policy, flatten_parameters): load them with the settings "
+            f"they were saved with, or consolidate them (consolidate_xla_fsdp_checkpoint) "
+            f"and load the full weights."
+        )
     state = {
         key: take_shard(value, shard_shapes[key], rank=rank, world=world)
         for key, value in gathered.items()
