@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import types
 
 import pytest
 import torch
 
-from trainer_checkpoint import FolderCheckpointStore, capture_rng_state
+from trainer_checkpoint import FolderCheckpointStore, capture_rng_state, restore_rng_state
 from trainer_checkpoint._rng import _cuda_state, _restore_cuda
 from trainer_core import CheckpointContent, TrainerState
 
@@ -118,3 +120,45 @@ def test_a_resume_on_fewer_processes_reads_the_rng_file_of_the_same_rank(tmp_pat
     torch.save({"sampler": torch.tensor([7])}, os.path.join(path, "rng_state_0.pth"))
     loaded = FolderCheckpointStore(num_processes=1).load(path, CheckpointContent())
     assert int(loaded.rng_state["sampler"]) == 7
+
+
+class _XlaModel:
+    """torch_xla.core.xla_model's RNG functions: the XLA generator's state is one seed."""
+
+    def __init__(self) -> None:
+        self.seed = 101
+
+    def get_rng_state(self, device: str | None = None) -> int:
+        return self.seed
+
+    def set_rng_state(self, seed: int, device: str | None = None) -> None:
+        self.seed = seed
+
+
+def test_no_xla_state_unless_the_run_imported_torch_xla() -> None:
+    if "torch_xla" not in sys.modules:
+        assert "xla" not in capture_rng_state()
+
+
+def test_an_xla_run_stores_and_restores_the_xla_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in for the two modules (the real round trip is in test_rng_xla_real.py, run
+    # with torch_xla installed).
+    xla_model = _XlaModel()
+    core = types.ModuleType("torch_xla.core")
+    core.xla_model = xla_model  # type: ignore[attr-defined]  # a stand-in attribute
+    monkeypatch.setitem(sys.modules, "torch_xla", types.ModuleType("torch_xla"))
+    monkeypatch.setitem(sys.modules, "torch_xla.core", core)
+    monkeypatch.setitem(sys.modules, "torch_xla.core.xla_model", xla_model)  # type: ignore[arg-type]
+    state = capture_rng_state()
+    assert state["xla"] == 101
+    xla_model.seed = 7
+    restore_rng_state(state)
+    assert xla_model.seed == 101
+
+
+def test_an_xla_state_is_skipped_by_a_run_without_xla(caplog: pytest.LogCaptureFixture) -> None:
+    if "torch_xla" in sys.modules:
+        pytest.skip("this interpreter runs XLA")
+    with caplog.at_level(logging.INFO):
+        restore_rng_state({"xla": 5})
+    assert "xla RNG state" in caplog.text

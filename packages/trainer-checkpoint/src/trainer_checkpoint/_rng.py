@@ -1,7 +1,9 @@
 """Capturing and restoring every random generator a training process draws from.
 
 One state per process: python's ``random``, numpy's global generator, torch's CPU
-generator and the generator of every CUDA device under ``"cuda"``.
+generator, the generator of every CUDA device under ``"cuda"``, and, where the run uses
+them, the XLA device's (``"xla"``, when torch_xla is imported: it is never imported here
+for that) and Apple MPS's (``"mps"``), under the reference's key names.
 
 The CUDA entry follows the reference's layout so that checkpoints move between the two:
 a list with one state per visible device (``torch.cuda.random.get_rng_state_all()``)
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,6 +52,11 @@ def capture_rng_state(*, num_processes: int = 1) -> dict[str, Any]:
     cuda = _cuda_state(torch.cuda, num_processes=num_processes)
     if cuda is not None:
         state["cuda"] = cuda
+    xla = _xla_module()
+    if xla is not None:
+        state["xla"] = xla.get_rng_state()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
     return state
 
 
@@ -62,6 +70,28 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         torch.random.set_rng_state(state["cpu"])
     if "cuda" in state:
         _restore_cuda(state["cuda"], torch.cuda)
+    if "xla" in state:
+        _restore_optional("xla", _xla_module(), state["xla"])
+    if "mps" in state:
+        mps = torch.mps if torch.backends.mps.is_available() else None
+        _restore_optional("mps", mps, state["mps"])
+
+
+def _xla_module() -> Any:
+    """torch_xla's ``xla_model`` when this process imported torch_xla (an XLA run), else
+    None: importing it here would start an XLA runtime in runs that never use one."""
+    if "torch_xla" not in sys.modules:
+        return None
+    import torch_xla.core.xla_model as xm
+
+    return xm
+
+
+def _restore_optional(name: str, backend: Any, value: Any) -> None:
+    if backend is None:
+        logger.info("The checkpoint holds a %s RNG state this run cannot use; skipped.", name)
+        return
+    backend.set_rng_state(value)
 
 
 def _as_python_state(value: Any) -> tuple[Any, ...]:
