@@ -19,7 +19,6 @@ The model, data and arguments are those of ``test_distributed_worker.py``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -29,13 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import test_distributed_worker as base  # the shared model, data and launch helpers
 import torch
-
-_spec = importlib.util.spec_from_file_location(
-    "distributed_worker", Path(__file__).with_name("test_distributed_worker.py")
-)
-base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
-_spec.loader.exec_module(base)  # type: ignore[union-attr]  # a source file loader
 
 FSDP_FULL = {"fsdp": "full_shard auto_wrap", "fsdp_config": {"state_dict_type": "FULL_STATE_DICT"}}
 FSDP_SHARDED = {

@@ -8,18 +8,15 @@ loaded back by 2 processes and by 1.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "distributed_worker", Path(__file__).with_name("test_distributed_worker.py")
-)
-worker = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
-_spec.loader.exec_module(worker)  # type: ignore[union-attr]  # a source file loader
+from ._scripts import load_script
+
+worker = load_script("test_distributed_worker.py")
 launch, max_difference = worker.launch, worker.max_difference
 assert_one_group_with_sharded_data = worker.assert_one_group_with_sharded_data
 

@@ -10,7 +10,6 @@ and shards; and both kinds of checkpoints resume on one process. The training sc
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,9 @@ import torch
 
 from trainer_checkpoint import FolderCheckpointStore, list_checkpoints, read_weights
 
-_spec = importlib.util.spec_from_file_location(
-    "checkpoint_worker", Path(__file__).with_name("checkpoint_worker.py")
-)
-worker = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
-_spec.loader.exec_module(worker)  # type: ignore[union-attr]  # a source file loader
+from ._scripts import load_script
+
+worker = load_script("checkpoint_worker.py")
 max_difference = worker.base.max_difference
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]

@@ -10,19 +10,16 @@ data really is uneven, so the first check can fail.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ._scripts import load_script
+
 HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location(
-    "distributed_worker", HERE / "test_distributed_worker.py"
-)
-base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
-_spec.loader.exec_module(base)  # type: ignore[union-attr]  # a source file loader
+base = load_script("test_distributed_worker.py")
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 

@@ -13,7 +13,6 @@ instead of leaving each node a checkpoint with half the shards. The training scr
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,9 @@ import pytest
 
 from trainer_checkpoint import list_checkpoints, read_weights
 
-_spec = importlib.util.spec_from_file_location(
-    "checkpoint_worker", Path(__file__).with_name("checkpoint_worker.py")
-)
-worker = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
-_spec.loader.exec_module(worker)  # type: ignore[union-attr]  # a source file loader
+from ._scripts import load_script
+
+worker = load_script("checkpoint_worker.py")
 max_difference = worker.base.max_difference
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]

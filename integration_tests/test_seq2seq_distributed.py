@@ -12,7 +12,6 @@ hang fails the test instead of stalling the suite.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,13 @@ import pytest
 
 from trainer_loop import SortishSampler, seeded_generator
 
+from ._scripts import load_script
+
 pytest.importorskip("transformers")
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
-_spec = importlib.util.spec_from_file_location(
-    "distributed_worker", Path(__file__).with_name("test_distributed_worker.py")
-)
-base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]  # the file exists
-_spec.loader.exec_module(base)  # type: ignore[union-attr]  # a source file loader
+base = load_script("test_distributed_worker.py")
 
 WORKER = Path(__file__).with_name("seq2seq_distributed_worker.py")
 TORCHRUN = Path(sys.executable).parent / "torchrun"

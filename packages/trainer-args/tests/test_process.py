@@ -275,3 +275,16 @@ def test_place_model_on_device() -> None:
     assert TrainingArguments("out").place_model_on_device
     assert not TrainingArguments("out", fsdp="full_shard").place_model_on_device
     assert not TrainingArguments("out", deepspeed={"train_batch_size": 8}).place_model_on_device
+
+
+@pytest.mark.parametrize("variable", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_accelerate_launch_with_sharding_leaves_the_model_where_it_is(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    args = TrainingArguments("out")
+    monkeypatch.setenv(variable, "true")
+    assert not args.place_model_on_device
+    monkeypatch.setenv(variable, "false")
+    assert args.place_model_on_device

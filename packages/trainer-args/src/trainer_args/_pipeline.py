@@ -6,7 +6,9 @@
    enum members;
 4. derived defaults: values left unset that follow from others (``logging_dir``,
    ``run_name``, ``eval_steps``, ``metric_for_best_model``, ...);
-5. validation: every rule of ``_validation.RULES``.
+5. validation: every rule of ``_validation.RULES``;
+6. hooks: with DeepSpeed only, the installed arguments hooks (``_hooks``), e.g.
+   trainer-dist's registration of a ZeRO-3 config for ``from_pretrained``.
 
 Every stage is idempotent, which is what makes ``TrainingArguments(**args.to_dict())``
 equal to ``args``.
@@ -32,6 +34,7 @@ from trainer_args._fsdp import (
     normalize_option_lists,
     reject_sharded_ddp,
 )
+from trainer_args._hooks import run_argument_hooks
 from trainer_args._json_args import load_mapping
 from trainer_args._launch_env import read_launch_env
 from trainer_args._messages import coerce_enum, invalid, wrong_type
@@ -232,3 +235,4 @@ def finalize(args: Any, extra_rules: tuple[Any, ...] = ()) -> None:
     for rule in (*RULES, *extra_rules):
         rule(args)
     object.__setattr__(args, "_finalized", True)
+    run_argument_hooks(args)  # last: hooks see finished arguments (DeepSpeed runs only)

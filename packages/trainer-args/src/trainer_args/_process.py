@@ -9,6 +9,7 @@ first use. Nothing here creates a process group.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -151,9 +152,15 @@ class ProcessMixin:
     def place_model_on_device(self) -> bool:
         """Whether the loop should move the model to ``device`` itself.
 
-        False when FSDP or DeepSpeed is configured: they place (and shard) the model.
+        False when FSDP or DeepSpeed is configured, in the arguments or by ``accelerate
+        launch`` (``ACCELERATE_USE_FSDP`` / ``ACCELERATE_USE_DEEPSPEED``): they place (and
+        shard) the model, which may already be partitioned (ZeRO-3 ``zero.Init``).
         """
-        return not (self.fsdp or self.deepspeed)
+        launched_sharding = any(
+            os.environ.get(name, "").strip().lower() == "true"
+            for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+        )
+        return not (self.fsdp or self.deepspeed or launched_sharding)
 
     # --- logging ------------------------------------------------------------------------
 

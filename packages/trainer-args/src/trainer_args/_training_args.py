@@ -51,7 +51,11 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
     Building an object from another's :meth:`to_dict` gives an equal object.
 
     Nothing here imports torch until ``device``, ``n_gpu`` or a property derived from
-    them is read, and no process group is ever started.
+    them is read, and no process group is started, with one exception taken from the
+    reference: with a ZeRO-3 DeepSpeed config, the installed arguments hooks (trainer-dist)
+    join the launcher's processes and register the config with transformers, so that
+    ``from_pretrained`` partitions the model as it loads it; the registration lives as
+    long as the arguments, in ``hf_deepspeed_config``.
 
     Args:
         output_dir: the folder for checkpoints and outputs (``~`` is expanded).

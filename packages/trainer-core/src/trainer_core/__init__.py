@@ -22,17 +22,21 @@ from trainer_core._outputs import (
     TrainOutput,
 )
 from trainer_core._plugins import (
+    ARGUMENTS_HOOKS_GROUP,
     HP_SEARCH_BACKENDS_GROUP,
     KNOWN_PROVIDERS,
     REPORT_TO_GROUP,
+    PluginHookError,
     available_plugins,
     load_plugin,
+    run_hooks,
 )
 from trainer_core._progress import PrinterCallback, ProgressCallback
 from trainer_core._runtime_port import ReduceOp, Runtime
 from trainer_core._state import ExportableState, TrainerControl, TrainerState
 
 __all__ = [
+    "ARGUMENTS_HOOKS_GROUP",
     "HP_SEARCH_BACKENDS_GROUP",
     "KNOWN_PROVIDERS",
     "REPORT_TO_GROUP",
@@ -49,6 +53,7 @@ __all__ = [
     "HPSearchBackend",
     "LoadedCheckpoint",
     "MissingExtraError",
+    "PluginHookError",
     "PredictionOutput",
     "PrinterCallback",
     "ProgressCallback",
@@ -62,4 +67,5 @@ __all__ = [
     "available_plugins",
     "import_optional",
     "load_plugin",
+    "run_hooks",
 ]

@@ -4,10 +4,14 @@ Reporters and search backends are chosen by strings users already write
 (``report_to="tensorboard"``, ``backend="optuna"``). Each provider registers its names in
 its own pyproject.toml under one of the groups below; the loader imports only the one
 that is asked for, so a broken or slow plugin never affects users of another.
+
+Hooks are the other kind of plugin: every entry point of a hook group is called
+(:func:`run_hooks`), e.g. with finished ``TrainingArguments`` for a DeepSpeed run.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -18,6 +22,16 @@ REPORT_TO_GROUP = "trainer.report_to"
 
 HP_SEARCH_BACKENDS_GROUP = "trainer.hp_search_backends"
 """Entry-point group of hyperparameter-search backends."""
+
+ARGUMENTS_HOOKS_GROUP = "trainer.arguments_hooks"
+"""Entry-point group of functions called with a finished ``TrainingArguments``.
+
+trainer-args calls them (through :func:`run_hooks`) only when DeepSpeed is asked for, so
+that a package which needs torch can act on the arguments (register a ZeRO-3 config with
+transformers) without trainer-args importing it: ``name = "package.module:function"``.
+"""
+
+logger = logging.getLogger(__name__)
 
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     REPORT_TO_GROUP: {
@@ -73,3 +87,64 @@ def load_plugin(group: str, name: str) -> Any:
         if plugin not in installed
     }
     raise UnknownPluginError(group=group, name=name, available=available, installable=installable)
+
+
+class PluginHookError(RuntimeError):
+    """An installed hook could not be loaded (its module fails to import, or the object
+    it names does not exist); the message names the hook and its distribution."""
+
+
+def run_hooks(group: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call every plugin registered in ``group`` with ``args`` / ``kwargs``, in name order.
+
+    Returns each hook's result by name. A hook whose own module is no longer installed
+    (metadata left behind by a removed package) is skipped with a log message. Any other
+    failure to load raises :class:`PluginHookError`. An exception raised by a hook itself
+    propagates unchanged (it is the hook's answer, e.g. a ``ValueError`` about the
+    arguments), with a note naming the hook where Python supports notes.
+    """
+    results: dict[str, Any] = {}
+    for name, entry_point in sorted(_entry_points(group).items()):
+        hook = _load_hook(group, name, entry_point)
+        if hook is None:
+            continue
+        try:
+            results[name] = hook(*args, **kwargs)
+        except Exception as error:
+            if hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(f"(raised by the {group} hook {name!r} of {_provider(entry_point)})")
+            raise
+    return results
+
+
+def _load_hook(group: str, name: str, entry_point: EntryPoint) -> Any:
+    try:
+        return entry_point.load()
+    except ModuleNotFoundError as error:
+        if _is_own_module(entry_point, error.name):
+            logger.warning(
+                "Skipping the %s hook %r: its module %r is not installed (%s).",
+                group,
+                name,
+                entry_point.module,
+                _provider(entry_point),
+            )
+            return None
+        raise _load_error(group, name, entry_point, error) from error
+    except Exception as error:
+        raise _load_error(group, name, entry_point, error) from error
+
+
+def _is_own_module(entry_point: EntryPoint, missing: str | None) -> bool:
+    module = entry_point.module
+    return missing is not None and (module == missing or module.startswith(f"{missing}."))
+
+
+def _load_error(
+    group: str, name: str, entry_point: EntryPoint, error: Exception
+) -> PluginHookError:
+    return PluginHookError(
+        f"The {group} hook {name!r} ({entry_point.value}, from {_provider(entry_point)}) "
+        f"could not be loaded: {type(error).__name__}: {error}. Reinstall or fix that "
+        f"package, or uninstall it to run without the hook."
+    )

@@ -27,6 +27,7 @@ from trainer_dist._models import unwrap_model
 from trainer_dist._seed import enable_full_determinism, set_seed
 from trainer_dist._single import SingleProcessRuntime
 from trainer_dist._xla_settings import XlaFSDPSettings, parse_xla_fsdp
+from trainer_dist._zero_init import register_zero3_init, wants_zero3_init, zero3_init_config
 
 # Runtimes most runs never build: imported on first use (PEP 562), so that importing the
 # package for the single-process or DDP runtime does not pay for them.
@@ -68,6 +69,9 @@ __all__ = [
     "move_to_device",
     "parse_fsdp",
     "parse_xla_fsdp",
+    "register_zero3_init",
     "set_seed",
     "unwrap_model",
+    "wants_zero3_init",
+    "zero3_init_config",
 ]

@@ -69,6 +69,13 @@ logger = logging.getLogger(__name__)
 # Config optimizers that DeepSpeed only has as compiled kernels (FusedLamb, FusedLion, Muon).
 _COMPILED_ONLY_OPTIMIZERS = frozenset(("lamb", "lion", "muon"))
 _SHARED_MEMORY_OP = "deepspeed_shm_comm"
+_PARTITIONED_BEFORE_TRAINING = (
+    "This model's parameters are partitioned across processes by DeepSpeed ZeRO-3 "
+    "(zero.Init, while from_pretrained built it) and no DeepSpeed engine runs it yet, so "
+    "it cannot run forward on its own. Evaluate or predict after Trainer.train(), which "
+    "builds the engine, or build the arguments without a ZeRO-3 config before loading "
+    "the model to evaluate it whole."
+)
 _NO_FULL_OPTIMIZER_STATE = (
     "DeepSpeed keeps the optimizer state partitioned across processes, so there is no single "
     "full optimizer state dict. Checkpoints of this runtime use checkpoint_format='sharded': "
@@ -94,6 +101,16 @@ def model_hidden_size(model: Any) -> int | None:
     if isinstance(sizes, (list, tuple)) and sizes and all(isinstance(s, int) for s in sizes):
         return max(sizes)
     return None
+
+
+def is_zero3_partitioned(model: Any) -> bool:
+    """Whether ``model``'s parameters were partitioned by ZeRO-3 (``deepspeed.zero.Init``
+    while ``from_pretrained`` built it, or an engine): each then holds an empty local
+    tensor and its partition in ``ds_tensor``. Reads attributes only (no deepspeed)."""
+    parameters = getattr(model, "parameters", None)
+    if not callable(parameters):
+        return False
+    return any(hasattr(parameter, "ds_id") for parameter in parameters())
 
 
 def is_deepspeed_engine(model: Any) -> bool:
@@ -143,12 +160,7 @@ class DeepSpeedRuntime(DistributedRuntime):
         source = config if isinstance(config, DeepSpeedConfig) else DeepSpeedConfig(config)
         self._config = source.resolve_arguments(values)  # a bad config fails before imports
         self._values = values
-        deepspeed = import_deepspeed()
-        on_cpu = _deepspeed_on_cpu(deepspeed, use_cpu=use_cpu)
-        if on_cpu:
-            _check_cpu_optimizer(self._config)
-            _disable_shared_memory_op(deepspeed)
-        _ensure_process_group_environment()
+        on_cpu = prepare_deepspeed_process(self._config, use_cpu=use_cpu)
         super().__init__(
             use_cpu=use_cpu,
             backend=backend,
@@ -201,7 +213,9 @@ class DeepSpeedRuntime(DistributedRuntime):
         module = unwrap_model(model)
         if self._engine is not None and self._engine.module is module:
             return self._engine, self._engine.optimizer, self._scheduler_in_use
-        if can_move(module):
+        if is_zero3_partitioned(module):
+            _check_partitioned_stage(self._config.zero_stage)  # placed by zero.Init already
+        elif can_move(module):
             module = module.to(self._device)
         facts = TrainingFacts(model_hidden_size(module), num_training_steps)
         self._config = self._config.resolve_training(self._values, facts)
@@ -239,6 +253,8 @@ class DeepSpeedRuntime(DistributedRuntime):
         engine = self._engine_of(model)
         if engine is not None:
             return engine
+        if is_zero3_partitioned(model):
+            raise NotImplementedError(_PARTITIONED_BEFORE_TRAINING)
         if can_move(model):
             model = model.to(self._device)
         return model
@@ -595,6 +611,39 @@ def _refuse_compile(precision: dict[str, Any]) -> None:
             "torch_compile=True is not supported together with deepspeed by this runtime "
             "(the engine wraps the model after the Trainer would compile it). Unset "
             "torch_compile (and torch_compile_backend / torch_compile_mode)."
+        )
+
+
+def prepare_deepspeed_process(config: DeepSpeedConfig, *, use_cpu: bool) -> bool:
+    """Get this process ready for DeepSpeed to start its communication; return whether
+    DeepSpeed runs on the CPU.
+
+    Shared by the runtime and the ZeRO-3 ``zero.Init`` registration (which may start the
+    group first): imports deepspeed, refuses compiled-only optimizers and keeps the
+    shared-memory all-reduce from compiling on the CPU, and describes a group of one
+    process when no launcher did.
+
+    Raises:
+        trainer_core.MissingExtraError: deepspeed is not installed.
+        ValueError: ``use_cpu`` on a GPU machine, or a config optimizer that needs a
+            compiled kernel on the CPU.
+    """
+    deepspeed = import_deepspeed()
+    on_cpu = _deepspeed_on_cpu(deepspeed, use_cpu=use_cpu)
+    if on_cpu:
+        _check_cpu_optimizer(config)
+        _disable_shared_memory_op(deepspeed)
+    _ensure_process_group_environment()
+    return on_cpu
+
+
+def _check_partitioned_stage(stage: int) -> None:
+    if stage != 3:
+        raise ValueError(
+            f"The model's parameters were partitioned by DeepSpeed ZeRO-3 (zero.Init, "
+            f"because a ZeRO-3 config was registered when it was built), but this run's "
+            f"DeepSpeed config has ZeRO stage {stage}. Load the model after building the "
+            f"arguments of this run, or use the ZeRO-3 config for training too."
         )
 
 

@@ -1,0 +1,171 @@
+"""ZeRO-3 models partitioned while ``from_pretrained`` loads them, on 2 CPU processes.
+
+A tiny Llama is saved with ``save_pretrained``; ``zero_init_worker.py`` builds the
+arguments with a ZeRO-3 config (which registers it with transformers through trainer-dist's
+arguments hook), loads the model, checks that every process holds only its partition of
+the saved weights, and trains it; the same run on a model loaded whole must reach the
+same weights. The accelerate flavour does the same with the config coming from an
+accelerate config (``deepspeed_config_file`` and ``zero3_init_flag: true``).
+
+Until trainer-dist's entry point is installed (its metadata is written at install time),
+the workers see it through a stand-in distribution on ``PYTHONPATH``, so the test runs
+the real path: ``TrainingArguments`` -> ``run_hooks`` -> ``register_zero3_init``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer_core import ARGUMENTS_HOOKS_GROUP, available_plugins
+
+from ._scripts import load_script
+
+HERE = Path(__file__).parent
+base = load_script("test_distributed_worker.py")
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+WORKER = HERE / "zero_init_worker.py"
+BIN = Path(sys.executable).parent
+TIMEOUT_S = 180
+TOLERANCE = 1e-5
+HOOK_NAME = "deepspeed_zero3_init"
+DEEPSPEED_FILE = {
+    "train_batch_size": "auto",
+    "train_micro_batch_size_per_gpu": "auto",
+    "gradient_accumulation_steps": "auto",
+    "gradient_clipping": "auto",
+    "zero_optimization": {
+        "stage": 3,
+        "reduce_bucket_size": "auto",
+        "stage3_prefetch_bucket_size": "auto",
+        "stage3_param_persistence_threshold": 0,  # partition even the tiny norms
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def hook_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Make trainer-dist's arguments hook visible to the workers (a stand-in distribution
+    on ``PYTHONPATH`` when the installed metadata does not carry it yet)."""
+    if HOOK_NAME in available_plugins(ARGUMENTS_HOOKS_GROUP):
+        yield
+        return
+    folder = tmp_path_factory.mktemp("hook")
+    dist_info = folder / "trainer_dist_hook_standin-0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: trainer-dist-hook-standin\nVersion: 0\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        f"[{ARGUMENTS_HOOKS_GROUP}]\n{HOOK_NAME} = trainer_dist:register_zero3_init\n"
+    )
+    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
+        yield
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The saved tiny Llama and the ZeRO-3 config file."""
+    from trainer_testing.language import tiny_llama
+
+    folder = tmp_path_factory.mktemp("zero_init_files")
+    tiny_llama(32, 8, seed=3).save_pretrained(folder / "model")
+    config = folder / "ds_zero3.json"
+    config.write_text(json.dumps(DEEPSPEED_FILE))
+    return {"model": folder / "model", "config": config}
+
+
+@pytest.fixture(scope="module")
+def torchrun(
+    hook_path: None, files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("torchrun")
+    port = str(base.free_port())
+    command = [
+        str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", port,
+        str(WORKER), "torchrun", str(out), str(files["model"]), str(files["config"]),
+    ]  # fmt: skip
+    return base.run_launched(command, out, 2, timeout=TIMEOUT_S)
+
+
+def assert_partitioned_saved_weights(report: dict[str, Any]) -> None:
+    partition = report["partition"]
+    assert partition["all_have_ds_id"]
+    assert partition["local_numel"] == 0  # nothing whole on this process
+    assert 0 < partition["partition_numel"] < partition["full_numel"]
+    assert partition["max_difference_to_file"] == 0.0  # the saved weights, gathered
+
+
+def test_arguments_register_zero3_and_start_the_group(torchrun: list[dict[str, Any]]) -> None:
+    for report in torchrun:
+        assert report["registered"] and report["zero3_enabled"]
+        assert report["group_before_model"] and report["backend"] == "gloo"
+        config = report["registered_config"]
+        assert config["train_micro_batch_size_per_gpu"] == 2  # filled from the arguments
+        assert config["train_batch_size"] == 4  # 2 per process x 2 processes
+        assert config["zero_optimization"]["reduce_bucket_size"] == "auto"  # needs the model
+    assert [report["ranks"] for report in torchrun] == [[0, 1], [0, 1]]
+
+
+def test_from_pretrained_partitions_the_saved_weights(torchrun: list[dict[str, Any]]) -> None:
+    for report in torchrun:
+        assert_partitioned_saved_weights(report)
+    first, second = (report["partition"]["partition_numel"] for report in torchrun)
+    assert first + second >= torchrun[0]["partition"]["full_numel"]  # (padded) halves
+
+
+def test_training_reaches_the_weights_of_a_model_loaded_whole(
+    torchrun: list[dict[str, Any]],
+) -> None:
+    main = torchrun[0]
+    assert main["zero_init"]["runtime"] == "DeepSpeedRuntime"
+    assert main["zero_init"]["zero_stage"] == 3
+    assert not main["whole_partitioned"] and not main["zero3_enabled_after_withdrawal"]
+    trained, whole = main["zero_init"]["weights"], main["whole"]["weights"]
+    assert trained  # the main process holds the gathered weights
+    assert base.max_difference(trained, whole) < TOLERANCE
+    assert main["zero_init"]["losses"] == pytest.approx(main["whole"]["losses"], abs=TOLERANCE)
+
+
+def test_accelerate_launch_with_zero3_init_flag(
+    hook_path: None,
+    files: dict[str, Path],
+    torchrun: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "accelerate.yaml"
+    config.write_text(
+        "compute_environment: LOCAL_MACHINE\n"
+        "deepspeed_config:\n"
+        f"  deepspeed_config_file: {files['config']}\n"
+        "  zero3_init_flag: true\n"
+        "distributed_type: DEEPSPEED\n"
+        "downcast_bf16: 'no'\n"
+        "machine_rank: 0\n"
+        "num_machines: 1\n"
+        "num_processes: 2\n"
+        "rdzv_backend: static\n"
+        "same_network: true\n"
+        "use_cpu: false\n"
+    )
+    command = [
+        str(BIN / "accelerate"), "launch", "--config_file", str(config),
+        "--main_process_port", str(base.free_port()),
+        str(WORKER), "accelerate", str(tmp_path), str(files["model"]),
+    ]  # fmt: skip
+    reports = base.run_launched(command, tmp_path, 2, timeout=TIMEOUT_S)
+    for report in reports:
+        assert report["registered"] and report["zero3_enabled"]
+        assert_partitioned_saved_weights(report)
+    weights = reports[0]["zero_init"]["weights"]
+    assert base.max_difference(weights, torchrun[0]["zero_init"]["weights"]) < TOLERANCE

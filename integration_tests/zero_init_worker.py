@@ -1,0 +1,148 @@
+"""The script the zero.Init tests launch: ZeRO-3 arguments first, then ``from_pretrained``.
+
+Not a test module: its work runs only under ``__main__``. Each process writes what it
+observed to ``<out>/rank<N>.json``; ``test_deepspeed_zero_init.py`` compares the files.
+
+    torchrun --nproc_per_node 2 zero_init_worker.py torchrun <out> <model> <ds.json>
+    accelerate launch --config_file acc.yaml zero_init_worker.py accelerate <out> <model>
+
+``torchrun``: arguments with ``deepspeed=<file>``, a model loaded (partitioned by
+zero.Init) and trained, then the same run with a model loaded whole (the registration
+withdrawn). ``accelerate``: arguments without ``deepspeed`` under an accelerate config
+with a ZeRO-3 config file and ``zero3_init_flag: true``, then the same load and training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import test_distributed_worker as base  # the shared helpers (group facts, weights)
+
+VOCAB = 32
+LENGTH = 8
+ROWS = 16
+
+
+def dataset() -> list[dict[str, torch.Tensor]]:
+    from trainer_testing.language import padded_token_sequences
+
+    return padded_token_sequences(ROWS, LENGTH, VOCAB, seed=1)
+
+
+def arguments(out: str, **overrides: Any) -> Any:
+    values = {"per_device_train_batch_size": 2, "num_train_epochs": 1, "learning_rate": 0.01}
+    return base.training_args(out, **{**values, **overrides})
+
+
+def loaded(model_folder: str) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_folder, dtype=torch.float32)
+
+
+def partition_facts(model: Any, model_folder: str) -> dict[str, Any]:
+    """Whether ``model`` is partitioned, and how far its gathered weights are from the file."""
+    import deepspeed
+    from safetensors.torch import load_file
+
+    parameters = list(model.parameters())
+    facts: dict[str, Any] = {
+        "all_have_ds_id": all(hasattr(p, "ds_id") for p in parameters),
+        "local_numel": sum(p.numel() for p in parameters),
+        "partition_numel": sum(p.ds_tensor.numel() for p in parameters if hasattr(p, "ds_tensor")),
+        "full_numel": sum(getattr(p, "ds_numel", p.numel()) for p in parameters),
+    }
+    saved = load_file(os.path.join(model_folder, "model.safetensors"))
+    with deepspeed.zero.GatheredParameters(parameters, enabled=facts["all_have_ds_id"]):
+        state = model.state_dict()
+        facts["max_difference_to_file"] = max(
+            float((state[key].float() - value.float()).abs().max()) for key, value in saved.items()
+        )
+    return facts
+
+
+def train(model: Any, args: Any) -> dict[str, Any]:
+    from trainer import Trainer
+
+    trainer = Trainer(model=model, args=args, train_dataset=dataset())
+    trainer.train()
+    runtime = trainer.runtime
+    return {
+        "runtime": type(runtime).__name__,
+        "zero_stage": runtime.zero_stage,
+        "weights": base.weights_of(runtime.state_dict(trainer.model_wrapped)),
+        "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+    }
+
+
+def registration(args: Any) -> dict[str, Any]:
+    """What the arguments hook did while the arguments were built."""
+    import torch.distributed as dist
+    from transformers.integrations import deepspeed_config, is_deepspeed_zero3_enabled
+
+    registered = getattr(args, "hf_deepspeed_config", None)
+    return {
+        "registered": registered is not None,
+        "zero3_enabled": is_deepspeed_zero3_enabled(),
+        "registered_config": deepspeed_config(),
+        "group_before_model": dist.is_initialized(),
+        "backend": dist.get_backend() if dist.is_initialized() else None,
+    }
+
+
+def run_torchrun(out: str, model_folder: str, deepspeed_file: str) -> dict[str, Any]:
+    from transformers.integrations import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
+
+    args = arguments(os.path.join(out, "zero_init"), deepspeed=deepspeed_file)
+    report = registration(args)
+    model = loaded(model_folder)
+    report["partition"] = partition_facts(model, model_folder)
+    report["zero_init"] = train(model, args)
+    # The same run on a model loaded whole: arguments first, then the registration
+    # withdrawn, as a user who does not want zero.Init would see it.
+    whole_args = arguments(os.path.join(out, "whole"), deepspeed=deepspeed_file)
+    unset_hf_deepspeed_config()
+    whole = loaded(model_folder)
+    report["whole_partitioned"] = any(hasattr(p, "ds_id") for p in whole.parameters())
+    report["whole"] = train(whole, whole_args)
+    report["zero3_enabled_after_withdrawal"] = is_deepspeed_zero3_enabled()
+    return report
+
+
+def run_accelerate(out: str, model_folder: str) -> dict[str, Any]:
+    args = arguments(os.path.join(out, "accelerate"))
+    report = registration(args)
+    model = loaded(model_folder)
+    report["partition"] = partition_facts(model, model_folder)
+    report["zero_init"] = train(model, args)
+    return report
+
+
+def main(argv: list[str]) -> None:
+    scenario, out, model_folder, *rest = argv
+    torch.set_num_threads(1)
+    if scenario == "torchrun":
+        result = run_torchrun(out, model_folder, rest[0])
+    elif scenario == "accelerate":
+        result = run_accelerate(out, model_folder)
+    else:
+        raise SystemExit(f"unknown scenario {scenario!r}")
+    result.update(base.group_facts())
+    import torch.distributed as dist
+
+    with open(os.path.join(out, f"rank{dist.get_rank()}.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+
+
+if __name__ == "__main__":
+    from _worker_exit import leave_group_and_exit
+
+    main(sys.argv[1:])
+    leave_group_and_exit()
