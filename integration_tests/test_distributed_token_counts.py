@@ -26,25 +26,26 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 WORKER = HERE / "token_count_worker.py"
 
 
-def run(out: Path, *options: str, processes: int) -> list[dict[str, Any]]:
-    if processes == 1:
-        command = [sys.executable]
-    else:
-        command = [
-            str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", str(processes),
-            "--master_port", str(base.free_port()),
-        ]  # fmt: skip
-    return base.run_launched([*command, str(WORKER), str(out), *options], out, processes)
-
-
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return run(tmp_path_factory.mktemp("single"), processes=1)[0]
+    """One process with the whole global batch, trained in this process."""
+    worker = load_script("token_count_worker.py")
+    return worker.train(str(tmp_path_factory.mktemp("single")), average=True)
 
 
 @pytest.fixture(scope="module")
-def averaged(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return run(tmp_path_factory.mktemp("averaged"), processes=2)
+def launched(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("torchrun")
+    command = [
+        str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2",
+        "--master_port", str(base.free_port()), str(WORKER), str(out),
+    ]  # fmt: skip
+    return base.run_launched(command, out, 2)
+
+
+@pytest.fixture(scope="module")
+def averaged(launched: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [report["averaged"] for report in launched]
 
 
 def test_two_processes_normalised_by_all_tokens_train_like_one(
@@ -64,7 +65,7 @@ def test_logged_losses_and_tokens_seen_are_those_of_the_whole_group(
 
 
 def test_without_averaging_across_processes_the_weights_differ(
-    tmp_path: Path, single: dict[str, Any]
+    launched: list[dict[str, Any]], single: dict[str, Any]
 ) -> None:
-    own = run(tmp_path, "--no-average", processes=2)
-    assert base.max_difference(own[0]["weights"], single["weights"]) > 1e-4
+    own = launched[0]["own"]
+    assert base.max_difference(own["weights"], single["weights"]) > 1e-4
