@@ -4,8 +4,12 @@ A tiny Llama is saved with ``save_pretrained``; ``zero_init_worker.py`` builds t
 arguments with a ZeRO-3 config (which registers it with transformers through trainer-dist's
 arguments hook), loads the model, checks that every process holds only its partition of
 the saved weights, and trains it; the same run on a model loaded whole must reach the
-same weights. The accelerate flavour does the same with the config coming from an
-accelerate config (``deepspeed_config_file`` and ``zero3_init_flag: true``).
+same weights. A partitioned model is also evaluated and predicted (generating, with a
+``Seq2SeqTrainer``) right after loading, through an inference-only engine, which must
+match the model loaded whole on one process, and then trained, which must reach the
+weights of the run that did not evaluate first. The accelerate flavour does the same with
+the config coming from an accelerate config (``deepspeed_config_file`` and
+``zero3_init_flag: true``).
 
 Until trainer-dist's entry point is installed (its metadata is written at install time),
 the workers see it through a stand-in distribution on ``PYTHONPATH``, so the test runs
@@ -79,7 +83,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from trainer_testing.language import tiny_llama
 
     folder = tmp_path_factory.mktemp("zero_init_files")
-    tiny_llama(32, 8, seed=3).save_pretrained(folder / "model")
+    # Room for the prompt and the generated tokens (rotary positions: the weights do not
+    # depend on it).
+    tiny_llama(32, 16, seed=3).save_pretrained(folder / "model")
     config = folder / "ds_zero3.json"
     config.write_text(json.dumps(DEEPSPEED_FILE))
     return {"model": folder / "model", "config": config}
@@ -169,3 +175,66 @@ def test_accelerate_launch_with_zero3_init_flag(
         assert_partitioned_saved_weights(report)
     weights = reports[0]["zero_init"]["weights"]
     assert base.max_difference(weights, torchrun[0]["zero_init"]["weights"]) < TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def one_process(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The worker's evaluation and prediction, on the model loaded whole in this process."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainer import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    worker = load_script("zero_init_worker.py")
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path_factory.mktemp("one_process")),
+        per_device_eval_batch_size=1,
+        predict_with_generate=True,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
+    model = AutoModelForCausalLM.from_pretrained(files["model"], dtype=torch.float32)
+    trainer = Seq2SeqTrainer(model=model, args=args, eval_dataset=worker.eval_dataset())
+    metrics = trainer.evaluate()
+    output = trainer.predict(worker.eval_dataset(), max_new_tokens=worker.NEW_TOKENS)
+    return {
+        "eval_loss": metrics["eval_loss"],
+        "test_loss": output.metrics["test_loss"],
+        "predictions": output.predictions.tolist(),
+    }
+
+
+def test_evaluate_and_predict_a_partitioned_model_before_training(
+    torchrun: list[dict[str, Any]], one_process: dict[str, Any]
+) -> None:
+    for report in torchrun:
+        first = report["evaluate_first"]
+        assert first["partitioned"] and first["hooks_loaded"] == 0
+        assert first["engine_before_training"] == "DeepSpeedEngine"
+        assert first["same_engine_for_predict"]  # built once
+        assert first["hooks_evaluating"] > 0  # its gathering hooks
+        assert first["eval_loss"] == pytest.approx(one_process["eval_loss"], abs=TOLERANCE)
+        assert first["test_loss"] == pytest.approx(one_process["test_loss"], abs=TOLERANCE)
+        # One generated sequence per sample of the odd-sized set (the repeat cut off).
+        assert len(first["predictions"]) == 7
+        assert first["predictions"] == one_process["predictions"]
+    assert torchrun[0]["evaluate_first"]["gathered_to_file"] == 0.0  # save_model's weights
+    assert torchrun[1]["evaluate_first"]["gathered_to_file"] is None  # gathered on the main
+
+
+def test_training_after_evaluation_reaches_the_weights_of_training_alone(
+    torchrun: list[dict[str, Any]],
+) -> None:
+    for report in torchrun:
+        first, alone = report["evaluate_first"], report["zero_init"]
+        assert not first["inference_engine_after_training"]
+        assert first["training_engine_is_new"] and first["training_engine_has_optimizer"]
+        assert first["hooks"] == alone["hooks"]  # the inference engine's hooks are gone
+        assert first["losses"] == pytest.approx(alone["losses"], abs=TOLERANCE)
+        assert first["eval_loss_after"] == pytest.approx(alone["eval_loss_after"], abs=TOLERANCE)
+    main = torchrun[0]
+    trained, alone = main["evaluate_first"]["weights"], main["zero_init"]["weights"]
+    assert trained
+    assert base.max_difference(trained, alone) < TOLERANCE

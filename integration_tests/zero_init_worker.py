@@ -7,9 +7,11 @@ observed to ``<out>/rank<N>.json``; ``test_deepspeed_zero_init.py`` compares the
     accelerate launch --config_file acc.yaml zero_init_worker.py accelerate <out> <model>
 
 ``torchrun``: arguments with ``deepspeed=<file>``, a model loaded (partitioned by
-zero.Init) and trained, then the same run with a model loaded whole (the registration
-withdrawn). ``accelerate``: arguments without ``deepspeed`` under an accelerate config
-with a ZeRO-3 config file and ``zero3_init_flag: true``, then the same load and training.
+zero.Init) and trained; then a partitioned model evaluated, predicted (generating, through
+a ``Seq2SeqTrainer``) and only then trained; then the same run with a model loaded whole
+(the registration withdrawn). ``accelerate``: arguments without ``deepspeed`` under an
+accelerate config with a ZeRO-3 config file and ``zero3_init_flag: true``, then the same
+load and training.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import test_distributed_worker as base  # the shared helpers (group facts, weigh
 VOCAB = 32
 LENGTH = 8
 ROWS = 16
+EVAL_ROWS = 7  # odd: the last step of 2 processes repeats a sample
+NEW_TOKENS = 3
 
 
 def dataset() -> list[dict[str, torch.Tensor]]:
@@ -36,9 +40,29 @@ def dataset() -> list[dict[str, torch.Tensor]]:
     return padded_token_sequences(ROWS, LENGTH, VOCAB, seed=1)
 
 
+def eval_dataset() -> list[dict[str, torch.Tensor]]:
+    from trainer_testing.language import padded_token_sequences
+
+    return padded_token_sequences(EVAL_ROWS, LENGTH, VOCAB, seed=2)
+
+
+# One row per evaluation batch: each sample's loss is then its own on any number of
+# processes, so eval_loss compares with a one-process run.
+TRAINING_VALUES = {
+    "per_device_train_batch_size": 2,
+    "per_device_eval_batch_size": 1,
+    "num_train_epochs": 1,
+    "learning_rate": 0.01,
+}
+
+
 def arguments(out: str, **overrides: Any) -> Any:
-    values = {"per_device_train_batch_size": 2, "num_train_epochs": 1, "learning_rate": 0.01}
-    return base.training_args(out, **{**values, **overrides})
+    return base.training_args(out, **{**TRAINING_VALUES, **overrides})
+
+
+def forward_hooks(module: Any) -> int:
+    """Forward (pre-)hooks on ``module`` and its submodules: what engines register."""
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in module.modules())
 
 
 def loaded(model_folder: str) -> Any:
@@ -47,10 +71,20 @@ def loaded(model_folder: str) -> Any:
     return AutoModelForCausalLM.from_pretrained(model_folder, dtype=torch.float32)
 
 
+def difference_to_file(state: dict[str, torch.Tensor], model_folder: str) -> float | None:
+    """The largest difference between ``state`` and the saved weights (``None`` for the
+    empty dict a ZeRO-3 gather gives processes other than the main one)."""
+    from safetensors.torch import load_file
+
+    if not state:
+        return None
+    saved = load_file(os.path.join(model_folder, "model.safetensors"))
+    return max(float((state[key].float() - saved[key].float()).abs().max()) for key in saved)
+
+
 def partition_facts(model: Any, model_folder: str) -> dict[str, Any]:
     """Whether ``model`` is partitioned, and how far its gathered weights are from the file."""
     import deepspeed
-    from safetensors.torch import load_file
 
     parameters = list(model.parameters())
     facts: dict[str, Any] = {
@@ -59,12 +93,8 @@ def partition_facts(model: Any, model_folder: str) -> dict[str, Any]:
         "partition_numel": sum(p.ds_tensor.numel() for p in parameters if hasattr(p, "ds_tensor")),
         "full_numel": sum(getattr(p, "ds_numel", p.numel()) for p in parameters),
     }
-    saved = load_file(os.path.join(model_folder, "model.safetensors"))
     with deepspeed.zero.GatheredParameters(parameters, enabled=facts["all_have_ds_id"]):
-        state = model.state_dict()
-        facts["max_difference_to_file"] = max(
-            float((state[key].float() - value.float()).abs().max()) for key, value in saved.items()
-        )
+        facts["max_difference_to_file"] = difference_to_file(model.state_dict(), model_folder)
     return facts
 
 
@@ -73,13 +103,68 @@ def train(model: Any, args: Any) -> dict[str, Any]:
 
     trainer = Trainer(model=model, args=args, train_dataset=dataset())
     trainer.train()
+    return trained(trainer)
+
+
+def trained(trainer: Any) -> dict[str, Any]:
+    """What a run reached: weights, losses, and the evaluation after training."""
     runtime = trainer.runtime
     return {
         "runtime": type(runtime).__name__,
         "zero_stage": runtime.zero_stage,
         "weights": base.weights_of(runtime.state_dict(trainer.model_wrapped)),
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+        "hooks": forward_hooks(trainer.model),
+        "eval_loss_after": trainer.evaluate(eval_dataset())["eval_loss"],
     }
+
+
+def evaluate_then_train(out: str, model_folder: str, deepspeed_file: str) -> dict[str, Any]:
+    """``evaluate`` and ``predict`` (generating) on a partitioned model straight after
+    ``from_pretrained``, then ``train``: the inference engine, then the training one."""
+    from trainer import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    args = Seq2SeqTrainingArguments(
+        output_dir=out,
+        logging_steps=2,  # as base.training_args, which the run without evaluation used
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        remove_unused_columns=False,
+        ddp_timeout=120,
+        predict_with_generate=True,
+        deepspeed=deepspeed_file,
+        **TRAINING_VALUES,
+    )
+    model = loaded(model_folder)
+    hooks_loaded = forward_hooks(model)
+    trainer = Seq2SeqTrainer(
+        model=model, args=args, train_dataset=dataset(), eval_dataset=eval_dataset()
+    )
+    metrics = trainer.evaluate()
+    runtime = trainer.runtime
+    inference_engine = runtime.inference_engine
+    output = trainer.predict(eval_dataset(), max_new_tokens=NEW_TOKENS)
+    report = {
+        "partitioned": all(hasattr(p, "ds_id") for p in model.parameters()),
+        "eval_loss": metrics["eval_loss"],
+        "test_loss": output.metrics["test_loss"],
+        "predictions": output.predictions.tolist(),
+        "engine_before_training": type(inference_engine).__name__,
+        "same_engine_for_predict": runtime.inference_engine is inference_engine,
+        "hooks_loaded": hooks_loaded,
+        "hooks_evaluating": forward_hooks(model),
+        # What save_model would write before training: gathered by the inference engine.
+        "gathered_to_file": difference_to_file(runtime.state_dict(model), model_folder),
+    }
+    trainer.train()
+    report["inference_engine_after_training"] = runtime.inference_engine is not None
+    report["training_engine_is_new"] = runtime.engine is not inference_engine
+    report["training_engine_has_optimizer"] = runtime.engine.basic_optimizer is not None
+    report.update(trained(trainer))
+    return report
 
 
 def registration(args: Any) -> dict[str, Any]:
@@ -105,6 +190,9 @@ def run_torchrun(out: str, model_folder: str, deepspeed_file: str) -> dict[str, 
     model = loaded(model_folder)
     report["partition"] = partition_facts(model, model_folder)
     report["zero_init"] = train(model, args)
+    report["evaluate_first"] = evaluate_then_train(
+        os.path.join(out, "evaluate_first"), model_folder, deepspeed_file
+    )
     # The same run on a model loaded whole: arguments first, then the registration
     # withdrawn, as a user who does not want zero.Init would see it.
     whole_args = arguments(os.path.join(out, "whole"), deepspeed=deepspeed_file)

@@ -79,3 +79,26 @@ class TinyForCausalLM(nn.Module):
 def test_causal_lms_are_known_by_their_class_name() -> None:
     assert is_causal_lm(TinyForCausalLM())
     assert not is_causal_lm(nn.Linear(2, 2))
+
+
+def test_a_collators_shift_labels_are_counted_as_given() -> None:
+    shift = torch.tensor([[6, 7, -100], [-100, -100, -100]])
+    inputs = {"labels": LABELS, "shift_labels": shift}
+    assert int(count_loss_items(inputs, "labels", shifted=True)) == 2  # type: ignore[arg-type]
+
+
+class _Config:
+    is_encoder_decoder = True
+
+
+class TinyForCausalLMWithEncoder(nn.Module):
+    config = _Config()
+
+
+class LossTypedModel(nn.Module):
+    loss_type = "ForCausalLM"
+
+
+def test_the_loss_type_names_causal_lms_and_encoder_decoders_never_are() -> None:
+    assert is_causal_lm(LossTypedModel())
+    assert not is_causal_lm(TinyForCausalLMWithEncoder())

@@ -23,6 +23,9 @@ How the loop's contract maps onto the engine:
   ``max_grad_norm``). :meth:`~DeepSpeedRuntime.clip_grad_norm` returns a tensor that
   ``optimizer_step`` fills with the norm DeepSpeed computed (the pre-clip global norm), so
   it holds the step's norm once the step ran, which is when the loop logs it.
+* Evaluation before training: a ZeRO-3 model partitioned by ``zero.Init`` is evaluated
+  through an inference-only engine (the config without optimizer and scheduler,
+  ``_deepspeed_inference``), released before the training engine is built.
 * Checkpoints are DeepSpeed's own (``checkpoint_format == "sharded"``): every process
   writes its partition with ``engine.save_checkpoint``; ``state_dict`` gathers full
   weights (ZeRO-3: consolidated on the main process) for ``save_model``. A checkpoint
@@ -51,6 +54,11 @@ from trainer_core import import_optional
 from trainer_dist._batches import DeviceDataLoader
 from trainer_dist._ddp import DistributedRuntime
 from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
+from trainer_dist._deepspeed_inference import (
+    build_inference_engine,
+    inference_config,
+    release_inference_engine,
+)
 from trainer_dist._deepspeed_universal import (
     ZeroCheckpointLayout,
     check_universal_optimizer,
@@ -69,12 +77,11 @@ logger = logging.getLogger(__name__)
 # Config optimizers that DeepSpeed only has as compiled kernels (FusedLamb, FusedLion, Muon).
 _COMPILED_ONLY_OPTIMIZERS = frozenset(("lamb", "lion", "muon"))
 _SHARED_MEMORY_OP = "deepspeed_shm_comm"
-_PARTITIONED_BEFORE_TRAINING = (
-    "This model's parameters are partitioned across processes by DeepSpeed ZeRO-3 "
-    "(zero.Init, while from_pretrained built it) and no DeepSpeed engine runs it yet, so "
-    "it cannot run forward on its own. Evaluate or predict after Trainer.train(), which "
-    "builds the engine, or build the arguments without a ZeRO-3 config before loading "
-    "the model to evaluate it whole."
+_PARTITIONED_NEEDS_TRAINING_ENGINE = (
+    "prepare_model(training=True) was given a model whose parameters DeepSpeed ZeRO-3 "
+    "partitioned (zero.Init, while from_pretrained built it). Only a DeepSpeed training "
+    "engine can train it, and that engine needs the optimizer: call prepare_training() "
+    "(Trainer.train() does), or prepare_model(training=False) to evaluate it."
 )
 _NO_FULL_OPTIMIZER_STATE = (
     "DeepSpeed keeps the optimizer state partitioned across processes, so there is no single "
@@ -171,6 +178,7 @@ class DeepSpeedRuntime(DistributedRuntime):
         self._steps = PlainSteps()  # DeepSpeed scales fp16 losses itself
         self._on_cpu = on_cpu
         self._engine: Any = None
+        self._inference_engine: Any = None  # ZeRO-3 evaluation before training
         self._scheduler_in_use: Any = None
         self._grad_norm = torch.zeros((), dtype=torch.float32, device=self._device)
 
@@ -185,6 +193,12 @@ class DeepSpeedRuntime(DistributedRuntime):
     def engine(self) -> Any:
         """The ``DeepSpeedEngine`` built by :meth:`prepare_training` (``None`` before)."""
         return self._engine
+
+    @property
+    def inference_engine(self) -> Any:
+        """The inference-only engine that evaluates a ZeRO-3 partitioned model before any
+        training (``None`` when there is none, and again once training released it)."""
+        return self._inference_engine
 
     @property
     def zero_stage(self) -> int:
@@ -210,9 +224,10 @@ class DeepSpeedRuntime(DistributedRuntime):
             ValueError: the scheduler the Trainer already holds drives another optimizer
                 than the one the config defines, or an ``"auto"`` entry cannot be filled.
         """
-        module = unwrap_model(model)
+        module = self.unwrap_model(model)  # the inference engine's model too
         if self._engine is not None and self._engine.module is module:
             return self._engine, self._engine.optimizer, self._scheduler_in_use
+        self._release_inference_engine()  # its hooks must not gather beside the engine's
         if is_zero3_partitioned(module):
             _check_partitioned_stage(self._config.zero_stage)  # placed by zero.Init already
         elif can_move(module):
@@ -245,19 +260,48 @@ class DeepSpeedRuntime(DistributedRuntime):
         return engine
 
     def prepare_model(self, model: nn.Module, *, training: bool) -> nn.Module:
-        """The engine when ``model`` is the one it trains; else ``model`` on the device.
+        """The engine when ``model`` is the one it trains; else, for evaluation, ``model``
+        on the device, or an inference-only engine when ZeRO-3 partitioned it.
 
-        The engine itself is built by :meth:`prepare_training`, which needs the optimizer
-        too. Evaluation before any training runs the plain module (not partitioned).
+        The training engine is built by :meth:`prepare_training`, which needs the
+        optimizer too. A model that ``zero.Init`` partitioned cannot run forward on its
+        own, so evaluating it before training builds (once per model) an engine without
+        optimizer that gathers the weights for each forward; :meth:`prepare_training`
+        releases it before building the training engine. Other models (ZeRO-0/1/2, or
+        left whole under ZeRO-3) are evaluated as they are.
+
+        Raises:
+            NotImplementedError: ``training=True`` for a partitioned model (use
+                :meth:`prepare_training`).
+            ValueError: the model is partitioned but the config is not ZeRO-3.
         """
         engine = self._engine_of(model)
         if engine is not None:
             return engine
-        if is_zero3_partitioned(model):
-            raise NotImplementedError(_PARTITIONED_BEFORE_TRAINING)
+        module = self.unwrap_model(model)
+        if is_zero3_partitioned(module):
+            if training:
+                raise NotImplementedError(_PARTITIONED_NEEDS_TRAINING_ENGINE)
+            return self._inference_engine_for(module)
         if can_move(model):
             model = model.to(self._device)
         return model
+
+    def _inference_engine_for(self, module: nn.Module) -> Any:
+        _check_partitioned_stage(self._config.zero_stage)
+        current = self._inference_engine
+        if current is not None and current.module is module:
+            return current
+        self._release_inference_engine()  # another model's: one engine gathers at a time
+        config = inference_config(self._config, self._values, hidden_size=model_hidden_size(module))
+        settings = engine_settings(config, on_cpu=self._on_cpu, client_optimizer=None)
+        self._inference_engine = build_inference_engine(module, settings)
+        return self._inference_engine
+
+    def _release_inference_engine(self) -> None:
+        if self._inference_engine is not None:
+            release_inference_engine(self._inference_engine)
+            self._inference_engine = None
 
     def prepare_dataloader(self, dataloader: Any) -> DeviceDataLoader:
         """Shard as DDP does; under fp16/bf16 also cast floating-point tensors of each
@@ -275,7 +319,14 @@ class DeepSpeedRuntime(DistributedRuntime):
         return unwrap_model(model)
 
     def _engine_of(self, model: Any) -> Any:
-        engine = self._engine
+        return self._wrapping(self._engine, model)
+
+    def _any_engine_of(self, model: Any) -> Any:
+        """The training engine of ``model``, else its inference engine (for gathering)."""
+        engine = self._engine_of(model)
+        return engine if engine is not None else self._wrapping(self._inference_engine, model)
+
+    def _wrapping(self, engine: Any, model: Any) -> Any:
         if engine is None:
             return None
         if model is engine or self.unwrap_model(model) is engine.module:
@@ -284,9 +335,10 @@ class DeepSpeedRuntime(DistributedRuntime):
 
     # ------------------------------------------------------------ per-step hot path
     def autocast(self, *, enabled: bool = True) -> AbstractContextManager[Any]:
-        """No autocast once the engine exists (it runs the model in its precision);
-        before that (evaluation of a plain module), the usual autocast."""
-        if self._engine is not None:
+        """No autocast once an engine exists (it runs the model in its precision, the
+        inference engine too); before that (evaluation of a plain module), the usual
+        autocast."""
+        if self._engine is not None or self._inference_engine is not None:
             return _NULL_CONTEXT
         return super().autocast(enabled=enabled)
 
@@ -348,9 +400,10 @@ class DeepSpeedRuntime(DistributedRuntime):
         return "sharded"
 
     def state_dict(self, model: Any) -> dict[str, Any]:
-        """Full weights: ZeRO-3 gathers them on the main process (others get ``{}``);
-        otherwise every process holds them. 16-bit under fp16/bf16, else 32-bit."""
-        engine = self._engine_of(model)
+        """Full weights: ZeRO-3 gathers them on the main process (others get ``{}``),
+        through the training engine or, before training, the inference engine; otherwise
+        every process holds them. 16-bit under fp16/bf16, else 32-bit."""
+        engine = self._any_engine_of(model)
         if engine is None or self._config.zero_stage != 3:
             return self.unwrap_model(model).state_dict()
         state = engine._zero3_consolidated_16bit_state_dict()  # DeepSpeed's gatherer
@@ -358,8 +411,9 @@ class DeepSpeedRuntime(DistributedRuntime):
 
     def load_state_dict(self, model: Any, state: dict[str, Any]) -> None:
         """Load full weights (every process passes them) into the model and the
-        optimizer's master copy."""
-        engine = self._engine_of(model)
+        optimizer's master copy (the partitions of the inference engine's model before
+        training)."""
+        engine = self._any_engine_of(model)
         module = self.unwrap_model(model)
         if engine is None:
             module.load_state_dict(state)

@@ -49,6 +49,9 @@ def count_loss_items(
         return None
     if labels.is_floating_point() or labels.dim() == 0:
         return torch.tensor(max(labels.shape[0] if labels.dim() else 1, 1), device=labels.device)
+    given = inputs.get("shift_labels")  # a collator's own shifted targets (padding-free)
+    if isinstance(given, torch.Tensor):
+        return (given != IGNORE_INDEX).sum()
     if shifted and labels.dim() > 1:
         labels = labels[..., 1:]
     return (labels != IGNORE_INDEX).sum()
@@ -115,11 +118,15 @@ def is_causal_lm(model: Any) -> bool:
     """Whether ``model`` scores each token from the ones before it, and so shifts its
     labels by one position inside its loss.
 
-    True for ``*ForCausalLM`` classes, and for the transformers models registered as
-    causal LMs under other names (``GPT2LMHeadModel``...).
+    True for ``*ForCausalLM`` classes, for transformers models whose loss is the causal
+    LM loss (``loss_type``), and for those registered as causal LMs under other names
+    (``GPT2LMHeadModel``...); never for encoder-decoder models, whose targets are not
+    shifted against the labels.
     """
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return False
     name = type(model).__name__
-    if name.endswith("ForCausalLM"):
+    if name.endswith("ForCausalLM") or getattr(model, "loss_type", None) == "ForCausalLM":
         return True
     if not type(model).__module__.startswith("transformers."):
         return False

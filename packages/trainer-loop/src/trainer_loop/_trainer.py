@@ -583,6 +583,7 @@ class Trainer:
             num_training_steps=max_steps,
         )
         self.model_wrapped = model
+        self._eval_model_cache = None  # prepared before training; evaluate the trained wrapper
         self._bind_step_signatures(model)
         handler = self.callback_handler
         handler.model, handler.optimizer, handler.lr_scheduler = (
