@@ -277,6 +277,11 @@ def run_zero(out: str) -> dict[str, Any]:
     )
     result.update(engine_facts(trainer))
     report["config_optimizer"] = result
+    trainer, result = train(  # torch_compile through engine.compile ("eager": no C++ build)
+        os.path.join(out, "compiled"), deepspeed_config(2), torch_compile_backend="eager"
+    )
+    result["is_compiled"] = bool(trainer.runtime.engine.is_compiled)
+    report["compiled"] = result
     return report
 
 

@@ -244,6 +244,14 @@ def test_optimizer_and_scheduler_from_the_config(zero: list[dict[str, Any]]) -> 
     assert run["losses"][-1] < run["losses"][0]
 
 
+def test_torch_compile_compiles_the_engine_and_trains_alike(
+    zero: list[dict[str, Any]], ddp_weights: dict[str, Any]
+) -> None:
+    run = zero[0]["compiled"]
+    assert run["is_compiled"]
+    assert base.max_difference(run["weights"], ddp_weights) < TOLERANCE
+
+
 def test_deepspeed_launcher(zero: list[dict[str, Any]], ddp_weights: dict[str, Any]) -> None:
     reports = [{**report, **report["launcher"]} for report in zero]
     _check_launcher_run(reports, ddp_weights, stage=3)

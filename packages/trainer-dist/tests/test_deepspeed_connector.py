@@ -122,9 +122,19 @@ def test_missing_deepspeed_names_the_extra(make_args: Any, monkeypatch: pytest.M
     assert not torch.distributed.is_initialized()
 
 
-def test_torch_compile_with_deepspeed_is_refused(make_args: Any) -> None:
-    with pytest.raises(ValueError, match="torch_compile=True is not supported together"):
-        build_runtime(make_args(deepspeed=STAGE_2, torch_compile=True))
+def test_torch_compile_with_deepspeed_goes_to_the_engines_compile() -> None:
+    from trainer_dist._deepspeed import _compile_settings
+
+    assert _compile_settings({"torch_compile": False, "torch_compile_backend": None}) is None
+    options = {"torch_compile": True, "torch_compile_backend": None, "torch_compile_mode": None}
+    assert _compile_settings(options) == ("inductor", {})  # the reference's default backend
+    assert options == {}  # taken out: the base runtime must not compile the model itself
+    chosen = {
+        "torch_compile": True,
+        "torch_compile_backend": "eager",
+        "torch_compile_mode": "max-autotune",
+    }
+    assert _compile_settings(chosen) == ("eager", {"mode": "max-autotune"})
 
 
 def test_ipex_with_deepspeed_is_refused(make_args: Any) -> None:

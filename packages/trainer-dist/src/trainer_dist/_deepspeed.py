@@ -162,7 +162,7 @@ class DeepSpeedRuntime(DistributedRuntime):
         **precision: Any,
     ) -> None:
         precision.pop("mixed_precision", None)
-        _refuse_compile(precision)
+        self._engine_compile = _compile_settings(precision)
         values = values or ArgumentValues(world_size=launched_world_size())
         source = config if isinstance(config, DeepSpeedConfig) else DeepSpeedConfig(config)
         self._config = source.resolve_arguments(values)  # a bad config fails before imports
@@ -257,6 +257,9 @@ class DeepSpeedRuntime(DistributedRuntime):
         )
         engine.set_gradient_accumulation_boundary(True)
         _accept_set_to_none(engine)
+        if self._engine_compile is not None:
+            backend, kwargs = self._engine_compile
+            engine.compile(backend=backend, compile_kwargs=kwargs)
         return engine
 
     def prepare_model(self, model: nn.Module, *, training: bool) -> nn.Module:
@@ -656,16 +659,20 @@ def _inside_window(engine: Any) -> Iterator[None]:
 
 
 # -------------------------------------------------------------- environment
-def _refuse_compile(precision: dict[str, Any]) -> None:
-    compile_requested = precision.pop("torch_compile", False)
-    precision.pop("torch_compile_backend", None)
-    precision.pop("torch_compile_mode", None)
-    if compile_requested:
-        raise ValueError(
-            "torch_compile=True is not supported together with deepspeed by this runtime "
-            "(the engine wraps the model after the Trainer would compile it). Unset "
-            "torch_compile (and torch_compile_backend / torch_compile_mode)."
-        )
+def _compile_settings(precision: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(backend, compile_kwargs)`` for ``engine.compile`` when ``torch_compile`` is asked
+    for, else None; removes the compile options from ``precision``.
+
+    The engine wraps the model, so the model is compiled through DeepSpeed's own
+    ``engine.compile`` once the engine exists (as accelerate does), not by the base
+    runtime before. The backend defaults to ``inductor``, as ``torch_compile`` does.
+    """
+    requested = precision.pop("torch_compile", False)
+    backend = precision.pop("torch_compile_backend", None)
+    mode = precision.pop("torch_compile_mode", None)
+    if not requested:
+        return None
+    return backend or "inductor", ({"mode": mode} if mode else {})
 
 
 def prepare_deepspeed_process(config: DeepSpeedConfig, *, use_cpu: bool) -> bool:
