@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -425,11 +424,7 @@ def main(argv: list[str]) -> None:
         result = run_two(out, rest[0])
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
-    result.update(base.group_facts())
-    import torch.distributed as dist
-
-    with open(os.path.join(out, f"rank{dist.get_rank()}.json"), "w", encoding="utf-8") as handle:
-        json.dump(result, handle)
+    base.write_group_report(out, result)
 
 
 if __name__ == "__main__":

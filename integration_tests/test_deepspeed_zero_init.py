@@ -149,21 +149,7 @@ def test_accelerate_launch_with_zero3_init_flag(
     torchrun: list[dict[str, Any]],
     tmp_path: Path,
 ) -> None:
-    config = tmp_path / "accelerate.yaml"
-    config.write_text(
-        "compute_environment: LOCAL_MACHINE\n"
-        "deepspeed_config:\n"
-        f"  deepspeed_config_file: {files['config']}\n"
-        "  zero3_init_flag: true\n"
-        "distributed_type: DEEPSPEED\n"
-        "downcast_bf16: 'no'\n"
-        "machine_rank: 0\n"
-        "num_machines: 1\n"
-        "num_processes: 2\n"
-        "rdzv_backend: static\n"
-        "same_network: true\n"
-        "use_cpu: false\n"
-    )
+    config = base.write_accelerate_deepspeed_config(tmp_path, files["config"], zero3_init_flag=True)
     command = [
         str(BIN / "accelerate"), "launch", "--config_file", str(config),
         "--main_process_port", str(base.free_port()),

@@ -261,21 +261,7 @@ def test_deepspeed_launcher(zero: list[dict[str, Any]], ddp_weights: dict[str, A
 def test_accelerate_launch_with_a_deepspeed_config_file(
     tmp_path: Path, deepspeed_file: Path, ddp_weights: dict[str, Any]
 ) -> None:
-    config = tmp_path / "accelerate.yaml"
-    config.write_text(
-        "compute_environment: LOCAL_MACHINE\n"
-        "deepspeed_config:\n"
-        f"  deepspeed_config_file: {deepspeed_file}\n"
-        "  zero3_init_flag: false\n"
-        "distributed_type: DEEPSPEED\n"
-        "downcast_bf16: 'no'\n"
-        "machine_rank: 0\n"
-        "num_machines: 1\n"
-        "num_processes: 2\n"
-        "rdzv_backend: static\n"
-        "same_network: true\n"
-        "use_cpu: false\n"
-    )
+    config = base.write_accelerate_deepspeed_config(tmp_path, deepspeed_file, zero3_init_flag=False)
     command = [
         str(BIN / "accelerate"), "launch", "--config_file", str(config),
         "--main_process_port", str(base.free_port()),

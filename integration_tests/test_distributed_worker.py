@@ -213,6 +213,39 @@ def assert_one_group_with_sharded_data(reports: list[dict[str, Any]], epochs: in
     assert combined == sorted(list(range(16)) * epochs)  # every sample once per epoch
 
 
+def write_accelerate_deepspeed_config(
+    folder: Path, deepspeed_file: Path, *, zero3_init_flag: bool
+) -> Path:
+    """An ``accelerate launch --config_file`` for 2 local processes with DeepSpeed from
+    ``deepspeed_file`` (the reference's example c., "DeepSpeed config pointing to a file")."""
+    path = folder / "accelerate_deepspeed.yaml"
+    path.write_text(
+        "compute_environment: LOCAL_MACHINE\n"
+        "deepspeed_config:\n"
+        f"  deepspeed_config_file: {deepspeed_file}\n"
+        f"  zero3_init_flag: {str(zero3_init_flag).lower()}\n"
+        "distributed_type: DEEPSPEED\n"
+        "downcast_bf16: 'no'\n"
+        "machine_rank: 0\n"
+        "num_machines: 1\n"
+        "num_processes: 2\n"
+        "rdzv_backend: static\n"
+        "same_network: true\n"
+        "use_cpu: false\n"
+    )
+    return path
+
+
+def write_group_report(out: str, result: dict[str, Any]) -> None:
+    """Add :func:`group_facts` to ``result`` and write it to ``out/rank<r>.json`` (the
+    process group's rank)."""
+    import torch.distributed as dist
+
+    result.update(group_facts())
+    with open(os.path.join(out, f"rank{dist.get_rank()}.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+
+
 # ------------------------------------------------------------------------ checks
 def group_facts() -> dict[str, Any]:
     """World size and every rank, learnt through a collective (so a real group exists)."""
