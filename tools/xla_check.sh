@@ -156,9 +156,12 @@ def build(index=None):
     from trainer_dist import XlaFSDPRuntime, parse_xla_fsdp
     try:
         runtime = XlaFSDPRuntime(parse_xla_fsdp("full_shard", {"xla": True}))
-        print("BUILT", runtime, flush=True)
+        line = f"BUILT {runtime}"
     except RuntimeError as error:
-        print("REFUSED", str(error).split(":")[0], flush=True)
+        line = "REFUSED " + str(error).split(":")[0]
+    # One write per line: print's separate writes of two threads can interleave.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
@@ -254,11 +257,11 @@ if train bf16 bf16 && [ -f "$WORK/plain/report.json" ]; then
 fi
 
 out="$(timeout 120 "$VENV/bin/torchrun" --nproc_per_node 2 --master_port 29795 "$WORK/refuse.py" 2>&1)"
-count="$(grep -c "^REFUSED The launcher started 2 processes" <<<"$out")"
+count="$(grep -o "REFUSED The launcher started 2 processes" <<<"$out" | wc -l | tr -d " ")"
 check "2 processes (torchrun)" "$([ "$count" = 2 ] && echo 1 || echo 0)" \
   "refused on $count of 2 processes: PJRT's CPU client makes each a group of one"
 out="$(CPU_NUM_DEVICES=2 timeout 120 "$PY" "$WORK/refuse.py" threads 2>&1)"
-count="$(grep -c "^REFUSED This process drives 2 of the 2 XLA replicas as threads" <<<"$out")"
+count="$(grep -o "REFUSED This process drives 2 of the 2 XLA replicas as threads" <<<"$out" | wc -l | tr -d " ")"
 check "2 replicas (threads)" "$([ "$count" = 2 ] && echo 1 || echo 0)" \
   "refused on $count of 2 threads (xmp.spawn with CPU_NUM_DEVICES=2)"
 
