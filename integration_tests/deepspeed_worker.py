@@ -95,6 +95,7 @@ def engine_facts(trainer: Any) -> dict[str, Any]:
     return {
         "engine": type(engine).__name__,
         "wrapped_is_engine": trainer.model_wrapped is engine,
+        "flags": [trainer.is_deepspeed_enabled, trainer.is_fsdp_enabled],
         "zero_stage": engine.zero_optimization_stage(),
         "shards_parameters": runtime.shards_parameters,
         "checkpoint_format": runtime.checkpoint_format,

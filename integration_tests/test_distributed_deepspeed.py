@@ -110,6 +110,7 @@ def test_zero_trains_like_ddp_in_one_group(zero: list[dict[str, Any]], stage: st
     assert main["runtime"] == "DeepSpeedRuntime"
     assert main["engine"] == "DeepSpeedEngine"
     assert main["wrapped_is_engine"]
+    assert main["flags"] == [True, False]  # is_deepspeed_enabled, is_fsdp_enabled
     assert main["zero_stage"] == int(stage)
     assert main["checkpoint_format"] == "sharded"
     assert main["shards_parameters"] == (stage == "3")

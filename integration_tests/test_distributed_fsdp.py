@@ -65,6 +65,7 @@ def test_every_strategy_shards_and_trains_like_one_process(
     )
     main = variants[0]
     assert main["runtime"] == "FSDPRuntime"
+    assert main["flags"] == [True, False]  # is_fsdp_enabled, is_deepspeed_enabled
     assert main["parameter_types"] == ["DTensor"]
     assert main["fsdp_units"] >= 1
     assert max_difference(main["weights"], single["weights"]) < 1e-5

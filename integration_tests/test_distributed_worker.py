@@ -387,6 +387,7 @@ def _train_fsdp(out: str, variant: dict[str, Any]) -> dict[str, Any]:
     return {
         "trainer": trainer,
         "runtime": type(runtime).__name__,
+        "flags": [trainer.is_fsdp_enabled, trainer.is_deepspeed_enabled],
         "parameter_types": sorted({type(p).__name__ for p in model.parameters()}),
         "fsdp_units": sum(type(m).__name__.startswith("FSDP") for m in model.modules()),
         "seen": sorted(model.seen),

@@ -390,3 +390,10 @@ def test_gradient_checkpointing_calls_the_models_enabling_method(tmp_output) -> 
     assert model.enabled_with == {"use_reentrant": False}
     with pytest.raises(ValueError, match="gradient_checkpointing_enable"):
         Trainer(model=RegressionModel(), args=args, train_dataset=RegressionDataset(8)).train()
+
+
+def test_the_reference_runtime_flags_are_off_for_one_process(tmp_output) -> None:
+    trainer = Trainer(model=RegressionModel(), args=_args(tmp_output))
+    assert not trainer.is_deepspeed_enabled
+    assert not trainer.is_fsdp_enabled
+    assert not trainer.is_fsdp_xla_enabled

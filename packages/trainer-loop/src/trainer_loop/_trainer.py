@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+import trainer_dist
 from trainer_args import TrainingArguments
 from trainer_core import (
     CallbackHandler,
@@ -259,6 +260,22 @@ class Trainer:
     def is_world_process_zero(self) -> bool:
         """Whether this process is the main one of all (rank 0)."""
         return self.runtime.is_main_process
+
+    # The reference's flags, which subclasses test to take DeepSpeed / FSDP paths.
+    @property
+    def is_deepspeed_enabled(self) -> bool:
+        """Whether a DeepSpeed engine trains the model."""
+        return isinstance(self.runtime, trainer_dist.DeepSpeedRuntime)
+
+    @property
+    def is_fsdp_enabled(self) -> bool:
+        """Whether torch FSDP shards the model."""
+        return isinstance(self.runtime, trainer_dist.FSDPRuntime)
+
+    @property
+    def is_fsdp_xla_enabled(self) -> bool:
+        """Whether PyTorch/XLA's FSDP shards the model."""
+        return isinstance(self.runtime, trainer_dist.XlaFSDPRuntime)
 
     # ---------------------------------------------------------------- data
     @staticmethod
