@@ -19,9 +19,7 @@ the real path: ``TrainingArguments`` -> ``run_hooks`` -> ``register_zero3_init``
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +54,11 @@ DEEPSPEED_FILE = {
 
 
 @pytest.fixture(scope="module")
-def hook_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Make trainer-dist's arguments hook visible to the workers (a stand-in distribution
-    on ``PYTHONPATH`` when the installed metadata does not carry it yet)."""
-    if HOOK_NAME in available_plugins(ARGUMENTS_HOOKS_GROUP):
-        yield
-        return
-    folder = tmp_path_factory.mktemp("hook")
-    dist_info = folder / "trainer_dist_hook_standin-0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: trainer-dist-hook-standin\nVersion: 0\n"
-    )
-    (dist_info / "entry_points.txt").write_text(
-        f"[{ARGUMENTS_HOOKS_GROUP}]\n{HOOK_NAME} = trainer_dist:register_zero3_init\n"
-    )
-    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
-        yield
+def hook_path() -> None:
+    """trainer-dist's arguments hook must come from its installed metadata (its
+    pyproject's entry point): the workers find it there, as a user's script would."""
+    installed = available_plugins(ARGUMENTS_HOOKS_GROUP)
+    assert HOOK_NAME in installed, f"{HOOK_NAME!r} is not registered: {installed}"
 
 
 @pytest.fixture(scope="module")
