@@ -88,11 +88,24 @@ def pad_tensor(tensor: torch.Tensor, *, dim: int, pad_index: Any, world_size: in
     collective-free call on every process, since the condition is the same everywhere
     for tensors of the same rank).
     """
+    return pad_to_largest_size(tensor, dim, pad_index, lambda t, d: _sizes_along(t, d, world_size))
+
+
+def pad_to_largest_size(
+    tensor: torch.Tensor,
+    dim: int,
+    pad_index: Any,
+    sizes_along: Callable[[torch.Tensor, int], list[int]],
+) -> torch.Tensor:
+    """Pad ``tensor`` at the end of ``dim`` to the largest of the sizes ``sizes_along``
+    (a collective: every process's size of that dimension) reports.
+
+    Shared by the torch.distributed and XLA runtimes, which learn the sizes differently.
+    """
     if tensor.dim() == 0 or dim >= tensor.dim() or dim < -tensor.dim():
         return tensor
     dim = dim % tensor.dim()
-    largest = max(_sizes_along(tensor, dim, world_size))
-    missing = largest - tensor.shape[dim]
+    missing = max(sizes_along(tensor, dim)) - tensor.shape[dim]
     if missing == 0:
         return tensor
     # F.pad takes (left, right) pairs starting from the last dimension.

@@ -25,7 +25,7 @@ from trainer_dist._deepspeed_config import (
 )
 from trainer_dist._environment import launched_world_size
 from trainer_dist._fsdp import FSDPRuntime
-from trainer_dist._fsdp_settings import FSDPSettings, parse_fsdp
+from trainer_dist._fsdp_settings import FSDPSettings, option_words, parse_fsdp
 from trainer_dist._precision import MixedPrecision
 from trainer_dist._single import SingleProcessRuntime
 from trainer_dist._xla_settings import XlaFSDPSettings, parse_xla_fsdp, wants_xla
@@ -196,10 +196,7 @@ def _flag(args: Any, name: str) -> bool:
 
 
 def _fsdp_text(args: Any) -> str:
-    fsdp = getattr(args, "fsdp", None)
-    if isinstance(fsdp, str):
-        return fsdp
-    return " ".join(str(getattr(word, "value", word)) for word in fsdp or [])
+    return " ".join(option_words(getattr(args, "fsdp", None)))
 
 
 def _check_sharding(args: Any, deepspeed: Any) -> FSDPSettings | XlaFSDPSettings | None:

@@ -52,6 +52,7 @@ from torch import nn
 
 from trainer_core import import_optional
 from trainer_dist._batches import DeviceDataLoader
+from trainer_dist._collectives import apply_nested
 from trainer_dist._ddp import DistributedRuntime
 from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
 from trainer_dist._deepspeed_inference import (
@@ -758,24 +759,7 @@ def _dtype_of(mixed_precision: str) -> torch.dtype | None:
 def cast_floating(data: Any, dtype: torch.dtype) -> Any:
     """``data`` with every floating-point tensor (nested in mappings, lists and tuples)
     cast to ``dtype``; integer tensors (token ids, masks) and other values unchanged."""
-    if isinstance(data, torch.Tensor):
-        return data.to(dtype) if data.is_floating_point() else data
-    if isinstance(data, Mapping):
-        cast = {key: cast_floating(value, dtype) for key, value in data.items()}
-        return cast if type(data) is dict else _rebuild(data, cast)
-    if isinstance(data, (list, tuple)):
-        items = [cast_floating(item, dtype) for item in data]
-        if isinstance(data, tuple) and hasattr(data, "_fields"):  # a named tuple
-            return type(data)(*items)
-        return type(data)(items)
-    return data
-
-
-def _rebuild(original: Mapping[Any, Any], cast: dict[Any, Any]) -> Any:
-    try:
-        return type(original)(cast)  # type: ignore[call-arg]  # most mapping types take a dict
-    except TypeError:
-        return cast
+    return apply_nested(data, lambda t: t.to(dtype) if t.is_floating_point() else t)
 
 
 class _HalfPrecisionBatches(DeviceDataLoader):

@@ -6,6 +6,7 @@ fails fast on every process with one message instead of hanging a collective.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,12 +81,21 @@ class FSDPSettings:
         return self.auto_wrap or self.min_num_params > 0 or bool(self.layer_classes)
 
 
-def _words(fsdp: Any) -> list[str]:
+def option_words(fsdp: Any) -> list[str]:
+    """The ``fsdp`` option words, whether given as one string, strings or enum members."""
     if not fsdp:
         return []
     if isinstance(fsdp, str):
         return fsdp.split()
     return [str(getattr(word, "value", word)) for word in fsdp]
+
+
+def unprefixed(fsdp_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``fsdp_config`` with the optional ``fsdp_`` prefix taken off its keys."""
+    return {
+        (key[len("fsdp_") :] if key.startswith("fsdp_") else key): value
+        for key, value in (fsdp_config or {}).items()
+    }
 
 
 def _strategy(words: list[str]) -> str:
@@ -158,11 +168,8 @@ def parse_fsdp(fsdp: Any, fsdp_config: dict[str, Any] | None) -> FSDPSettings:
     two strategies, a non-boolean flag, an unknown prefetch or state dict type, or
     ``min_num_params`` together with ``transformer_layer_cls_to_wrap``.
     """
-    words = _words(fsdp)
-    config = {
-        (key[len("fsdp_") :] if key.startswith("fsdp_") else key): value
-        for key, value in (fsdp_config or {}).items()
-    }
+    words = option_words(fsdp)
+    config = unprefixed(fsdp_config)
     unknown = sorted(set(config) - KNOWN_KEYS)
     if unknown:
         raise ValueError(

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # torch's own spelling
+
+from trainer_dist._collectives import pad_to_largest_size
 
 
 def chunks(tensors: list[torch.Tensor], budget: int) -> Iterator[list[torch.Tensor]]:
@@ -59,16 +60,7 @@ def gather_uneven(tensor: torch.Tensor, xla: Any) -> torch.Tensor:
 def pad_to_largest(tensor: torch.Tensor, xla: Any, *, dim: int, pad_index: Any) -> torch.Tensor:
     """Pad ``tensor`` at the end of ``dim`` with ``pad_index`` to the largest size among
     processes (0-d tensors and missing dims are returned as they are)."""
-    if tensor.dim() == 0 or dim >= tensor.dim() or dim < -tensor.dim():
-        return tensor
-    dim %= tensor.dim()
-    missing = max(_sizes(tensor, dim, xla)) - tensor.shape[dim]
-    if missing == 0:
-        return tensor
-    widths = [0, 0] * (tensor.dim() - dim - 1) + [0, missing]
-    if tensor.dtype == torch.bool:
-        return F.pad(tensor.to(torch.uint8), widths, value=int(pad_index)).bool()
-    return F.pad(tensor, widths, value=pad_index)
+    return pad_to_largest_size(tensor, dim, pad_index, lambda t, d: _sizes(t, d, xla))
 
 
 def reduce_copy(tensor: torch.Tensor, op: str, xla: Any, world: int) -> torch.Tensor:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from trainer_dist._fsdp_settings import parse_fsdp
+from trainer_dist._fsdp_settings import option_words, parse_fsdp, unprefixed
 
 logger = logging.getLogger(__name__)
 
@@ -122,21 +122,6 @@ def _is_true(value: Any) -> bool:
     return bool(value)
 
 
-def _words(fsdp: Any) -> list[str]:
-    if not fsdp:
-        return []
-    if isinstance(fsdp, str):
-        return fsdp.split()
-    return [str(getattr(word, "value", word)) for word in fsdp]
-
-
-def _unprefixed(fsdp_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {
-        (key[len("fsdp_") :] if key.startswith("fsdp_") else key): value
-        for key, value in (fsdp_config or {}).items()
-    }
-
-
 def parse_xla_fsdp(fsdp: Any, fsdp_config: Mapping[str, Any] | None) -> XlaFSDPSettings:
     """Check ``fsdp`` / ``fsdp_config`` for XLA FSDP and return the settings they describe.
 
@@ -150,9 +135,9 @@ def parse_xla_fsdp(fsdp: Any, fsdp_config: Mapping[str, Any] | None) -> XlaFSDPS
             compute in; ``reshard_after_forward=True`` with ``shard_grad_op``.
         NotImplementedError: ``xla_fsdp_v2=True`` (SPMD FSDPv2).
     """
-    words = _words(fsdp)
+    words = option_words(fsdp)
     base = parse_fsdp(words, dict(fsdp_config or {}))
-    config = _unprefixed(fsdp_config)
+    config = unprefixed(fsdp_config)
     _check_words(words)
     if _is_true(config.get("xla_fsdp_v2")):
         raise NotImplementedError(

@@ -453,7 +453,9 @@ class Trainer:
     ) -> torch.Tensor:
         if self.compute_loss_func is not None:
             return self.compute_loss_func(outputs, labels, num_items_in_batch=num_items)
-        shift = is_causal_lm(self.runtime.unwrap_model(model))
+        shift = getattr(self, "_loss_items_shifted", None)  # decided once per training run
+        if shift is None:
+            shift = is_causal_lm(self.runtime.unwrap_model(model))
         return self.label_smoother(outputs, labels, shift_labels=shift)  # type: ignore[misc]  # set when used
 
     def training_step(
