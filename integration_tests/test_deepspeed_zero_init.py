@@ -7,7 +7,10 @@ the saved weights, and trains it; the same run on a model loaded whole must reac
 same weights. A partitioned model is also evaluated and predicted (generating, with a
 ``Seq2SeqTrainer``) right after loading, through an inference-only engine, which must
 match the model loaded whole on one process, and then trained, which must reach the
-weights of the run that did not evaluate first. The accelerate flavour does the same with
+weights of the run that did not evaluate first. ``bf16_full_eval`` on a partitioned model
+must give the loss of the whole model cast to bf16, and a model loaded whole must be
+partitioned by the inference engine when it is evaluated first, as in the reference, and
+still train to the weights of the whole run. The accelerate flavour does the same with
 the config coming from an accelerate config (``deepspeed_config_file`` and
 ``zero3_init_flag: true``).
 
@@ -18,6 +21,7 @@ the real path: ``TrainingArguments`` -> ``run_hooks`` -> ``register_zero3_init``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -169,10 +173,16 @@ def one_process(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     trainer = Seq2SeqTrainer(model=model, args=args, eval_dataset=worker.eval_dataset())
     metrics = trainer.evaluate()
     output = trainer.predict(worker.eval_dataset(), max_new_tokens=worker.NEW_TOKENS)
+    in_bf16 = Seq2SeqTrainer(
+        model=AutoModelForCausalLM.from_pretrained(files["model"], dtype=torch.float32),
+        args=dataclasses.replace(args, bf16_full_eval=True),
+        eval_dataset=worker.eval_dataset(),
+    )
     return {
         "eval_loss": metrics["eval_loss"],
         "test_loss": output.metrics["test_loss"],
         "predictions": output.predictions.tolist(),
+        "bf16_eval_loss": in_bf16.evaluate()["eval_loss"],
     }
 
 
@@ -208,3 +218,32 @@ def test_training_after_evaluation_reaches_the_weights_of_training_alone(
     trained, alone = main["evaluate_first"]["weights"], main["zero_init"]["weights"]
     assert trained
     assert base.max_difference(trained, alone) < TOLERANCE
+
+
+def test_bf16_full_eval_of_a_partitioned_model(
+    torchrun: list[dict[str, Any]], one_process: dict[str, Any]
+) -> None:
+    """The gathered weights are evaluated in bf16, as the whole model cast to bf16 is."""
+    in_bf16 = one_process["bf16_eval_loss"]
+    assert abs(in_bf16 - one_process["eval_loss"]) > 5 * TOLERANCE  # bf16 really differs
+    for report in torchrun:
+        assert report["bf16_full_eval"]["partitioned"]
+        assert report["bf16_full_eval"]["eval_loss"] == pytest.approx(in_bf16, abs=TOLERANCE / 10)
+
+
+def test_a_whole_model_is_partitioned_to_evaluate_before_training(
+    torchrun: list[dict[str, Any]], one_process: dict[str, Any]
+) -> None:
+    """As in the reference, evaluation under a ZeRO-3 config partitions a model loaded
+    whole (each process then holds a share); training then starts from the partitions
+    and reaches the weights of the whole model trained without evaluating first."""
+    for report in torchrun:
+        first = report["whole_evaluate_first"]
+        assert first["whole_when_loaded"] and first["partitioned_by_evaluation"]
+        assert first["engine_before_training"] == "DeepSpeedEngine"
+        assert first["eval_loss"] == pytest.approx(one_process["eval_loss"], abs=TOLERANCE)
+        assert first["losses"] == pytest.approx(report["whole"]["losses"], abs=TOLERANCE)
+    main = torchrun[0]
+    trained = main["whole_evaluate_first"]["weights"]
+    assert trained
+    assert base.max_difference(trained, main["whole"]["weights"]) < TOLERANCE

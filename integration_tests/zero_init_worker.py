@@ -8,8 +8,10 @@ observed to ``<out>/rank<N>.json``; ``test_deepspeed_zero_init.py`` compares the
 
 ``torchrun``: arguments with ``deepspeed=<file>``, a model loaded (partitioned by
 zero.Init) and trained; then a partitioned model evaluated, predicted (generating, through
-a ``Seq2SeqTrainer``) and only then trained; then the same run with a model loaded whole
-(the registration withdrawn). ``accelerate``: arguments without ``deepspeed`` under an
+a ``Seq2SeqTrainer``) and only then trained; a partitioned model evaluated with
+``bf16_full_eval``; then the same training with a model loaded whole (the registration
+withdrawn), and a whole model evaluated (partitioned by the inference engine) before
+it trains. ``accelerate``: arguments without ``deepspeed`` under an
 accelerate config with a ZeRO-3 config file and ``zero3_init_flag: true``, then the same
 load and training.
 """
@@ -192,6 +194,9 @@ def run_torchrun(out: str, model_folder: str, deepspeed_file: str) -> dict[str, 
     report["evaluate_first"] = evaluate_then_train(
         os.path.join(out, "evaluate_first"), model_folder, deepspeed_file
     )
+    report["bf16_full_eval"] = evaluate_in_bf16(
+        os.path.join(out, "bf16"), model_folder, deepspeed_file
+    )
     # The same run on a model loaded whole: arguments first, then the registration
     # withdrawn, as a user who does not want zero.Init would see it.
     whole_args = arguments(os.path.join(out, "whole"), deepspeed=deepspeed_file)
@@ -200,6 +205,43 @@ def run_torchrun(out: str, model_folder: str, deepspeed_file: str) -> dict[str, 
     report["whole_partitioned"] = any(hasattr(p, "ds_id") for p in whole.parameters())
     report["whole"] = train(whole, whole_args)
     report["zero3_enabled_after_withdrawal"] = is_deepspeed_zero3_enabled()
+    report["whole_evaluate_first"] = evaluate_whole_then_train(
+        os.path.join(out, "whole_evaluate_first"), model_folder, deepspeed_file
+    )
+    return report
+
+
+def evaluate_in_bf16(out: str, model_folder: str, deepspeed_file: str) -> dict[str, Any]:
+    """``bf16_full_eval`` on a partitioned model: the loop casts the module (its empty
+    local tensors) before the inference engine partitions and gathers in bf16."""
+    from trainer import Trainer
+
+    args = arguments(out, deepspeed=deepspeed_file, bf16_full_eval=True)
+    model = loaded(model_folder)
+    trainer = Trainer(model=model, args=args, eval_dataset=eval_dataset())
+    return {
+        "partitioned": all(hasattr(p, "ds_id") for p in model.parameters()),
+        "eval_loss": trainer.evaluate()["eval_loss"],
+    }
+
+
+def evaluate_whole_then_train(out: str, model_folder: str, deepspeed_file: str) -> dict[str, Any]:
+    """A model loaded whole (no zero.Init) evaluated under the ZeRO-3 config before
+    training: the inference engine partitions it, and training continues from there."""
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    from trainer import Trainer
+
+    args = arguments(out, deepspeed=deepspeed_file)
+    unset_hf_deepspeed_config()
+    model = loaded(model_folder)
+    report = {"whole_when_loaded": not any(hasattr(p, "ds_id") for p in model.parameters())}
+    trainer = Trainer(model=model, args=args, train_dataset=dataset(), eval_dataset=eval_dataset())
+    report["eval_loss"] = trainer.evaluate()["eval_loss"]
+    report["engine_before_training"] = type(trainer.runtime.inference_engine).__name__
+    report["partitioned_by_evaluation"] = all(hasattr(p, "ds_id") for p in model.parameters())
+    trainer.train()
+    report.update(trained(trainer))
     return report
 
 

@@ -23,9 +23,10 @@ How the loop's contract maps onto the engine:
   ``max_grad_norm``). :meth:`~DeepSpeedRuntime.clip_grad_norm` returns a tensor that
   ``optimizer_step`` fills with the norm DeepSpeed computed (the pre-clip global norm), so
   it holds the step's norm once the step ran, which is when the loop logs it.
-* Evaluation before training: a ZeRO-3 model partitioned by ``zero.Init`` is evaluated
-  through an inference-only engine (the config without optimizer and scheduler,
-  ``_deepspeed_inference``), released before the training engine is built.
+* Evaluation before training under ZeRO-3 (a model partitioned by ``zero.Init``, or one
+  still whole, which the engine partitions) goes through an inference-only engine (the
+  config without optimizer and scheduler, ``_deepspeed_inference``), released before
+  the training engine is built.
 * Checkpoints are DeepSpeed's own (``checkpoint_format == "sharded"``): every process
   writes its partition with ``engine.save_checkpoint``; ``state_dict`` gathers full
   weights (ZeRO-3: consolidated on the main process) for ``save_model``. A checkpoint
@@ -264,15 +265,19 @@ class DeepSpeedRuntime(DistributedRuntime):
         return engine
 
     def prepare_model(self, model: nn.Module, *, training: bool) -> nn.Module:
-        """The engine when ``model`` is the one it trains; else, for evaluation, ``model``
-        on the device, or an inference-only engine when ZeRO-3 partitioned it.
+        """The engine when ``model`` is the one it trains; else, for evaluation, an
+        inference-only engine under ZeRO-3, or ``model`` on the device under ZeRO-0/1/2.
 
         The training engine is built by :meth:`prepare_training`, which needs the
         optimizer too. A model that ``zero.Init`` partitioned cannot run forward on its
         own, so evaluating it before training builds (once per model) an engine without
         optimizer that gathers the weights for each forward; :meth:`prepare_training`
-        releases it before building the training engine. Other models (ZeRO-0/1/2, or
-        left whole under ZeRO-3) are evaluated as they are.
+        releases it before building the training engine. A model still whole under a
+        ZeRO-3 config goes through that engine too, as in the reference: the engine
+        partitions it, so a model too large for one device is evaluated in shares, and
+        it stays partitioned for the training that may follow. Under ZeRO-0/1/2 every
+        process holds the whole model anyway, and it is evaluated as it is (the reference
+        refuses to evaluate before training there).
 
         Raises:
             NotImplementedError: ``training=True`` for a partitioned model (use
@@ -283,9 +288,10 @@ class DeepSpeedRuntime(DistributedRuntime):
         if engine is not None:
             return engine
         module = self.unwrap_model(model)
-        if is_zero3_partitioned(module):
-            if training:
-                raise NotImplementedError(_PARTITIONED_NEEDS_TRAINING_ENGINE)
+        partitioned = is_zero3_partitioned(module)
+        if partitioned and training:
+            raise NotImplementedError(_PARTITIONED_NEEDS_TRAINING_ENGINE)
+        if partitioned or (self._config.zero_stage == 3 and not training):
             return self._inference_engine_for(module)
         if can_move(model):
             model = model.to(self._device)

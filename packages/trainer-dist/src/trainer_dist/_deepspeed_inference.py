@@ -16,8 +16,9 @@ released: its gathered parameters are partitioned again and the hooks it registe
 the model are removed, so that only the training engine's hooks gather the weights.
 
 Only ZeRO-3 partitions parameters; under ZeRO-0/1/2 every process holds the whole model
-and evaluates it as it is, and a model left whole under ZeRO-3 (built without
-``zero.Init``) too.
+and evaluates it as it is. A model still whole under ZeRO-3 (built without ``zero.Init``)
+is given to an inference engine too, as the reference does: the engine partitions it, so
+each device holds its share, and the model stays partitioned afterwards.
 """
 
 from __future__ import annotations
