@@ -233,11 +233,18 @@ def test_bucket_sizes_fall_back_to_deepspeed_defaults_without_a_hidden_size() ->
     assert resolved.to_dict()["zero_optimization"] == {"stage": 3}
 
 
-def test_an_auto_nobody_fills_is_an_error() -> None:
+def test_an_auto_nobody_fills_is_an_error_before_training() -> None:
     config = {"zero_optimization": {"stage": 3, "sub_group_size": "auto"}}
+    with pytest.raises(ValueError, match=r"zero_optimization\.sub_group_size.*Write out"):
+        DeepSpeedConfig(config).resolve_arguments(VALUES)
+
+
+def test_the_model_dependent_autos_wait_for_training() -> None:
+    config = {"zero_optimization": {"stage": 3, "reduce_bucket_size": "auto"}}
     first = DeepSpeedConfig(config).resolve_arguments(VALUES)
-    with pytest.raises(ValueError, match=r"zero_optimization\.sub_group_size"):
-        first.resolve_training(VALUES, FACTS)
+    assert first.get("zero_optimization.reduce_bucket_size") == "auto"
+    resolved = first.resolve_training(VALUES, TrainingFacts(hidden_size=8, num_training_steps=4))
+    assert resolved.get("zero_optimization.reduce_bucket_size") == 64
 
 
 # ---------------------------------------------------------------- arguments

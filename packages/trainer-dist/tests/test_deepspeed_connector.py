@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from trainer_args import TrainingArguments
-from trainer_core import MissingExtraError
+from trainer_core import ARGUMENTS_HOOKS_GROUP, MissingExtraError, available_plugins
 from trainer_dist import (
     DeepSpeedConfig,
     DeepSpeedConfigMismatchError,
     SingleProcessRuntime,
     build_runtime,
+    check_deepspeed_config,
     export_deepspeed_checkpoint,
 )
 from trainer_dist._connector import deepspeed_config_source
@@ -44,6 +45,10 @@ _LAUNCHER_VARIABLES = (
     "MV2_COMM_WORLD_SIZE",
     "ACCELERATE_USE_DEEPSPEED",
     "ACCELERATE_DEEPSPEED_CONFIG_FILE",
+    "ACCELERATE_DEEPSPEED_ZERO_STAGE",
+    "ACCELERATE_GRADIENT_CLIPPING",
+    "ACCELERATE_GRADIENT_ACCUMULATION_STEPS",
+    "ACCELERATE_MIXED_PRECISION",
 )
 STAGE_2 = {"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": "auto"}
 
@@ -112,6 +117,60 @@ def test_a_contradicting_config_fails_before_anything_starts(
         "gradient_clipping",
     ]
     assert not torch.distributed.is_initialized()
+
+
+def test_an_auto_nothing_can_fill_fails_when_the_trainer_is_built(
+    make_args: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not when training starts: the entry is unknown whatever the model turns out to be."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    config = {"zero_optimization": {"stage": 2, "allgather_bucket_size": "auto"}}
+    with pytest.raises(ValueError, match=r"\['zero_optimization\.allgather_bucket_size'\]"):
+        build_runtime(make_args(deepspeed=config))
+    assert not torch.distributed.is_initialized()
+
+
+# ------------------------------------------- checked where the arguments are built
+def test_the_check_is_an_installed_arguments_hook() -> None:
+    """trainer-args runs it through the entry point; the hooks run in name order, so the
+    check comes before the zero.Init registration."""
+    hooks = available_plugins(ARGUMENTS_HOOKS_GROUP)
+    assert hooks["deepspeed_config_check"] == "trainer-dist"
+    assert sorted(hooks).index("deepspeed_config_check") < sorted(hooks).index(
+        "deepspeed_zero3_init"
+    )
+
+
+def test_a_contradicting_config_is_refused_by_the_arguments(tmp_path: Path) -> None:
+    config = {"zero_optimization": {"stage": 2}, "gradient_accumulation_steps": 4}
+    with pytest.raises(DeepSpeedConfigMismatchError, match="gradient_accumulation_steps=4"):
+        TrainingArguments(output_dir=str(tmp_path), deepspeed=config)
+    assert not torch.distributed.is_initialized()
+
+
+def test_an_unfillable_auto_is_refused_by_the_arguments(tmp_path: Path) -> None:
+    config = tmp_path / "ds.json"
+    config.write_text('{"zero_optimization": {"stage": 1, "allgather_bucket_size": "auto"}}')
+    with pytest.raises(ValueError, match=r"allgather_bucket_size.*Write out values"):
+        TrainingArguments(output_dir=str(tmp_path), deepspeed=str(config))
+
+
+def test_an_accelerate_plugin_config_is_checked_against_the_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_CLIPPING", "0.7")
+    with pytest.raises(DeepSpeedConfigMismatchError, match=r"gradient_clipping=0\.7"):
+        TrainingArguments(output_dir=str(tmp_path), max_grad_norm=1.0)
+    agreeing = TrainingArguments(output_dir=str(tmp_path), max_grad_norm=0.7)
+    assert agreeing.max_grad_norm == 0.7
+
+
+def test_the_check_leaves_runs_without_deepspeed_alone() -> None:
+    assert check_deepspeed_config(SimpleNamespace(deepspeed=None)) is None
+    conflicting = SimpleNamespace(deepspeed={"gradient_clipping": 5.0}, fsdp="full_shard")
+    assert check_deepspeed_config(conflicting) is None  # refused as a pair elsewhere
 
 
 def test_missing_deepspeed_names_the_extra(make_args: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,10 +78,13 @@ def test_only_zero3_has_partitions_to_gather() -> None:
         inference_config(run_config(stage_2), VALUES, hidden_size=16)
 
 
-def test_an_auto_entry_nothing_fills_is_refused_as_for_training() -> None:
-    unknown = {**TRAINING_CONFIG, "steps_per_print": "auto"}
+def test_only_model_dependent_autos_reach_the_inference_engine() -> None:
+    """The model-dependent entries are the only ones left; without a hidden size the
+    bucket sizes fall back to DeepSpeed's defaults, so nothing stays ``"auto"``."""
+    config = inference_config(run_config(), VALUES, hidden_size=None).to_dict()
+    assert "reduce_bucket_size" not in config["zero_optimization"]
     with pytest.raises(ValueError, match=r"steps_per_print"):
-        inference_config(run_config(unknown), VALUES, hidden_size=16)
+        run_config({**TRAINING_CONFIG, "steps_per_print": "auto"})
 
 
 def test_the_engine_settings_of_a_cpu_run() -> None:

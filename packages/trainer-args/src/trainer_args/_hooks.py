@@ -7,6 +7,8 @@ reference, whose ``TrainingArguments`` registers the config with transformers. T
 needs torch, DeepSpeed and transformers, which this package never imports, so it lives in
 the runtime package (trainer-dist), registered under
 :data:`trainer_core.ARGUMENTS_HOOKS_GROUP`; this module only calls what is registered.
+trainer-dist also checks any DeepSpeed config against the arguments there, so that a
+contradiction is refused where the arguments are built.
 
 The hooks run only when DeepSpeed is asked for (``deepspeed=`` or ``accelerate launch``
 with DeepSpeed): every other run pays nothing, not even the entry-point scan.

@@ -55,7 +55,9 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
     reference: with a ZeRO-3 DeepSpeed config, the installed arguments hooks (trainer-dist)
     join the launcher's processes and register the config with transformers, so that
     ``from_pretrained`` partitions the model as it loads it; the registration lives as
-    long as the arguments, in ``hf_deepspeed_config``.
+    long as the arguments, in ``hf_deepspeed_config``. With any DeepSpeed config those
+    hooks also check it against the arguments, so that a contradiction (or an ``"auto"``
+    nothing can fill) is refused here.
 
     Args:
         output_dir: the folder for checkpoints and outputs (``~`` is expanded).

@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 from trainer_dist._batches import DeviceDataLoader, move_to_device
-from trainer_dist._connector import build_runtime
+from trainer_dist._connector import build_runtime, check_deepspeed_config
 from trainer_dist._ddp import DDPOptions, DistributedRuntime
 from trainer_dist._deepspeed_config import (
     ArgumentValues,
@@ -62,6 +62,7 @@ __all__ = [
     "XlaFSDPRuntime",
     "XlaFSDPSettings",
     "build_runtime",
+    "check_deepspeed_config",
     "consolidate_xla_fsdp_checkpoint",
     "enable_full_determinism",
     "export_deepspeed_checkpoint",

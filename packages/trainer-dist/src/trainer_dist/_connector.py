@@ -20,6 +20,7 @@ from trainer_dist._accelerate_fsdp import accelerate_fsdp_request
 from trainer_dist._ddp import DDPOptions, DistributedRuntime
 from trainer_dist._deepspeed_config import (
     ArgumentValues,
+    DeepSpeedConfig,
     accelerate_deepspeed_config,
     launcher_mixed_precision,
 )
@@ -136,6 +137,39 @@ def deepspeed_config_source(args: Any, environ: Mapping[str, str]) -> Any:
     return accelerate_deepspeed_config(environ)
 
 
+def deepspeed_argument_values(args: Any, environ: Mapping[str, str]) -> ArgumentValues:
+    """What ``args`` and the launcher decide in a DeepSpeed config (batch sizes for the
+    launched number of processes, clipping, optimizer values, precision)."""
+    return ArgumentValues.from_arguments(
+        args,
+        world_size=launched_world_size(),
+        launcher_precision=launcher_mixed_precision(environ),
+    )
+
+
+def check_deepspeed_config(args: Any) -> None:
+    """The arguments hook that refuses a bad DeepSpeed config where ``TrainingArguments``
+    are built, not when the Trainer is built or training starts.
+
+    trainer-args knows nothing of DeepSpeed's config; it runs the arguments hooks when
+    DeepSpeed is asked for, and this is trainer-dist's check. It resolves the config
+    against the arguments as the runtime will: every written-out value that contradicts
+    them is reported together in one error, and so is an ``"auto"`` that nothing can fill.
+    It reads the config and the launcher's environment only: DeepSpeed is not imported
+    and no process group starts. (With ``fsdp`` set as well there is nothing to check:
+    that combination is refused on its own.)
+
+    Raises:
+        DeepSpeedConfigMismatchError: written-out values contradict the arguments.
+        ValueError: the config cannot be read, or holds an ``"auto"`` nothing fills.
+    """
+    if getattr(args, "fsdp", None):
+        return
+    source = deepspeed_config_source(args, os.environ)
+    if source is not None:
+        DeepSpeedConfig(source).resolve_arguments(deepspeed_argument_values(args, os.environ))
+
+
 def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Runtime:
     if _flag(args, "use_ipex"):
         raise ValueError(
@@ -144,14 +178,9 @@ def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Run
         )
     from trainer_dist._deepspeed import DeepSpeedRuntime  # off the import path of every run
 
-    values = ArgumentValues.from_arguments(
-        args,
-        world_size=launched_world_size(),
-        launcher_precision=launcher_mixed_precision(os.environ),
-    )
     return DeepSpeedRuntime(
         config,
-        values=values,
+        values=deepspeed_argument_values(args, os.environ),
         use_cpu=_use_cpu(args),
         backend=getattr(args, "ddp_backend", None),
         timeout_seconds=getattr(args, "ddp_timeout", None),

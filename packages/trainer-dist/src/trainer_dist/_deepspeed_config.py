@@ -383,11 +383,18 @@ class DeepSpeedConfig:
     def resolve_arguments(self, values: ArgumentValues) -> DeepSpeedConfig:
         """Fill the entries the arguments decide; check the ones written out.
 
+        An ``"auto"`` that no later step can fill either (one this trainer does not know,
+        such as ``allgather_bucket_size``) is refused here, when the Trainer is built,
+        rather than when training starts.
+
         Raises:
             DeepSpeedConfigMismatchError: written-out values contradict the arguments.
+            ValueError: an ``"auto"`` entry this trainer does not know how to fill.
         """
         resolved = self._resolved(values, None, "arguments")
         _enable_requested_precision(resolved._config, values)
+        fillable = {entry.key for entry in AUTO_KEYS}
+        _refuse_autos_left([path for path in _auto_paths(resolved._config) if path not in fillable])
         return resolved
 
     def resolve_training(self, values: ArgumentValues, facts: TrainingFacts) -> DeepSpeedConfig:
@@ -399,14 +406,7 @@ class DeepSpeedConfig:
             ValueError: an ``"auto"`` entry this trainer does not know how to fill.
         """
         resolved = self._resolved(values, facts, "training")
-        left = sorted(_auto_paths(resolved._config))
-        if left:
-            known = ", ".join(entry.key for entry in AUTO_KEYS)
-            raise ValueError(
-                f'The DeepSpeed config has "auto" at {left}, which cannot be filled from '
-                f"the training arguments (the entries that can: {known}). Write out values "
-                f"for them."
-            )
+        _refuse_autos_left(list(_auto_paths(resolved._config)))
         return resolved
 
     def _resolved(
@@ -483,6 +483,16 @@ def _enabled(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() == "true"
     return bool(value)
+
+
+def _refuse_autos_left(paths: list[str]) -> None:
+    if paths:
+        known = ", ".join(entry.key for entry in AUTO_KEYS)
+        raise ValueError(
+            f'The DeepSpeed config has "auto" at {sorted(paths)}, which cannot be filled '
+            f"from the training arguments or the model (the entries that can: {known}). "
+            f"Write out values for them."
+        )
 
 
 def _auto_paths(node: Any, prefix: str = "") -> Iterator[str]:

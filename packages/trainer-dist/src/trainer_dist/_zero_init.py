@@ -36,13 +36,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from trainer_dist._connector import deepspeed_config_source
-from trainer_dist._deepspeed_config import (
-    ArgumentValues,
-    DeepSpeedConfig,
-    launcher_mixed_precision,
-)
-from trainer_dist._environment import launched_world_size
+from trainer_dist._connector import deepspeed_argument_values, deepspeed_config_source
+from trainer_dist._deepspeed_config import DeepSpeedConfig
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +95,7 @@ def zero3_init_config(args: Any, environ: Mapping[str, str] | None = None) -> di
     from_accelerate = not getattr(args, "deepspeed", None)
     if not wants_zero3_init(config, from_accelerate=from_accelerate, environ=env):
         return None
-    values = ArgumentValues.from_arguments(
-        args, world_size=launched_world_size(), launcher_precision=launcher_mixed_precision(env)
-    )
-    return config.resolve_arguments(values).to_dict()
+    return config.resolve_arguments(deepspeed_argument_values(args, env)).to_dict()
 
 
 def register_zero3_init(args: Any) -> Any | None:
