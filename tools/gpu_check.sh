@@ -10,8 +10,9 @@
 #   fsdp-off    the same with CPU offload (the path CPUs cannot test)
 #   zero2/zero3 the deepspeed launcher                          (DeepSpeedRuntime)
 #   hf          the same workload through transformers' Trainer, for comparison
-# and prints, per run: tokens/s, peak GPU memory, the final loss, and the final loss after
-# resuming from the half-way checkpoint (should match the uninterrupted run closely).
+# and prints, per run: tokens/s, peak GPU memory, the final loss (the last logged window),
+# and the same after resuming from the half-way checkpoint (should match the uninterrupted
+# run closely; train_loss is not compared, since a resumed run averages only its own steps).
 #
 # Usage: tools/gpu_check.sh [STEPS]      (default 300)
 #        GPU_CHECK_TINY=1 tools/gpu_check.sh 4   smoke-tests the script itself on a CPU
@@ -102,7 +103,7 @@ if options.variant in ("zero2", "zero3"):
     }
 args = TrainingArguments(
     output_dir=options.out, max_steps=options.steps, per_device_train_batch_size=BATCH,
-    learning_rate=3e-4, warmup_steps=20, bf16=True, logging_steps=20,
+    learning_rate=3e-4, warmup_steps=20, bf16=True, logging_steps=max(1, min(20, options.steps // 4)),
     save_strategy="steps", save_steps=options.steps // 2, report_to="none",
     disable_tqdm=True, seed=0, dataloader_num_workers=0 if TINY else 2, use_cpu=not CUDA,
     **extra,
