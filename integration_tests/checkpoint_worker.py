@@ -32,8 +32,8 @@ import test_distributed_worker as base  # the shared model, data and launch help
 import torch
 
 FSDP_FULL = {"fsdp": "full_shard auto_wrap", "fsdp_config": {"state_dict_type": "FULL_STATE_DICT"}}
-FSDP_SHARDED = {
-    "fsdp": "full_shard auto_wrap",
+FSDP_SHARDED = {  # with offload, as large models are usually trained (its optimizer state too)
+    "fsdp": "full_shard auto_wrap offload",
     "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT"},
 }
 TIMEOUT_S = 150

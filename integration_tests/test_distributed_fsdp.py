@@ -23,7 +23,10 @@ assert_one_group_with_sharded_data = worker.assert_one_group_with_sharded_data
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
 VARIANTS: list[dict[str, Any]] = [
-    {"fsdp": "full_shard auto_wrap", "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT"}},
+    {
+        "fsdp": "full_shard auto_wrap offload",
+        "fsdp_config": {"state_dict_type": "SHARDED_STATE_DICT"},
+    },
     {"fsdp": "shard_grad_op auto_wrap", "fsdp_config": {"forward_prefetch": True}},
     {"fsdp": "hybrid_shard", "fsdp_config": {"min_num_params": 40}},
     {"fsdp": "no_shard"},
@@ -70,6 +73,17 @@ def test_every_strategy_shards_and_trains_like_one_process(
     assert main["fsdp_units"] >= 1
     assert max_difference(main["weights"], single["weights"]) < 1e-5
     assert len(main["grad_norm"]) == 4  # clipped by the global norm of the sharded gradients
+
+
+def test_offload_puts_every_unit_under_the_cpu_offload_policy(
+    fsdp_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """On the CPU the policy moves nothing, but it is applied (and the first variant,
+    which asks for it, trains like one process and round-trips a sharded checkpoint)."""
+    _, reports = fsdp_run
+    offloaded = [variant["offloaded_units"] for variant in reports[0]["variants"]]
+    assert offloaded[0] == reports[0]["variants"][0]["fsdp_units"] == 3
+    assert offloaded[1:] == [0] * (len(VARIANTS) - 1)
 
 
 def test_wrapping_follows_the_options(fsdp_run: tuple[Path, list[dict[str, Any]]]) -> None:

@@ -390,11 +390,24 @@ def _train_fsdp(out: str, variant: dict[str, Any]) -> dict[str, Any]:
         "flags": [trainer.is_fsdp_enabled, trainer.is_deepspeed_enabled],
         "parameter_types": sorted({type(p).__name__ for p in model.parameters()}),
         "fsdp_units": sum(type(m).__name__.startswith("FSDP") for m in model.modules()),
+        "offloaded_units": _offloaded_units(model),
         "seen": sorted(model.seen),
         "weights": weights_of(runtime.state_dict(model)),
         "checkpoint_format": runtime.checkpoint_format,
         "grad_norm": [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e],
     }
+
+
+def _offloaded_units(model: Any) -> int:
+    """How many FSDP units keep their shards under torch's ``CPUOffloadPolicy``."""
+    from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule
+
+    count = 0
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            group = module._get_fsdp_state()._fsdp_param_group  # torch's own bookkeeping
+            count += group is not None and isinstance(group.offload_policy, CPUOffloadPolicy)
+    return count
 
 
 def _sharded_round_trip(out: str, trainer: Any) -> dict[str, Any]:

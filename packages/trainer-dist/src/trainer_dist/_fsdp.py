@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -34,8 +33,6 @@ from trainer_dist._state_io import (
     load_full_model_state,
     load_full_optimizer_state,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def is_fully_sharded(model: Any) -> bool:
@@ -96,8 +93,11 @@ class FSDPRuntime(DistributedRuntime):
     ``shard_grad_op`` (kept gathered between forward and backward, ZeRO-2-like),
     ``hybrid_shard`` / ``hybrid_shard_zero2`` (sharded within a node, replicated across
     nodes), ``no_shard`` (replicated everywhere: DDP through FSDP). ``offload`` keeps
-    parameters and optimizer state on the CPU (GPU runs only: on a CPU run there is
-    nothing to offload, and the option is ignored with a log message).
+    the parameter shards, their gradients and the optimizer state on the CPU
+    (``CPUOffloadPolicy``, with pinned memory on CUDA). A CPU run gets the same policy:
+    it saves nothing there, but FSDP2 runs it, so the CPU tests exercise the offload
+    path's wrapping, training and checkpoints (the copies to and from a GPU are left to
+    the GPU check).
 
     Args:
         settings: the parsed ``fsdp`` / ``fsdp_config`` (see :func:`parse_fsdp`).
@@ -153,10 +153,7 @@ class FSDPRuntime(DistributedRuntime):
             "reshard_after_forward": strategy in ("full_shard", "hybrid_shard"),
         }
         if self.settings.offload:
-            if device_type == "cpu":
-                logger.warning("fsdp offload is ignored: this run already trains on the CPU.")
-            else:
-                options["offload_policy"] = CPUOffloadPolicy(pin_memory=device_type == "cuda")
+            options["offload_policy"] = CPUOffloadPolicy(pin_memory=device_type == "cuda")
         return options
 
     def _checkpoint_layers(self, model: nn.Module, layers: list[nn.Module]) -> None:
