@@ -36,7 +36,12 @@ DEEPSPEED_FILE = {
     "train_micro_batch_size_per_gpu": "auto",
     "gradient_accumulation_steps": "auto",
     "gradient_clipping": "auto",
-    "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0},
+    "zero_optimization": {  # the offloads of the reference's ZeRO-3 example
+        "stage": 3,
+        "stage3_param_persistence_threshold": 0,
+        "offload_optimizer": {"device": "cpu", "pin_memory": True},
+        "offload_param": {"device": "cpu", "pin_memory": True},
+    },
 }
 
 
@@ -116,6 +121,8 @@ def test_zero_trains_like_ddp_in_one_group(zero: list[dict[str, Any]], stage: st
     assert main["shards_parameters"] == (stage == "3")
     assert main["partitioned"] == (stage == "3")  # ZeRO-3 keeps only a partition per process
     assert main["basic_optimizer"] == "AdamW"  # the Trainer's (optim="adamw_torch")
+    # ZeRO-Offload runs on the CPU too, with torch's AdamW (ZeRO-2's optimizer state).
+    assert main["offloaded"] == [stage == "2", False]
     assert base.max_difference(main["weights"], ddp["weights"]) < TOLERANCE
     assert main["losses"] == pytest.approx(ddp["losses"], rel=1e-4)
     # The norm DeepSpeed computed before clipping, as DDP's clip_grad_norm_ returns it.
@@ -255,7 +262,7 @@ def test_torch_compile_compiles_the_engine_and_trains_alike(
 
 def test_deepspeed_launcher(zero: list[dict[str, Any]], ddp_weights: dict[str, Any]) -> None:
     reports = [{**report, **report["launcher"]} for report in zero]
-    _check_launcher_run(reports, ddp_weights, stage=3)
+    _check_launcher_run(reports, ddp_weights, stage=3, offloaded=[True, True])
     assert [report["local_rank_argument"] for report in reports] == [0, 1]  # --local_rank=K
 
 
@@ -268,7 +275,7 @@ def test_accelerate_launch_with_a_deepspeed_config_file(
         "--main_process_port", str(base.free_port()),
     ]  # fmt: skip
     reports = launch(command, tmp_path, "launcher", str(tmp_path))
-    _check_launcher_run(reports, ddp_weights, stage=3)
+    _check_launcher_run(reports, ddp_weights, stage=3, offloaded=[True, True])
 
 
 def test_accelerate_launch_with_deepspeed_plugin_options(
@@ -278,19 +285,26 @@ def test_accelerate_launch_with_deepspeed_plugin_options(
         str(BIN / "accelerate"), "launch", "--use_deepspeed", "--zero_stage", "2",
         "--num_processes", "2", "--num_machines", "1", "--gradient_accumulation_steps", "2",
         "--gradient_clipping", "1.0", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--offload_optimizer_device", "cpu", "--offload_param_device", "cpu",
         "--main_process_port", str(base.free_port()),
     ]  # fmt: skip
     reports = launch(command, tmp_path, "launcher", str(tmp_path))
-    _check_launcher_run(reports, ddp_weights, stage=2)
+    # The reference's example d.: ZeRO-2 offloads the optimizer; it has no parameter offload.
+    _check_launcher_run(reports, ddp_weights, stage=2, offloaded=[True, False])
 
 
 def _check_launcher_run(
-    reports: list[dict[str, Any]], ddp_weights: dict[str, Any], *, stage: int
+    reports: list[dict[str, Any]],
+    ddp_weights: dict[str, Any],
+    *,
+    stage: int,
+    offloaded: list[bool],
 ) -> None:
     assert_one_group(reports)
     for report in reports:
         assert report["runtime"] == "DeepSpeedRuntime"
         assert report["zero_stage"] == stage
+        assert report["offloaded"] == offloaded
     assert base.max_difference(reports[0]["weights"], ddp_weights) < TOLERANCE
 
 

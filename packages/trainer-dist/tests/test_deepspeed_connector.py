@@ -226,20 +226,30 @@ def test_the_trainers_optimizer_is_allowed_under_zero() -> None:
     assert settings["zero_allow_untested_optimizer"] is False
 
 
-def test_cpu_runs_use_torch_adam_and_drop_offload() -> None:
+def test_cpu_runs_use_torch_adam_and_offload_with_it() -> None:
+    """DeepSpeed's CPU Adam would have to be compiled: torch's runs, offload included."""
+    zero = {"stage": 3, "offload_optimizer": {"device": "cpu"}, "offload_param": {"device": "cpu"}}
     config = DeepSpeedConfig(
-        {
-            "optimizer": {"type": "adam", "params": {"lr": 0.1}},
-            "zero_optimization": {
-                "stage": 3,
-                "offload_optimizer": {"device": "cpu"},
-                "offload_param": {"device": "cpu"},
-            },
-        }
+        {"optimizer": {"type": "adam", "params": {"lr": 0.1}}, "zero_optimization": zero}
     )
     settings = engine_settings(config, on_cpu=True, client_optimizer=None)
     assert settings["optimizer"]["params"] == {"lr": 0.1, "torch_adam": True}
-    assert settings["zero_optimization"] == {"stage": 3}
+    assert settings["zero_optimization"] == zero  # kept: DeepSpeed's offload path runs
+    assert settings["zero_force_ds_cpu_optimizer"] is False
+    on_gpu = engine_settings(config, on_cpu=False, client_optimizer=None)
+    assert "zero_force_ds_cpu_optimizer" not in on_gpu  # DeepSpeed's CPU Adam is built there
+
+
+def test_cpu_runs_drop_nvme_offload_only() -> None:
+    zero = {
+        "stage": 3,
+        "offload_optimizer": {"device": "nvme", "nvme_path": "/local_nvme"},
+        "offload_param": {"device": "none"},
+    }
+    settings = engine_settings(DeepSpeedConfig({"zero_optimization": zero}), on_cpu=True,
+                               client_optimizer=None)  # fmt: skip
+    assert settings["zero_optimization"] == {"stage": 3, "offload_param": {"device": "none"}}
+    assert "zero_force_ds_cpu_optimizer" not in settings  # nothing offloaded any more
     kept = DeepSpeedConfig({"optimizer": {"type": "AdamW", "params": {"torch_adam": False}}})
     settings = engine_settings(kept, on_cpu=True, client_optimizer=None)
     assert settings["optimizer"]["params"] == {"torch_adam": False}  # the user's choice

@@ -90,6 +90,6 @@ def test_only_model_dependent_autos_reach_the_inference_engine() -> None:
 def test_the_engine_settings_of_a_cpu_run() -> None:
     config = inference_config(run_config(), VALUES, hidden_size=16)
     settings = engine_settings(config, on_cpu=True, client_optimizer=None)
-    assert "offload_param" not in settings["zero_optimization"]  # already on the CPU
+    assert settings["zero_optimization"]["offload_param"] == {"device": "cpu"}
     assert "zero_allow_untested_optimizer" not in settings  # no optimizer at all
     assert "optimizer" not in settings and "scheduler" not in settings

@@ -36,7 +36,7 @@ How the loop's contract maps onto the engine:
 On the CPU, nothing may compile a C++ extension (it takes minutes): DeepSpeed's
 shared-memory all-reduce is turned off (gloo is used), Adam/AdamW config sections use
 torch's implementation (``torch_adam``), optimizers that only exist as compiled kernels are
-refused, and offload settings are dropped (the parameters are on the CPU already).
+refused, and ZeRO-Offload to the CPU runs with that torch optimizer (NVMe offload is dropped).
 """
 
 from __future__ import annotations
@@ -548,7 +548,10 @@ def engine_settings(
     The ``scheduler`` section is removed (the runtime builds it; the loop steps it). With
     the Trainer's optimizer, ZeRO is told to accept it (``zero_allow_untested_optimizer``)
     unless the config says otherwise. On the CPU, Adam/AdamW sections use torch's
-    implementation and offload settings are dropped.
+    implementation; offload to ``"cpu"`` is kept (DeepSpeed runs its offload path there,
+    so CPU runs test it) with a torch optimizer allowed for it, as DeepSpeed's own CPU
+    Adam would have to be compiled; offload to NVMe, which needs compiled I/O kernels,
+    is dropped with a warning.
     """
     settings = config.to_dict()
     settings.pop("scheduler", None)
@@ -556,7 +559,9 @@ def engine_settings(
         settings.setdefault("zero_allow_untested_optimizer", True)
     if on_cpu:
         _use_torch_adam(settings)
-        _drop_offload(settings)
+        _drop_nvme_offload(settings)
+        if _offloads(settings):
+            settings.setdefault("zero_force_ds_cpu_optimizer", False)
     return settings
 
 
@@ -571,13 +576,34 @@ def _use_torch_adam(settings: dict[str, Any]) -> None:
             logger.info("DeepSpeed on the CPU: the config's %s runs torch's.", section["type"])
 
 
-def _drop_offload(settings: dict[str, Any]) -> None:
+_OFFLOAD_SECTIONS = ("offload_optimizer", "offload_param")
+
+
+def _offloads(settings: Mapping[str, Any]) -> bool:
+    zero = settings.get("zero_optimization")
+    if not isinstance(zero, Mapping):
+        return False
+    if zero.get("cpu_offload") is True:  # DeepSpeed's older spelling of optimizer offload
+        return True
+    return any(
+        isinstance(zero.get(key), Mapping) and zero[key].get("device", "none") != "none"
+        for key in _OFFLOAD_SECTIONS
+    )
+
+
+def _drop_nvme_offload(settings: dict[str, Any]) -> None:
     zero = settings.get("zero_optimization")
     if not isinstance(zero, dict):
         return
-    for key in ("offload_optimizer", "offload_param", "cpu_offload"):
-        if zero.pop(key, None) not in (None, False):
-            logger.warning("DeepSpeed %s is ignored: this run already trains on the CPU.", key)
+    for key in _OFFLOAD_SECTIONS:
+        section = zero.get(key)
+        if isinstance(section, Mapping) and section.get("device") == "nvme":
+            del zero[key]
+            logger.warning(
+                "DeepSpeed %s to NVMe is ignored on this CPU run: it needs DeepSpeed's "
+                "compiled async I/O kernels.",
+                key,
+            )
 
 
 def _check_cpu_optimizer(config: DeepSpeedConfig) -> None:

@@ -132,11 +132,11 @@ def _start_group(args: Any, config: dict[str, Any]) -> None:
     """Join the launcher's processes as the runtime will (same backend and timeout), with
     the CPU adjustments the engine will make to ``config`` (in place)."""
     from trainer_dist._ddp import start_process_group
-    from trainer_dist._deepspeed import _drop_offload, prepare_deepspeed_process
+    from trainer_dist._deepspeed import _drop_nvme_offload, prepare_deepspeed_process
 
     use_cpu = bool(getattr(args, "use_cpu", False) or getattr(args, "no_cuda", False))
     if prepare_deepspeed_process(DeepSpeedConfig(config), use_cpu=use_cpu):
-        _drop_offload(config)  # the engine drops them too: the partitions stay on the CPU
+        _drop_nvme_offload(config)  # as the engine will: no compiled I/O kernels here
     start_process_group(
         cpu=use_cpu,
         backend=getattr(args, "ddp_backend", None),
