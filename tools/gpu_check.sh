@@ -109,6 +109,10 @@ args = TrainingArguments(
     **extra,
 )
 trainer = Trainer(model=model, args=args, train_dataset=Tokens(BATCH * options.steps, 32000))
+try:  # transformers' save_pretrained imports DeepSpeed when it is installed (seconds):
+    import deepspeed  # noqa: F401  # paid here, outside the timed training, for both loops
+except ImportError:
+    pass
 if CUDA:
     torch.cuda.reset_peak_memory_stats()
 start = time.time()
