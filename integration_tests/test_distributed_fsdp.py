@@ -73,6 +73,9 @@ def test_every_strategy_shards_and_trains_like_one_process(
     assert main["fsdp_units"] >= 1
     assert max_difference(main["weights"], single["weights"]) < 1e-5
     assert len(main["grad_norm"]) == 4  # clipped by the global norm of the sharded gradients
+    # Never moved to the device whole (neither by the Trainer nor by the runtime):
+    # fully_shard places each unit as it shards it, so the model never has to fit whole.
+    assert main["whole_moves"] == 0
 
 
 def test_offload_puts_every_unit_under_the_cpu_offload_policy(

@@ -52,6 +52,11 @@ class TinyRegressor(nn.Module):
         self.blocks = nn.ModuleList([Block(width) for _ in range(2)])
         self.head = nn.Linear(width, 1)
         self.seen: list[int] = []
+        self.whole_moves = 0  # .to() calls on the whole model (FSDP places unit by unit)
+
+    def to(self, *args: Any, **kwargs: Any) -> TinyRegressor:  # type: ignore[override]  # counts, then torch's
+        self.whole_moves += 1
+        return super().to(*args, **kwargs)
 
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor | None = None, idx: Any = None
@@ -391,6 +396,7 @@ def _train_fsdp(out: str, variant: dict[str, Any]) -> dict[str, Any]:
         "parameter_types": sorted({type(p).__name__ for p in model.parameters()}),
         "fsdp_units": sum(type(m).__name__.startswith("FSDP") for m in model.modules()),
         "offloaded_units": _offloaded_units(model),
+        "whole_moves": model.whole_moves,
         "seen": sorted(model.seen),
         "weights": weights_of(runtime.state_dict(model)),
         "checkpoint_format": runtime.checkpoint_format,

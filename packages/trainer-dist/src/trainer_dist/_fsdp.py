@@ -25,7 +25,7 @@ from torch import nn
 
 from trainer_dist._ddp import DistributedRuntime
 from trainer_dist._fsdp_settings import FSDPSettings
-from trainer_dist._models import can_move, compile_model, unwrap_model
+from trainer_dist._models import compile_model, unwrap_model
 from trainer_dist._single import _NULL_CONTEXT
 from trainer_dist._state_io import (
     full_model_state,
@@ -111,13 +111,17 @@ class FSDPRuntime(DistributedRuntime):
 
     # ----------------------------------------------------------------------- prepare
     def prepare_model(self, model: nn.Module, *, training: bool) -> nn.Module:
-        """Shard ``model`` in place (once) and return it; layers first, then the root."""
+        """Shard ``model`` in place (once) and return it; layers first, then the root.
+
+        The model is not moved to the device whole: ``fully_shard`` moves each unit's
+        parameters there as it shards them (and, with ``offload``, puts the shards back
+        on the CPU), so a model that fits a GPU only once sharded never has to fit it
+        whole, as under the reference, whose Trainer leaves FSDP models where they are.
+        """
         if is_fully_sharded(model):
             return model
-        if can_move(model):
-            model = model.to(self._device)
         if self.settings.sync_module_states:
-            _broadcast_from_main(model)
+            _broadcast_from_main(model, self._device)
         layers = layers_to_wrap(model, self.settings)
         if self.settings.activation_checkpointing:
             self._checkpoint_layers(model, layers)
@@ -237,10 +241,17 @@ def _local_world() -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
 
 
-def _broadcast_from_main(model: nn.Module) -> None:
+def _broadcast_from_main(model: nn.Module, device: torch.device) -> None:
+    """The main process's parameters and buffers to every process, one tensor at a time
+    through ``device`` (NCCL only sends GPU tensors; the model may still be on the CPU)."""
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data, src=0)
+            if tensor.device == device:
+                dist.broadcast(tensor.data, src=0)
+                continue
+            staged = tensor.data.to(device)
+            dist.broadcast(staged, src=0)
+            tensor.data.copy_(staged)
 
 
 @contextlib.contextmanager

@@ -590,8 +590,8 @@ class Trainer:
         """Checkpointing, wrapping, optimizer and scheduler; return the model to train."""
         self._enable_gradient_checkpointing()
         model = self.model
-        if not self.place_model_on_device and not self.is_model_parallel:
-            model = model.to(self.runtime.device)
+        # Placement is the runtime's (prepare_model moves the model): FSDP shards it unit
+        # by unit onto the device, so it must not be moved there whole beforehand.
         # The runtime orders wrapping (and compiling) the model and building the optimizer
         # and scheduler: FSDP shards before the optimizer exists; a DeepSpeed engine takes
         # all three at once and may build the optimizer or scheduler from its own config.
