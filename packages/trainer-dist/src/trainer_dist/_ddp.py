@@ -102,7 +102,13 @@ def start_process_group(
     placement = detect_placement("cpu" if cpu else None)
     announced = launched_world_size()
     if dist.get_world_size() == announced:
-        return placement_in_group(placement, size=announced, rank=dist.get_rank())
+        placement = placement_in_group(placement, size=announced, rank=dist.get_rank())
+        if placement.device.type == "cuda":
+            # NCCL's collectives and FSDP2's device mesh work on the current device; it
+            # must be this process's GPU even where the group's ranks corrected
+            # accelerate's view of the launch (which set the device from that view).
+            torch.cuda.set_device(placement.device)
+        return placement
     raise RuntimeError(
         f"The launcher announced {announced} processes but the process group has "
         f"{dist.get_world_size()}; the processes would not train together. Check the "
