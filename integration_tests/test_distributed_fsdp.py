@@ -46,6 +46,11 @@ VARIANTS: list[dict[str, Any]] = [
 ]
 
 
+# bf16: FSDP gathers the parameters in bf16 (its mixed-precision policy) under autocast.
+BF16_VARIANT: dict[str, Any] = {"fsdp": "full_shard auto_wrap", "bf16": True}
+LAUNCHED = [*VARIANTS, BF16_VARIANT]
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return launch("python", tmp_path_factory.mktemp("single"), "single")[0]
@@ -54,7 +59,7 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     out = tmp_path_factory.mktemp("fsdp")
-    return out, launch("torchrun", out, "fsdp", "--variants", json.dumps(VARIANTS))
+    return out, launch("torchrun", out, "fsdp", "--variants", json.dumps(LAUNCHED))
 
 
 @pytest.mark.parametrize("number", range(len(VARIANTS)))
@@ -86,7 +91,23 @@ def test_offload_puts_every_unit_under_the_cpu_offload_policy(
     _, reports = fsdp_run
     offloaded = [variant["offloaded_units"] for variant in reports[0]["variants"]]
     assert offloaded[0] == reports[0]["variants"][0]["fsdp_units"] == 3
-    assert offloaded[1:] == [0] * (len(VARIANTS) - 1)
+    assert offloaded[1:] == [0] * (len(LAUNCHED) - 1)
+
+
+def test_bf16_gathers_the_parameters_in_bf16(
+    fsdp_run: tuple[Path, list[dict[str, Any]]], single: dict[str, Any]
+) -> None:
+    """The sharded master weights stay fp32; training ends close to fp32 training."""
+    _, reports = fsdp_run
+    variants = [report["variants"][len(VARIANTS)] for report in reports]
+    main = variants[0]
+    assert [variant["gathered_dtypes"] for variant in variants] == [["torch.bfloat16"]] * 2
+    assert main["parameter_types"] == ["DTensor"]
+    assert all(
+        variant["gathered_dtypes"] == ["torch.float32"] for variant in reports[0]["variants"][:-1]
+    )
+    difference = max_difference(main["weights"], single["weights"])
+    assert 1e-5 < difference < 2e-2  # bf16 rounding, but the same training
 
 
 def test_wrapping_follows_the_options(fsdp_run: tuple[Path, list[dict[str, Any]]]) -> None:

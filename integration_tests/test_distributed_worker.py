@@ -396,6 +396,7 @@ def _train_fsdp(out: str, variant: dict[str, Any]) -> dict[str, Any]:
         "parameter_types": sorted({type(p).__name__ for p in model.parameters()}),
         "fsdp_units": sum(type(m).__name__.startswith("FSDP") for m in model.modules()),
         "offloaded_units": _offloaded_units(model),
+        "gathered_dtypes": _gathered_dtypes(model),
         "whole_moves": model.whole_moves,
         "seen": sorted(model.seen),
         "weights": weights_of(runtime.state_dict(model)),
@@ -414,6 +415,19 @@ def _offloaded_units(model: Any) -> int:
             group = module._get_fsdp_state()._fsdp_param_group  # torch's own bookkeeping
             count += group is not None and isinstance(group.offload_policy, CPUOffloadPolicy)
     return count
+
+
+def _gathered_dtypes(model: Any) -> list[str]:
+    """The dtypes FSDP gathers the parameters in (its mixed-precision policy)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    dtypes = set()
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            group = module._get_fsdp_state()._fsdp_param_group  # torch's own bookkeeping
+            for param in group.fsdp_params if group is not None else []:
+                dtypes.add(str(param.param_dtype or param.orig_dtype))
+    return sorted(dtypes)
 
 
 def _sharded_round_trip(out: str, trainer: Any) -> dict[str, Any]:

@@ -141,7 +141,7 @@ class FSDPRuntime(DistributedRuntime):
 
     def _shard_options(self) -> dict[str, Any]:
         from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import CPUOffloadPolicy
+        from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy
 
         strategy, world = self.settings.strategy, self.num_processes
         device_type = self._device.type
@@ -158,6 +158,14 @@ class FSDPRuntime(DistributedRuntime):
         }
         if self.settings.offload:
             options["offload_policy"] = CPUOffloadPolicy(pin_memory=device_type == "cuda")
+        if self._amp_dtype is not None:
+            # Under fp16/bf16 the gathered parameters are cast to that dtype (half the
+            # all-gather traffic and memory of fp32), as accelerate's FSDP mixed precision
+            # does; gradients are reduced, and the sharded master weights kept, in fp32.
+            # Autocast still runs on top, keeping its fp32 ops (softmax, norms, losses).
+            options["mp_policy"] = MixedPrecisionPolicy(
+                param_dtype=self._amp_dtype, reduce_dtype=torch.float32
+            )
         return options
 
     def _checkpoint_layers(self, model: nn.Module, layers: list[nn.Module]) -> None:
