@@ -9,6 +9,8 @@ Each process runs one *scenario* and writes what it observed to ``<out>/rank<N>.
   Python makes under the output folder (an audit hook), to show it writes nothing but
   its own RNG file and shards.
 * ``one`` (plain python): the checkpoints of ``fsdp`` resumed on one process.
+* ``fsdp_alone`` (torchrun, 1 process): FSDP with sharded checkpoints on one process, the
+  same global batch; ``fsdp_from_one`` (torchrun, 2 processes) resumes its checkpoint.
 * ``nodes`` (two ``torchrun --nnodes 2 --node_rank R --nproc_per_node 1``): two "nodes"
   on this machine, each with its own output folder (no shared storage), with and
   without ``save_on_each_node``.
@@ -84,11 +86,14 @@ def _reports(out: Path, count: int) -> list[dict[str, Any]]:
     return [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(count)]
 
 
-def launch(out: Path, scenario: str, *options: str, processes: int = 2) -> list[dict[str, Any]]:
-    """Run ``scenario`` under torchrun (``processes`` > 1) or python; return the reports."""
+def launch(
+    out: Path, scenario: str, *options: str, processes: int = 2, torchrun: bool | None = None
+) -> list[dict[str, Any]]:
+    """Run ``scenario`` under torchrun (by default when ``processes`` > 1) or python;
+    return the reports."""
     out.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    if processes > 1:
+    if torchrun if torchrun is not None else processes > 1:
         port = str(base.free_port())
         prefix = [str(bin_dir / "torchrun"), "--nproc_per_node", str(processes)]
         prefix += ["--master_port", port]
@@ -262,6 +267,18 @@ def run_one(out: str, checkpoints: str) -> dict[str, Any]:
     return result
 
 
+def run_fsdp_alone(out: str) -> dict[str, Any]:
+    """Sharded FSDP checkpoints written by one process (batch 4: the 2-process global batch)."""
+    run = _run(os.path.join(out, "sharded"), FSDP_SHARDED, per_device_train_batch_size=4)
+    return {"sharded": run}
+
+
+def run_fsdp_from_one(out: str, checkpoints: str) -> dict[str, Any]:
+    """Two processes resume the mid-epoch checkpoint that one process wrote."""
+    checkpoint = os.path.join(checkpoints, "sharded", "checkpoint-3")
+    return {"sharded": _run(os.path.join(out, "sharded"), FSDP_SHARDED, resume=checkpoint)}
+
+
 def run_nodes(out: str) -> dict[str, Any]:
     """Two nodes without shared storage: each writes into ``<out>/<run>/node<N>``."""
     node = int(os.environ["GROUP_RANK"])
@@ -299,7 +316,7 @@ def _sharded_without_shared_storage(out: str, node: int) -> str | None:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["fsdp", "one", "nodes"])
+    parser.add_argument("scenario", choices=["fsdp", "one", "fsdp_alone", "fsdp_from_one", "nodes"])
     parser.add_argument("out")
     parser.add_argument("--checkpoints", default="")
     options = parser.parse_args(argv)
@@ -308,6 +325,10 @@ def main(argv: list[str]) -> None:
         result = run_fsdp(options.out)
     elif options.scenario == "one":
         result = run_one(options.out, options.checkpoints)
+    elif options.scenario == "fsdp_alone":
+        result = run_fsdp_alone(options.out)
+    elif options.scenario == "fsdp_from_one":
+        result = run_fsdp_from_one(options.out, options.checkpoints)
     else:
         result = run_nodes(options.out)
     result.update(base.group_facts())

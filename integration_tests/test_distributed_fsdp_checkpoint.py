@@ -4,7 +4,8 @@ With full (``FULL_STATE_DICT``) and with sharded (``SHARDED_STATE_DICT``) checkp
 a run resumed from a mid-epoch checkpoint ends with the weights of the run that never
 stopped; ``load_best_model_at_end`` restores the best checkpoint; ``save_model`` writes
 the gathered full weights; only the main process writes anything but its own RNG file
-and shards; and both kinds of checkpoints resume on one process. The training script is
+and shards; and both kinds of checkpoints resume on one process, while a sharded
+checkpoint written by one FSDP process resumes on two. The training script is
 ``checkpoint_worker.py``.
 """
 
@@ -136,3 +137,21 @@ def test_checkpoints_of_two_processes_resume_on_one(
         assert one[name]["steps"] == 8
         # One process with batch 4 = two with batch 2 each (same global batch).
         assert max_difference(one[name]["weights"], main[name]["weights"]) < 1e-5
+
+
+def test_a_sharded_checkpoint_of_one_process_resumes_on_two(
+    fsdp: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The other direction: torch's distributed checkpoint reshards one process's state
+    (weights and optimizer) over two, mid-epoch (sampler position included)."""
+    _, (main, _replica) = fsdp
+    alone = worker.launch(tmp_path / "alone", "fsdp_alone", processes=1, torchrun=True)[0]
+    assert (alone["sharded"]["runtime"], alone["sharded"]["format"]) == ("FSDPRuntime", "sharded")
+    assert alone["world_size"] == 1
+    checkpoints = ["--checkpoints", str(tmp_path / "alone")]
+    reports = worker.launch(tmp_path / "two", "fsdp_from_one", *checkpoints)
+    assert [report["world_size"] for report in reports] == [2, 2]
+    resumed = reports[0]["sharded"]
+    assert resumed["steps"] == alone["sharded"]["steps"] == 8
+    assert max_difference(resumed["weights"], alone["sharded"]["weights"]) < 1e-5
+    assert max_difference(resumed["weights"], main["sharded"]["weights"]) < 1e-5
