@@ -93,7 +93,9 @@ def launch(
     return the reports."""
     out.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    if torchrun if torchrun is not None else processes > 1:
+    if torchrun is None:
+        torchrun = processes > 1
+    if torchrun:
         port = str(base.free_port())
         prefix = [str(bin_dir / "torchrun"), "--nproc_per_node", str(processes)]
         prefix += ["--master_port", port]

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -405,29 +406,34 @@ def _train_fsdp(out: str, variant: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _offloaded_units(model: Any) -> int:
-    """How many FSDP units keep their shards under torch's ``CPUOffloadPolicy``."""
-    from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule
+def _fsdp_param_groups(model: Any) -> Iterator[Any]:
+    """The parameter groups of the FSDP units in ``model`` (torch's own bookkeeping)."""
+    from torch.distributed.fsdp import FSDPModule
 
-    count = 0
     for module in model.modules():
         if isinstance(module, FSDPModule):
-            group = module._get_fsdp_state()._fsdp_param_group  # torch's own bookkeeping
-            count += group is not None and isinstance(group.offload_policy, CPUOffloadPolicy)
-    return count
+            group = module._get_fsdp_state()._fsdp_param_group
+            if group is not None:
+                yield group
+
+
+def _offloaded_units(model: Any) -> int:
+    """How many FSDP units keep their shards under torch's ``CPUOffloadPolicy``."""
+    from torch.distributed.fsdp import CPUOffloadPolicy
+
+    groups = _fsdp_param_groups(model)
+    return sum(isinstance(group.offload_policy, CPUOffloadPolicy) for group in groups)
 
 
 def _gathered_dtypes(model: Any) -> list[str]:
     """The dtypes FSDP gathers the parameters in (its mixed-precision policy)."""
-    from torch.distributed.fsdp import FSDPModule
-
-    dtypes = set()
-    for module in model.modules():
-        if isinstance(module, FSDPModule):
-            group = module._get_fsdp_state()._fsdp_param_group  # torch's own bookkeeping
-            for param in group.fsdp_params if group is not None else []:
-                dtypes.add(str(param.param_dtype or param.orig_dtype))
-    return sorted(dtypes)
+    return sorted(
+        {
+            str(param.param_dtype or param.orig_dtype)
+            for group in _fsdp_param_groups(model)
+            for param in group.fsdp_params
+        }
+    )
 
 
 def _sharded_round_trip(out: str, trainer: Any) -> dict[str, Any]:

@@ -137,6 +137,15 @@ def deepspeed_config_source(args: Any, environ: Mapping[str, str]) -> Any:
     return accelerate_deepspeed_config(environ)
 
 
+def requested_deepspeed_config(args: Any, environ: Mapping[str, str]) -> DeepSpeedConfig | None:
+    """The DeepSpeed config ``args`` (or the launcher) ask for, not yet resolved; ``None``
+    without DeepSpeed, and with ``fsdp`` set too (that pair is refused on its own)."""
+    if getattr(args, "fsdp", None):
+        return None
+    source = deepspeed_config_source(args, environ)
+    return None if source is None else DeepSpeedConfig(source)
+
+
 def deepspeed_argument_values(args: Any, environ: Mapping[str, str]) -> ArgumentValues:
     """What ``args`` and the launcher decide in a DeepSpeed config (batch sizes for the
     launched number of processes, clipping, optimizer values, precision)."""
@@ -156,18 +165,15 @@ def check_deepspeed_config(args: Any) -> None:
     against the arguments as the runtime will: every written-out value that contradicts
     them is reported together in one error, and so is an ``"auto"`` that nothing can fill.
     It reads the config and the launcher's environment only: DeepSpeed is not imported
-    and no process group starts. (With ``fsdp`` set as well there is nothing to check:
-    that combination is refused on its own.)
+    and no process group starts.
 
     Raises:
         DeepSpeedConfigMismatchError: written-out values contradict the arguments.
         ValueError: the config cannot be read, or holds an ``"auto"`` nothing fills.
     """
-    if getattr(args, "fsdp", None):
-        return
-    source = deepspeed_config_source(args, os.environ)
-    if source is not None:
-        DeepSpeedConfig(source).resolve_arguments(deepspeed_argument_values(args, os.environ))
+    config = requested_deepspeed_config(args, os.environ)
+    if config is not None:
+        config.resolve_arguments(deepspeed_argument_values(args, os.environ))
 
 
 def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Runtime:

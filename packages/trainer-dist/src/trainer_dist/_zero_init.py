@@ -36,7 +36,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from trainer_dist._connector import deepspeed_argument_values, deepspeed_config_source
+from trainer_dist._connector import deepspeed_argument_values, requested_deepspeed_config
 from trainer_dist._deepspeed_config import DeepSpeedConfig
 
 logger = logging.getLogger(__name__)
@@ -86,12 +86,9 @@ def zero3_init_config(args: Any, environ: Mapping[str, str] | None = None) -> di
             arguments (the same check the runtime makes, made before any model exists).
     """
     env = os.environ if environ is None else environ
-    if getattr(args, "fsdp", None):
-        return None  # the connector refuses FSDP together with DeepSpeed
-    source = deepspeed_config_source(args, env)
-    if source is None:
+    config = requested_deepspeed_config(args, env)
+    if config is None:
         return None
-    config = DeepSpeedConfig(source)
     from_accelerate = not getattr(args, "deepspeed", None)
     if not wants_zero3_init(config, from_accelerate=from_accelerate, environ=env):
         return None

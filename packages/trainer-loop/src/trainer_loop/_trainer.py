@@ -590,10 +590,9 @@ class Trainer:
         """Checkpointing, wrapping, optimizer and scheduler; return the model to train."""
         self._enable_gradient_checkpointing()
         model = self.model
-        # Placement is the runtime's (prepare_model moves the model): FSDP shards it unit
-        # by unit onto the device, so it must not be moved there whole beforehand.
-        # The runtime orders wrapping (and compiling) the model and building the optimizer
-        # and scheduler: FSDP shards before the optimizer exists; a DeepSpeed engine takes
+        # The runtime places the model (FSDP unit by unit, so never whole on one device)
+        # and orders wrapping (and compiling) it and building the optimizer and
+        # scheduler: FSDP shards before the optimizer exists; a DeepSpeed engine takes
         # all three at once and may build the optimizer or scheduler from its own config.
         model, self.optimizer, self.lr_scheduler = self.runtime.prepare_training(
             model,
