@@ -146,6 +146,22 @@ def test_a_typical_command_line(tmp_path: Path) -> None:
     assert args.label_names == ["labels", "start"]
 
 
+@pytest.mark.parametrize(
+    ("fsdp_argv", "words"),
+    [
+        (["--fsdp"], ["full_shard", "auto_wrap"]),  # transformers 5: the option alone
+        (["--fsdp", "shard_grad_op", "offload"], ["shard_grad_op", "offload"]),
+        (
+            ["--fsdp", "--fsdp_config", '{"reshard_after_forward": false}'],
+            ["shard_grad_op", "auto_wrap"],
+        ),
+    ],
+)
+def test_fsdp_on_the_command_line(tmp_path: Path, fsdp_argv: list[str], words: list[str]) -> None:
+    args = from_argv(["--output_dir", str(tmp_path), *fsdp_argv, "--do_train"])
+    assert [option.value for option in args.fsdp] == words and args.do_train
+
+
 @dataclasses.dataclass
 class ModelArguments:
     model_name_or_path: str

@@ -132,6 +132,11 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ),
     ({"fsdp_config": {"min_num_params": -1}}, "min_num_params"),
     ({"fsdp_config": {"min_num_params": 1, "fsdp_min_num_params": 2}}, "min_num_params"),
+    ({"fsdp": "shard_grad_op", "fsdp_config": {"reshard_after_forward": True}}, "reshard_after"),
+    ({"fsdp": "full_shard offload", "fsdp_config": {"cpu_offload": False}}, "cpu_offload"),
+    ({"fsdp": True, "fsdp_config": {"auto_wrap_policy": "EVERY_LAYER"}}, "auto_wrap_policy"),
+    ({"fsdp": "full_shard auto_wrap", "fsdp_config": {"auto_wrap_policy": "NO_WRAP"}}, "NO_WRAP"),
+    ({"fsdp": True, "fsdp_config": {"version": 3}}, "version"),
     # mappings given as text or paths
     ({"fsdp_config": "/no/such/fsdp.json"}, "fsdp_config"),
     ({"accelerator_config": "/no/such/accelerate.json"}, "accelerator_config"),
@@ -264,6 +269,28 @@ def test_option_strings_become_enum_lists() -> None:
     assert args.fsdp == [FSDPOption.FULL_SHARD, FSDPOption.AUTO_WRAP]
     assert args.debug == [DebugOption.UNDERFLOW_OVERFLOW]
     assert _build(fsdp=["shard_grad_op", "offload"]).fsdp == ["shard_grad_op", "offload"]
+
+
+@pytest.mark.parametrize(
+    ("fsdp", "config", "words"),
+    [
+        (True, {}, ["full_shard", "auto_wrap"]),
+        (True, {"fsdp_reshard_after_forward": "false"}, ["shard_grad_op", "auto_wrap"]),
+        (True, {"cpu_offload": True, "auto_wrap_policy": "NO_WRAP"}, ["full_shard", "offload"]),
+        ("full_shard", {"cpu_offload": True, "version": 2}, ["full_shard", "offload"]),
+        ("", {"cpu_offload": True}, []),  # FSDP off: its config describes nothing to run
+    ],
+)
+def test_transformers_5_fsdp_switches_become_words(
+    fsdp: Any, config: dict[str, Any], words: list[str]
+) -> None:
+    assert _build(fsdp=fsdp, fsdp_config=config).fsdp == words
+
+
+def test_size_based_wrap_policy_without_a_threshold_takes_torchs_default() -> None:
+    args = _build(fsdp=True, fsdp_config={"auto_wrap_policy": "SIZE_BASED_WRAP"})
+    assert args.fsdp == ["full_shard", "auto_wrap"]
+    assert args.fsdp_config["min_num_params"] == 100_000_000
 
 
 def test_fsdp_config_from_a_json_file_with_prefixed_keys(tmp_path: Path) -> None:

@@ -101,3 +101,75 @@ def test_an_unknown_layer_class_is_reported() -> None:
     settings = parse_fsdp("full_shard", {"transformer_layer_cls_to_wrap": ["DecoderLayer"]})
     with pytest.raises(ValueError, match=r"\['DecoderLayer'\], which Net does not contain"):
         layers_to_wrap(Net(), settings)
+
+
+def test_the_unknown_class_message_names_the_models_layer_classes() -> None:
+    class Plain(nn.Module):  # no _no_split_modules: the classes repeated in its lists
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList([Block(), Block()])
+
+    settings = parse_fsdp("full_shard", {"transformer_layer_cls_to_wrap": ["Nope"]})
+    with pytest.raises(ValueError, match=r"repeated layers instead: \['Block'\]"):
+        layers_to_wrap(Plain(), settings)
+    with pytest.raises(ValueError, match=r"repeated layers instead: \['Block'\]"):
+        layers_to_wrap(Net(), settings)
+
+
+class TiedLM(nn.Module):
+    """An embedding and an output projection sharing one weight, as in GPT-2 or Llama."""
+
+    _no_split_modules = ("Block",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(16, 4)
+        self.blocks = nn.ModuleList([Block(), Block()])
+        self.lm_head = nn.Linear(4, 16, bias=False)
+        self.lm_head.weight = self.embed.weight
+
+
+def test_size_based_wrapping_keeps_tied_weights_in_the_root_unit() -> None:
+    model = TiedLM()  # embed / lm_head hold 64 parameters each, one tensor between them
+    layers = layers_to_wrap(model, parse_fsdp("full_shard", {"min_num_params": 20}))
+    assert model.embed not in layers and model.lm_head not in layers
+    assert layers == [model.blocks[0].linear, model.blocks[1].linear]
+
+
+def test_a_module_holding_every_name_of_a_tie_may_become_a_unit() -> None:
+    class Outer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = TiedLM()
+            self.head = nn.Linear(4, 1)
+
+    model = Outer()
+    layers = layers_to_wrap(model, parse_fsdp("full_shard", {"min_num_params": 100}))
+    assert layers == [model.lm]
+
+
+def test_a_layer_class_that_splits_a_tie_is_refused_by_name() -> None:
+    settings = parse_fsdp("full_shard", {"transformer_layer_cls_to_wrap": ["Embedding"]})
+    with pytest.raises(ValueError, match=r"Embedding, whose module 'embed' holds a parameter tied"):
+        layers_to_wrap(TiedLM(), settings)
+
+
+@pytest.mark.parametrize(
+    ("fsdp", "config", "expected"),
+    [
+        (True, {}, FSDPSettings(auto_wrap=True)),
+        (True, {"reshard_after_forward": False}, FSDPSettings("shard_grad_op", auto_wrap=True)),
+        (True, {"fsdp_cpu_offload": "true"}, FSDPSettings(offload=True, auto_wrap=True)),
+        (True, {"auto_wrap_policy": "NO_WRAP", "version": 2}, FSDPSettings()),
+        (
+            True,
+            {"auto_wrap_policy": "SIZE_BASED_WRAP", "version": "1"},
+            FSDPSettings(auto_wrap=True, min_num_params=100_000_000),
+        ),
+        ("shard_grad_op", {"cpu_offload": True}, FSDPSettings("shard_grad_op", offload=True)),
+    ],
+)
+def test_transformers_5_switches_are_read_like_the_words(
+    fsdp: object, config: dict, expected: FSDPSettings
+) -> None:
+    assert parse_fsdp(fsdp, config) == expected

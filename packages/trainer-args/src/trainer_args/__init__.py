@@ -13,12 +13,14 @@ from trainer_args._enums import (
     SchedulerType,
     ShardedDDPOption,
 )
+from trainer_args._fsdp_switches import FSDP_SWITCH_KEYS, merge_fsdp_switches
 from trainer_args._parser import HfArgumentParser
 from trainer_args._seq2seq import Seq2SeqTrainingArguments
 from trainer_args._steps import resolve_steps
 from trainer_args._training_args import TrainingArguments
 
 __all__: list[str] = [
+    "FSDP_SWITCH_KEYS",
     "DebugOption",
     "FSDPOption",
     "HfArgumentParser",
@@ -31,5 +33,6 @@ __all__: list[str] = [
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
     "TrainingArguments",
+    "merge_fsdp_switches",
     "resolve_steps",
 ]

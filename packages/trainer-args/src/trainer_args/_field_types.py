@@ -369,7 +369,9 @@ class _StrOrListAction(argparse.Action):
     """``Union[List[X], str]`` options: one token stays a string, several make a list.
 
     So both spellings users know work: ``--fsdp "full_shard auto_wrap"`` (one string the
-    dataclass splits) and ``--fsdp full_shard auto_wrap`` (a list).
+    dataclass splits) and ``--fsdp full_shard auto_wrap`` (a list). A field whose
+    metadata sets ``nargs="*"`` and a ``const`` also takes the option alone (``--fsdp``,
+    transformers 5's spelling of ``fsdp=True``), which stores the ``const``.
     """
 
     def __init__(self, option_strings: list[str], dest: str, element: _Converter, **kwargs: Any):
@@ -384,6 +386,9 @@ class _StrOrListAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         items = list(values)
+        if not items and self.const is not None:
+            setattr(namespace, self.dest, self.const)
+            return
         if len(items) == 1:
             setattr(namespace, self.dest, items[0])
             return

@@ -17,6 +17,7 @@ from trainer_args._enums import (
     FSDPOption,
     ShardedDDPOption,
 )
+from trainer_args._fsdp_switches import merge_fsdp_switches
 from trainer_args._json_args import load_mapping
 from trainer_args._messages import coerce_enum, conflict, invalid, wrong_type
 
@@ -77,7 +78,12 @@ def reject_sharded_ddp(args: Any) -> None:
 
 
 def normalize_option_lists(args: Any) -> None:
-    """Parse ``fsdp`` and ``debug`` into lists of :class:`FSDPOption` / :class:`DebugOption`."""
+    """Parse ``fsdp`` and ``debug`` into lists of :class:`FSDPOption` / :class:`DebugOption`.
+
+    Runs after :func:`load_fsdp_config`: ``fsdp=True`` and the transformers 5 config keys
+    (``reshard_after_forward``, ``cpu_offload``, ``auto_wrap_policy``) become words here.
+    """
+    args.fsdp, args.fsdp_config = merge_fsdp_switches(args.fsdp, args.fsdp_config)
     args.fsdp = parse_options("fsdp", args.fsdp, FSDPOption)
     args.debug = parse_options("debug", args.debug, DebugOption)
 

@@ -158,7 +158,9 @@ HELP: dict[str, str] = {
     "fsdp": (
         "Fully Sharded Data Parallel options, space separated: one of 'full_shard', "
         "'shard_grad_op', 'no_shard', 'hybrid_shard', 'hybrid_shard_zero2', plus "
-        "'offload' and/or 'auto_wrap'."
+        "'offload' and/or 'auto_wrap'. Alone (--fsdp, or fsdp=True) it means "
+        "'full_shard auto_wrap', changed by the fsdp_config keys reshard_after_forward, "
+        "cpu_offload and auto_wrap_policy."
     ),
     "fsdp_min_num_params": "Deprecated: use fsdp_config={'min_num_params': ...}.",
     "fsdp_config": (

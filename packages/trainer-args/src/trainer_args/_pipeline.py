@@ -124,8 +124,8 @@ def parse_values(args: Any) -> None:
     """Bring every structured argument into its canonical type."""
     expand_paths(args)
     reject_sharded_ddp(args)
-    normalize_option_lists(args)
     load_fsdp_config(args)
+    normalize_option_lists(args)
     args.accelerator_config = _load_accelerator_config(args.accelerator_config)
     args.lr_scheduler_kwargs = (
         load_mapping("lr_scheduler_kwargs", args.lr_scheduler_kwargs, allow_path=False) or {}

@@ -163,7 +163,9 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
     sharded_ddp: Union[List[ShardedDDPOption], str, None] = field(
         default="", metadata=_h("sharded_ddp")
     )
-    fsdp: Union[List[FSDPOption], str, None] = field(default="", metadata=_h("fsdp"))
+    fsdp: Union[List[FSDPOption], str, None] = field(
+        default="", metadata={**_h("fsdp"), "nargs": "*", "const": True}
+    )
     fsdp_min_num_params: int = field(default=0, metadata=_h("fsdp_min_num_params"))
     fsdp_config: Union[dict, str, None] = field(default=None, metadata=_h("fsdp_config"))
     fsdp_transformer_layer_cls_to_wrap: Optional[str] = field(

@@ -45,44 +45,98 @@ def is_fully_sharded(model: Any) -> bool:
 def layers_to_wrap(model: nn.Module, settings: FSDPSettings) -> list[nn.Module]:
     """The submodules that become separate FSDP units, in forward (definition) order.
 
+    A module holding one name of a tied parameter but not the others (an output
+    projection tied to the input embedding) never becomes a unit of its own: FSDP2
+    cannot shard one parameter in two units, so such modules stay in the root unit, as
+    the reference's documentation promises for shared embeddings.
+
     Raises:
-        ValueError: ``transformer_layer_cls_to_wrap`` names a class the model lacks.
+        ValueError: ``transformer_layer_cls_to_wrap`` names a class the model lacks, or
+            a class whose modules hold only part of a tied parameter.
     """
     if not settings.wraps_layers:
         return []
+    ties = _tied_parameter_names(model)
     if settings.min_num_params > 0:
-        return _size_based_layers(model, settings.min_num_params)
+        return _size_based_layers(model, settings.min_num_params, ties)
     names = settings.layer_classes
     if names is None:
         names = tuple(getattr(model, "_no_split_modules", None) or ())
     if not names:
         return []
-    layers = [m for m in model.modules() if m is not model and type(m).__name__ in names]
-    found = {type(m).__name__ for m in layers}
-    missing = sorted(set(names) - found)
+    layers = [
+        (p, m) for p, m in model.named_modules() if m is not model and type(m).__name__ in names
+    ]
+    missing = sorted(set(names) - {type(m).__name__ for _, m in layers})
     if missing:
         raise ValueError(
             f"fsdp_config['transformer_layer_cls_to_wrap'] names {missing}, which "
-            f"{type(model).__name__} does not contain. Use class names of its layers (e.g. "
-            f"{sorted({type(m).__name__ for m in model.children()})[:5]})."
+            f"{type(model).__name__} does not contain. Name the class of its repeated "
+            f"layers instead: {_layer_class_candidates(model)}."
         )
-    return layers
+    for path, layer in layers:
+        if _splits_a_tie(path, ties):
+            raise ValueError(
+                f"fsdp_config['transformer_layer_cls_to_wrap'] names {type(layer).__name__}, "
+                f"whose module {path!r} holds a parameter tied to one outside it; FSDP "
+                f"cannot shard a tied parameter in two units. Wrap another class, or "
+                f"untie the weights."
+            )
+    return [layer for _, layer in layers]
 
 
-def _size_based_layers(model: nn.Module, min_num_params: int) -> list[nn.Module]:
+def _layer_class_candidates(model: nn.Module) -> list[str]:
+    """The model's ``_no_split_modules``, else the classes repeated inside its lists."""
+    declared = list(getattr(model, "_no_split_modules", None) or ())
+    if declared:
+        return declared
+    repeated = {
+        type(child).__name__
+        for module in model.modules()
+        if isinstance(module, nn.ModuleList)
+        for child in module
+    }
+    return sorted(repeated)[:5]
+
+
+def _tied_parameter_names(model: nn.Module) -> list[tuple[str, ...]]:
+    """The qualified names of each parameter reachable under more than one name."""
+    names: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+    return [tuple(group) for group in names.values() if len(group) > 1]
+
+
+def _splits_a_tie(path: str, ties: list[tuple[str, ...]]) -> bool:
+    """Whether the module at ``path`` holds some, but not all, names of a tied parameter."""
+    inside = f"{path}."
+    for names in ties:
+        held = [name.startswith(inside) for name in names]
+        if any(held) and not all(held):
+            return True
+    return False
+
+
+def _size_based_layers(
+    model: nn.Module, min_num_params: int, ties: list[tuple[str, ...]]
+) -> list[nn.Module]:
     """Post-order: a module becomes a unit once its not-yet-wrapped parameters reach the
-    threshold (the policy of torch's ``size_based_auto_wrap_policy``)."""
+    threshold (the policy of torch's ``size_based_auto_wrap_policy``), unless it would
+    split a tied parameter; its parameters then count towards its parent."""
     chosen: list[nn.Module] = []
 
-    def visit(module: nn.Module) -> int:
-        remaining = sum(visit(child) for child in module.children())
+    def visit(module: nn.Module, path: str) -> int:
+        remaining = sum(
+            visit(child, f"{path}.{name}" if path else name)
+            for name, child in module.named_children()
+        )
         remaining += sum(p.numel() for p in module.parameters(recurse=False))
-        if module is not model and remaining >= min_num_params:
+        if module is not model and remaining >= min_num_params and not _splits_a_tie(path, ties):
             chosen.append(module)
             return 0
         return remaining
 
-    visit(model)
+    visit(model, "")
     return chosen
 
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trainer_args import FSDP_SWITCH_KEYS, merge_fsdp_switches
+
 STRATEGIES = ("full_shard", "shard_grad_op", "hybrid_shard", "hybrid_shard_zero2", "no_shard")
 _MODIFIERS = ("offload", "auto_wrap")
 _PREFETCH = ("backward_pre", "backward_post", "no_prefetch")
@@ -31,6 +33,7 @@ KNOWN_KEYS = frozenset(
         "xla_fsdp_v2",
         "xla_fsdp_grad_ckpt",
         "xla_fsdp_settings",
+        *FSDP_SWITCH_KEYS,
     }
 )
 """``fsdp_config`` keys the runtime understands (the reference's list, without the
@@ -164,12 +167,14 @@ def _check_xla_keys(config: dict[str, Any]) -> None:
 def parse_fsdp(fsdp: Any, fsdp_config: dict[str, Any] | None) -> FSDPSettings:
     """Check ``fsdp`` words and ``fsdp_config`` keys; return the settings they describe.
 
-    Keys may carry the ``fsdp_`` prefix. Raises ``ValueError`` for unknown words or keys,
+    Keys may carry the ``fsdp_`` prefix; ``fsdp=True`` and transformers 5's switch keys
+    (``reshard_after_forward``, ``cpu_offload``, ``auto_wrap_policy``, ``version``) are
+    read as TrainingArguments reads them. Raises ``ValueError`` for unknown words or keys,
     two strategies, a non-boolean flag, an unknown prefetch or state dict type, or
     ``min_num_params`` together with ``transformer_layer_cls_to_wrap``.
     """
-    words = option_words(fsdp)
-    config = unprefixed(fsdp_config)
+    given = True if fsdp is True else option_words(fsdp)
+    words, config = merge_fsdp_switches(given, unprefixed(fsdp_config))
     unknown = sorted(set(config) - KNOWN_KEYS)
     if unknown:
         raise ValueError(
