@@ -124,10 +124,48 @@ def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
     assert difference < 1e-6
 
 
+def test_a_classifier_ignoring_the_item_count_accumulates_like_the_whole_batch(
+    tmp_output,
+) -> None:
+    """BERT's classifier types ``**kwargs`` with ``num_items_in_batch`` (every transformers
+    5 model does) but computes a plain mean loss: taking the typing as a promise would
+    sum, not average, the accumulated micro-batch losses and double the step. 2
+    micro-batches of 4 must give the step of one batch of 8."""
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, num_labels=2,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    dataset = _classification_data(size=8).remove_columns(["text", "source"])
+    weights = []
+    for batch, accumulation in ((8, 1), (4, 2)):
+        torch.manual_seed(0)
+        model = transformers.BertForSequenceClassification(config)
+        args = _args(
+            tmp_output,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            optim="sgd",
+            learning_rate=0.5,
+            max_grad_norm=0.0,  # clipping would hide a wrong scale
+            max_steps=1,
+        )
+        Trainer(model=model, args=args, train_dataset=dataset).train()
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+    difference = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
+    assert difference < 1e-6
+
+
 def test_gpt2_counts_as_a_causal_lm() -> None:
     from trainer_loop._inputs import is_causal_lm, model_accepts_loss_kwargs
 
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=8, n_layer=1, n_head=2))
     assert is_causal_lm(model)
     assert is_causal_lm(tiny_llama(32, 16))
-    assert model_accepts_loss_kwargs(tiny_llama(32, 16))  # **kwargs: Unpack[TransformersKwargs]
+    # Both pass their **kwargs on to self.loss_function, which divides by the count.
+    assert model_accepts_loss_kwargs(tiny_llama(32, 16)) and model_accepts_loss_kwargs(model)
+    bert = transformers.BertConfig(
+        vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16,
+    )  # fmt: skip
+    assert not model_accepts_loss_kwargs(transformers.BertForSequenceClassification(bert))

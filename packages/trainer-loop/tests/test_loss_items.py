@@ -36,10 +36,21 @@ class OtherKwargs(TypedDict, total=False):
 
 
 class TypedKwargsModel(nn.Module):
-    """Declares the count the way transformers 5 models do: ``**kwargs: Unpack[...]``."""
+    """Types the count the way every transformers 5 model does, but computes a plain mean
+    loss without it (as BERT's classifiers do)."""
 
     def forward(self, x: torch.Tensor, **kwargs: Unpack[LossKwargs]) -> Any:
-        return x
+        return x.mean()
+
+
+class LossFunctionModel(nn.Module):
+    """Passes its keyword arguments on to its loss function, as GPT-2 and Llama do."""
+
+    def loss_function(self, x: torch.Tensor, num_items_in_batch: Any = None) -> Any:
+        return x.sum() / num_items_in_batch
+
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> Any:
+        return self.loss_function(x, **kwargs)
 
 
 class OtherTypedKwargsModel(nn.Module):
@@ -62,12 +73,13 @@ class DeclinesModel(TypedKwargsModel):
 
 
 def test_models_that_promise_to_use_the_count_are_given_it() -> None:
-    assert model_accepts_loss_kwargs(TypedKwargsModel())
+    assert model_accepts_loss_kwargs(LossFunctionModel())
     assert model_accepts_loss_kwargs(NamedParameterModel())
 
 
 def test_models_that_do_not_promise_it_are_not() -> None:
     assert not model_accepts_loss_kwargs(BareKwargsModel())  # might ignore it
+    assert not model_accepts_loss_kwargs(TypedKwargsModel())  # typed, but ignores it
     assert not model_accepts_loss_kwargs(OtherTypedKwargsModel())
     assert not model_accepts_loss_kwargs(DeclinesModel())
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
-import typing
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,38 +71,41 @@ def accepts_argument(function: Any, name: str) -> bool:
 def model_accepts_loss_kwargs(model: Any) -> bool:
     """Whether the model normalises its loss by a ``num_items_in_batch`` it is given.
 
-    transformers models say so with ``accepts_loss_kwargs``, or (transformers 5) with a
-    ``**kwargs: Unpack[TransformersKwargs]`` whose keys include ``num_items_in_batch``;
-    other models must name the parameter in ``forward``. A bare ``**kwargs`` is not taken
-    as a promise, because a model that ignored the count would then be trained with the
-    wrong loss scale.
+    transformers models say so with ``accepts_loss_kwargs``, or by passing their
+    ``**kwargs`` on to ``self.loss_function`` (GPT-2, Llama...); other models must name
+    the parameter in ``forward``. A ``**kwargs``, even one typed
+    ``Unpack[TransformersKwargs]`` with that key, is no promise: every transformers 5
+    model types its ``**kwargs`` so, but many (BERT's heads, T5) compute a plain mean
+    loss and ignore the count, and would then be trained with their loss multiplied by
+    the number of processes and micro-batches. Such models get the count applied from
+    outside instead (see :func:`count_loss_items`), which is exact for mean losses.
     """
     declared = getattr(model, "accepts_loss_kwargs", None)
     if declared is not None:
         return bool(declared) and _forward_takes_kwargs(model)
-    return accepts_argument(model.forward, "num_items_in_batch") or _typed_kwargs_name(
-        model.forward, "num_items_in_batch"
-    )
+    if accepts_argument(model.forward, "num_items_in_batch"):
+        return True
+    return _forward_takes_kwargs(model) and _passes_kwargs_to_loss(type(model))
 
 
-def _typed_kwargs_name(function: Any, name: str) -> bool:
-    """Whether ``function``'s ``**kwargs`` is typed ``Unpack[SomeTypedDict]`` with key ``name``.
+@functools.lru_cache(maxsize=64)
+def _passes_kwargs_to_loss(model_class: type) -> bool:
+    """Whether the class's ``forward`` calls ``<something>.loss_function(..., **kwargs)``.
 
-    String annotations (``from __future__ import annotations``) are evaluated in the
-    function's module; one that cannot be evaluated counts as no promise.
+    Read from the source once per class; a forward whose source cannot be read makes no
+    promise (the count is then applied from outside).
     """
     try:
-        parameters = inspect.signature(function, eval_str=True).parameters.values()
-    except Exception:  # any failure to evaluate a user's annotations
+        tree = ast.parse(textwrap.dedent(inspect.getsource(model_class.forward)))
+    except (OSError, TypeError, SyntaxError):
         return False
-    for parameter in parameters:
-        if parameter.kind is not inspect.Parameter.VAR_KEYWORD:
-            continue
-        arguments = typing.get_args(parameter.annotation)
-        if typing.get_origin(parameter.annotation) is typing.Unpack and arguments:
-            # A TypedDict's annotations include the keys of the TypedDicts it extends.
-            return name in getattr(arguments[0], "__annotations__", {})
-    return False
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "loss_function"
+        and any(keyword.arg is None for keyword in node.keywords)
+        for node in ast.walk(tree)
+    )
 
 
 def _forward_takes_kwargs(model: Any) -> bool:
