@@ -3,7 +3,8 @@
 Rank and world size come from a running process group when the runtime has started one
 (torch already imported), otherwise from the launcher's environment variables, so no
 torch is needed to ask "am I the main process?". ``device`` and ``n_gpu`` import torch on
-first use. Nothing here creates a process group.
+first use. Only ``device`` and ``main_process_first`` may start a process group, through
+the runtime package's hook, and only in a launched process of several.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 from trainer_args._device import DevicePlan, plan_device, require_torch, torch_if_installed
 from trainer_args._enums import TRAINER_LOG_LEVELS, ParallelMode
 from trainer_args._launch_env import read_launch_env
+
+PROCESS_GROUP_HOOKS_GROUP = "trainer.process_group_hooks"
+"""``trainer_core.PROCESS_GROUP_HOOKS_GROUP``, spelled out so that ``import trainer_args``
+does not load the plugin loader."""
 
 TRAINER_LOGGER = "trainer"
 """Name of the package logger whose level ``log_level="passive"`` leaves in place."""
@@ -114,7 +119,25 @@ class ProcessMixin:
             ImportError: torch is not installed.
         """
         torch = require_torch("TrainingArguments.device")
+        self._join_launched_group()
         return torch.device(self._device_plan(torch).as_string())
+
+    def _join_launched_group(self) -> Any | None:
+        """``torch.distributed`` with its group running, or ``None`` when there is none.
+
+        In a process a launcher started among several, a group nobody started yet is
+        started first by the installed process-group hooks (trainer-dist's starts the
+        one its runtime would), as the reference's arguments form it when set up; so a
+        script may coordinate its processes before building a ``Trainer``. Without a
+        hook installed (trainer-args alone) there is still no group.
+        """
+        group = running_group()
+        if group is not None or read_launch_env().world_size < 2:
+            return group
+        from trainer_core import run_hooks
+
+        run_hooks(PROCESS_GROUP_HOOKS_GROUP, self)
+        return running_group()
 
     @property
     def n_gpu(self) -> int:
@@ -186,15 +209,16 @@ class ProcessMixin:
         """Run the block on the main process first; replicas wait, then run it too.
 
         Typical use: ``datasets.map`` on the main process writes a cache the replicas
-        then read. Without a running process group of several processes (one process,
-        or before the runtime set distributed state up) the block simply runs.
+        then read. In a launched process of several, the group is started first if
+        nothing started it yet (see :meth:`_join_launched_group`); alone, the block
+        simply runs.
 
         Args:
             local: main = rank 0 of each node (node-local filesystems); ``False``: rank 0
                 of the whole run only (shared filesystem).
             desc: what the block does, for debug logs.
         """
-        dist = running_group()
+        dist = self._join_launched_group()
         if dist is None or dist.get_world_size() < 2:
             yield
             return

@@ -31,6 +31,14 @@ that a package which needs torch can act on the arguments (register a ZeRO-3 con
 transformers) without trainer-args importing it: ``name = "package.module:function"``.
 """
 
+PROCESS_GROUP_HOOKS_GROUP = "trainer.process_group_hooks"
+"""Entry-point group of functions that join a launcher's processes into one group, called
+with the ``TrainingArguments`` when a script needs the group before any ``Trainer``
+exists (``args.main_process_first()``, ``args.device``), as the reference's arguments
+form it. trainer-args calls them only in a launched process of several whose group has
+not started; the runtime package provides one.
+"""
+
 logger = logging.getLogger(__name__)
 
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {

@@ -23,6 +23,7 @@ from trainer_dist._deepspeed_config import (
 )
 from trainer_dist._fsdp import FSDPRuntime
 from trainer_dist._fsdp_settings import FSDPSettings, parse_fsdp
+from trainer_dist._launch_group import join_launched_group
 from trainer_dist._models import unwrap_model
 from trainer_dist._seed import enable_full_determinism, set_seed
 from trainer_dist._single import SingleProcessRuntime
@@ -66,6 +67,7 @@ __all__ = [
     "consolidate_xla_fsdp_checkpoint",
     "enable_full_determinism",
     "export_deepspeed_checkpoint",
+    "join_launched_group",
     "load_deepspeed_config",
     "move_to_device",
     "parse_fsdp",

@@ -116,7 +116,7 @@ def register_zero3_init(args: Any) -> Any | None:
     if importlib.util.find_spec("transformers") is None:
         logger.info("ZeRO-3 without transformers installed: nothing to register for zero.Init.")
         return None
-    _start_group(args, config)
+    start_deepspeed_group(args, config)
     from transformers.integrations.deepspeed import HfDeepSpeedConfig
 
     registered = HfDeepSpeedConfig(config)  # registers itself (a weak reference)
@@ -125,7 +125,7 @@ def register_zero3_init(args: Any) -> Any | None:
     return registered
 
 
-def _start_group(args: Any, config: dict[str, Any]) -> None:
+def start_deepspeed_group(args: Any, config: dict[str, Any]) -> None:
     """Join the launcher's processes as the runtime will (same backend and timeout), with
     the CPU adjustments the engine will make to ``config`` (in place)."""
     from trainer_dist._ddp import start_process_group
