@@ -8,6 +8,7 @@ import math
 import pytest
 
 from trainer_args import (
+    HfArgumentParser,
     HubStrategy,
     IntervalStrategy,
     OptimizerNames,
@@ -277,3 +278,20 @@ def test_get_warmup_steps() -> None:
     assert TrainingArguments("out", warmup_steps=7, warmup_ratio=0.5).get_warmup_steps(100) == 7
     assert TrainingArguments("out", warmup_ratio=0.1).get_warmup_steps(95) == math.ceil(9.5)
     assert TrainingArguments("out").get_warmup_steps(100) == 0
+
+
+def test_a_warmup_steps_below_one_is_a_share_of_the_run(tmp_path) -> None:
+    """transformers 5 dropped warmup_ratio: its users write the share as warmup_steps."""
+    args = TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.25)
+    assert (args.warmup_steps, args.warmup_ratio, args.get_warmup_steps(10)) == (0, 0.25, 3)
+    assert TrainingArguments(output_dir=str(tmp_path), warmup_steps=4.0).warmup_steps == 4
+    args.set_lr_scheduler(name="cosine", warmup_steps=0.05, max_steps=100)
+    assert args.get_warmup_steps(100) == 5
+    with pytest.raises(ValueError, match=r"warmup_ratio=0\.1 contradict"):
+        TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.2, warmup_ratio=0.1)
+    with pytest.raises(TypeError, match=r"warmup_steps=2\.5"):
+        TrainingArguments(output_dir=str(tmp_path), warmup_steps=2.5)
+    (parsed,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--warmup_steps", "0.1"]
+    )
+    assert (parsed.warmup_steps, parsed.warmup_ratio) == (0, 0.1)

@@ -63,7 +63,10 @@ HELP: dict[str, str] = {
     ),
     "lr_scheduler_type": "Learning-rate schedule, e.g. 'linear', 'cosine', 'constant'.",
     "warmup_ratio": "Share of the total training steps spent warming the learning rate up.",
-    "warmup_steps": "Number of warm-up steps; when positive it takes precedence over warmup_ratio.",
+    "warmup_steps": (
+        "Number of warm-up steps; when positive it takes precedence over warmup_ratio. "
+        "A value below 1 is read as a ratio of the run (transformers 5's spelling)."
+    ),
     # --- logging -------------------------------------------------------------------------
     "log_level": (
         "Logger level of the main process: 'detail', 'debug', 'info', 'warning', 'error', "

@@ -38,7 +38,7 @@ from trainer_args._hooks import run_argument_hooks
 from trainer_args._json_args import load_mapping
 from trainer_args._launch_env import read_launch_env
 from trainer_args._messages import coerce_enum, invalid, wrong_type
-from trainer_args._steps import normalize_step_interval
+from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
 from trainer_args._validation import RULES
 
 ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = (
@@ -123,6 +123,7 @@ def _check_target_modules(value: Any) -> None:
 def parse_values(args: Any) -> None:
     """Bring every structured argument into its canonical type."""
     expand_paths(args)
+    fold_fractional_warmup(args)
     reject_sharded_ddp(args)
     load_fsdp_config(args)
     normalize_option_lists(args)

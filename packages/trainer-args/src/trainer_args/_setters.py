@@ -23,7 +23,7 @@ from trainer_args._enums import (
 )
 from trainer_args._messages import coerce_enum, invalid
 from trainer_args._pipeline import fill_best_model, normalize_report_to
-from trainer_args._steps import normalize_step_interval
+from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
 from trainer_args._validation import BOUNDS, check_bound, check_dataloader, check_names
 
 
@@ -207,14 +207,16 @@ class SettersMixin:
         num_epochs: float = 3.0,
         max_steps: int = -1,
         warmup_ratio: float = 0,
-        warmup_steps: int = 0,
+        warmup_steps: float = 0,
     ) -> Any:
-        """Set the learning-rate schedule and the run length it spans."""
+        """Set the learning-rate schedule and the run length it spans (a ``warmup_steps``
+        below 1 is a share of the run, as in transformers 5)."""
         self.lr_scheduler_type = coerce_enum("name", name, SchedulerType)
         self.num_train_epochs = num_epochs
         self.max_steps = max_steps
         self.warmup_ratio = warmup_ratio
         self.warmup_steps = warmup_steps
+        fold_fractional_warmup(self)
         _check(self, "num_train_epochs", "max_steps", "warmup_ratio", "warmup_steps")
         return self
 

@@ -9,8 +9,9 @@ the training loop, which knows the total, calls :func:`resolve_steps`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from trainer_args._messages import invalid, wrong_type
+from trainer_args._messages import conflict, invalid, wrong_type
 
 
 def normalize_step_interval(name: str, value: float | int) -> float | int:
@@ -78,3 +79,24 @@ def is_whole_multiple(value: float, base: float) -> bool:
         return False
     ratio = value / base
     return ratio >= 1 - 1e-9 and math.isclose(ratio, round(ratio), rel_tol=0, abs_tol=1e-9)
+
+
+def fold_fractional_warmup(args: Any) -> None:
+    """``warmup_steps`` below 1 is a fraction of the run (transformers 5, which dropped
+    ``warmup_ratio``): it becomes ``warmup_ratio``; a whole float becomes an int.
+
+    Raises:
+        ValueError: the fraction contradicts a ``warmup_ratio`` given too.
+    """
+    steps = args.warmup_steps
+    if not isinstance(steps, float) or isinstance(steps, bool):
+        return
+    if steps.is_integer():
+        args.warmup_steps = int(steps)
+    elif 0 < steps < 1:
+        if args.warmup_ratio not in (0, steps):
+            raise conflict(
+                "warmup_steps", steps, "warmup_ratio", args.warmup_ratio,
+                "A warmup_steps below 1 is the warm-up's share of the run; give one of them.",
+            )  # fmt: skip
+        args.warmup_ratio, args.warmup_steps = steps, 0
