@@ -28,24 +28,6 @@ VOCAB, LENGTH, SAMPLES = 64, 8, 12
 FSDP_CONFIG = {"auto_wrap_policy": "SIZE_BASED_WRAP", "min_num_params": 500}
 
 
-def tiny_tied_llama() -> Any:
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=LENGTH,
-        tie_word_embeddings=True,
-    )
-    return transformers.LlamaForCausalLM(config)
-
-
 def samples() -> list[dict[str, torch.Tensor]]:
     generator = torch.Generator().manual_seed(3)
     ids = torch.randint(0, VOCAB, (SAMPLES, LENGTH), generator=generator)
@@ -71,6 +53,7 @@ def main() -> None:
     from torch.distributed.fsdp import FSDPModule
 
     from trainer import HfArgumentParser, Trainer, TrainingArguments
+    from trainer_testing.language import tiny_llama
 
     out = sys.argv[1]
     argv = [
@@ -81,7 +64,7 @@ def main() -> None:
         "--ddp_timeout", "60",
     ]  # fmt: skip
     (args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(argv)
-    model = tiny_tied_llama()
+    model = tiny_llama(VOCAB, LENGTH, layers=2, tied=True)
     before = whole_model_loss(model)
     trainer = Trainer(model=model, args=args, train_dataset=samples(), eval_dataset=samples())
     first = trainer.evaluate()["eval_loss"]

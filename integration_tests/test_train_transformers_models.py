@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -97,15 +99,12 @@ def test_causal_lm_learns_a_repeating_sequence(tmp_output) -> None:
     assert losses[-1] < losses[0] * 0.5, losses
 
 
-def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
-    tmp_output,
-) -> None:
-    """Each micro-batch's loss is weighted by its share of the window's scored tokens
-    (counted after the causal LM's shift), so 2 micro-batches of 2 give the gradient of
-    one batch of 4 exactly; averaging the two micro-batch means would not."""
+def _accumulation_gap(tmp_output, build_model, dataset, runs, steps: int) -> float:
+    """Largest weight difference between SGD runs that differ only in how each global
+    batch is split, ``runs`` = ((batch, accumulation), (batch, accumulation))."""
     weights = []
-    for batch, accumulation in ((4, 1), (2, 2)):
-        model = tiny_llama(32, 16)
+    for batch, accumulation in runs:
+        model = build_model()
         args = _args(
             tmp_output,
             per_device_train_batch_size=batch,
@@ -113,15 +112,22 @@ def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
             optim="sgd",
             learning_rate=0.5,
             max_grad_norm=0.0,  # clipping would hide a wrong scale
-            max_steps=2,
+            max_steps=steps,
         )
-        trainer = Trainer(
-            model=model, args=args, train_dataset=padded_token_sequences(8, 10, 32, seed=5)
-        )
-        trainer.train()
+        Trainer(model=model, args=args, train_dataset=dataset).train()
         weights.append({k: v.clone() for k, v in model.state_dict().items()})
-    difference = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
-    assert difference < 1e-6
+    return max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
+
+
+def test_accumulated_micro_batches_of_uneven_length_train_like_the_whole_batch(
+    tmp_output,
+) -> None:
+    """Each micro-batch's loss is weighted by its share of the window's scored tokens
+    (counted after the causal LM's shift), so 2 micro-batches of 2 give the gradient of
+    one batch of 4 exactly; averaging the two micro-batch means would not."""
+    dataset = padded_token_sequences(8, 10, 32, seed=5)
+    gap = _accumulation_gap(tmp_output, lambda: tiny_llama(32, 16), dataset, ((4, 1), (2, 2)), 2)
+    assert gap < 1e-6
 
 
 def test_a_classifier_ignoring_the_item_count_accumulates_like_the_whole_batch(
@@ -136,24 +142,13 @@ def test_a_classifier_ignoring_the_item_count_accumulates_like_the_whole_batch(
         intermediate_size=32, max_position_embeddings=16, num_labels=2,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
-    dataset = _classification_data(size=8).remove_columns(["text", "source"])
-    weights = []
-    for batch, accumulation in ((8, 1), (4, 2)):
+
+    def build() -> Any:
         torch.manual_seed(0)
-        model = transformers.BertForSequenceClassification(config)
-        args = _args(
-            tmp_output,
-            per_device_train_batch_size=batch,
-            gradient_accumulation_steps=accumulation,
-            optim="sgd",
-            learning_rate=0.5,
-            max_grad_norm=0.0,  # clipping would hide a wrong scale
-            max_steps=1,
-        )
-        Trainer(model=model, args=args, train_dataset=dataset).train()
-        weights.append({k: v.clone() for k, v in model.state_dict().items()})
-    difference = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
-    assert difference < 1e-6
+        return transformers.BertForSequenceClassification(config)
+
+    dataset = _classification_data(size=8).remove_columns(["text", "source"])
+    assert _accumulation_gap(tmp_output, build, dataset, ((8, 1), (4, 2)), 1) < 1e-6
 
 
 def test_gpt2_counts_as_a_causal_lm() -> None:

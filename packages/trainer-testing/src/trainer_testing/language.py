@@ -31,8 +31,11 @@ def padded_token_sequences(
     return rows
 
 
-def tiny_llama(vocab: int, max_positions: int, *, seed: int = 0) -> Any:
-    """A one-layer ``LlamaForCausalLM`` of a few thousand parameters, seeded (no dropout)."""
+def tiny_llama(
+    vocab: int, max_positions: int, *, seed: int = 0, layers: int = 1, tied: bool = False
+) -> Any:
+    """A ``LlamaForCausalLM`` of a few thousand parameters, seeded (no dropout); ``tied``
+    shares the input embedding's weight with the output projection."""
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -41,9 +44,10 @@ def tiny_llama(vocab: int, max_positions: int, *, seed: int = 0) -> Any:
         vocab_size=vocab,
         hidden_size=16,
         intermediate_size=32,
-        num_hidden_layers=1,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         num_key_value_heads=2,
         max_position_embeddings=max_positions,
+        tie_word_embeddings=tied,
     )
     return transformers.LlamaForCausalLM(config)
