@@ -364,9 +364,16 @@ def check_checkpoint(path: str) -> None:
         NotACheckpointError: ``path`` lacks the trainer state or the model's state.
     """
     if not os.path.isdir(path):
+        hint = (
+            " The string came from a command line, where True cannot be spelled: in the "
+            "script, pass trainer.train(resume_from_checkpoint=True) for the latest one, "
+            "or get_last_checkpoint(output_dir)."
+            if path.strip().lower() in ("true", "1", "yes")
+            else ""
+        )
         raise CheckpointNotFoundError(
             f"resume_from_checkpoint={path!r}: no such folder. Pass a checkpoint-<step> "
-            "folder written by a previous training, or True for the latest in output_dir."
+            f"folder written by a previous training, or True for the latest in output_dir.{hint}"
         )
     if not is_complete(path):
         present = ", ".join(sorted(os.listdir(path))) or "nothing"
