@@ -125,6 +125,11 @@ def test_checkpoints_are_listed_by_step_not_by_name(tmp_path) -> None:
         (1, [2], [2, 5]),
         (1, [1, 3], [1, 3, 5]),
         (0, [], [1, 2, 3, 4, 5]),
+        (1, [], [5]),
+        # the best checkpoint is the newest: it is the one folder limit=1 leaves
+        (1, [5], [5]),
+        (2, [5], [4, 5]),
+        (3, [1], [1, 4, 5]),
     ],
 )
 def test_rotation_keeps_the_newest_and_the_protected(tmp_path, limit, keep, left) -> None:

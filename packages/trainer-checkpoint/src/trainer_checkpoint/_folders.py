@@ -109,21 +109,25 @@ def incomplete_folders(output_dir: str) -> list[str]:
 
 
 def rotate_checkpoints(output_dir: str, limit: int, *, keep: Collection[str] = ()) -> list[str]:
-    """Delete the oldest checkpoints so that at most ``limit`` remain.
+    """Delete the oldest checkpoints so that at most ``limit`` remain, if it can.
 
-    Paths in ``keep`` (the best checkpoint, the one training resumed from) are never
-    deleted and count towards the limit, as in the reference; the newest checkpoint is
-    always kept too, so ``limit=1`` with an older best checkpoint keeps two. A
+    The newest checkpoint (where a resumed run starts) and the paths in ``keep`` (the
+    best checkpoint, the one training resumed from) are never deleted, and count towards
+    the limit, as in the reference. So ``limit=1`` keeps one folder when the best
+    checkpoint is the newest one, and two (the best and the newest) when the best is
+    older: the limit is exceeded only by the protected folders themselves. A
     non-positive limit deletes nothing.
+
+    Returns:
+        The deleted folders, oldest first.
     """
     if limit is None or limit <= 0:
         return []
     checkpoints = list_checkpoints(output_dir)
-    protected = {os.path.realpath(path) for path in keep if path}
-    kept = [c for c in checkpoints if os.path.realpath(c) in protected]
+    protected = {os.path.realpath(path) for path in [*keep, *checkpoints[-1:]] if path}
     others = [c for c in checkpoints if os.path.realpath(c) not in protected]
-    slots = max(limit - len(kept), 1)
-    doomed = others[:-slots] if len(others) > slots else []
+    survivors = max(limit, len(checkpoints) - len(others))
+    doomed = others[: max(len(checkpoints) - survivors, 0)]
     for path in doomed:
         logger.info("Deleting older checkpoint %s (save_total_limit=%d).", path, limit)
         shutil.rmtree(path, ignore_errors=True)
