@@ -95,6 +95,18 @@ def list_checkpoints(output_dir: str) -> list[str]:
     return [path for _, path in _candidates(output_dir) if is_complete(path)]
 
 
+def get_last_checkpoint(folder: str) -> str | None:
+    """The newest complete ``checkpoint-<step>`` folder in ``folder``, or ``None``.
+
+    The helper the reference's example scripts call to resume a run started before
+    (``transformers.trainer_utils.get_last_checkpoint``). Unlike it, a folder left
+    half-written by a crash is skipped rather than returned, and a ``folder`` that does
+    not exist yet holds no checkpoint instead of raising.
+    """
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
 def incomplete_folders(output_dir: str) -> list[str]:
     """Checkpoint-named folders that are not complete, and staging folders left by a
     crash, so that callers can report them."""

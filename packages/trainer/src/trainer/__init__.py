@@ -44,6 +44,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TrainOutput",
         "UnknownPluginError",
     ),
+    "trainer_checkpoint": ("get_last_checkpoint",),
     "trainer_dist": ("enable_full_determinism", "set_seed"),
     "trainer_loop": (
         "DataCollatorWithPadding",
@@ -95,6 +96,7 @@ __all__ = [
     "UnknownPluginError",
     "default_data_collator",
     "enable_full_determinism",
+    "get_last_checkpoint",
     "set_seed",
 ]
 
@@ -127,6 +129,7 @@ if TYPE_CHECKING:
         ShardedDDPOption,
         TrainingArguments,
     )
+    from trainer_checkpoint import get_last_checkpoint
     from trainer_core import (
         BestRun,
         CallbackHandler,
