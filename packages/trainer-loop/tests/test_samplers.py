@@ -223,3 +223,16 @@ def test_eval_sampler_keeps_dataset_order() -> None:
     assert list(sampler) == [0, 1, 2, 3]
     hf_dataset = datasets.Dataset.from_dict({"x": [1, 2, 3]})
     assert list(build_eval_sampler(hf_dataset)) == [0, 1, 2]
+
+
+def test_a_resumed_pass_still_tells_its_whole_order() -> None:
+    """A distributed runtime fills an epoch's uneven last step from the pass's start."""
+    from trainer_loop import SeekableRandomSampler
+
+    whole = SeekableRandomSampler(range(10), generator=seeded_generator(3))
+    order = list(whole)
+    assert whole.pass_order == order
+    resumed = SeekableRandomSampler(range(10), generator=seeded_generator(3))
+    resumed.seek(skip=6)
+    assert list(resumed) == order[6:]
+    assert resumed.pass_order == order

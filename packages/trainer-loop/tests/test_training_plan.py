@@ -64,3 +64,18 @@ def test_intervals_below_one_are_fractions_of_the_run(
     value: float, total: int, expected: int
 ) -> None:
     assert resolve_interval(value, total) == expected
+
+
+def test_the_prepared_loaders_step_batch_gives_the_total_batch() -> None:
+    # split_batches: the loader's batch of 8 is shared by the 2 processes.
+    args = _args(world_size=2, gradient_accumulation_steps=2)
+    plan = plan_training(
+        args, batches_per_epoch=10, num_examples=80, batch_size=8, step_batch_size=8
+    )
+    assert plan.total_train_batch_size == 16
+    assert (
+        plan_training(
+            args, batches_per_epoch=10, num_examples=80, batch_size=8
+        ).total_train_batch_size
+        == 32
+    )

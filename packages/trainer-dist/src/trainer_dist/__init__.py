@@ -26,6 +26,7 @@ from trainer_dist._fsdp_settings import FSDPSettings, parse_fsdp
 from trainer_dist._launch_group import join_launched_group
 from trainer_dist._models import unwrap_model
 from trainer_dist._seed import enable_full_determinism, set_seed
+from trainer_dist._sharding import ShardingOptions
 from trainer_dist._single import SingleProcessRuntime
 from trainer_dist._xla_settings import XlaFSDPSettings, parse_xla_fsdp
 from trainer_dist._zero_init import register_zero3_init, wants_zero3_init, zero3_init_config
@@ -59,6 +60,7 @@ __all__ = [
     "DistributedRuntime",
     "FSDPRuntime",
     "FSDPSettings",
+    "ShardingOptions",
     "SingleProcessRuntime",
     "XlaFSDPRuntime",
     "XlaFSDPSettings",

@@ -8,6 +8,7 @@ namespaces in tests) work.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from trainer_dist._environment import launched_world_size
 from trainer_dist._fsdp import FSDPRuntime
 from trainer_dist._fsdp_settings import FSDPSettings, option_words, parse_fsdp
 from trainer_dist._precision import MixedPrecision
+from trainer_dist._sharding import ShardingOptions
 from trainer_dist._single import SingleProcessRuntime
 from trainer_dist._xla_settings import XlaFSDPSettings, parse_xla_fsdp, wants_xla
 
@@ -55,14 +57,18 @@ def build_runtime(args: Any) -> Runtime:
     ``use_ipex``, ``torch_compile`` (also implied by ``torch_compile_backend`` /
     ``torch_compile_mode``), ``fsdp``, ``fsdp_config``, ``deepspeed``, ``ddp_backend``,
     ``ddp_timeout``, ``ddp_find_unused_parameters``, ``ddp_bucket_cap_mb``,
-    ``ddp_broadcast_buffers`` and ``ddp_static_graph``. Every check runs before a process
-    group starts. Seeding is left to the caller (``set_seed(args.seed)``), which must
+    ``ddp_broadcast_buffers``, ``ddp_static_graph`` and the data-loader keys of
+    ``accelerator_config`` (see :func:`sharding_options`). Every check runs before a
+    process group starts. Seeding is left to the caller (``set_seed(args.seed)``), which must
     happen before the model is created.
 
     Raises:
         ValueError: conflicting or impossible settings: fp16 with bf16, fsdp with
             deepspeed, fsdp without a launcher, an unknown fsdp word or fsdp_config key,
             nccl on the CPU, a precision the device cannot run.
+        ValueError: ``accelerator_config`` split_batches with a batch size that is not
+            a multiple of the number of processes; split_batches or even_batches=False
+            with XLA FSDP.
         NotImplementedError: ``fsdp_config['xla_fsdp_v2']`` (SPMD FSDPv2 is not implemented).
         trainer_core.MissingExtraError: ``use_ipex`` without the extension,
             ``fsdp_config['xla']`` without torch_xla, or DeepSpeed without deepspeed.
@@ -73,15 +79,17 @@ def build_runtime(args: Any) -> Runtime:
     precision = _precision_options(args)
     deepspeed = deepspeed_config_source(args, os.environ)
     settings = _check_sharding(args, deepspeed)
+    world = launched_world_size()
+    sharding = sharding_options(args, num_processes=world)
     if deepspeed is not None:
-        return _deepspeed_runtime(args, deepspeed, precision)
+        return _deepspeed_runtime(args, deepspeed, precision, sharding)
     if precision["mixed_precision"] == "no":
         precision["mixed_precision"] = _launcher_precision(args)
     if isinstance(settings, XlaFSDPSettings):  # processes started by torch_xla, no launcher
+        _refuse_xla_sharding(sharding)
         from trainer_dist._xla import XlaFSDPRuntime  # off the import path of every run
 
         return XlaFSDPRuntime(settings, **precision)
-    world = launched_world_size()
     launched = world > 1 or (settings is not None and _is_launched())
     if settings is not None and not launched:
         raise ValueError(
@@ -105,6 +113,7 @@ def build_runtime(args: Any) -> Runtime:
         "use_cpu": _use_cpu(args),
         "backend": getattr(args, "ddp_backend", None),
         "timeout_seconds": getattr(args, "ddp_timeout", None),
+        "sharding": sharding,
         **precision,
     }
     if settings is not None:
@@ -148,12 +157,24 @@ def requested_deepspeed_config(args: Any, environ: Mapping[str, str]) -> DeepSpe
 
 def deepspeed_argument_values(args: Any, environ: Mapping[str, str]) -> ArgumentValues:
     """What ``args`` and the launcher decide in a DeepSpeed config (batch sizes for the
-    launched number of processes, clipping, optimizer values, precision)."""
-    return ArgumentValues.from_arguments(
-        args,
-        world_size=launched_world_size(),
-        launcher_precision=launcher_mixed_precision(environ),
+    launched number of processes, clipping, optimizer values, precision).
+
+    Under ``split_batches`` a process's micro-batch is ``per_device_train_batch_size``
+    divided by the number of processes (the argument is then the global batch), and
+    that is what the config's ``train_micro_batch_size_per_gpu`` must say.
+
+    Raises:
+        ValueError: ``split_batches`` with a batch size that is not a multiple of the
+            number of processes.
+    """
+    world = launched_world_size()
+    values = ArgumentValues.from_arguments(
+        args, world_size=world, launcher_precision=launcher_mixed_precision(environ)
     )
+    if not sharding_options(args, num_processes=world).split_batches:
+        return values
+    micro = values.per_device_train_batch_size // world
+    return dataclasses.replace(values, per_device_train_batch_size=micro)
 
 
 def check_deepspeed_config(args: Any) -> None:
@@ -176,7 +197,9 @@ def check_deepspeed_config(args: Any) -> None:
         config.resolve_arguments(deepspeed_argument_values(args, os.environ))
 
 
-def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Runtime:
+def _deepspeed_runtime(
+    args: Any, config: Any, precision: dict[str, Any], sharding: ShardingOptions
+) -> Runtime:
     if _flag(args, "use_ipex"):
         raise ValueError(
             "use_ipex=True is only supported by the single-process runtime here; unset "
@@ -190,6 +213,7 @@ def _deepspeed_runtime(args: Any, config: Any, precision: dict[str, Any]) -> Run
         use_cpu=_use_cpu(args),
         backend=getattr(args, "ddp_backend", None),
         timeout_seconds=getattr(args, "ddp_timeout", None),
+        sharding=sharding,  # passed on to DistributedRuntime with the other options
         **precision,
     )
 
@@ -216,6 +240,57 @@ def _ddp_options(args: Any) -> DDPOptions:
         broadcast_buffers=getattr(args, "ddp_broadcast_buffers", None),
         static_graph=getattr(args, "ddp_static_graph", None),
     )
+
+
+def sharding_options(args: Any, *, num_processes: int) -> ShardingOptions:
+    """The data-loader keys of ``args.accelerator_config``, checked for ``num_processes``.
+
+    ``split_batches`` and ``even_batches`` decide how loaders are shared (see
+    :class:`ShardingOptions`); the deprecated top-level ``split_batches`` is read too
+    when an argument object still carries it. ``dispatch_batches`` and
+    ``use_seedable_sampler`` are accepted with any value: they change how accelerate
+    produces the samples, not which samples a process gets, and the runtime's loaders
+    already give every process the samples accelerate's options do (see the package
+    README). With one process every value means the same.
+
+    Raises:
+        ValueError: ``split_batches`` with ``per_device_train_batch_size`` or
+            ``per_device_eval_batch_size`` not a multiple of ``num_processes``.
+    """
+    config = _accelerator_config(args)
+    split = config.get("split_batches")
+    if split is None:
+        split = getattr(args, "split_batches", None)
+    even = config.get("even_batches")
+    options = ShardingOptions(
+        split_batches=bool(split), even_batches=True if even is None else bool(even)
+    )
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+        options.check_batch_size(getattr(args, name, None), num_processes, name=name)
+    return options
+
+
+def _accelerator_config(args: Any) -> dict[str, Any]:
+    """``args.accelerator_config`` as a dict: a mapping (what TrainingArguments holds),
+    an object with ``to_dict()`` (transformers' ``AcceleratorConfig``), or ``None``."""
+    config = getattr(args, "accelerator_config", None)
+    if config is None:
+        return {}
+    if isinstance(config, Mapping):
+        return dict(config)
+    if hasattr(config, "to_dict"):
+        return dict(config.to_dict())
+    return dict(vars(config))
+
+
+def _refuse_xla_sharding(sharding: ShardingOptions) -> None:
+    if sharding != ShardingOptions():
+        raise ValueError(
+            f"accelerator_config split_batches={sharding.split_batches} / even_batches="
+            f"{sharding.even_batches} is not supported with XLA FSDP (fsdp_config "
+            f"'xla'), whose loaders always give each process whole, even batches. Remove "
+            f"split_batches and even_batches from accelerator_config."
+        )
 
 
 def _use_cpu(args: Any) -> bool:

@@ -33,7 +33,13 @@ from trainer_dist._environment import (
 )
 from trainer_dist._models import can_move, compile_model, is_data_parallel, unwrap_model
 from trainer_dist._precision import MixedPrecision
-from trainer_dist._sharding import DealtDataLoader, GatherLimit, ShardedDataLoader, can_shard
+from trainer_dist._sharding import (
+    DealtDataLoader,
+    GatherLimit,
+    ShardedDataLoader,
+    ShardingOptions,
+    can_shard,
+)
 from trainer_dist._single import _NULL_CONTEXT, SingleProcessRuntime
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,7 @@ class DDPOptions:
         """Keyword arguments for ``DistributedDataParallel`` around ``model``."""
         find_unused = self.find_unused_parameters
         if find_unused is None:
-            find_unused = not bool(getattr(model, "is_gradient_checkpointing", False))
+            find_unused = not _checkpoints_activations(model)
         kwargs: dict[str, Any] = {"find_unused_parameters": find_unused}
         if self.bucket_cap_mb is not None:
             kwargs["bucket_cap_mb"] = self.bucket_cap_mb
@@ -70,6 +76,19 @@ class DDPOptions:
         if self.static_graph:
             kwargs["static_graph"] = True
         return kwargs
+
+
+def _checkpoints_activations(model: nn.Module) -> bool:
+    """Whether ``model`` recomputes activations in backward (gradient checkpointing).
+
+    Asks transformers 5's ``is_activation_checkpointing`` first: its older spelling
+    ``is_gradient_checkpointing`` still answers there but warns (FutureWarning) on every
+    process; models that only have the old one (older transformers) are asked that.
+    """
+    flag = getattr(model, "is_activation_checkpointing", None)
+    if flag is None:
+        flag = getattr(model, "is_gradient_checkpointing", False)
+    return bool(flag)
 
 
 def start_process_group(
@@ -139,6 +158,8 @@ class DistributedRuntime(SingleProcessRuntime):
             nccl on CUDA, gloo on CPU (accelerate's choice for other devices).
         timeout_seconds: collective timeout (``ddp_timeout``).
         ddp: DDP wrapper options.
+        sharding: how loaders are shared among the processes (``split_batches``,
+            ``even_batches`` of ``accelerator_config``); the defaults when ``None``.
         **precision: ``mixed_precision``, ``half_precision_backend``, ``fp16_full_eval``,
             ``bf16_full_eval``, ``tf32``, ``torch_compile``, ``torch_compile_backend``,
             ``torch_compile_mode``, as for :class:`SingleProcessRuntime`.
@@ -155,6 +176,7 @@ class DistributedRuntime(SingleProcessRuntime):
         backend: str | None = None,
         timeout_seconds: int | None = None,
         ddp: DDPOptions | None = None,
+        sharding: ShardingOptions | None = None,
         mixed_precision: MixedPrecision = "no",
         **precision: Any,
     ) -> None:
@@ -176,6 +198,7 @@ class DistributedRuntime(SingleProcessRuntime):
         if precision:
             raise TypeError(f"Unknown runtime options: {sorted(precision)}.")
         self._ddp = ddp or DDPOptions()
+        self.sharding = sharding or ShardingOptions()
         self._limit = GatherLimit()
         self.backend = dist.get_backend()
 
@@ -205,6 +228,12 @@ class DistributedRuntime(SingleProcessRuntime):
         A map-style ``DataLoader`` is re-sampled (each process collates only its rows);
         anything else (streams, custom batch samplers) is dealt batch by batch, each
         process reading the whole stream. A loader prepared already is returned as it is.
+        :attr:`sharding` decides between whole batches per process and slices of each
+        batch (``split_batches``), and how an incomplete last step is completed.
+
+        Raises:
+            ValueError: ``split_batches`` with a batch size that is not a multiple of
+                the number of processes.
         """
         if isinstance(dataloader, (ShardedDataLoader, DealtDataLoader)):
             return dataloader
@@ -217,6 +246,7 @@ class DistributedRuntime(SingleProcessRuntime):
             num_processes=self.num_processes,
             process_index=self.process_index,
             limit=self._limit,
+            sharding=self.sharding,
         )
 
     # ------------------------------------------------------------ per-step hot path

@@ -20,10 +20,17 @@ The last global step is usually incomplete, and every process must still run it
 Duplicates must not reach evaluation results: the loader records how many of the step's
 rows are real (always a prefix of the rank-ordered concatenation), and the runtime's
 ``gather`` keeps only those rows for the gathers of that step (:class:`StepWindow`).
+
+With ``split_batches`` (accelerate's option of that name, :class:`ShardingOptions`) a
+global step is *one* batch of the original loader, cut into ``P`` equal slices of
+``batch_size / P`` rows, slice ``i`` going to process ``i``: the loader's batch size is
+then the global batch. Everything else (the two ways of completing the last step, the
+gather window) is the same, with a slice in place of a batch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +39,55 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, SequentialSampler
 
 from trainer_dist._batches import DeviceDataLoader
+from trainer_dist._collectives import apply_nested
+
+
+@dataclass(frozen=True)
+class ShardingOptions:
+    """How a distributed runtime shares each data loader's batches among its processes.
+
+    The data-loader options of ``TrainingArguments.accelerator_config`` that change
+    which samples a process sees, with accelerate's meaning.
+
+    Attributes:
+        split_batches: ``False``: every process gets batches of the loader's batch size
+            (the global batch is ``P`` times that). ``True``: the loader's batch is the
+            global batch and each process gets a ``1/P`` slice of it, so the batch size
+            must be a multiple of the number of processes.
+        even_batches: for loaders that draw in a random (training) order, complete an
+            incomplete last step with samples from the start of the order so that every
+            process gets a full batch (``True``), or deal the real samples only, in
+            batches of at most the per-process size, a process left with none getting
+            one sample from the start (``False``; every process must still run the
+            step). Loaders drawing in sequential order (evaluation, prediction) are
+            always dealt that second way, and the runtime's ``gather`` drops the repeated
+            rows, so results hold each sample exactly once either way.
+    """
+
+    split_batches: bool = False
+    even_batches: bool = True
+
+    def check_batch_size(self, batch_size: int | None, num_processes: int, *, name: str) -> None:
+        """Refuse a batch size that ``split_batches`` cannot cut into equal slices.
+
+        Args:
+            batch_size: the loader's batch size (``None``: unknown, not checked).
+            num_processes: processes sharing each batch.
+            name: what the batch size is called to the user, for the message.
+
+        Raises:
+            ValueError: ``split_batches`` is on and ``batch_size`` is not a multiple of
+                ``num_processes``.
+        """
+        if not self.split_batches or batch_size is None or batch_size % num_processes == 0:
+            return
+        raise ValueError(
+            f"accelerator_config split_batches=True cuts each batch of {name}={batch_size} "
+            f"into {num_processes} equal slices, one per process, but {batch_size} is not a "
+            f"multiple of {num_processes}. Set {name} to a multiple of {num_processes} (it "
+            f"is the global batch under split_batches), or unset split_batches to give every "
+            f"process batches of {batch_size}."
+        )
 
 
 @dataclass
@@ -77,6 +133,12 @@ class ShardedBatchSampler:
         drop_last: drop an incomplete last global step instead of padding it.
         even_batches: complete the last step to full batches (else deal real samples,
             with one filler sample for a process left without any).
+        split_batches: a global step is one original batch, each process taking a
+            ``batch_size / num_processes`` slice (else ``num_processes`` whole batches).
+
+    Raises:
+        ValueError: ``split_batches`` with a batch size that is not a multiple of
+            ``num_processes``.
     """
 
     def __init__(
@@ -88,47 +150,60 @@ class ShardedBatchSampler:
         process_index: int,
         drop_last: bool,
         even_batches: bool = True,
+        split_batches: bool = False,
     ) -> None:
+        ShardingOptions(split_batches=split_batches).check_batch_size(
+            batch_size, num_processes, name="batch_size"
+        )
         self.batch_sampler = batch_sampler
         self.even_batches = even_batches
+        self.split_batches = split_batches
         self.batch_size = batch_size
         self.num_processes = num_processes
         self.process_index = process_index
         self.drop_last = drop_last
+        # A global step: how many original batches, and how many rows each process takes.
+        self.batches_per_step = 1 if split_batches else num_processes
+        self.rows_per_process = batch_size // num_processes if split_batches else batch_size
         self.padded_steps: dict[int, StepWindow] = {}
+
+    @property
+    def total_batch_size(self) -> int:
+        """Samples of the original order one global step consumes (all processes)."""
+        return self.rows_per_process * self.num_processes
 
     def __len__(self) -> int:
         batches = len(self.batch_sampler)  # type: ignore[arg-type]  # sized samplers only
-        full, rest = divmod(batches, self.num_processes)
+        full, rest = divmod(batches, self.batches_per_step)
         return full if self.drop_last or rest == 0 else full + 1
 
     def __iter__(self) -> Iterator[list[int]]:
         self.padded_steps.clear()  # the same dict the loader reads
         first_indices: list[int] = []
-        step: list[list[int]] = []
+        step: list[int] = []
+        batches = 0
         step_index = 0
         for drawn in self.batch_sampler:
             batch = list(drawn)
-            if len(first_indices) < self.batch_size * self.num_processes:
+            if len(first_indices) < self.total_batch_size:
                 first_indices.extend(batch)
-            step.append(batch)
-            if len(step) == self.num_processes:
-                if self._is_complete(step):
-                    yield step[self.process_index]
+            step.extend(batch)
+            batches += 1
+            if batches == self.batches_per_step:
+                if len(step) == self.total_batch_size:
+                    start = self.process_index * self.rows_per_process
+                    yield step[start : start + self.rows_per_process]
                 else:
                     yield self._padded_part(step, first_indices, step_index)
-                step, step_index = [], step_index + 1
+                step, batches, step_index = [], 0, step_index + 1
         if step and not self.drop_last:
             yield self._padded_part(step, first_indices, step_index)
 
-    def _is_complete(self, step: list[list[int]]) -> bool:
-        return all(len(batch) == self.batch_size for batch in step)
-
-    def _padded_part(self, step: list[list[int]], filler: list[int], step_index: int) -> list[int]:
-        real = [index for batch in step for index in batch]
+    def _padded_part(self, real: list[int], drawn: list[int], step_index: int) -> list[int]:
+        filler = self._pass_start(drawn)
         if not self.even_batches:
             return self._dealt_part(real, filler, step_index)
-        total = self.batch_size * self.num_processes
+        total = self.total_batch_size
         padded = list(real)
         source = filler or real
         position = 0
@@ -136,11 +211,21 @@ class ShardedBatchSampler:
             padded.append(source[position % len(source)])
             position += 1
         self.padded_steps[step_index] = StepWindow(real_rows=len(real), padded_rows=total)
-        start = self.process_index * self.batch_size
-        return padded[start : start + self.batch_size]
+        start = self.process_index * self.rows_per_process
+        return padded[start : start + self.rows_per_process]
+
+    def _pass_start(self, drawn: list[int]) -> list[int]:
+        """The first indices of the pass, for filling: a sampler that can start a pass
+        late (a resumed run) tells its whole order (``pass_order``), so the filler is
+        the one an uninterrupted pass uses; else the first indices drawn."""
+        sampler = getattr(self.batch_sampler, "sampler", None)
+        order = getattr(sampler, "pass_order", None)
+        if order is None:
+            return drawn
+        return list(order[: self.total_batch_size])
 
     def _dealt_part(self, real: list[int], filler: list[int], step_index: int) -> list[int]:
-        parts = _dealt_part_impl(real, filler, self.batch_size, self.num_processes)
+        parts = _dealt_part_impl(real, filler, self.rows_per_process, self.num_processes)
         padded_rows = sum(len(part) for part in parts)
         self.padded_steps[step_index] = StepWindow(real_rows=len(real), padded_rows=padded_rows)
         return parts[self.process_index]
@@ -176,11 +261,14 @@ class ShardedDataLoader(DeviceDataLoader):
     """This process's share of a DataLoader, on the runtime's device.
 
     A loader drawing with a ``SequentialSampler`` (evaluation) gets uneven last batches,
-    any other (a shuffled training loader) even ones; see the module docstring.
+    any other (a shuffled training loader) even ones unless ``sharding.even_batches`` is
+    off; see the module docstring.
 
     ``len()`` is the number of batches this process yields (the same on every process);
     ``dataset``, ``sampler`` (with its ``set_epoch``) and ``batch_size`` are the original
-    loader's, so the loop's epoch bookkeeping and example counts keep working.
+    loader's, so the loop's epoch bookkeeping and example counts keep working;
+    ``total_batch_size`` is what one global step takes of the sampler's order (the batch
+    size under ``split_batches``, else ``P`` times it), as on accelerate's loaders.
     ``base_dataloader`` is the rebuilt, sharded ``DataLoader``; ``original_dataloader``
     the one that was passed in.
 
@@ -190,6 +278,11 @@ class ShardedDataLoader(DeviceDataLoader):
         num_processes: processes sharing the data.
         process_index: this process's rank.
         limit: the runtime's :class:`GatherLimit`, set while a padded step is consumed.
+        sharding: ``split_batches`` / ``even_batches``; the defaults when ``None``.
+
+    Raises:
+        ValueError: ``split_batches`` with a batch size that is not a multiple of
+            ``num_processes``.
     """
 
     def __init__(
@@ -200,14 +293,18 @@ class ShardedDataLoader(DeviceDataLoader):
         num_processes: int,
         process_index: int,
         limit: GatherLimit,
+        sharding: ShardingOptions | None = None,
     ) -> None:
+        sharding = sharding or ShardingOptions()
+        sequential = isinstance(dataloader.sampler, SequentialSampler)
         self.shard_sampler = ShardedBatchSampler(
             dataloader.batch_sampler,  # type: ignore[arg-type]  # checked by can_shard
             batch_size=dataloader.batch_size or 1,
             num_processes=num_processes,
             process_index=process_index,
             drop_last=dataloader.drop_last,
-            even_batches=not isinstance(dataloader.sampler, SequentialSampler),
+            even_batches=sharding.even_batches and not sequential,
+            split_batches=sharding.split_batches,
         )
         super().__init__(rebuild_loader(dataloader, self.shard_sampler), device)
         self.original_dataloader = dataloader
@@ -226,8 +323,14 @@ class ShardedDataLoader(DeviceDataLoader):
 
     @property
     def batch_size(self) -> int | None:
-        """Rows per batch of one process."""
+        """The original loader's batch size: rows per batch of one process, or the
+        global batch under ``split_batches``."""
         return self.original_dataloader.batch_size
+
+    @property
+    def total_batch_size(self) -> int:
+        """Samples of the sampler's order one global step (all processes) consumes."""
+        return self.shard_sampler.total_batch_size
 
     def _moved_batches(self) -> Iterator[Any]:
         from trainer_dist._batches import move_to_device
@@ -271,9 +374,17 @@ class DealtDataLoader(DeviceDataLoader):
 
     Every process iterates the whole loader and keeps batch ``i`` of each group of ``P``
     consecutive batches; an incomplete last group is completed with the first batches of
-    the stream, and the gather limit drops those rows from evaluation results. The stream
-    must yield the same batches in the same order on every process (seed it alike).
-    ``len()`` is known only when the loader has one.
+    the stream, and the gather limit drops those rows from evaluation results. Under
+    ``split_batches`` each process instead keeps slice ``i`` of every batch (``P`` equal
+    slices of its rows; tensors are sliced along their first dimension, other values
+    passed whole, as accelerate does); a short last batch is dealt in slices of the same
+    size, and a process left without rows gets the stream's first row, which the gather
+    limit drops. The stream must yield the same batches in the same order on every
+    process (seed it alike). ``len()`` is known only when the loader has one.
+
+    Raises:
+        ValueError: ``split_batches`` with a loader batch size that is not a multiple of
+            ``num_processes``.
     """
 
     def __init__(
@@ -284,34 +395,72 @@ class DealtDataLoader(DeviceDataLoader):
         num_processes: int,
         process_index: int,
         limit: GatherLimit,
+        sharding: ShardingOptions | None = None,
     ) -> None:
         super().__init__(dataloader, device)
+        sharding = sharding or ShardingOptions()
+        batch_size = getattr(dataloader, "batch_size", None)
+        sharding.check_batch_size(batch_size, num_processes, name="batch_size")
         self.num_processes = num_processes
         self.process_index = process_index
         self.limit = limit
+        self.split_batches = sharding.split_batches
+        # Rows per process of a full batch under split_batches; None: each batch's rows / P.
+        self.rows_per_process = batch_size // num_processes if batch_size else None
         self._passthrough = False
 
     def __len__(self) -> int:
+        if self.split_batches:
+            return len(self.base_dataloader)
         full, rest = divmod(len(self.base_dataloader), self.num_processes)
         return full + (1 if rest else 0)
+
+    @property
+    def total_batch_size(self) -> int | None:
+        """Samples one global step takes from the stream (None: the loader has no batch size)."""
+        batch_size = getattr(self.base_dataloader, "batch_size", None)
+        if not batch_size:
+            return None
+        return batch_size if self.split_batches else batch_size * self.num_processes
 
     def _moved_batches(self) -> Iterator[Any]:
         from trainer_dist._batches import move_to_device
 
-        first_group: list[Any] = []
-        group: list[Any] = []
+        parts = self._split_parts() if self.split_batches else self._dealt_parts()
         try:
-            for batch in self.base_dataloader:
-                group.append(batch)
-                if len(first_group) < self.num_processes:
-                    first_group.append(batch)
-                if len(group) == self.num_processes:
-                    yield move_to_device(group[self.process_index], self.device)
-                    group = []
-            if group:
-                yield move_to_device(self._pad_last(group, first_group), self.device)
+            for part in parts:
+                yield move_to_device(part, self.device)
         finally:
             self.limit.window = None
+
+    def _dealt_parts(self) -> Iterator[Any]:
+        first_group: list[Any] = []
+        group: list[Any] = []
+        for batch in self.base_dataloader:
+            group.append(batch)
+            if len(first_group) < self.num_processes:
+                first_group.append(batch)
+            if len(group) == self.num_processes:
+                yield group[self.process_index]
+                group = []
+        if group:
+            yield self._pad_last(group, first_group)
+
+    def _split_parts(self) -> Iterator[Any]:
+        filler: Any = None
+        for batch in self.base_dataloader:
+            rows = _rows(batch)
+            if filler is None:
+                filler = _slice_rows(batch, 0, 1)
+            per = self.rows_per_process or math.ceil(rows / self.num_processes)
+            bounds = [
+                (min(i * per, rows), min((i + 1) * per, rows)) for i in range(self.num_processes)
+            ]
+            padded_rows = sum(max(stop - begin, 1) for begin, stop in bounds)
+            uneven = padded_rows != rows
+            self.limit.window = StepWindow(rows, padded_rows) if uneven else None
+            begin, stop = bounds[self.process_index]
+            yield _slice_rows(batch, begin, stop) if stop > begin else filler
 
     def _pad_last(self, group: list[Any], first_group: list[Any]) -> Any:
         real_rows = sum(_rows(batch) for batch in group)
@@ -324,3 +473,8 @@ class DealtDataLoader(DeviceDataLoader):
             real_rows=real_rows, padded_rows=sum(_rows(batch) for batch in padded)
         )
         return padded[self.process_index]
+
+
+def _slice_rows(batch: Any, begin: int, stop: int) -> Any:
+    """Rows ``begin:stop`` of every tensor in ``batch`` that has rows (others kept whole)."""
+    return apply_nested(batch, lambda t: t[begin:stop] if t.dim() else t)

@@ -421,7 +421,7 @@ class EvaluationLoop:
         start = time.time()
         loss_only = True if trainer.compute_metrics is None else None
         output = trainer.evaluation_loop(dataloader, "Evaluation", loss_only, ignore_keys, prefix)
-        output.metrics.update(self._speed(prefix, start, output))
+        output.metrics.update(self._speed(prefix, start, output, dataloader))
         trainer.log(output.metrics)
         trainer.control = trainer.callback_handler.on_evaluate(
             self.args, trainer.state, trainer.control, metrics=output.metrics
@@ -437,7 +437,7 @@ class EvaluationLoop:
             dataloader = trainer.get_test_dataloader(dataset)
             start = time.time()
             output = trainer.evaluation_loop(dataloader, "Prediction", None, ignore_keys, prefix)
-            output.metrics.update(self._speed(prefix, start, output))
+            output.metrics.update(self._speed(prefix, start, output, dataloader))
             trainer.control = trainer.callback_handler.on_predict(
                 self.args, trainer.state, trainer.control, metrics=output.metrics
             )
@@ -446,11 +446,16 @@ class EvaluationLoop:
             tracker.stop("test")
         return PredictionOutput(output.predictions, output.label_ids, output.metrics)
 
-    def _speed(self, prefix: str, start: float, output: EvalLoopOutput) -> dict[str, float]:
+    def _speed(
+        self, prefix: str, start: float, output: EvalLoopOutput, dataloader: Any
+    ) -> dict[str, float]:
         samples = output.num_samples
         # Tracing time is reported on its own, not counted against throughput.
         start += float((output.metrics or {}).get(f"{prefix}_jit_compilation_time", 0.0))
-        per_step = self.args.eval_batch_size * self.trainer.runtime.num_processes
+        # A prepared loader knows what a step of all processes takes (split_batches).
+        per_step = getattr(dataloader, "total_batch_size", None) or (
+            self.args.eval_batch_size * self.trainer.runtime.num_processes
+        )
         steps = math.ceil(samples / per_step) if samples and per_step else None
         return speed_metrics(prefix, start, num_samples=samples, num_steps=steps)
 

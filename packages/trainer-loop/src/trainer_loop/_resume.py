@@ -180,6 +180,19 @@ def _position(trainer: Trainer, plan: TrainingPlan, loaded: LoadedCheckpoint) ->
     return ResumePoint(loaded, epoch, skip, steps_in > 0)
 
 
+def _samples_per_step(dataloader: Any, num_processes: int) -> int | None:
+    """Samples of the sampler's order that one batch step of all processes consumes.
+
+    A runtime-prepared loader says (``total_batch_size``, as accelerate's loaders do:
+    the batch size under ``split_batches``); otherwise each process took a batch.
+    """
+    total = getattr(dataloader, "total_batch_size", None)
+    if total:
+        return int(total)
+    batch_size = getattr(dataloader, "batch_size", None)
+    return None if batch_size is None else batch_size * num_processes
+
+
 def open_epoch(
     trainer: Trainer, resume: ResumePoint | None, epoch: int, dataloader: Any
 ) -> tuple[Iterator[Any], int]:
@@ -193,12 +206,12 @@ def open_epoch(
     store, rng = trainer.checkpoint_store, resume.loaded.rng_state
     skip = resume.batches_to_skip
     sampler = getattr(dataloader, "sampler", None)
-    batch_size = getattr(dataloader, "batch_size", None)
-    seekable = hasattr(sampler, "seek") and batch_size is not None
+    per_step = _samples_per_step(dataloader, trainer.runtime.num_processes)
+    seekable = hasattr(sampler, "seek") and per_step is not None
     if seekable:
         sampler.seek(
-            # the sampler orders the whole dataset; each process took batch_size of it a batch
-            skip=skip * batch_size * trainer.runtime.num_processes,
+            # the sampler orders the whole dataset; each step of the processes took per_step
+            skip=skip * per_step,
             state=(rng or {}).get("sampler"),
             mid_pass=resume.mid_epoch,
             passes_done=epoch,

@@ -63,9 +63,15 @@ class _SeekablePasses:
     remembers that state; a checkpoint stores it (:meth:`sampler_state`) and a resumed
     run restores it and skips the samples already trained on (:meth:`seek`), which costs
     one permutation whatever the position.
+
+    ``pass_order`` is the whole order of the pass being drawn, the skipped part
+    included: a distributed runtime completes an epoch's uneven last step with samples
+    from the start of the pass, which a resumed pass no longer yields (trainer-dist's
+    sharded loaders read it).
     """
 
     generator: torch.Generator | None
+    pass_order: list[int] | None = None
     _pass_start: torch.Tensor | None = None
     _pending_state: torch.Tensor | None = None
     _skip = 0
@@ -81,6 +87,7 @@ class _SeekablePasses:
                 self._pending_state = None
             self._pass_start = generator.get_state()
         indices = self._draw()
+        self.pass_order = indices
         skip, self._skip = self._skip, 0
         return iter(indices[skip:] if skip else indices)
 

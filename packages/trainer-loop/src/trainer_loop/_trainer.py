@@ -71,6 +71,7 @@ from trainer_loop._schedulers import create_scheduler
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
     check_optimizers,
+    enable_activation_checkpointing,
     parameter_count,
     pick_processing_class,
 )
@@ -633,18 +634,7 @@ class Trainer:
     def _enable_gradient_checkpointing(self) -> None:
         if not self.args.gradient_checkpointing:
             return
-        enable = getattr(self.model, "gradient_checkpointing_enable", None)
-        if enable is None:
-            raise ValueError(
-                f"gradient_checkpointing=True, but {type(self.model).__name__} has no "
-                "`gradient_checkpointing_enable()` method: implement it (e.g. with "
-                "torch.utils.checkpoint) or turn gradient_checkpointing off."
-            )
-        kwargs = self.args.gradient_checkpointing_kwargs
-        if kwargs is not None and accepts_argument(enable, "gradient_checkpointing_kwargs"):
-            enable(gradient_checkpointing_kwargs=kwargs)
-        else:
-            enable()
+        enable_activation_checkpointing(self.model, self.args.gradient_checkpointing_kwargs)
 
     def _train_output(
         self, global_step: int, training_loss: float, metrics: dict[str, float]

@@ -51,7 +51,11 @@ class TrainingLoop:
         batches = len(dataloader) if trainer._has_length(dataloader) else None
         examples = trainer.num_examples(dataloader) if batches is not None else None
         return plan_training(
-            self.args, batches_per_epoch=batches, num_examples=examples, batch_size=self.batch_size
+            self.args,
+            batches_per_epoch=batches,
+            num_examples=examples,
+            batch_size=self.batch_size,
+            step_batch_size=getattr(dataloader, "total_batch_size", None),
         )
 
     def _init_state(self, plan: TrainingPlan, trial: Any) -> None:
@@ -110,7 +114,9 @@ class TrainingLoop:
         logger.info("***** Running training *****")
         logger.info("  Num examples = %s", f"{plan.num_examples:,}")
         logger.info("  Num epochs = %s", f"{plan.num_train_epochs:,}")
-        logger.info("  Instantaneous batch size per device = %d", self.batch_size)
+        # Under split_batches the loader's batch is shared by the processes.
+        per_device = plan.total_train_batch_size // (self.accumulation * self.args.world_size)
+        logger.info("  Instantaneous batch size per device = %d", per_device)
         logger.info("  Total train batch size = %s", f"{plan.total_train_batch_size:,}")
         logger.info("  Gradient accumulation steps = %d", self.accumulation)
         logger.info("  Total optimization steps = %s", f"{plan.max_steps:,}")
@@ -127,7 +133,9 @@ class TrainingLoop:
             args, trainer.state, trainer.control
         )
         batches, consumed = open_epoch(trainer, self.resume, epoch, dataloader)
-        batches_per_epoch = plan.batches_per_epoch
+        # A loader without a length counts an epoch as the whole run's batches, as the
+        # reference does: max_steps=4 logs epochs 0.25, 0.5, 0.75, 1.
+        batches_per_epoch = plan.batches_per_epoch or max(plan.max_steps, 1) * self.accumulation
         while True:
             window = self._next_window(batches)
             if not window:
@@ -153,7 +161,7 @@ class TrainingLoop:
 
     # ----------------------------------------------------------------- steps
     def _optimizer_step(
-        self, window: list[Any], epoch: int, consumed: int, batches_per_epoch: int | None
+        self, window: list[Any], epoch: int, consumed: int, batches_per_epoch: int
     ) -> None:
         trainer, args = self.trainer, self.args
         handler = trainer.callback_handler
@@ -166,7 +174,7 @@ class TrainingLoop:
         self.tracker.end_optimizer_step()
         state = trainer.state
         state.global_step += 1
-        state.epoch = epoch + (consumed / batches_per_epoch if batches_per_epoch else 0)
+        state.epoch = epoch + consumed / batches_per_epoch
         control = trainer.control = handler.on_step_end(args, state, trainer.control)
         if control.should_log or control.should_evaluate or control.should_save:
             self._maybe_log_save_evaluate(epoch)

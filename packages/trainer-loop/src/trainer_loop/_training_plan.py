@@ -39,7 +39,12 @@ def resolve_interval(value: float, max_steps: int) -> int:
 
 
 def plan_training(
-    args: Any, *, batches_per_epoch: int | None, num_examples: int | None, batch_size: int
+    args: Any,
+    *,
+    batches_per_epoch: int | None,
+    num_examples: int | None,
+    batch_size: int,
+    step_batch_size: int | None = None,
 ) -> TrainingPlan:
     """Work out the run's length; raise if it cannot be known.
 
@@ -49,9 +54,14 @@ def plan_training(
         num_examples: examples in the train dataset, or None if unknown.
         batch_size: the per-device batch size actually used (auto_find_batch_size may
             have lowered it).
+        step_batch_size: samples one micro-step takes across all processes, when the
+            prepared loader says (its ``total_batch_size``: the loader's batch size
+            under ``split_batches``); None means ``batch_size * world_size``.
     """
     accumulation = args.gradient_accumulation_steps
-    total_batch = batch_size * accumulation * args.world_size
+    if step_batch_size is None:
+        step_batch_size = batch_size * args.world_size
+    total_batch = step_batch_size * accumulation
     if batches_per_epoch is None:
         if args.max_steps <= 0:
             raise ValueError(
