@@ -10,12 +10,14 @@ fails the tests.
     accelerate launch --config_file ds.yaml deepspeed_worker.py launcher <out>
     python deepspeed_worker.py one <out> <zero's out>        (one process, no launcher)
     torchrun --nproc_per_node 2 deepspeed_worker.py two <out> <one's out>
+    torchrun --nproc_per_node 2 deepspeed_worker.py saving <out>
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -45,6 +47,8 @@ def deepspeed_config(stage: int, **extra: Any) -> dict[str, Any]:
         "stage3_prefetch_bucket_size": "auto",
         "stage3_param_persistence_threshold": "auto" if stage != 3 else 0,
     }
+    if stage == 3:  # as in the reference's ZeRO-3 example (DeepSpeed's default is false)
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
     if stage == OFFLOADED_STAGE:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
     return {
@@ -425,6 +429,154 @@ def run_launcher(out: str, argv: list[str]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------- saving (``saving`` scenario)
+LM_VOCAB = 32
+LM_LENGTH = 8
+LM_ROWS = 16  # 4 optimizer steps of 2 processes x 2 rows
+
+
+def language_trainer(out: str, stage: int, **overrides: Any) -> Any:
+    """A Trainer for a tiny Llama (tied embeddings under ZeRO-3) under ``stage``."""
+    from trainer import Trainer
+    from trainer_testing.language import padded_token_sequences, tiny_llama
+
+    gather = overrides.pop("gather", True)
+    config = deepspeed_config(stage)
+    if stage == 3:
+        config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = gather
+    args = base.training_args(
+        out, deepspeed=config, num_train_epochs=1, learning_rate=0.01, **overrides
+    )
+    model = tiny_llama(LM_VOCAB, 16, seed=5, tied=stage == 3)
+    data = padded_token_sequences(LM_ROWS, LM_LENGTH, LM_VOCAB, seed=6)
+    return Trainer(model=model, args=args, train_dataset=data)
+
+
+def pretrained_weights(folder: str) -> dict[str, list[float]] | str:
+    """The weights ``from_pretrained(folder)`` builds, on this process alone (the ZeRO-3
+    arguments registered zero.Init, which would partition, a collective, while loading);
+    the error when it cannot, so that the other scenarios still report."""
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    try:
+        return base.weights_of(AutoModelForCausalLM.from_pretrained(folder).state_dict())
+    except (OSError, ValueError) as error:
+        return f"from_pretrained({folder!r}) failed: {error}"
+
+
+def listing(folder: str) -> list[str]:
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def checkpoints_hold_the_model(out: str, stage: int) -> dict[str, Any]:
+    """Train with checkpoints; what the last one holds and ``from_pretrained`` reads."""
+    trainer = language_trainer(out, stage, save_strategy="steps", save_steps=2)
+    trainer.train()
+    weights = base.weights_of(trainer.runtime.state_dict(trainer.model_wrapped))
+    if not trainer.is_world_process_zero():
+        return {}
+    folder = os.path.join(out, "checkpoint-4")
+    return {
+        "files": listing(folder),
+        "weights": weights,
+        "pretrained": pretrained_weights(folder),
+    }
+
+
+def save_only_model(out: str) -> dict[str, Any]:
+    """ZeRO-3 with ``save_only_model``: the checkpoint, then a resume from it."""
+    trainer = language_trainer(out, 3, save_strategy="steps", save_steps=4, save_only_model=True)
+    trainer.train()
+    folder = os.path.join(out, "checkpoint-4")
+    weights = base.weights_of(trainer.runtime.state_dict(trainer.model_wrapped))
+    report: dict[str, Any] = {"files": listing(folder)}
+    if trainer.is_world_process_zero():
+        report.update(weights=weights, pretrained=pretrained_weights(folder))
+    trainer.runtime.wait_for_everyone()  # read before anyone resumes
+    again = language_trainer(os.path.join(out, "again"), 3, save_only_model=True)
+    try:
+        again.train(resume_from_checkpoint=folder)
+    except ValueError as error:
+        report["resume_error"] = str(error)
+    return report
+
+
+def exported_or_error(folder: str) -> dict[str, list[float]] | str:
+    """The weights ``export_deepspeed_checkpoint`` merges from ``folder``, or its error."""
+    from trainer_dist import export_deepspeed_checkpoint
+
+    try:
+        return base.weights_of(export_deepspeed_checkpoint(folder))
+    except FileNotFoundError as error:
+        return str(error)
+
+
+class Warnings(logging.Handler):
+    """Collects the warnings of the loop's saving module."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def not_gathered(out: str) -> dict[str, Any]:
+    """ZeRO-3 with ``stage3_gather_16bit_weights_on_model_save: false``: checkpoints and
+    ``save_model`` hold the config and DeepSpeed's files, from which the weights export."""
+    caught = Warnings()
+    logging.getLogger("trainer_loop._saving").addHandler(caught)
+    trainer = language_trainer(out, 3, gather=False, save_strategy="steps", save_steps=4)
+    trainer.train()
+    weights = base.weights_of(trainer.runtime.state_dict(trainer.model_wrapped))
+    saved = os.path.join(out, "saved")
+    trainer.save_model(saved)
+    logging.getLogger("trainer_loop._saving").removeHandler(caught)
+    checkpoint = os.path.join(out, "checkpoint-4")
+    report: dict[str, Any] = {"warnings": caught.messages}
+    if trainer.is_world_process_zero():
+        report.update(
+            checkpoint_files=listing(checkpoint),
+            saved_files=listing(saved),
+            weights=weights,
+            exported=exported_or_error(saved),
+            checkpoint_exported=exported_or_error(checkpoint),
+        )
+    return report
+
+
+def no_warm_up(out: str) -> dict[str, Any]:
+    """DeepSpeed's warm-up schedules with ``warmup_steps=0`` (the default)."""
+    runs = {}
+    for schedule in ("WarmupLR", "WarmupDecayLR", "WarmupCosineLR"):
+        params = {"warmup_num_steps": "auto"}
+        if schedule != "WarmupCosineLR":  # which warms up to the optimizer's rate
+            params.update(warmup_min_lr="auto", warmup_max_lr="auto")
+        if schedule != "WarmupLR":
+            params["total_num_steps"] = "auto"
+        section = {"type": schedule, "params": params}
+        trainer, result = train(os.path.join(out, schedule), deepspeed_config(2, scheduler=section))
+        result["warmup_num_steps"] = trainer.runtime.config.get("scheduler.params.warmup_num_steps")
+        runs[schedule] = result
+    return runs
+
+
+def run_saving(out: str) -> dict[str, Any]:
+    """What DeepSpeed checkpoints and ``save_model`` hold, and runs without warm-up."""
+    return {
+        "checkpoints": {
+            str(stage): checkpoints_hold_the_model(os.path.join(out, f"lm{stage}"), stage)
+            for stage in (2, 3)
+        },
+        "save_only_model": save_only_model(os.path.join(out, "only_model")),
+        "not_gathered": not_gathered(os.path.join(out, "not_gathered")),
+        "no_warm_up": no_warm_up(os.path.join(out, "no_warm_up")),
+    }
+
+
 def main(argv: list[str]) -> None:
     # The deepspeed launcher puts --local_rank=K first; it belongs to the parsed arguments.
     launcher = [a for a in argv if a.startswith(("--local_rank", "--local-rank"))]
@@ -440,6 +592,8 @@ def main(argv: list[str]) -> None:
         result = run_one(out, rest[0])
     elif scenario == "two":
         result = run_two(out, rest[0])
+    elif scenario == "saving":
+        result = run_saving(out)
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
     base.write_group_report(out, result)

@@ -53,6 +53,7 @@ DEEPSPEED_FILE = {
         "reduce_bucket_size": "auto",
         "stage3_prefetch_bucket_size": "auto",
         "stage3_param_persistence_threshold": 0,  # partition even the tiny norms
+        "stage3_gather_16bit_weights_on_model_save": True,  # save_model writes weights
     },
 }
 
@@ -116,6 +117,20 @@ def test_from_pretrained_partitions_the_saved_weights(torchrun: list[dict[str, A
         assert_partitioned_saved_weights(report)
     first, second = (report["partition"]["partition_numel"] for report in torchrun)
     assert first + second >= torchrun[0]["partition"]["full_numel"]  # (padded) halves
+
+
+def test_save_model_before_training_gathers_the_partitions(
+    torchrun: list[dict[str, Any]],
+) -> None:
+    """Not the empty local tensors zero.Init leaves (shape (0,)): the loaded weights,
+    gathered without building an engine; the model stays partitioned for training."""
+    for report in torchrun:
+        saved = report["saved_before_training"]
+        assert saved["still_partitioned"] and saved["engines"]
+    main = torchrun[0]["saved_before_training"]
+    assert {"model.safetensors", "config.json"} <= set(main["files"])
+    assert main["shapes"] == main["source_shapes"]
+    assert main["difference_to_file"] == 0.0
 
 
 def test_training_reaches_the_weights_of_a_model_loaded_whole(

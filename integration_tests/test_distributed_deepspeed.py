@@ -328,3 +328,78 @@ def test_trainer_keeps_create_optimizer_and_scheduler_overrides(tmp_path: Path) 
     assert isinstance(trainer.lr_scheduler, torch.optim.lr_scheduler.StepLR)
     assert trainer.steps_asked == 4
     assert trainer.lr_scheduler.get_last_lr() == [pytest.approx(0.5 * 0.1**4)]
+
+
+# ------------------------------------------------------------------ saving
+@pytest.fixture(scope="module")
+def saving(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The ``saving`` scenario on 2 processes under torchrun (a tiny Llama)."""
+    out = tmp_path_factory.mktemp("saving")
+    port = str(base.free_port())
+    command = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", port]
+    return launch(command, out, "saving", str(out))
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_deepspeed_checkpoints_hold_weights_and_config(
+    saving: list[dict[str, Any]], stage: str
+) -> None:
+    """As the reference's: ``from_pretrained(checkpoint-N)`` works (ZeRO-3 gathers the
+    16-bit weights when its config says so), beside DeepSpeed's files for resuming."""
+    run = saving[0]["checkpoints"][stage]
+    assert {"model.safetensors", "config.json", "latest", "global_step4"} <= set(run["files"])
+    assert {"sharded_state.json", "scheduler.pt", "trainer_state.json"} <= set(run["files"])
+    assert isinstance(run["pretrained"], dict), run["pretrained"]
+    assert base.max_difference(run["pretrained"], run["weights"]) == 0.0
+
+
+def test_save_only_model_writes_the_model_and_no_deepspeed_state(
+    saving: list[dict[str, Any]],
+) -> None:
+    main = saving[0]["save_only_model"]
+    files = set(main["files"])
+    assert {"model.safetensors", "config.json", "trainer_state.json"} <= files
+    assert not {name for name in files if name.startswith("global_step")}
+    assert not files & {"latest", "sharded_state.json", "scheduler.pt", "rng_state_0.pth"}
+    assert isinstance(main["pretrained"], dict), main["pretrained"]
+    assert base.max_difference(main["pretrained"], main["weights"]) == 0.0
+
+
+def test_resuming_a_save_only_model_checkpoint_is_refused(saving: list[dict[str, Any]]) -> None:
+    for report in saving:  # on every process, before any collective
+        error = report["save_only_model"]["resume_error"]
+        assert "holds no DeepSpeed checkpoint" in error
+        assert "save_only_model=True" in error and "from_pretrained" in error
+
+
+def test_zero3_without_gathering_saves_deepspeed_files_and_the_config(
+    saving: list[dict[str, Any]],
+) -> None:
+    """``stage3_gather_16bit_weights_on_model_save: false``: no full weights are gathered
+    (as the reference: config + DeepSpeed's checkpoint, and a warning naming the way
+    back); the weights export from both folders."""
+    main = saving[0]["not_gathered"]
+    for files in (main["checkpoint_files"], main["saved_files"]):
+        assert {"config.json", "latest", "global_step4"} <= set(files)
+        assert "model.safetensors" not in files
+    assert isinstance(main["exported"], dict), main["exported"]
+    assert base.max_difference(main["exported"], main["weights"]) < 1e-6
+    assert base.max_difference(main["checkpoint_exported"], main["weights"]) < 1e-6
+    warnings = main["warnings"]
+    assert len(warnings) == 2  # the checkpoint, then save_model; the main process only
+    assert all("export_deepspeed_checkpoint" in w and "zero_to_fp32" in w for w in warnings)
+    assert "checkpoint-4 holds" in warnings[0] and ".tmp-" not in warnings[0]
+    assert saving[1]["not_gathered"]["warnings"] == []
+
+
+@pytest.mark.parametrize("schedule", ["WarmupLR", "WarmupDecayLR", "WarmupCosineLR"])
+def test_warm_up_schedules_train_without_warm_up_steps(
+    saving: list[dict[str, Any]], schedule: str
+) -> None:
+    """warmup_steps=0 (the default) fills warmup_num_steps with 1, which DeepSpeed
+    accepts (0 is refused), and the run trains at the full rate after it."""
+    run = saving[0]["no_warm_up"][schedule]
+    assert run["warmup_num_steps"] == 1
+    rates = run["learning_rates"]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(0.05)
+    assert len(run["losses"]) == 8

@@ -99,6 +99,32 @@ def partition_facts(model: Any, model_folder: str) -> dict[str, Any]:
     return facts
 
 
+def save_before_training(model: Any, args: Any, model_folder: str) -> dict[str, Any]:
+    """``save_model`` on a partitioned model before any engine exists: the parameters
+    are gathered (the config file asks for 16-bit weights on save), so the file holds
+    the loaded weights, not the empty local tensors, and the model stays partitioned."""
+    from safetensors.torch import load_file
+
+    from trainer import Trainer
+
+    folder = os.path.join(args.output_dir, "saved_before_training")
+    trainer = Trainer(model=model, args=args)
+    trainer.save_model(folder)
+    report: dict[str, Any] = {
+        "still_partitioned": all(p.numel() == 0 for p in model.parameters()),
+        "engines": [trainer.runtime.engine, trainer.runtime.inference_engine] == [None, None],
+    }
+    if trainer.is_world_process_zero():
+        saved = load_file(os.path.join(folder, "model.safetensors"))
+        source = load_file(os.path.join(model_folder, "model.safetensors"))
+        report["files"] = sorted(os.listdir(folder))
+        report["shapes"] = {key: list(value.shape) for key, value in saved.items()}
+        report["source_shapes"] = {key: list(value.shape) for key, value in source.items()}
+        if report["shapes"] == report["source_shapes"]:
+            report["difference_to_file"] = difference_to_file(saved, model_folder)
+    return report
+
+
 def train(model: Any, args: Any) -> dict[str, Any]:
     from trainer import Trainer
 
@@ -190,6 +216,7 @@ def run_torchrun(out: str, model_folder: str, deepspeed_file: str) -> dict[str, 
     report = registration(args)
     model = loaded(model_folder)
     report["partition"] = partition_facts(model, model_folder)
+    report["saved_before_training"] = save_before_training(model, args, model_folder)
     report["zero_init"] = train(model, args)
     report["evaluate_first"] = evaluate_then_train(
         os.path.join(out, "evaluate_first"), model_folder, deepspeed_file

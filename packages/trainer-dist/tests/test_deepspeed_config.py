@@ -137,6 +137,9 @@ def test_reading_facts_of_a_config() -> None:
     assert DeepSpeedConfig({"fp16": {"enabled": True}}).mixed_precision == "fp16"
     assert DeepSpeedConfig({"bfloat16": {"enabled": "true"}}).mixed_precision == "bf16"
     assert DeepSpeedConfig({"bf16": {"enabled": False}}).mixed_precision == "no"
+    gather = {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": 1}}
+    assert DeepSpeedConfig(gather).gathers_16bit_weights_on_save
+    assert not DeepSpeedConfig({"zero_optimization": {"stage": 3}}).gathers_16bit_weights_on_save
 
 
 # --------------------------------------------------------------- resolution
@@ -192,6 +195,19 @@ def test_all_mismatches_are_reported_in_one_error() -> None:
     assert "5 place(s)" in message
     for words in ("per_device_train_batch_size", "max_grad_norm", "learning_rate", '"auto"'):
         assert words in message
+
+
+@pytest.mark.parametrize("schedule", ["WarmupLR", "WarmupDecayLR", "WarmupCosineLR"])
+def test_a_run_without_warm_up_gets_one_warm_up_step(schedule: str) -> None:
+    """DeepSpeed refuses warmup_num_steps=0, which warmup_steps=0 (the default) and no
+    warmup_ratio would give: the shortest warm-up it accepts is filled instead."""
+    values = ArgumentValues(warmup_steps=0, warmup_ratio=0.0)
+    params = {"warmup_num_steps": "auto", "total_num_steps": "auto"}
+    config = {"scheduler": {"type": schedule, "params": params}}
+    facts = TrainingFacts(hidden_size=None, num_training_steps=40)
+    resolved = DeepSpeedConfig(config).resolve_arguments(values).resolve_training(values, facts)
+    assert resolved.get("scheduler.params.warmup_num_steps") == 1
+    assert resolved.get("scheduler.params.total_num_steps") == 40
 
 
 def test_training_phase_mismatches_are_reported_too() -> None:

@@ -80,11 +80,12 @@ def _trainer(tmp_path: Any, **overrides: Any) -> Trainer:
 def test_info_lines_reach_stderr_once_without_logging_configured(tmp_path, capsys) -> None:
     with _unconfigured_root():
         _trainer(tmp_path, log_level="info")  # a second Trainer adds no second handler
-        _trainer(tmp_path, log_level="info").train()
+        _trainer(tmp_path, log_level="info", save_strategy="steps", save_steps=2).train()
     err = capsys.readouterr().err
     assert err.count(_HEADER) == 1
     assert err.count("Num examples = 4") == 1
     assert "Total optimization steps = 2" in err
+    assert f"Saving model checkpoint to {tmp_path / 'checkpoint-2'}" in err
 
 
 def test_a_configured_application_gets_each_line_once_and_stderr_none(

@@ -29,7 +29,10 @@ How the loop's contract maps onto the engine:
   the training engine is built.
 * Checkpoints are DeepSpeed's own (``checkpoint_format == "sharded"``): every process
   writes its partition with ``engine.save_checkpoint``; ``state_dict`` gathers full
-  weights (ZeRO-3: consolidated on the main process) for ``save_model``. A checkpoint
+  weights (ZeRO-3: consolidated on the main process, also before any engine exists) for
+  ``save_model`` and for the weights the loop writes beside DeepSpeed's files, unless a
+  ZeRO-3 config turns ``stage3_gather_16bit_weights_on_model_save`` off
+  (:attr:`~DeepSpeedRuntime.gathers_full_weights_on_save`). A checkpoint
   written by another number of processes is loaded through DeepSpeed's universal
   checkpoint format (``_deepspeed_universal``).
 
@@ -58,6 +61,7 @@ from trainer_dist._ddp import DistributedRuntime
 from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
 from trainer_dist._deepspeed_inference import (
     build_inference_engine,
+    gather_partitioned_state_dict,
     inference_config,
     release_inference_engine,
 )
@@ -409,13 +413,35 @@ class DeepSpeedRuntime(DistributedRuntime):
         """Always ``"sharded"``: DeepSpeed's checkpoints (every process writes its part)."""
         return "sharded"
 
+    @property
+    def gathers_full_weights_on_save(self) -> bool:
+        """Whether saving the model gathers its full weights (``save_model`` and the
+        weights written into each ``checkpoint-<N>`` beside DeepSpeed's own files).
+
+        Always under ZeRO-0/1/2, where every process holds them. Under ZeRO-3 only when
+        the config's ``stage3_gather_16bit_weights_on_model_save`` is true (DeepSpeed's
+        default is false: consolidating a model too large for one process is what
+        ZeRO-3 avoids); otherwise the model is saved as DeepSpeed's checkpoint, from which
+        :func:`export_deepspeed_checkpoint` (``zero_to_fp32``) recovers the weights.
+        """
+        return self._config.zero_stage != 3 or self._config.gathers_16bit_weights_on_save
+
     def state_dict(self, model: Any) -> dict[str, Any]:
         """Full weights: ZeRO-3 gathers them on the main process (others get ``{}``),
-        through the training engine or, before training, the inference engine; otherwise
-        every process holds them. 16-bit under fp16/bf16, else 32-bit."""
+        through the training engine or, before training, the inference engine, or else
+        (a model ``zero.Init`` partitioned) parameter by parameter; otherwise every
+        process holds them. 16-bit under fp16/bf16, else 32-bit.
+
+        Every process must call it under ZeRO-3 (gathering is a collective). Asked
+        explicitly, it gathers even when ``stage3_gather_16bit_weights_on_model_save``
+        is false; saving consults :attr:`gathers_full_weights_on_save` first.
+        """
+        module = self.unwrap_model(model)
         engine = self._any_engine_of(model)
-        if engine is None or self._config.zero_stage != 3:
-            return self.unwrap_model(model).state_dict()
+        if self._config.zero_stage != 3 or not is_zero3_partitioned(module):
+            return module.state_dict()
+        if engine is None:
+            return gather_partitioned_state_dict(module, keep=self.is_main_process)
         state = engine._zero3_consolidated_16bit_state_dict()  # DeepSpeed's gatherer
         return dict(state) if state is not None else {}
 

@@ -158,6 +158,17 @@ def _steps(facts: TrainingFacts | None) -> int:
     return facts.num_training_steps if facts is not None else 0
 
 
+def _warmup_num_steps(values: ArgumentValues, facts: TrainingFacts | None) -> int:
+    """The warm-up of DeepSpeed's warm-up schedules, never below 1.
+
+    DeepSpeed's ``WarmupLR`` family refuses ``warmup_num_steps=0`` ("must be a positive
+    integer"), which a run without warm-up (the default ``warmup_steps=0``) would give;
+    one step of warm-up from ``warmup_min_lr`` (0) is the shortest it accepts, as the
+    reference fills it too.
+    """
+    return max(1, values.warmup_steps_for(_steps(facts)))
+
+
 AUTO_KEYS: tuple[AutoKey, ...] = (
     AutoKey(
         "train_micro_batch_size_per_gpu",
@@ -220,9 +231,9 @@ AUTO_KEYS: tuple[AutoKey, ...] = (
     AutoKey("amp.opt_level", "fp16_opt_level", "arguments", lambda v, f: v.fp16_opt_level),
     AutoKey(
         "scheduler.params.warmup_num_steps",
-        "warmup_steps (or warmup_ratio x the run's optimizer steps)",
+        "warmup_steps (or warmup_ratio x the run's optimizer steps), at least 1",
         "training",
-        lambda v, f: v.warmup_steps_for(_steps(f)),
+        _warmup_num_steps,
     ),
     AutoKey(
         "scheduler.params.total_num_steps",
@@ -369,6 +380,12 @@ class DeepSpeedConfig:
     def has_scheduler(self) -> bool:
         """Whether the config defines the learning-rate scheduler."""
         return isinstance(self._config.get("scheduler"), Mapping)
+
+    @property
+    def gathers_16bit_weights_on_save(self) -> bool:
+        """``zero_optimization.stage3_gather_16bit_weights_on_model_save`` (DeepSpeed's
+        default, false, when absent): whether ZeRO-3 consolidates the weights to save."""
+        return _enabled(self.get("zero_optimization.stage3_gather_16bit_weights_on_model_save"))
 
     @property
     def mixed_precision(self) -> Literal["no", "fp16", "bf16"]:

@@ -19,12 +19,18 @@ Only ZeRO-3 partitions parameters; under ZeRO-0/1/2 every process holds the whol
 and evaluates it as it is. A model still whole under ZeRO-3 (built without ``zero.Init``)
 is given to an inference engine too, as the reference does: the engine partitions it, so
 each device holds its share, and the model stays partitioned afterwards.
+
+Saving such a model before any engine exists needs no engine: its weights are gathered
+one submodule at a time (:func:`gather_partitioned_state_dict`).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+import torch
+from torch import nn
 
 from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
 
@@ -99,3 +105,44 @@ def release_inference_engine(engine: Any) -> None:
         if handle is not None:
             handle.remove()
             setattr(engine, name, None)
+
+
+def gather_partitioned_state_dict(module: nn.Module, *, keep: bool) -> dict[str, Any]:
+    """The full state dict of a ZeRO-3 partitioned ``module`` that no engine wraps.
+
+    ``zero.Init`` leaves each parameter an empty local tensor (its partition is in
+    ``ds_tensor``), so ``module.state_dict()`` would hold shape ``(0,)`` tensors. The
+    parameters are gathered one submodule at a time (never the whole model at once) and
+    copied to the CPU on the process where ``keep`` is true; the others get ``{}``. Every
+    process must call it (each gather is a collective). A parameter shared by several
+    submodules (tied embeddings) is one tensor under each of its names, as in
+    ``state_dict()``.
+    """
+    import deepspeed
+
+    state: dict[str, Any] = {}
+    copies: dict[int, torch.Tensor] = {}
+    for prefix, submodule in module.named_modules(remove_duplicate=False):
+        own = list(submodule.named_parameters(recurse=False))
+        with deepspeed.zero.GatheredParameters([p for _, p in own], modifier_rank=None):
+            if not keep:
+                continue
+            for name, parameter in own:
+                if id(parameter) not in copies:
+                    copies[id(parameter)] = parameter.detach().to("cpu", copy=True)
+                state[_joined(prefix, name)] = copies[id(parameter)]
+            state.update(_persistent_buffers(submodule, prefix))
+    return state
+
+
+def _joined(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _persistent_buffers(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    skipped = module._non_persistent_buffers_set
+    return {
+        _joined(prefix, name): buffer.detach().to("cpu", copy=True)
+        for name, buffer in module.named_buffers(recurse=False)
+        if buffer is not None and name not in skipped
+    }

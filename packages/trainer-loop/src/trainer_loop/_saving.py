@@ -21,6 +21,16 @@ with sharded parameters (FSDP, ZeRO) gathering and scattering them are collectiv
   that saves full ones (one process, for instance), and the reverse.
 
 ``save_model`` and ``load_best_model_at_end`` use full weights in both formats.
+
+DeepSpeed's checkpoints (a runtime with ``gathers_full_weights_on_save``) hold full weights
+too, as the reference's ``checkpoint-<N>`` does: the gathered weights and the model's
+config beside DeepSpeed's ``global_step<N>/`` (so ``from_pretrained`` reads the
+checkpoint), while resuming still reads DeepSpeed's files. When the runtime does not
+gather (ZeRO-3 without ``stage3_gather_16bit_weights_on_model_save``), checkpoints and
+``save_model`` hold the config and DeepSpeed's files only, with a warning that names the
+export. With ``save_only_model`` a DeepSpeed checkpoint holds the weights, the config and
+the trainer state, no DeepSpeed state (unless the weights exist only as DeepSpeed's
+files), and resuming from it is refused, as by the reference.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import torch
 
@@ -74,6 +84,58 @@ def export_callback_states(trainer: Trainer) -> dict[str, Any]:
         else:
             exported[name] = [exported[name], value]
     return exported
+
+
+def _full_weights_on_save(runtime: Any) -> bool | None:
+    """The runtime's ``gathers_full_weights_on_save`` (DeepSpeed's); ``None`` for a
+    runtime without it, whose sharded checkpoints hold shards only (FSDP) and whose
+    ``save_model`` always gathers."""
+    value = getattr(runtime, "gathers_full_weights_on_save", None)
+    return None if value is None else bool(value)
+
+
+def write_model_config(module: Any, folder: str) -> None:
+    """Write the ``config.json`` (and ``generation_config.json``) of a transformers model
+    into ``folder``, so that ``from_pretrained`` finds the architecture beside weights
+    kept elsewhere (DeepSpeed's files); nothing for a module without a config."""
+    config = getattr(module, "config", None)
+    if not hasattr(config, "save_pretrained"):
+        return
+    os.makedirs(folder, exist_ok=True)
+    config.save_pretrained(folder)
+    generation = getattr(module, "generation_config", None)
+    can_generate = getattr(module, "can_generate", None)
+    if hasattr(generation, "save_pretrained") and callable(can_generate) and can_generate():
+        generation.save_pretrained(folder)
+
+
+_NOT_GATHERED = (
+    "DeepSpeed ZeRO-3 with stage3_gather_16bit_weights_on_model_save false: %s holds the "
+    "model's config and DeepSpeed's checkpoint (global_step*/), not full weights. Recover "
+    "them with trainer_dist.export_deepspeed_checkpoint(folder, 'model.safetensors') (or "
+    "the zero_to_fp32.py DeepSpeed wrote there), or set "
+    "stage3_gather_16bit_weights_on_model_save to true in the DeepSpeed config."
+)
+_NOTHING_TO_SAVE = (
+    "DeepSpeed ZeRO-3 with stage3_gather_16bit_weights_on_model_save false, and no "
+    "DeepSpeed engine trains the model yet to write its checkpoint: %s holds the model's "
+    "config, no weights. Set stage3_gather_16bit_weights_on_model_save to true in the "
+    "DeepSpeed config to save the weights of a partitioned model before training."
+)
+
+
+def _refuse_resume_without_deepspeed_state(checkpoint: str) -> NoReturn:
+    """A DeepSpeed run resumes only from DeepSpeed's files (optimizer partitions); a
+    checkpoint without them (``save_only_model``) is refused, as by the reference."""
+    raise ValueError(
+        f"resume_from_checkpoint={checkpoint!r} holds no DeepSpeed checkpoint (no 'latest' "
+        "file nor global_step*/ folder), only the model: it was saved with "
+        "save_only_model=True (or without DeepSpeed), and a DeepSpeed run resumes its "
+        "optimizer and ZeRO partitions only from DeepSpeed's files. Resume from a "
+        "checkpoint saved without save_only_model, or start a new run from these weights: "
+        "load the model from that folder (from_pretrained) and call train() without "
+        "resume_from_checkpoint."
+    )
 
 
 def _strategy(value: Any) -> str:
@@ -170,6 +232,8 @@ def restore_checkpoint(trainer: Trainer, checkpoint: str) -> LoadedCheckpoint:
     runtime, model = trainer.runtime, trainer.model_wrapped
     if is_sharded_checkpoint(trainer, checkpoint):
         content = CheckpointContent(scheduler=trainer.lr_scheduler)
+    elif getattr(trainer, "is_deepspeed_enabled", False):
+        _refuse_resume_without_deepspeed_state(checkpoint)
     else:
         content = CheckpointContent(
             model=RuntimeModel(runtime, model),
@@ -230,17 +294,25 @@ class CheckpointWriter:
             store if store is not None else default_checkpoint_store(trainer.args, trainer.runtime)
         )
 
-    def _model_content(self, *, weights: bool = True) -> CheckpointContent:
-        """What ``save_model`` writes; gathering the weights is a collective."""
+    def _model_content(
+        self, *, weights: bool = True, beside_shards: bool = False
+    ) -> CheckpointContent:
+        """What ``save_model`` writes; gathering the weights is a collective.
+
+        ``beside_shards``: the weights go into a sharded checkpoint on shared storage,
+        where the main process writes them; a writer that gathered none (ZeRO-3 gathers
+        on the main process only) then writes no weights rather than refusing.
+        """
         trainer = self.trainer
         runtime, wrapped = trainer.runtime, trainer.model_wrapped
         content = CheckpointContent(
             processing_class=trainer.processing_class, training_args=trainer.args
         )
         if weights:
-            content.model = runtime.unwrap_model(wrapped)
-            content.state_dict = runtime.state_dict(wrapped)
-            self._check_gathered(content)
+            state = runtime.state_dict(wrapped)
+            if state or not beside_shards:
+                content.model, content.state_dict = runtime.unwrap_model(wrapped), state
+                self._check_gathered(content)
         return content
 
     def _check_gathered(self, content: CheckpointContent) -> None:
@@ -278,6 +350,11 @@ class CheckpointWriter:
         _check_shared_folder(runtime, folder)
         optimizer = None if trainer.args.save_only_model else trainer.optimizer
         runtime.save_sharded_state(folder, trainer.model_wrapped, optimizer)
+        if _full_weights_on_save(runtime) is False and trainer.args.should_save:
+            write_model_config(runtime.unwrap_model(trainer.model_wrapped), folder)
+            step = trainer.state.global_step
+            final = os.path.join(trainer.args.output_dir, f"{CHECKPOINT_PREFIX}-{step}")
+            logger.warning(_NOT_GATHERED, final)
 
     def _sharded_options(self) -> dict[str, Any]:
         if not accepts_argument(self.store.save, "sharded_writer"):
@@ -293,12 +370,33 @@ class CheckpointWriter:
         """Weights, processing class and arguments into ``output_dir`` (writer processes)."""
         trainer = self.trainer
         output_dir = output_dir or trainer.args.output_dir
+        gathers = _full_weights_on_save(trainer.runtime) is not False
         # Every process builds the content: gathering a sharded model's state dict is a
         # collective, and a writer waiting alone for it would hang.
-        content = self._model_content()
+        content = self._model_content(weights=gathers)
         if trainer.args.should_save:
+            logger.info("Saving model checkpoint to %s", output_dir)
             self.store.save_model(output_dir, content)
+        if not gathers:
+            self._save_not_gathered(output_dir)
         trainer.runtime.wait_for_everyone()
+
+    def _save_not_gathered(self, folder: str) -> None:
+        """The model's config and DeepSpeed's checkpoint in place of full weights, as the
+        reference's ``save_model`` writes them when ZeRO-3 may not gather (every process
+        calls it: DeepSpeed's save is a collective)."""
+        trainer = self.trainer
+        runtime, wrapped = trainer.runtime, trainer.model_wrapped
+        writer = bool(trainer.args.should_save)
+        if writer:
+            write_model_config(runtime.unwrap_model(wrapped), folder)
+        if getattr(runtime, "engine", None) is None:
+            if writer:
+                logger.warning(_NOTHING_TO_SAVE, folder)
+            return
+        runtime.save_sharded_state(folder, wrapped)
+        if writer:
+            logger.warning(_NOT_GATHERED, folder)
 
     def save_checkpoint(self) -> str:
         """Write ``checkpoint-<global_step>``, then rotate; return its path."""
@@ -308,12 +406,20 @@ class CheckpointWriter:
         step = state.global_step
         self._point_best_checkpoint(args.output_dir, step)
         sharded = runtime.checkpoint_format == "sharded"
-        options = self._sharded_options() if sharded else {}
-        content = self._model_content(weights=not sharded)
+        full = _full_weights_on_save(runtime)
+        # save_only_model keeps DeepSpeed's files out when the weights exist without them.
+        shards = sharded and not (args.save_only_model and full)
+        options = self._sharded_options() if shards else {}
+        content = self._model_content(weights=not sharded or bool(full), beside_shards=shards)
         if not args.save_only_model:
-            self._resume_content(content, sharded=sharded)
+            self._resume_content(content, sharded=shards)
         state.stateful_callbacks = export_callback_states(trainer)
         content.trainer_state = state
+        if args.should_save:
+            logger.info(
+                "Saving model checkpoint to %s",
+                os.path.join(args.output_dir, f"{CHECKPOINT_PREFIX}-{step}"),
+            )
         path = self.store.save(
             args.output_dir,
             step,
