@@ -29,12 +29,12 @@ from trainer_dist import (
 )
 from trainer_dist._connector import deepspeed_config_source
 from trainer_dist._deepspeed import (
-    _check_cpu_optimizer,
     cast_floating,
     engine_settings,
     is_deepspeed_engine,
     model_hidden_size,
 )
+from trainer_dist._deepspeed_process import _check_cpu_optimizer
 
 _LAUNCHER_VARIABLES = (
     "WORLD_SIZE",

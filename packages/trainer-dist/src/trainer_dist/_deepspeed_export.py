@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from trainer_dist._deepspeed import import_deepspeed
+from trainer_dist._deepspeed_process import import_deepspeed
 from trainer_dist._deepspeed_universal import LATEST_FILE
 
 __all__ = ["LATEST_FILE", "export_deepspeed_checkpoint"]

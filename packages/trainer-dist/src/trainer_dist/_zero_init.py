@@ -129,7 +129,8 @@ def start_deepspeed_group(args: Any, config: dict[str, Any]) -> None:
     """Join the launcher's processes as the runtime will (same backend and timeout), with
     the CPU adjustments the engine will make to ``config`` (in place)."""
     from trainer_dist._ddp import start_process_group
-    from trainer_dist._deepspeed import _drop_nvme_offload, prepare_deepspeed_process
+    from trainer_dist._deepspeed import _drop_nvme_offload
+    from trainer_dist._deepspeed_process import prepare_deepspeed_process
 
     use_cpu = bool(getattr(args, "use_cpu", False) or getattr(args, "no_cuda", False))
     if prepare_deepspeed_process(DeepSpeedConfig(config), use_cpu=use_cpu):
