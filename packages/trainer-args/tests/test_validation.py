@@ -137,6 +137,19 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"fsdp": True, "fsdp_config": {"auto_wrap_policy": "EVERY_LAYER"}}, "auto_wrap_policy"),
     ({"fsdp": "full_shard auto_wrap", "fsdp_config": {"auto_wrap_policy": "NO_WRAP"}}, "NO_WRAP"),
     ({"fsdp": True, "fsdp_config": {"version": 3}}, "version"),
+    # accumulation given twice, or with a key accelerate does not have
+    (
+        {
+            "gradient_accumulation_steps": 2,
+            "accelerator_config": {"gradient_accumulation_kwargs": {"num_steps": 4}},
+        },
+        "num_steps",
+    ),
+    (
+        {"accelerator_config": {"gradient_accumulation_kwargs": {"steps": 4}}},
+        "gradient_accumulation_kwargs",
+    ),
+    ({"accelerator_config": {"gradient_accumulation_kwargs": {"num_steps": 0}}}, "num_steps"),
     # mappings given as text or paths
     ({"fsdp_config": "/no/such/fsdp.json"}, "fsdp_config"),
     ({"accelerator_config": "/no/such/accelerate.json"}, "accelerator_config"),

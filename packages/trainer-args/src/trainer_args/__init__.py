@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trainer_args._accumulation_kwargs import syncs_each_batch
 from trainer_args._enums import (
     DebugOption,
     FSDPOption,
@@ -35,4 +36,5 @@ __all__: list[str] = [
     "TrainingArguments",
     "merge_fsdp_switches",
     "resolve_steps",
+    "syncs_each_batch",
 ]

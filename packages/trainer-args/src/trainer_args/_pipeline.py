@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from trainer_args._accumulation_kwargs import apply_accumulation_kwargs
 from trainer_args._aliases import resolve_eval_strategy, resolve_metric_includes
 from trainer_args._deprecations import apply_deprecations
 from trainer_args._enums import (
@@ -212,6 +213,7 @@ def fill_defaults(args: Any) -> None:
     args.log_level_replica = _normalize_log_level(args.log_level_replica, "warning")
     if args.disable_tqdm is None:
         args.disable_tqdm = _default_disable_tqdm()
+    apply_accumulation_kwargs(args)
     launched = read_launch_env()
     if launched.local_rank != -1:
         args.local_rank = launched.local_rank

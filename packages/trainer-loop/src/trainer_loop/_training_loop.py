@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from trainer_args import syncs_each_batch
 from trainer_loop._direct_step import build_direct_step, gradient_resetter
 from trainer_loop._inputs import count_loss_items
 from trainer_loop._loss_tracker import LossTracker
@@ -40,6 +42,7 @@ class TrainingLoop:
         self.args = trainer.args
         self.batch_size = batch_size
         self.accumulation = self.args.gradient_accumulation_steps
+        self.sync_each_batch = syncs_each_batch(self.args)
         self.tracker = LossTracker(filter_nan_inf=self.args.logging_nan_inf_filter)
         self.tokens_seen = 0
         self.last_logged_step = 0
@@ -180,7 +183,8 @@ class TrainingLoop:
             self._maybe_log_save_evaluate(epoch)
 
     def _accumulate(self, window: list[Any]) -> None:
-        """Forward/backward every micro-batch of a window; sync gradients on the last."""
+        """Forward/backward every micro-batch of a window; sync gradients on the last
+        (on every one with ``gradient_accumulation_kwargs={"sync_each_batch": True}``)."""
         trainer, args = self.trainer, self.args
         num_items = self._items_in_window(window)
         last = len(window) - 1
@@ -188,7 +192,8 @@ class TrainingLoop:
             if index == last:
                 self._micro_step(inputs, num_items, len(window))
             else:
-                with trainer.runtime.no_sync(self.model):
+                skip_sync = not self.sync_each_batch
+                with trainer.runtime.no_sync(self.model) if skip_sync else nullcontext():
                     self._micro_step(inputs, num_items, len(window))
                 trainer.control = trainer.callback_handler.on_substep_end(
                     args, trainer.state, trainer.control
