@@ -14,7 +14,11 @@ from trainer_args._enums import (
     SchedulerType,
     ShardedDDPOption,
 )
-from trainer_args._fsdp_switches import FSDP_SWITCH_KEYS, merge_fsdp_switches
+from trainer_args._fsdp_switches import (
+    FSDP_SWITCH_KEYS,
+    fsdp_option_words,
+    merge_fsdp_switches,
+)
 from trainer_args._parser import HfArgumentParser
 from trainer_args._seq2seq import Seq2SeqTrainingArguments
 from trainer_args._steps import resolve_steps
@@ -34,6 +38,7 @@ __all__: list[str] = [
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
     "TrainingArguments",
+    "fsdp_option_words",
     "merge_fsdp_switches",
     "resolve_steps",
     "syncs_each_batch",

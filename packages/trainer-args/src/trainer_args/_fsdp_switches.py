@@ -60,7 +60,7 @@ def merge_fsdp_switches(fsdp: Any, config: Mapping[str, Any]) -> tuple[Any, dict
     if not fsdp or (fsdp is not True and not FSDP_SWITCH_KEYS & set(config)):
         return fsdp, dict(config)  # without fsdp, fsdp_config describes nothing to run
     _check_version(config.get("version"))
-    words = _apply_reshard(_given_words(fsdp), config.get("reshard_after_forward"))
+    words = _apply_reshard(fsdp_option_words(fsdp), config.get("reshard_after_forward"))
     if fsdp is True and not any(word in _RESHARDS or word == "no_shard" for word in words):
         words.insert(0, "full_shard")
     words = _apply_offload(words, config.get("cpu_offload"))
@@ -69,7 +69,9 @@ def merge_fsdp_switches(fsdp: Any, config: Mapping[str, Any]) -> tuple[Any, dict
     return words, merged
 
 
-def _given_words(fsdp: Any) -> list[str]:
+def fsdp_option_words(fsdp: Any) -> list[str]:
+    """The ``fsdp`` option words, given as one string, strings or enum members (none for
+    an empty value or ``True``, whose words come from :func:`merge_fsdp_switches`)."""
     if not fsdp or fsdp is True:
         return []
     if isinstance(fsdp, str):

@@ -18,14 +18,14 @@ import torch
 
 from trainer_core import Runtime
 from trainer_dist._accelerate_fsdp import accelerate_fsdp_request
-from trainer_dist._ddp import DDPOptions, DistributedRuntime
+from trainer_dist._ddp import DDPOptions, DistributedRuntime, start_process_group
 from trainer_dist._deepspeed_config import (
     ArgumentValues,
     DeepSpeedConfig,
     accelerate_deepspeed_config,
     launcher_mixed_precision,
 )
-from trainer_dist._environment import launched_world_size
+from trainer_dist._environment import ProcessPlacement, launched_world_size
 from trainer_dist._fsdp import FSDPRuntime
 from trainer_dist._fsdp_settings import FSDPSettings, option_words, parse_fsdp
 from trainer_dist._precision import MixedPrecision
@@ -100,7 +100,7 @@ def build_runtime(args: Any) -> Runtime:
         )
     if not launched:
         return SingleProcessRuntime(
-            device="cpu" if _use_cpu(args) else None,
+            device="cpu" if uses_cpu(args) else None,
             use_ipex=_flag(args, "use_ipex"),
             **precision,
         )
@@ -110,7 +110,7 @@ def build_runtime(args: Any) -> Runtime:
             "unset use_ipex for multi-process training."
         )
     common = {
-        "use_cpu": _use_cpu(args),
+        "use_cpu": uses_cpu(args),
         "backend": getattr(args, "ddp_backend", None),
         "timeout_seconds": getattr(args, "ddp_timeout", None),
         "sharding": sharding,
@@ -210,7 +210,7 @@ def _deepspeed_runtime(
     return DeepSpeedRuntime(
         config,
         values=deepspeed_argument_values(args, os.environ),
-        use_cpu=_use_cpu(args),
+        use_cpu=uses_cpu(args),
         backend=getattr(args, "ddp_backend", None),
         timeout_seconds=getattr(args, "ddp_timeout", None),
         sharding=sharding,  # passed on to DistributedRuntime with the other options
@@ -227,7 +227,7 @@ def _launcher_precision(args: Any) -> MixedPrecision:
     chosen = launcher_mixed_precision(os.environ)
     if chosen is None:
         return "no"
-    if chosen == "fp16" and (_use_cpu(args) or not torch.cuda.is_available()):
+    if chosen == "fp16" and (uses_cpu(args) or not torch.cuda.is_available()):
         logger.info("accelerate launch asked for fp16, which the CPU cannot run; training in fp32.")
         return "no"
     return "bf16" if chosen == "bf16" else "fp16"
@@ -293,8 +293,23 @@ def _refuse_xla_sharding(sharding: ShardingOptions) -> None:
         )
 
 
-def _use_cpu(args: Any) -> bool:
+def uses_cpu(args: Any) -> bool:
+    """Whether the arguments keep the run on the CPU (``use_cpu``, or ``no_cuda``)."""
     return _flag(args, "use_cpu") or _flag(args, "no_cuda")
+
+
+def start_group_for(args: Any) -> ProcessPlacement:
+    """Join the launcher's processes into the group a runtime built from ``args`` uses
+    (the same device kind, ``ddp_backend`` and ``ddp_timeout``); an existing group is kept.
+
+    For the hooks that need the group before the runtime exists (``zero.Init``,
+    ``main_process_first``). Raises as :func:`start_process_group` does.
+    """
+    return start_process_group(
+        cpu=uses_cpu(args),
+        backend=getattr(args, "ddp_backend", None),
+        timeout_seconds=getattr(args, "ddp_timeout", None),
+    )
 
 
 def _is_launched() -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer_args import FSDP_SWITCH_KEYS, merge_fsdp_switches
+from trainer_args import fsdp_option_words as option_words
 
 STRATEGIES = ("full_shard", "shard_grad_op", "hybrid_shard", "hybrid_shard_zero2", "no_shard")
 _MODIFIERS = ("offload", "auto_wrap")
@@ -82,15 +83,6 @@ class FSDPSettings:
     def wraps_layers(self) -> bool:
         """Whether submodules become separate FSDP units."""
         return self.auto_wrap or self.min_num_params > 0 or bool(self.layer_classes)
-
-
-def option_words(fsdp: Any) -> list[str]:
-    """The ``fsdp`` option words, whether given as one string, strings or enum members."""
-    if not fsdp:
-        return []
-    if isinstance(fsdp, str):
-        return fsdp.split()
-    return [str(getattr(word, "value", word)) for word in fsdp]
 
 
 def unprefixed(fsdp_config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -173,8 +165,8 @@ def parse_fsdp(fsdp: Any, fsdp_config: dict[str, Any] | None) -> FSDPSettings:
     two strategies, a non-boolean flag, an unknown prefetch or state dict type, or
     ``min_num_params`` together with ``transformer_layer_cls_to_wrap``.
     """
-    given = True if fsdp is True else option_words(fsdp)
-    words, config = merge_fsdp_switches(given, unprefixed(fsdp_config))
+    merged, config = merge_fsdp_switches(fsdp, unprefixed(fsdp_config))
+    words = option_words(merged)
     unknown = sorted(set(config) - KNOWN_KEYS)
     if unknown:
         raise ValueError(

@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from trainer_dist._connector import requested_deepspeed_config
-from trainer_dist._ddp import start_process_group
+from trainer_dist._connector import requested_deepspeed_config, start_group_for
 from trainer_dist._xla_settings import wants_xla
 from trainer_dist._zero_init import start_deepspeed_group
 
@@ -38,8 +37,4 @@ def join_launched_group(args: Any) -> None:
     if config is not None:
         start_deepspeed_group(args, config.to_dict())
         return
-    start_process_group(
-        cpu=bool(getattr(args, "use_cpu", False) or getattr(args, "no_cuda", False)),
-        backend=getattr(args, "ddp_backend", None),
-        timeout_seconds=getattr(args, "ddp_timeout", None),
-    )
+    start_group_for(args)

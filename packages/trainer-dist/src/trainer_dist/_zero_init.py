@@ -36,7 +36,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from trainer_dist._connector import deepspeed_argument_values, requested_deepspeed_config
+from trainer_dist._connector import (
+    deepspeed_argument_values,
+    requested_deepspeed_config,
+    start_group_for,
+    uses_cpu,
+)
 from trainer_dist._deepspeed_config import DeepSpeedConfig
 
 logger = logging.getLogger(__name__)
@@ -128,18 +133,12 @@ def register_zero3_init(args: Any) -> Any | None:
 def start_deepspeed_group(args: Any, config: dict[str, Any]) -> None:
     """Join the launcher's processes as the runtime will (same backend and timeout), with
     the CPU adjustments the engine will make to ``config`` (in place)."""
-    from trainer_dist._ddp import start_process_group
     from trainer_dist._deepspeed import _drop_nvme_offload
     from trainer_dist._deepspeed_process import prepare_deepspeed_process
 
-    use_cpu = bool(getattr(args, "use_cpu", False) or getattr(args, "no_cuda", False))
-    if prepare_deepspeed_process(DeepSpeedConfig(config), use_cpu=use_cpu):
+    if prepare_deepspeed_process(DeepSpeedConfig(config), use_cpu=uses_cpu(args)):
         _drop_nvme_offload(config)  # as the engine will: no compiled I/O kernels here
-    start_process_group(
-        cpu=use_cpu,
-        backend=getattr(args, "ddp_backend", None),
-        timeout_seconds=getattr(args, "ddp_timeout", None),
-    )
+    start_group_for(args)
     import deepspeed
     import torch.distributed as dist
 

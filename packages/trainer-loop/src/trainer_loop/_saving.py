@@ -408,11 +408,13 @@ class CheckpointWriter:
         sharded = runtime.checkpoint_format == "sharded"
         full = _full_weights_on_save(runtime)
         # save_only_model keeps DeepSpeed's files out when the weights exist without them.
-        shards = sharded and not (args.save_only_model and full)
-        options = self._sharded_options() if shards else {}
-        content = self._model_content(weights=not sharded or bool(full), beside_shards=shards)
+        writes_shards = sharded and not (args.save_only_model and full)
+        options = self._sharded_options() if writes_shards else {}
+        content = self._model_content(
+            weights=not sharded or bool(full), beside_shards=writes_shards
+        )
         if not args.save_only_model:
-            self._resume_content(content, sharded=shards)
+            self._resume_content(content, sharded=writes_shards)
         state.stateful_callbacks = export_callback_states(trainer)
         content.trainer_state = state
         if args.should_save:
