@@ -201,6 +201,68 @@ def test_include_inputs_for_metrics_and_include_for_metrics_agree() -> None:
 
 
 @pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, False),
+        ({"gradient_checkpointing": True}, True),
+        ({"activation_checkpointing": True}, True),
+        ({"activation_checkpointing": False}, False),
+        ({"activation_checkpointing": True, "gradient_checkpointing": True}, True),
+    ],
+)
+def test_activation_checkpointing_is_gradient_checkpointings_newer_name(
+    kwargs: dict[str, Any], expected: bool
+) -> None:
+    args = TrainingArguments("out", **kwargs)
+    assert args.activation_checkpointing is expected
+    assert args.gradient_checkpointing is expected
+
+
+@pytest.mark.filterwarnings("error")
+def test_activation_checkpointing_kwargs_fill_gradient_checkpointing_kwargs() -> None:
+    args = TrainingArguments(
+        "out",
+        activation_checkpointing=True,
+        activation_checkpointing_kwargs='{"use_reentrant": false}',
+    )
+    assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    old = TrainingArguments("out", gradient_checkpointing_kwargs={"use_reentrant": True})
+    assert old.activation_checkpointing_kwargs == {"use_reentrant": True}
+    assert TrainingArguments(**args.to_dict()) == args
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"gradient_checkpointing": True, "activation_checkpointing": False},
+        {
+            "gradient_checkpointing_kwargs": {"use_reentrant": True},
+            "activation_checkpointing_kwargs": {"use_reentrant": False},
+        },
+    ],
+)
+def test_activation_checkpointing_spellings_that_disagree_are_refused(
+    kwargs: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match="two spellings of one setting") as caught:
+        TrainingArguments("out", **kwargs)
+    assert "gradient_checkpointing" in str(caught.value)
+
+
+def test_assigning_either_checkpointing_spelling_updates_the_other() -> None:
+    args = TrainingArguments("out")
+    args.activation_checkpointing = True
+    assert args.gradient_checkpointing is True
+    args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.set_training(activation_checkpointing=True).gradient_checkpointing is True
+    with pytest.raises(ValueError, match="two spellings"):
+        args.set_training(gradient_checkpointing=True, activation_checkpointing=False)
+
+
+@pytest.mark.filterwarnings("error")
 def test_rebuilding_from_to_dict_gives_an_equal_object_for_a_busy_configuration() -> None:
     args = TrainingArguments(
         "~/out",

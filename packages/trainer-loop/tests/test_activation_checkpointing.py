@@ -74,3 +74,16 @@ def test_the_new_method_is_preferred_and_given_the_kwargs(tmp_path) -> None:
     args = _args(tmp_path, gradient_checkpointing_kwargs={"use_reentrant": False})
     Trainer(model=model, args=args, train_dataset=_Tokens()).train()
     assert model.calls == [("activation", {"use_reentrant": False})]
+
+
+def test_transformers_5_argument_names_turn_it_on(tmp_path) -> None:
+    config = transformers.GPT2Config(vocab_size=16, n_positions=8, n_embd=8, n_layer=1, n_head=2)
+    model = transformers.GPT2LMHeadModel(config)
+    args = _args(
+        tmp_path,
+        gradient_checkpointing=False,
+        activation_checkpointing=True,
+        activation_checkpointing_kwargs={"every_n_layers": 1, "use_reentrant": False},
+    )
+    Trainer(model=model, args=args, train_dataset=_Tokens()).train()
+    assert model.is_activation_checkpointing

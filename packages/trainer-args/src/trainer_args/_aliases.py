@@ -1,7 +1,9 @@
 """Settings that have two spellings, both part of the accepted API.
 
 ``evaluation_strategy`` (v4.34) and ``eval_strategy`` (later releases) are one setting;
-so are ``include_inputs_for_metrics=True`` and ``"inputs" in include_for_metrics``. Both
+so are ``include_inputs_for_metrics=True`` and ``"inputs" in include_for_metrics``, and
+``gradient_checkpointing[_kwargs]`` (v4.34) and transformers 5's
+``activation_checkpointing[_kwargs]``. Both
 spellings exist as fields and always hold the same value: at construction the one the
 user gave wins (giving both with different values is an error), and afterwards assigning
 either one updates the other.
@@ -74,6 +76,55 @@ def resolve_metric_includes(args: Any) -> None:
     args.include_inputs_for_metrics = "inputs" in items
 
 
+CHECKPOINTING_TWINS: dict[str, str] = {
+    "activation_checkpointing": "gradient_checkpointing",
+    "gradient_checkpointing": "activation_checkpointing",
+    "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs",
+    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
+}
+"""Each activation-checkpointing spelling and the field that must hold the same value."""
+
+
+def resolve_activation_checkpointing(args: Any) -> None:
+    """Make the ``activation_checkpointing*`` and ``gradient_checkpointing*`` pairs agree.
+
+    The transformers 5 names default to ``None`` ("not given") and then take the v4.34
+    value. ``gradient_checkpointing=False`` is its default and cannot be told apart from
+    "not given", so only ``gradient_checkpointing=True`` can contradict the new name;
+    two different kwargs mappings always do.
+    """
+    new = args.activation_checkpointing
+    if new is not None and not isinstance(new, bool):
+        raise wrong_type("activation_checkpointing", new, "True or False")
+    if new is None:
+        new = bool(args.gradient_checkpointing)
+    elif args.gradient_checkpointing and not new:
+        raise conflict(
+            "activation_checkpointing",
+            new,
+            "gradient_checkpointing",
+            True,
+            "They are two spellings of one setting: give only one of them "
+            "(activation_checkpointing is the newer name).",
+        )
+    args.activation_checkpointing = args.gradient_checkpointing = new
+
+    old_kwargs = args.gradient_checkpointing_kwargs
+    new_kwargs = args.activation_checkpointing_kwargs
+    if new_kwargs is None:
+        new_kwargs = old_kwargs
+    elif old_kwargs is not None and old_kwargs != new_kwargs:
+        raise conflict(
+            "activation_checkpointing_kwargs",
+            new_kwargs,
+            "gradient_checkpointing_kwargs",
+            old_kwargs,
+            "They are two spellings of one setting: give only one of them "
+            "(activation_checkpointing_kwargs is the newer name).",
+        )
+    args.activation_checkpointing_kwargs = args.gradient_checkpointing_kwargs = new_kwargs
+
+
 def mirror_alias(args: Any, name: str, value: Any) -> None:
     """Assign ``name`` on a finished TrainingArguments, keeping its twin in step.
 
@@ -93,5 +144,8 @@ def mirror_alias(args: Any, name: str, value: Any) -> None:
             items.append("inputs")
         object.__setattr__(args, "include_for_metrics", items)
         object.__setattr__(args, "include_inputs_for_metrics", bool(value))
+    elif name in CHECKPOINTING_TWINS:
+        object.__setattr__(args, name, value)
+        object.__setattr__(args, CHECKPOINTING_TWINS[name], value)
     else:
         object.__setattr__(args, name, value)

@@ -261,6 +261,10 @@ HELP: dict[str, str] = {
     "gradient_checkpointing_kwargs": (
         "Arguments for gradient checkpointing (e.g. use_reentrant): a dict or a JSON string."
     ),
+    "activation_checkpointing": "Same as gradient_checkpointing (its transformers 5 name).",
+    "activation_checkpointing_kwargs": (
+        "Same as gradient_checkpointing_kwargs (its transformers 5 name)."
+    ),
     "neftune_noise_alpha": "NEFTune noise scale for embeddings during training; unset disables.",
     "optim_target_modules": (
         "Module names (or a regex) the optimizer targets; used by GaLore-style optimizers."

@@ -2,8 +2,8 @@
 
 1. parse: paths expanded, option strings split into enum lists, mappings loaded;
 2. deprecations: old spellings moved onto their replacements (``FutureWarning``);
-3. aliases and enums: both spellings of the evaluation strategy agree, names become
-   enum members;
+3. aliases and enums: both spellings of the evaluation strategy (and of activation
+   checkpointing, and of the metric includes) agree, names become enum members;
 4. derived defaults: values left unset that follow from others (``logging_dir``,
    ``run_name``, ``eval_steps``, ``metric_for_best_model``, ...);
 5. validation: every rule of ``_validation.RULES``;
@@ -20,7 +20,11 @@ import os
 from typing import Any
 
 from trainer_args._accumulation_kwargs import apply_accumulation_kwargs
-from trainer_args._aliases import resolve_eval_strategy, resolve_metric_includes
+from trainer_args._aliases import (
+    resolve_activation_checkpointing,
+    resolve_eval_strategy,
+    resolve_metric_includes,
+)
 from trainer_args._deprecations import apply_deprecations
 from trainer_args._enums import (
     HubStrategy,
@@ -132,9 +136,8 @@ def parse_values(args: Any) -> None:
     args.lr_scheduler_kwargs = (
         load_mapping("lr_scheduler_kwargs", args.lr_scheduler_kwargs, allow_path=False) or {}
     )
-    args.gradient_checkpointing_kwargs = load_mapping(
-        "gradient_checkpointing_kwargs", args.gradient_checkpointing_kwargs, allow_path=False
-    )
+    for name in ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"):
+        setattr(args, name, load_mapping(name, getattr(args, name), allow_path=False))
     args.deepspeed = None if args.deepspeed is None else _load_deepspeed(args.deepspeed)
     args.report_to = normalize_report_to(args.report_to)
     _check_target_modules(args.optim_target_modules)
@@ -147,6 +150,7 @@ def coerce_enums(args: Any) -> None:
     """Name arguments become enum members (which still compare equal to the strings)."""
     resolve_eval_strategy(args)
     resolve_metric_includes(args)
+    resolve_activation_checkpointing(args)
     args.logging_strategy = coerce_enum("logging_strategy", args.logging_strategy, IntervalStrategy)
     args.save_strategy = coerce_enum("save_strategy", args.save_strategy, SaveStrategy)
     args.lr_scheduler_type = coerce_enum("lr_scheduler_type", args.lr_scheduler_type, SchedulerType)

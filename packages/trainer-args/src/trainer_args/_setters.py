@@ -21,7 +21,7 @@ from trainer_args._enums import (
     SaveStrategy,
     SchedulerType,
 )
-from trainer_args._messages import coerce_enum, invalid
+from trainer_args._messages import coerce_enum, conflict, invalid
 from trainer_args._pipeline import fill_best_model, normalize_report_to
 from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
 from trainer_args._validation import BOUNDS, check_bound, check_dataloader, check_names
@@ -55,11 +55,26 @@ class SettersMixin:
         gradient_accumulation_steps: int = 1,
         seed: int = 42,
         gradient_checkpointing: bool = False,
+        activation_checkpointing: bool | None = None,
     ) -> Any:
         """Set the basic training arguments and turn ``do_train`` on.
 
         ``batch_size`` is per device; ``max_steps`` > 0 overrides ``num_epochs``.
+        ``activation_checkpointing`` is transformers 5's name for
+        ``gradient_checkpointing``; when given, it decides.
         """
+        if (
+            activation_checkpointing is not None
+            and gradient_checkpointing
+            and not (activation_checkpointing)
+        ):
+            raise conflict(
+                "activation_checkpointing",
+                activation_checkpointing,
+                "gradient_checkpointing",
+                gradient_checkpointing,
+                "They are two spellings of one setting: give only one of them.",
+            )
         self.do_train = True
         self.learning_rate = learning_rate
         self.per_device_train_batch_size = batch_size
@@ -68,7 +83,9 @@ class SettersMixin:
         self.max_steps = max_steps
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.seed = seed
-        self.gradient_checkpointing = gradient_checkpointing
+        self.gradient_checkpointing = (
+            gradient_checkpointing if activation_checkpointing is None else activation_checkpointing
+        )
         _check(
             self,
             "learning_rate",

@@ -257,6 +257,12 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
     gradient_checkpointing_kwargs: Union[dict, str, None] = field(
         default=None, metadata=_h("gradient_checkpointing_kwargs")
     )
+    activation_checkpointing: Optional[bool] = field(
+        default=None, metadata=_h("activation_checkpointing")
+    )
+    activation_checkpointing_kwargs: Union[dict, str, None] = field(
+        default=None, metadata=_h("activation_checkpointing_kwargs")
+    )
     neftune_noise_alpha: Optional[float] = field(default=None, metadata=_h("neftune_noise_alpha"))
     optim_target_modules: Union[str, List[str], None] = field(
         default=None, metadata=_h("optim_target_modules")
