@@ -249,7 +249,9 @@ def test_optimizer_and_scheduler_from_the_config(zero: list[dict[str, Any]]) -> 
     peak = rates.index(max(rates))
     after = rates[peak + 1 :]
     assert after == sorted(after, reverse=True) and after[-1] < 0.01  # decays over the run
-    assert run["losses"][-1] < run["losses"][0]
+    losses = run["losses"]  # one batch's loss varies a lot: compare the two epochs' sums
+    half = len(losses) // 2
+    assert sum(losses[half:]) < sum(losses[:half])
 
 
 def test_torch_compile_compiles_the_engine_and_trains_alike(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from trainer_loop._samplers import LengthGroupedSampler, SeekableRandomSampler, seeded_generator
 
@@ -29,10 +30,23 @@ def test_seek_with_a_saved_state_continues_the_pass(sampler) -> None:
     third = list(sampler)
 
     resumed = _fresh(sampler)
-    resumed.seek(skip=12, state=state, mid_pass=True)
+    resumed.seek(skip=12, state=state, mid_pass=True, passes_done=1)
     assert list(resumed) == second[12:]
     assert list(resumed) == third  # and the passes after it follow
     assert first != second
+
+
+def test_a_saved_pass_start_wins_over_the_epoch_seed() -> None:
+    """A checkpoint of an earlier release, whose epochs continued one generator,
+    finishes its pass in the order it began."""
+    old_style = seeded_generator(7)
+    torch.randperm(50, generator=old_style)  # epoch 0 drawn, epoch 1 continues from here
+    state = {"pass_start": old_style.get_state()}
+    epoch_one = torch.randperm(50, generator=old_style).tolist()
+
+    resumed = SeekableRandomSampler(range(50), generator=seeded_generator(7))
+    resumed.seek(skip=10, state=state, mid_pass=True, passes_done=1)
+    assert list(resumed) == epoch_one[10:]
 
 
 @pytest.mark.parametrize("sampler", list(_samplers()), ids=["random", "length-grouped"])
@@ -42,11 +56,11 @@ def test_seek_at_a_pass_boundary_and_without_a_saved_state(sampler) -> None:
     list(replay)
     state_after_first = replay.sampler_state()
 
-    at_boundary = _fresh(sampler)
-    at_boundary.seek(state=state_after_first, mid_pass=False)
+    at_boundary = _fresh(sampler)  # the state of a finished pass is not the next one's
+    at_boundary.seek(state=state_after_first, mid_pass=False, passes_done=1)
     assert list(at_boundary) == passes[1]
 
-    foreign = _fresh(sampler)  # a checkpoint without sampler state: replay two passes
+    foreign = _fresh(sampler)  # a checkpoint without sampler state: the epoch is enough
     foreign.seek(skip=5, passes_done=2)
     assert list(foreign) == passes[2][5:]
 

@@ -111,9 +111,9 @@ def test_a_resume_on_fewer_processes_reads_the_rng_file_of_the_same_rank(tmp_pat
     # the sampler state that decides the data order.
     two = FolderCheckpointStore(num_processes=2)
     content = CheckpointContent(model=torch.nn.Linear(1, 1), trainer_state=TrainerState())
-    content.scheduler = torch.optim.lr_scheduler.LambdaLR(
-        torch.optim.SGD(content.model.parameters(), lr=1.0), lambda step: 1.0
-    )
+    # A checkpoint for resuming holds the optimizer too (else it counts as incomplete).
+    content.optimizer = torch.optim.SGD(content.model.parameters(), lr=1.0)
+    content.scheduler = torch.optim.lr_scheduler.LambdaLR(content.optimizer, lambda step: 1.0)
     content.rng_extra = {"sampler": torch.tensor([5])}
     path = two.save(str(tmp_path), 1, content)
     os.replace(os.path.join(path, "rng_state_0.pth"), os.path.join(path, "rng_state_1.pth"))

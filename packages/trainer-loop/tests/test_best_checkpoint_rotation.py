@@ -1,7 +1,8 @@
 """``save_total_limit=1`` with ``load_best_model_at_end``: which checkpoints remain.
 
-As in the reference: the newest checkpoint always remains (a resumed run starts there)
-and so does the best one; the limit is exceeded only when they differ.
+As in the reference: during training the newest checkpoint always remains (a resumed run
+starts there) and so does the best one; the limit is exceeded only when they differ.
+Once training is over, only the best one remains.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from trainer_args import TrainingArguments
-from trainer_core import EvalPrediction
+from trainer_core import EvalPrediction, TrainerCallback
 from trainer_loop import Trainer
 
 
@@ -39,8 +40,25 @@ class _Net(nn.Module):
         return {"loss": nn.functional.mse_loss(out, labels), "logits": out}
 
 
-def _checkpoints_left(tmp_path: Any, scores: list[float]) -> list[str]:
-    """Train 6 steps, evaluating and saving every 2 with the given scores in turn."""
+def _listing(folder: Any) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if name.startswith("checkpoint-"))
+
+
+class _ListOnSave(TrainerCallback):
+    """Records the checkpoint folders present after each save (and rotation)."""
+
+    def __init__(self, folder: Any) -> None:
+        self.folder, self.seen = folder, []
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.seen.append(_listing(self.folder))
+
+
+def _checkpoints_left(tmp_path: Any, scores: list[float]) -> tuple[list[str], list[str]]:
+    """Train 6 steps, evaluating and saving every 2 with the given scores in turn.
+
+    Returns the checkpoints present after the last save, and after ``train()``.
+    """
     remaining = iter(scores)
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
@@ -69,14 +87,17 @@ def _checkpoints_left(tmp_path: Any, scores: list[float]) -> list[str]:
         train_dataset=data,
         eval_dataset=data,
         compute_metrics=compute_metrics,
+        callbacks=[recorder := _ListOnSave(tmp_path)],
     )
     trainer.train()
-    return sorted(name for name in os.listdir(tmp_path) if name.startswith("checkpoint-"))
+    return recorder.seen[-1], _listing(tmp_path)
 
 
 def test_only_the_newest_remains_when_it_is_the_best(tmp_path) -> None:
-    assert _checkpoints_left(tmp_path, [1.0, 2.0, 3.0]) == ["checkpoint-6"]
+    assert _checkpoints_left(tmp_path, [1.0, 2.0, 3.0]) == (["checkpoint-6"], ["checkpoint-6"])
 
 
-def test_an_older_best_remains_beside_the_newest(tmp_path) -> None:
-    assert _checkpoints_left(tmp_path, [3.0, 2.0, 1.0]) == ["checkpoint-2", "checkpoint-6"]
+def test_an_older_best_remains_beside_the_newest_until_training_ends(tmp_path) -> None:
+    during, after = _checkpoints_left(tmp_path, [3.0, 2.0, 1.0])
+    assert during == ["checkpoint-2", "checkpoint-6"]
+    assert after == ["checkpoint-2"]  # then, as in the reference, only the best

@@ -18,6 +18,7 @@ from trainer_args import OptimizerNames, TrainingArguments
 from trainer_core import MissingExtraError
 from trainer_loop import (
     OPTIMIZER_NAMES,
+    Adafactor,
     MissingOptimizerPackageError,
     create_optimizer,
     get_decay_parameter_names,
@@ -85,7 +86,7 @@ def make_args(tmp_path: Path, **overrides: Any) -> TrainingArguments:
 
 
 class TinyRMSNorm(nn.Module):
-    """A hand-written RMSNorm, recognised only by its class name."""
+    """A hand-written RMSNorm: recognised only by a norm-like attribute name."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -96,7 +97,7 @@ class TinyRMSNorm(nn.Module):
 
 
 class Normalizer(nn.Module):
-    """Not a normalisation layer by our rule: the class name does not end in "Norm"."""
+    """Not a normalisation layer by the rule: "normalizer" is not a norm-like name."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -125,10 +126,11 @@ class Mixed(nn.Module):
         self.head = nn.Linear(8, 2)
 
 
-def test_decay_names_exclude_biases_and_every_kind_of_norm() -> None:
+def test_decay_names_exclude_biases_layer_norms_and_norm_named_parameters() -> None:
     assert get_decay_parameter_names(Mixed()) == [
         "embed.weight",
         "proj.weight",
+        "rms.weight",  # a norm by its class only, which the reference does not look at
         "normalizer.scale",
         "attention.in_proj_weight",
         "attention.out_proj.weight",
@@ -136,16 +138,18 @@ def test_decay_names_exclude_biases_and_every_kind_of_norm() -> None:
     ]
 
 
-def test_decay_names_include_frozen_parameters_and_shared_ones_once() -> None:
+def test_decay_names_include_frozen_parameters_and_each_name_of_a_tied_one() -> None:
     model = nn.Sequential(nn.Linear(3, 3), nn.LayerNorm(3), nn.Linear(3, 3, bias=False))
     model[2].weight = model[0].weight  # tied
     model[0].weight.requires_grad_(False)
-    assert get_decay_parameter_names(model) == ["0.weight"]
+    assert get_decay_parameter_names(model) == ["0.weight", "2.weight"]
 
 
-def test_instance_norm_and_rms_norm_from_torch_are_norms() -> None:
+def test_norms_other_than_layer_norm_are_known_by_their_names_only() -> None:
     model = nn.Sequential(nn.InstanceNorm1d(4, affine=True), nn.RMSNorm(4), nn.Linear(4, 4))
-    assert get_decay_parameter_names(model) == ["2.weight"]
+    assert get_decay_parameter_names(model) == ["0.weight", "1.weight", "2.weight"]
+    named = nn.ModuleDict({"q_norm": nn.RMSNorm(4), "norm": nn.BatchNorm1d(4)})
+    assert get_decay_parameter_names(named) == []
 
 
 @pytest.mark.slow
@@ -193,7 +197,8 @@ def test_create_optimizer_makes_decay_and_no_decay_groups(tmp_path: Path) -> Non
     assert decay["weight_decay"] == 0.1
     assert no_decay["weight_decay"] == 0.0
     params = dict(model.named_parameters())
-    expected_decay = ["embed.weight", "normalizer.scale", "attention.in_proj_weight"]
+    expected_decay = ["embed.weight", "rms.weight", "normalizer.scale"]
+    expected_decay += ["attention.in_proj_weight"]
     expected_decay += ["attention.out_proj.weight", "head.weight"]
     assert [id(p) for p in decay["params"]] == [id(params[n]) for n in expected_decay]
     trainable = {id(p) for p in params.values() if p.requires_grad}
@@ -239,8 +244,8 @@ def test_fused_adamw_and_adafactor_kwargs(tmp_path: Path) -> None:
     assert fused_cls is torch.optim.AdamW
     assert fused["fused"] is True
     adafactor_cls, adafactor = get_optimizer_cls_and_kwargs(make_args(tmp_path, optim="adafactor"))
-    assert adafactor_cls is torch.optim.Adafactor
-    assert adafactor == {"lr": 5e-5}
+    assert adafactor_cls is Adafactor
+    assert adafactor == {"lr": 5e-5, "scale_parameter": False, "relative_step": False}
 
 
 def test_enum_member_is_accepted_like_its_value(tmp_path: Path) -> None:
@@ -251,9 +256,9 @@ def test_enum_member_is_accepted_like_its_value(tmp_path: Path) -> None:
 def test_legacy_adafactor_flag_selects_adafactor(tmp_path: Path) -> None:
     with pytest.warns(FutureWarning, match="adafactor"):
         args = make_args(tmp_path, adafactor=True)
-    assert get_optimizer_cls_and_kwargs(args)[0] is torch.optim.Adafactor
+    assert get_optimizer_cls_and_kwargs(args)[0] is Adafactor
     duck_typed = SimpleNamespace(optim="adamw_torch", adafactor=True, learning_rate=1e-3)
-    assert get_optimizer_cls_and_kwargs(duck_typed)[0] is torch.optim.Adafactor
+    assert get_optimizer_cls_and_kwargs(duck_typed)[0] is Adafactor
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:

@@ -130,10 +130,9 @@ def test_seek_resumes_a_pass_where_the_checkpoint_left_it() -> None:
     lengths = _random_lengths(300)
     sampler = SortishSampler(8, lengths, generator=seeded_generator(3))
     list(sampler)  # epoch 0
-    state = sampler.sampler_state()
     epoch_one = list(sampler)
-    resumed = SortishSampler(8, lengths, generator=seeded_generator(999))
-    resumed.seek(skip=40, state=state, mid_pass=False)
+    resumed = SortishSampler(8, lengths, generator=seeded_generator(3))
+    resumed.seek(skip=40, passes_done=1)
     assert list(resumed) == epoch_one[40:]
     assert list(resumed) == list(sampler)  # and the next pass follows as uninterrupted
 

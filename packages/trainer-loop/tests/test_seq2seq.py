@@ -118,17 +118,41 @@ def test_padding_to_a_length_needs_a_pad_token_id(tmp_path) -> None:
     assert trainer.predict(Pairs(1), max_length=4).predictions.tolist() == [[3, 4, 7, 7]]
 
 
-def test_batches_generating_different_widths_are_padded_across_batches(tmp_path) -> None:
-    class NoLength(Seq2SeqTrainer):
-        def _target_length(self, kwargs):  # leave generated widths as they are
-            return None
+class _NoLength(Seq2SeqTrainer):
+    def _target_length(self, kwargs):  # leave generated widths as they are
+        return None
 
-    trainer = NoLength(model=_counter(), args=_args(tmp_path, per_device_eval_batch_size=3))
+
+def test_batches_generating_different_widths_are_padded_with_the_pad_token(tmp_path) -> None:
+    trainer = _NoLength(model=_counter(), args=_args(tmp_path, per_device_eval_batch_size=3))
     output = trainer.predict(Pairs(4), max_new_tokens=9)
     # First batch: 3 rows generate 2 tokens; second: 1 row generates 4 tokens.
     assert output.predictions.shape == (4, 4)
-    assert output.predictions[0].tolist() == [3, 4, -100, -100]
+    # Token ids, not -100, so that tokenizer.batch_decode takes them as they are.
+    assert output.predictions[0].tolist() == [3, 4, PAD, PAD]
     assert output.predictions[3].tolist() == [6, 7, 8, 9]
+
+
+def test_without_a_pad_or_eos_id_generated_widths_are_padded_with_minus_100(tmp_path) -> None:
+    args = _args(tmp_path, per_device_eval_batch_size=3)
+    trainer = _NoLength(model=_counter(pad_token_id=None), args=args)
+    output = trainer.predict(Pairs(4), max_new_tokens=9)
+    assert output.predictions[0].tolist() == [3, 4, -100, -100]
+
+
+def test_logits_are_padded_with_minus_100_without_predict_with_generate(tmp_path) -> None:
+    class Widening(Counter):
+        def forward(self, input_ids, labels=None):  # each batch's logits one wider
+            out = super().forward(input_ids, labels)
+            out["logits"] = out["logits"].repeat(1, 3 - input_ids.shape[0])
+            return out
+
+    model = Widening()
+    model.config = type("Config", (), {"pad_token_id": PAD})()
+    args = _args(tmp_path, per_device_eval_batch_size=2, predict_with_generate=False)
+    output = Seq2SeqTrainer(model=model, args=args).predict(Pairs(3))
+    assert output.predictions.shape == (3, 4)
+    assert output.predictions[0, 2:].tolist() == [-100, -100]
 
 
 def test_without_predict_with_generate_the_trainer_returns_logits(tmp_path) -> None:

@@ -194,40 +194,33 @@ class _Class(_Converter):
 class _Choice(_Converter):
     """Enum and Literal fields: a fixed set of values, written as their text.
 
-    ``as_member`` is set for fields annotated with the enum itself, which receive the enum
-    member; ``Union[SomeEnum, str]`` fields receive the plain value and leave the
-    conversion to the dataclass, as users of the reference API expect.
+    An enum field (``color: Color``, or ``Union[Color, str]``) receives the member's
+    *value* (``--color blue`` gives ``"blue"``, ``--level 2`` gives ``2``), as the
+    reference's parser does: scripts compare ``args.color == "blue"``. A member given in
+    a dict or set as the default stays that member; converting is left to the dataclass.
     """
 
     def __init__(self, values: Sequence[Any], enum_cls: type[enum.Enum] | None = None) -> None:
         self._values = list(values)
         self._enum = enum_cls
-        self._as_member = False
         shown = ", ".join(repr(self._text(v)) for v in self._values)
         self.description = f"one of {shown}"
 
     @classmethod
-    def of_enum(cls, enum_cls: type[enum.Enum], *, as_member: bool) -> _Choice:
-        choice = cls([m.value for m in enum_cls], enum_cls)
-        choice._as_member = as_member
-        return choice
+    def of_enum(cls, enum_cls: type[enum.Enum]) -> _Choice:
+        return cls([m.value for m in enum_cls], enum_cls)
 
     @staticmethod
     def _text(value: Any) -> str:
         return str(value.value if isinstance(value, enum.Enum) else value)
 
-    def _result(self, value: Any) -> Any:
-        if self._as_member and self._enum is not None:
-            return self._enum(value)
-        return value
-
     def _match(self, value: Any, *, by_text: bool) -> Any:
         if self._enum is not None and isinstance(value, self._enum):
-            return self._result(value.value)
+            return value
         for choice in self._values:
             same = type(value) is type(choice) and value == choice
             if same or (by_text and isinstance(value, str) and value == self._text(choice)):
-                return self._result(choice)
+                return choice
         raise ValueError
 
     def from_text(self, text: str) -> Any:
@@ -247,7 +240,7 @@ class _Choice(_Converter):
         return self._text(value)
 
     def choices(self) -> list[Any]:
-        return [self._result(v) for v in self._values]
+        return list(self._values)
 
     def metavar(self) -> str:
         return "{" + ",".join(self._text(v) for v in self._values) + "}"
@@ -452,7 +445,7 @@ def _scalar(hint: Any, name: str) -> _Converter:
     if typing.get_origin(hint) is Literal:
         return _Choice(typing.get_args(hint))
     if _is_enum(hint):
-        return _Choice.of_enum(hint, as_member=True)
+        return _Choice.of_enum(hint)
     if isinstance(hint, type) and not _is_list(hint) and not _is_dict(hint):
         return _Class(hint)
     raise _unsupported(name, hint)
@@ -474,7 +467,7 @@ def _classify_union(members: tuple[Any, ...], hint: Any, name: str) -> tuple[str
     if has_str and len(others) == 1 and _is_list(others[0]):
         return "str_or_list", _scalar(_element(others[0]), name)
     if has_str and len(others) == 1 and _is_enum(others[0]):
-        return "scalar", _Choice.of_enum(others[0], as_member=False)
+        return "scalar", _Choice.of_enum(others[0])
     classes = tuple(m for m in others if not _is_dict(m) and isinstance(m, type))
     if has_str and any(_is_dict(m) for m in others) and len(classes) + 1 == len(others):
         return "scalar", _TextOrDict(classes)

@@ -1,36 +1,55 @@
 """``checkpoint-<step>`` folders: naming, discovery, completeness and rotation.
 
 A folder counts as a checkpoint when its name is ``checkpoint-<int>``, it holds
-``trainer_state.json`` and the model's state: full weights, or per-process shards (the
-``sharded_state.json`` marker we write next to them, or the layouts the reference
-writes: a ``torch.distributed.checkpoint`` folder, which holds a ``.metadata`` file once
-complete, or DeepSpeed's ``latest`` tag file). Our own saves become visible only by a
-rename once complete; folders written in place by other tools (the reference Trainer
-writes directly into ``checkpoint-<step>``) may be half written after a crash, and the
-files checked here are the ones the reference writes last.
+``trainer_state.json`` and the model's state: full weights (every shard an index names),
+or per-process shards (the ``sharded_state.json`` marker we write next to them, or the
+layouts the reference writes: a ``torch.distributed.checkpoint`` folder, which holds a
+``.metadata`` file once complete, or DeepSpeed's ``latest`` tag file); and, when it was
+written for resuming, ``optimizer.pt`` (see :func:`missing_parts`). Our own saves become
+visible only by a rename once complete, and our deletions start with a rename to a
+hidden name, so no crash leaves part of a checkpoint under a ``checkpoint-<step>`` name.
+Folders written or deleted in place by other tools (the reference Trainer does both) may
+be half done after a crash; the files checked here are the ones a resume reads.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Collection
+from typing import Any
 
-from trainer_checkpoint._weights import has_weights
+from trainer_checkpoint._weights import (
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_INDEX_NAME,
+    WEIGHTS_NAME,
+)
 
 __all__ = [
     "CHECKPOINT_PREFIX",
+    "DELETING_PREFIX",
+    "OPTIMIZER_NAME",
+    "SCALER_NAME",
+    "SCHEDULER_NAME",
     "SHARDED_STATE_NAME",
     "STAGING_PREFIX",
     "TRAINER_STATE_NAME",
+    "TRAINING_ARGS_NAME",
     "checkpoint_name",
+    "delete_folder",
     "fsync_path",
     "has_sharded_state",
     "incomplete_folders",
     "is_complete",
     "list_checkpoints",
+    "missing_parts",
+    "move_aside",
+    "remove_leftovers",
     "rotate_checkpoints",
 ]
 
@@ -38,11 +57,24 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint"
 STAGING_PREFIX = ".tmp-"
+# A folder being deleted: renamed first, so that a crash during the deletion leaves a
+# hidden name that no listing takes for a checkpoint (removed by the next rotation).
+DELETING_PREFIX = STAGING_PREFIX + "deleting-"
 TRAINER_STATE_NAME = "trainer_state.json"
 SHARDED_STATE_NAME = "sharded_state.json"
+OPTIMIZER_NAME = "optimizer.pt"
+SCHEDULER_NAME = "scheduler.pt"
+SCALER_NAME = "scaler.pt"
+TRAINING_ARGS_NAME = "training_args.json"
 _DCP_METADATA = ".metadata"  # written last by torch.distributed.checkpoint's coordinator
 _DEEPSPEED_TAG = "latest"  # written last by DeepSpeed's engine.save_checkpoint
 _NAME_RE = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)$")
+_RNG_RE = re.compile(r"^rng_state(_\d+)?\.pth$")
+# Our staging folders, the old copy a re-saved step swapped out (".tmp-old-", written
+# by earlier versions) and folders being deleted, with the step they belong to.
+_HIDDEN_RE = re.compile(
+    rf"^{re.escape(STAGING_PREFIX)}(?:old-|deleting-)?{CHECKPOINT_PREFIX}-(\d+)(?:-[0-9a-f]+)?$"
+)
 
 
 def checkpoint_name(step: int) -> str:
@@ -51,10 +83,67 @@ def checkpoint_name(step: int) -> str:
 
 
 def is_complete(folder: str) -> bool:
-    """Whether ``folder`` holds a trainer state and the model's state (full or sharded)."""
-    if not os.path.isfile(os.path.join(folder, TRAINER_STATE_NAME)):
-        return False
-    return has_weights(folder) or has_sharded_state(folder)
+    """Whether ``folder`` holds everything a run resumes from (see :func:`missing_parts`)."""
+    return not missing_parts(folder)
+
+
+def missing_parts(folder: str) -> list[str]:
+    """What ``folder`` lacks to be a complete checkpoint; empty when it is one.
+
+    It needs ``trainer_state.json`` and the model's state: a weights file, every shard
+    its index names, or per-process shards. A full-weights checkpoint written for
+    resuming (it holds ``scheduler.pt``, ``scaler.pt`` or an RNG file, or its
+    ``training_args.json`` says ``save_only_model`` is off) also needs ``optimizer.pt``,
+    and ``scheduler.pt`` when our Trainer wrote it (``training_args.json``): a folder that
+    lacks them was cut short by a crash while another tool wrote or deleted it in place,
+    and resuming from it would restart the optimizer silently. ``save_only_model``
+    checkpoints hold neither and stay complete.
+    """
+    names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    missing = [] if TRAINER_STATE_NAME in names else [TRAINER_STATE_NAME]
+    if has_sharded_state(folder):
+        return missing
+    missing += _missing_weights(folder, names)
+    return missing + _missing_resume_files(folder, names)
+
+
+def _missing_weights(folder: str, names: set[str]) -> list[str]:
+    """The weight files ``folder`` lacks: none with a single file, else the index's shards."""
+    if names & {SAFE_WEIGHTS_NAME, WEIGHTS_NAME}:
+        return []
+    for index in (SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME):
+        if index in names:
+            weight_map = (_read_json(os.path.join(folder, index)) or {}).get("weight_map") or {}
+            return sorted(set(weight_map.values()) - names)
+    return [f"model weights ({SAFE_WEIGHTS_NAME} or {WEIGHTS_NAME})"]
+
+
+def _missing_resume_files(folder: str, names: set[str]) -> list[str]:
+    """``optimizer.pt`` / ``scheduler.pt`` when the folder was written for resuming."""
+    ours = (
+        _read_json(os.path.join(folder, TRAINING_ARGS_NAME))
+        if TRAINING_ARGS_NAME in names
+        else None
+    )
+    resumable = (
+        bool(names & {OPTIMIZER_NAME, SCHEDULER_NAME, SCALER_NAME})
+        or any(_RNG_RE.match(name) for name in names)
+        or (ours is not None and ours.get("save_only_model") is False)
+    )
+    if not resumable:
+        return []
+    needed = [OPTIMIZER_NAME, SCHEDULER_NAME] if ours is not None else [OPTIMIZER_NAME]
+    return [name for name in needed if name not in names]
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def has_sharded_state(folder: str) -> bool:
@@ -137,13 +226,72 @@ def rotate_checkpoints(output_dir: str, limit: int, *, keep: Collection[str] = (
         return []
     checkpoints = list_checkpoints(output_dir)
     protected = {os.path.realpath(path) for path in [*keep, *checkpoints[-1:]] if path}
+    remove_leftovers(output_dir, protected=protected)
     others = [c for c in checkpoints if os.path.realpath(c) not in protected]
     survivors = max(limit, len(checkpoints) - len(others))
     doomed = others[: max(len(checkpoints) - survivors, 0)]
     for path in doomed:
         logger.info("Deleting older checkpoint %s (save_total_limit=%d).", path, limit)
-        shutil.rmtree(path, ignore_errors=True)
-    return doomed
+    return [path for path in doomed if delete_folder(path)]
+
+
+def remove_leftovers(output_dir: str, *, protected: Collection[str] = ()) -> None:
+    """Delete what crashes left behind, once a newer complete checkpoint exists.
+
+    That is: folders whose deletion was interrupted (always), staging folders of older
+    steps, and ``checkpoint-<step>`` folders older than the newest complete checkpoint
+    that are not complete (a save or deletion done in place by another tool and cut
+    short). Paths in ``protected`` (resolved) stay, whatever they hold.
+    """
+    candidates = _candidates(output_dir)
+    newest = max((step for step, path in candidates if is_complete(path)), default=None)
+    for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
+        match = _HIDDEN_RE.match(name)
+        older = match is not None and newest is not None and int(match.group(1)) < newest
+        if name.startswith(DELETING_PREFIX) or older:
+            logger.info("Removing %s, left by an interrupted save or deletion.", name)
+            shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
+    for step, path in candidates:
+        stale = newest is not None and step < newest and not is_complete(path)
+        if stale and os.path.realpath(path) not in protected:
+            logger.warning(
+                "Deleting %s: an interrupted save or deletion left it incomplete (it lacks "
+                "%s), and checkpoint-%d is newer.",
+                path,
+                ", ".join(missing_parts(path)),
+                newest,
+            )
+            delete_folder(path)
+
+
+def move_aside(path: str) -> str | None:
+    """Rename ``path`` to a hidden name beside it that no listing takes for a checkpoint.
+
+    The rename is atomic, so a crash leaves either the whole folder under its name or
+    none of it. Returns the new path, or None when ``path`` is gone already (another
+    writer process deleted it).
+    """
+    parent, name = os.path.split(os.path.normpath(path))
+    aside = os.path.join(parent, f"{DELETING_PREFIX}{name}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+def delete_folder(path: str) -> bool:
+    """Delete the folder ``path``: first :func:`move_aside`, then the files.
+
+    Deleting in place could be killed half way and leave, say, only ``optimizer.pt`` or
+    everything but it under the checkpoint's name, which later runs would skip or, worse,
+    resume from. Returns whether this call removed it.
+    """
+    aside = move_aside(path)
+    if aside is None:
+        return False
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 def fsync_path(path: str) -> None:

@@ -40,15 +40,22 @@ from trainer_checkpoint._errors import (
     NotACheckpointError,
 )
 from trainer_checkpoint._folders import (
+    CHECKPOINT_PREFIX,
+    OPTIMIZER_NAME,
+    SCALER_NAME,
+    SCHEDULER_NAME,
     SHARDED_STATE_NAME,
     STAGING_PREFIX,
     TRAINER_STATE_NAME,
+    TRAINING_ARGS_NAME,
     checkpoint_name,
+    delete_folder,
     fsync_path,
     has_sharded_state,
     incomplete_folders,
-    is_complete,
     list_checkpoints,
+    missing_parts,
+    move_aside,
     rotate_checkpoints,
 )
 from trainer_checkpoint._rng import capture_rng_state, restore_rng_state, rng_file_name
@@ -67,10 +74,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZER_NAME = "optimizer.pt"
-SCHEDULER_NAME = "scheduler.pt"
-SCALER_NAME = "scaler.pt"
-TRAINING_ARGS_NAME = "training_args.json"
 TRAINING_ARGS_BIN_NAME = "training_args.bin"
 
 
@@ -204,16 +207,13 @@ class FolderCheckpointStore:
             content.trainer_state.save_to_json(os.path.join(folder, TRAINER_STATE_NAME))
 
     def _publish(self, staging: str, final: str) -> None:
-        if os.path.exists(final):  # the same step saved again: swap, then drop the old
-            aside = os.path.join(
-                os.path.dirname(final), STAGING_PREFIX + "old-" + os.path.basename(final)
-            )
+        # The same step saved again: the old folder moves to a hidden name (which the
+        # next rotation removes if a crash comes first), the new one takes its name, and
+        # the old one is deleted.
+        aside = move_aside(final) if os.path.exists(final) else None
+        os.replace(staging, final)
+        if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
-            os.replace(final, aside)
-            os.replace(staging, final)
-            shutil.rmtree(aside, ignore_errors=True)
-        else:
-            os.replace(staging, final)
         if self.fsync:
             fsync_path(os.path.dirname(final))  # the rename itself
 
@@ -270,17 +270,35 @@ class FolderCheckpointStore:
     def latest(self, output_dir: str) -> str | None:
         """The newest complete checkpoint; incomplete folders are reported and skipped."""
         for path in incomplete_folders(output_dir):
+            named = os.path.basename(path).startswith(CHECKPOINT_PREFIX)
+            lacks = missing_parts(path) if named else []
             logger.warning(
-                "Ignoring %s: it is not a complete checkpoint (an interrupted save?). "
-                "Delete it when convenient.",
+                "Ignoring %s: it is not a complete checkpoint%s (left by an interrupted save "
+                "or deletion). Saving with save_total_limit removes it once a newer "
+                "checkpoint exists; or delete it yourself.",
                 path,
+                f" (it lacks {', '.join(lacks)})" if lacks else "",
             )
         found = list_checkpoints(output_dir)
         return found[-1] if found else None
 
     def rotate(self, output_dir: str, limit: int, *, keep: Collection[str] = ()) -> list[str]:
-        """Delete the oldest checkpoints beyond ``limit``, sparing ``keep`` and the newest."""
+        """Delete the oldest checkpoints beyond ``limit``, sparing ``keep`` and the newest.
+
+        Also removes what interrupted saves and deletions left behind (see
+        ``remove_leftovers``).
+        """
         return rotate_checkpoints(output_dir, limit, keep=keep)
+
+    def delete(self, checkpoint: str) -> bool:
+        """Delete one checkpoint folder, so that no crash leaves part of it behind.
+
+        It is renamed to a hidden name first, then emptied. The Trainer calls it at the
+        end of training to keep only the best checkpoint under ``save_total_limit=1`` (an
+        extension of the ``CheckpointStore`` port). Returns whether this call removed it
+        (False when it was gone already).
+        """
+        return delete_folder(checkpoint)
 
     # ----------------------------------------------------------------- loading
     def load(
@@ -375,12 +393,15 @@ def check_checkpoint(path: str) -> None:
             f"resume_from_checkpoint={path!r}: no such folder. Pass a checkpoint-<step> "
             f"folder written by a previous training, or True for the latest in output_dir.{hint}"
         )
-    if not is_complete(path):
+    lacks = missing_parts(path)
+    if lacks:
         present = ", ".join(sorted(os.listdir(path))) or "nothing"
         raise NotACheckpointError(
-            f"{path} is not a complete checkpoint: it needs {TRAINER_STATE_NAME} and model "
-            f"weights (full, or sharded with {SHARDED_STATE_NAME}), and holds {present}. Pass "
-            "a checkpoint-<step> folder."
+            f"{path} is not a complete checkpoint: it lacks {', '.join(lacks)} (it needs "
+            f"{TRAINER_STATE_NAME}, model weights (full, or sharded with {SHARDED_STATE_NAME}) "
+            f"and, unless saved with save_only_model, {OPTIMIZER_NAME}), and holds {present}. "
+            "Pass a complete checkpoint-<step> folder; a save or deletion was probably "
+            "interrupted."
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trainer_loop._adafactor import Adafactor
 from trainer_loop._batch_size_finder import find_executable_batch_size
 from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
 from trainer_loop._columns import (
@@ -54,6 +55,7 @@ from trainer_loop._schedulers import (
 __all__: list[str] = [
     "OPTIMIZER_NAMES",
     "SCHEDULER_NAMES",
+    "Adafactor",
     "DataCollatorWithPadding",
     "LabelSmoother",
     "LengthGroupedSampler",

@@ -7,7 +7,9 @@ inputs are padded to the longest sequence among processes
 collectives are the identity with one process. Gathered outputs are written into
 preallocated host buffers (:class:`trainer_loop._nested.NestedAccumulator`): on the CPU
 at once, on an accelerator every ``eval_accumulation_steps`` batches or at the end.
-Sequence lengths that differ between batches are padded with -100. With several
+Sequence lengths that differ between batches are padded with -100 (predictions with
+the value of the trainer's ``_prediction_padding_index()`` when it has one: the
+``Seq2SeqTrainer`` pads generated ids with the pad token). With several
 processes the result is cut to the dataset's length, so the samples repeated to make
 the last batches even never count twice.
 
@@ -34,6 +36,7 @@ import torch
 
 from trainer_core import EvalLoopOutput, EvalPrediction, PredictionOutput
 from trainer_loop._nested import (
+    PADDING_INDEX,
     NestedAccumulator,
     detach_to_cpu,
     first_dim,
@@ -59,13 +62,19 @@ class _Outputs:
         concat: False keeps one array per batch (``eval_do_concat_batches=False``).
         hold_on_device: Keep batches on the device until :meth:`flush` (no per-step
             device-to-host copy); False writes them into the host buffer at once.
+        padding_index: The value that pads sequences that differ between batches.
     """
 
     def __init__(
-        self, capacity: int | None, limit: int | None, concat: bool, hold_on_device: bool
+        self,
+        capacity: int | None,
+        limit: int | None,
+        concat: bool,
+        hold_on_device: bool,
+        padding_index: int = PADDING_INDEX,
     ) -> None:
         self._pending: list[Any] = []
-        self._joined = NestedAccumulator(capacity, limit=limit) if concat else None
+        self._joined = NestedAccumulator(capacity, padding_index, limit) if concat else None
         self._batches: list[Any] = []
         # Where a batch goes is decided here, once: add() runs per batch and output.
         self.sink: Callable[[Any], None]  # add() for a value known not to be None
@@ -221,9 +230,11 @@ class _EvalRun:
         concat = getattr(args, "eval_do_concat_batches", True)
         hold = self.runtime.device.type != "cpu"
         self.losses = _Losses(self.runtime, _Outputs(self.expected, limit, True, hold))
-        self.preds, self.labels, self.inputs = (
-            _Outputs(self.expected, limit, concat, hold) for _ in range(3)
-        )
+        self.labels, self.inputs = (_Outputs(self.expected, limit, concat, hold) for _ in range(2))
+        # A trainer may pad its predictions otherwise (Seq2SeqTrainer: generated ids).
+        padding = getattr(trainer, "_prediction_padding_index", None)
+        self.pred_padding = padding() if callable(padding) else PADDING_INDEX
+        self.preds = _Outputs(self.expected, limit, concat, hold, self.pred_padding)
         includes = list(getattr(args, "include_for_metrics", None) or [])
         self.want_inputs = "inputs" in includes or bool(args.include_inputs_for_metrics)
         self.want_losses = "loss" in includes
@@ -248,13 +259,15 @@ class _EvalRun:
             return self.prediction_step.for_loop(loss_only)
         return lambda model, batch: trainer.prediction_step(model, batch, loss_only, ignore_keys)
 
-    def _padded(self, value: Any) -> Any:
+    def _padded(self, value: Any, padding_index: int = PADDING_INDEX) -> Any:
         if not self.distributed:  # the collectives are the identity on one process
             return value
         pad = self.runtime.pad_across_processes
         return map_nested(
             lambda t: (
-                pad(t, dim=1, pad_index=-100) if isinstance(t, torch.Tensor) and t.dim() > 1 else t
+                pad(t, dim=1, pad_index=padding_index)
+                if isinstance(t, torch.Tensor) and t.dim() > 1
+                else t
             ),
             value,
         )
@@ -271,7 +284,7 @@ class _EvalRun:
         labels = self._padded(labels)
         inputs = self._gathered(self._padded(inputs))
         if logits is not None:
-            logits = self._padded(logits)
+            logits = self._padded(logits, self.pred_padding)
             if self._preprocess is not None:
                 logits = self._preprocess(logits, labels)
             logits = self._gathered(logits)
@@ -456,7 +469,8 @@ class EvaluationLoop:
         per_step = getattr(dataloader, "total_batch_size", None) or (
             self.args.eval_batch_size * self.trainer.runtime.num_processes
         )
-        steps = math.ceil(samples / per_step) if samples and per_step else None
+        # 0 samples is known (0 steps, a rate of 0.0), not unknown.
+        steps = math.ceil(samples / per_step) if samples is not None and per_step else None
         return speed_metrics(prefix, start, num_samples=samples, num_steps=steps)
 
     # ------------------------------------------------------------------ the loop
@@ -474,6 +488,7 @@ class EvaluationLoop:
             args.prediction_loss_only if prediction_loss_only is None else prediction_loss_only
         )
         model, jit_seconds = self.eval_model(dataloader)
+        self.trainer.callback_handler.eval_dataloader = dataloader  # on_prediction_step, ...
         if args.past_index >= 0:
             self.trainer._past = None
         run = _EvalRun(self.trainer, dataloader, description, loss_only, ignore_keys)

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from trainer_loop._adafactor import Adafactor
+
 __all__ = ["RECIPES", "TORCH_NATIVE", "OptionalPackage", "Recipe"]
 
 Builder = Callable[[Any, dict[str, Any]], tuple[type, dict[str, Any]]]
@@ -100,15 +102,11 @@ def _torch_adamw(args: Any, options: dict[str, Any], *, fused: bool = False) -> 
     return torch.optim.AdamW, kwargs
 
 
-def _torch_adafactor(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
-    adafactor = getattr(torch.optim, "Adafactor", None)
-    if adafactor is None:
-        raise ImportError(
-            f"optim='adafactor' runs on torch.optim.Adafactor, which torch {torch.__version__} "
-            "does not have (it arrived in torch 2.5). Upgrade torch with "
-            "pip install 'torch>=2.5', or choose another optim such as 'adamw_torch'."
-        )
-    return adafactor, {"lr": args.learning_rate}
+def _adafactor(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    """Our Adafactor as the reference's Trainer configures it: the arguments' learning
+    rate, no relative step, no parameter scaling (``optim_args`` may change them)."""
+    kwargs = {"lr": args.learning_rate, "scale_parameter": False, "relative_step": False}
+    return Adafactor, kwargs
 
 
 def _torch_lr_only(class_name: str, args: Any, options: dict[str, Any]) -> tuple[type, dict]:
@@ -236,7 +234,7 @@ RECIPES: dict[str, Recipe] = {
     # The old transformers AdamW matched torch's AdamW (with bias correction); torch's runs.
     "adamw_hf": Recipe(_torch_adamw),
     "adamw_torch_fused": Recipe(partial(_torch_adamw, fused=True)),
-    "adafactor": Recipe(_torch_adafactor),
+    "adafactor": Recipe(_adafactor),
     "sgd": Recipe(partial(_torch_lr_only, "SGD")),
     "adagrad": Recipe(partial(_torch_lr_only, "Adagrad")),
     "rmsprop": Recipe(partial(_torch_lr_only, "RMSprop")),

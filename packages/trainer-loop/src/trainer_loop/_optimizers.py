@@ -12,10 +12,10 @@ Choices where the reference is silent:
   optimizer's constructor does not accept is rejected up front, naming the accepted ones.
 - ``adamw_hf`` runs ``torch.optim.AdamW``: the old transformers AdamW computed the same
   update (bias correction on, decoupled weight decay), and upstream has retired it.
-- ``adafactor`` runs ``torch.optim.Adafactor``. Its learning rate caps a relative step
-  size that it multiplies by each parameter's root mean square, so the same number
-  does not mean the same step as with AdamW (nor as with transformers' Adafactor with
-  ``scale_parameter=False``, which upstream's Trainer used).
+- ``adafactor`` runs our :class:`~trainer_loop._adafactor.Adafactor` (the reference's
+  algorithm and constructor) with ``lr=args.learning_rate, scale_parameter=False,
+  relative_step=False``, as the reference's Trainer does; ``optim_args`` may set any of
+  its other arguments (``beta1=0.9``, ``clip_threshold=1.0``, ...).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from trainer_loop._optimizer_recipes import RECIPES, TORCH_NATIVE, OptionalPacka
 __all__ = [
     "OPTIMIZER_NAMES",
     "MissingOptimizerPackageError",
+    "check_optimizer_cls_and_kwargs",
     "create_optimizer",
     "get_decay_parameter_names",
     "get_optimizer_cls_and_kwargs",
@@ -44,9 +45,12 @@ __all__ = [
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(sorted(RECIPES))
 """Every name :func:`get_optimizer_cls_and_kwargs` knows, installed package or not."""
 
-# A class name ending in "Norm", optionally followed by a dimension suffix: LayerNorm,
-# RMSNorm, LlamaRMSNorm, GroupNorm, BatchNorm1d, InstanceNorm2d, SyncBatchNorm, ...
-_NORM_CLASS_NAME = re.compile(r"Norm(\d+d)?$")
+# Parameter names that never get weight decay, matched against the lower-cased full
+# name: biases anywhere in it (T5's relative_attention_bias.weight too), and parameters
+# of modules named like normalisation layers (input_layernorm, final_layer_norm,
+# model.norm, q_norm, ...). The same rule as transformers 5, so optimizer.pt files move
+# between the two implementations.
+_NO_DECAY_NAME = re.compile(r"bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)")
 
 
 class MissingOptimizerPackageError(MissingExtraError):
@@ -74,32 +78,37 @@ class MissingOptimizerPackageError(MissingExtraError):
 def get_decay_parameter_names(model: nn.Module) -> list[str]:
     """Names of the parameters that weight decay applies to.
 
-    Decay regularises weights that multiply activations; it would pull biases and the
-    gains of normalisation layers towards zero, which only hurts. So every parameter is
-    listed except biases (any parameter whose own name contains ``"bias"``) and the
-    parameters of normalisation modules: any module whose class, or a base class, has a
-    name ending in ``Norm`` (with an optional ``1d``/``2d``/``3d``), which covers
-    torch's LayerNorm, RMSNorm, BatchNorm*, GroupNorm and InstanceNorm* and custom
-    classes such as transformers' ``LlamaRMSNorm``.
+    Decay regularises weights that multiply activations; pulling biases and the gains of
+    normalisation layers towards zero only hurts. The rule is the reference's, so that
+    the two parameter groups (and ``optimizer.pt`` files) are the same in both:
+
+    - every parameter of a ``torch.nn.LayerNorm`` (or a subclass) is excluded;
+    - so is every parameter whose lower-cased full name contains ``bias``,
+      ``layernorm`` or ``rmsnorm``, or has a ``norm`` component or one ending in
+      ``_norm`` (``model.norm.weight``, ``layer_norm.weight``, ``q_norm.weight``).
+
+    Other normalisation modules are recognised by name only: a BatchNorm or GroupNorm
+    registered as ``bn1`` is decayed, as it is by the reference.
 
     Args:
         model: The model whose parameters are classified.
 
     Returns:
-        Parameter names as ``model.named_parameters()`` spells them, in that order.
-        Parameters that do not require gradients are classified too.
+        Parameter names as ``model.named_parameters(remove_duplicate=False)`` spells
+        them, in that order: a tied weight is listed under each of its names, as the
+        reference lists it. Parameters that do not require gradients are classified too.
     """
-    excluded: set[int] = set()
-    for module in model.modules():
-        is_norm = _is_norm_module(module)
-        for local_name, parameter in module.named_parameters(recurse=False):
-            if is_norm or "bias" in local_name:
-                excluded.add(id(parameter))
-    return [name for name, p in model.named_parameters() if id(p) not in excluded]
-
-
-def _is_norm_module(module: nn.Module) -> bool:
-    return any(_NORM_CLASS_NAME.search(cls.__name__) for cls in type(module).__mro__)
+    # Prefixes of the LayerNorms' parameter names (submodules only, as the reference).
+    layer_norms = tuple(
+        f"{name}."
+        for name, module in model.named_modules(remove_duplicate=False)
+        if name and isinstance(module, nn.LayerNorm)
+    )
+    return [
+        name
+        for name, _ in model.named_parameters(remove_duplicate=False)
+        if not name.startswith(layer_norms) and not _NO_DECAY_NAME.search(name.lower())
+    ]
 
 
 def get_optimizer_cls_and_kwargs(args: Any, model: nn.Module | None = None) -> tuple[type, dict]:
@@ -218,6 +227,36 @@ def create_optimizer(
         optimizer_cls_and_kwargs = get_optimizer_cls_and_kwargs(args, model)
     optimizer_cls, kwargs = optimizer_cls_and_kwargs
     return optimizer_cls(groups, **kwargs)
+
+
+def check_optimizer_cls_and_kwargs(value: Any, optimizer: Any) -> tuple[type, dict] | None:
+    """Validate the Trainer's ``optimizer_cls_and_kwargs`` argument; return it.
+
+    It says how to build the optimizer (``(torch.optim.SGD, {"lr": 0.1})``), so it
+    contradicts an optimizer that is passed ready-made in ``optimizers``.
+
+    Raises:
+        RuntimeError: Both an optimizer and ``optimizer_cls_and_kwargs`` were given.
+        TypeError: ``value`` is not a ``(callable, mapping)`` pair.
+    """
+    if value is None:
+        return None
+    if optimizer is not None:
+        raise RuntimeError(
+            "Trainer got both an optimizer in `optimizers` and `optimizer_cls_and_kwargs`: "
+            "they are incompatible. Pass the optimizer, or the class and kwargs to build it."
+        )
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not callable(value[0])
+        or not isinstance(value[1], Mapping)
+    ):
+        raise TypeError(
+            "`optimizer_cls_and_kwargs` must be a pair (optimizer class, dict of its "
+            f"kwargs), e.g. (torch.optim.SGD, {{'lr': 0.1}}); got {value!r}."
+        )
+    return value[0], dict(value[1])
 
 
 def parse_optim_args(optim_args: str | Mapping[str, Any] | None) -> dict[str, Any]:

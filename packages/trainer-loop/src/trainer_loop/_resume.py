@@ -9,7 +9,9 @@ What a resumed run must get back, and when:
   redrawn from the generator state stored in the checkpoint and the trained part left
   out), so resuming late in a long epoch costs one permutation, not a pass over the
   skipped batches. Other samplers fall back to drawing and dropping those batches, as
-  the reference does;
+  the reference does. A stream (no length) has no sampler and its passes may end at
+  any step, so its checkpoints record the epoch and batch reached
+  (:class:`StreamPosition`) and a resumed run draws and drops that many batches of it;
 * the global random generators (dropout, augmentation): at the moment the stopped run
   saved them. Creating an epoch's data iterator draws from torch's generator, so the
   states are restored *after* that call when the checkpoint is mid-epoch, and *before*
@@ -24,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -113,7 +115,11 @@ def prepare_resume(
     Called once per run after the model, optimizer and scheduler exist. Also records the
     training sampler so that checkpoints can store its state.
     """
-    trainer._train_sampler = getattr(dataloader, "sampler", None)
+    trainer._train_sampler = (
+        StreamPosition(loop)
+        if plan.batches_per_epoch is None
+        else getattr(dataloader, "sampler", None)
+    )
     checkpoint = trainer._resume_from
     if checkpoint is None:
         return None
@@ -140,6 +146,7 @@ def _merge_state(trainer: Trainer, saved: TrainerState | None) -> None:
     fresh = trainer.state
     if saved is None:
         return
+    _warn_changed_intervals(trainer, fresh, saved)
     for name in _RUN_FIELDS:
         setattr(saved, name, getattr(fresh, name))
     best = saved.best_model_checkpoint
@@ -149,6 +156,37 @@ def _merge_state(trainer: Trainer, saved: TrainerState | None) -> None:
     trainer.state = saved
     if getattr(trainer.args, "restore_callback_states_from_checkpoint", False):
         _restore_callbacks(trainer, saved.stateful_callbacks or {})
+
+
+def _warn_changed_intervals(trainer: Trainer, fresh: TrainerState, saved: TrainerState) -> None:
+    """Log one warning naming each interval or batch size that differs from the checkpoint's.
+
+    The resumed run uses its own values (they replace the saved ones), which is what the
+    user asked for but easy to do by accident; the reference warns likewise. Intervals
+    are compared as resolved to steps (a ratio such as ``logging_steps=0.1`` counts by
+    the steps it stands for), ``eval_steps`` only when it is set, and the batch size per
+    device.
+    """
+    changed = [
+        (name, getattr(fresh, name), getattr(saved, name))
+        for name in ("logging_steps", "eval_steps", "save_steps")
+        if not (name == "eval_steps" and trainer.args.eval_steps is None)
+    ]
+    devices = max(1, getattr(trainer.args, "n_gpu", 1))
+    if fresh.train_batch_size is not None and saved.train_batch_size is not None:
+        per_device = (fresh.train_batch_size // devices, saved.train_batch_size // devices)
+        changed.append(("per_device_train_batch_size", *per_device))
+    lines = [
+        f"\n  {name}: {now} in this run, {before} in trainer_state.json"
+        for name, now, before in changed
+        if now is not None and before is not None and now != before
+    ]
+    if lines:
+        logger.warning(
+            "Resuming with arguments that differ from those the checkpoint was saved with; "
+            "this run uses its own:%s",
+            "".join(lines),
+        )
 
 
 def _restore_callbacks(trainer: Trainer, stored: dict[str, Any]) -> None:
@@ -171,13 +209,45 @@ def _position(trainer: Trainer, plan: TrainingPlan, loaded: LoadedCheckpoint) ->
     accumulation = trainer.args.gradient_accumulation_steps
     if step >= plan.max_steps:  # nothing left to train
         return ResumePoint(loaded, plan.num_train_epochs, 0, False)
-    if plan.batches_per_epoch is None:  # a stream: one endless "epoch"
-        return ResumePoint(loaded, 0, step * accumulation, step > 0)
+    if plan.batches_per_epoch is None:
+        return _stream_point(trainer, loaded, step * accumulation)
     # Windows never straddle epochs, so an epoch has ceil(batches / accumulation) steps.
     steps_per_epoch = max(math.ceil(plan.batches_per_epoch / accumulation), 1)
     epoch, steps_in = divmod(step, steps_per_epoch)
     skip = 0 if trainer.args.ignore_data_skip else steps_in * accumulation
     return ResumePoint(loaded, epoch, skip, steps_in > 0)
+
+
+class StreamPosition:
+    """Where a run is in a stream (a train loader without a length), for checkpoints.
+
+    A stream has no sampler to ask where it stands, and its passes may end at any step,
+    so the position cannot be told from ``global_step``: this object stands in for the
+    sampler (``trainer._train_sampler``), and the checkpoint writer stores its
+    :meth:`sampler_state` beside each process's random states.
+    """
+
+    def __init__(self, loop: TrainingLoop) -> None:
+        self.loop = loop
+
+    def sampler_state(self) -> dict[str, int]:
+        """The epoch the run is in and the batches of it already trained on."""
+        epoch, batches = self.loop.data_position
+        return {"stream_epoch": int(epoch), "stream_batches": int(batches)}
+
+
+def _stream_point(trainer: Trainer, loaded: LoadedCheckpoint, batches_done: int) -> ResumePoint:
+    """Resume a stream at the epoch and batch the checkpoint recorded.
+
+    A checkpoint without that record (an earlier release, or another tool) is read as
+    one endless epoch: ``batches_done`` batches into the first pass.
+    """
+    saved = (loaded.rng_state or {}).get("sampler")
+    if not isinstance(saved, Mapping) or not {"stream_epoch", "stream_batches"} <= set(saved):
+        return ResumePoint(loaded, 0, batches_done, batches_done > 0)
+    epoch, batches = int(saved["stream_epoch"]), int(saved["stream_batches"])
+    skip = 0 if trainer.args.ignore_data_skip else batches
+    return ResumePoint(loaded, epoch, skip, batches > 0)
 
 
 def _samples_per_step(dataloader: Any, num_processes: int) -> int | None:

@@ -10,7 +10,9 @@ on step one rather than hours in.
 cut from the sorted chunks are themselves shuffled, so batch lengths do not run from
 long to short within each chunk (:class:`SortishSampler`).
 
-Every process of a distributed run builds the same order from the same seed; the
+Every pass re-seeds the sampler's generator with ``seed + epoch``, so an epoch's order
+depends only on the data seed and the epoch (and plain shuffling gives the reference's
+order). Every process of a distributed run builds the same order from the same seed; the
 runtime deals whole batches of it to the processes (trainer-dist's sharded loaders), so
 a batch of similar lengths stays one process's batch.
 """
@@ -39,6 +41,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MAX_MEGABATCH_MULT = 50
+_SEED_RANGE = 2**64  # torch seeds are unsigned 64-bit: seed + epoch wraps around
 _BATCHES_PER_MEGABATCH_DIVISOR = 4
 
 
@@ -56,48 +59,73 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 
 class _SeekablePasses:
-    """Lets a sampler's next pass start anywhere, without producing the skipped part.
+    """Passes seeded by epoch, any of which can start anywhere without producing the
+    skipped part.
 
-    A pass draws its whole order from ``generator`` at once (one ``randperm``), so the
-    order of every pass follows from the generator state at its start. The sampler
-    remembers that state; a checkpoint stores it (:meth:`sampler_state`) and a resumed
-    run restores it and skips the samples already trained on (:meth:`seek`), which costs
-    one permutation whatever the position.
+    Each pass (epoch) re-seeds ``generator`` with ``seed + epoch`` (``seed`` is the
+    generator's seed when the sampler was built), as accelerate's
+    ``SeedableRandomSampler`` does for the reference's Trainer, so epoch ``e`` has the
+    same order as there and depends on nothing but the seed and ``e``. The loop sets
+    the epoch (:meth:`set_epoch`); a pass iterated to its end moves to the next one.
+
+    A pass draws its whole order at once (one ``randperm``), so resuming inside it
+    (:meth:`seek`) costs one permutation whatever the position. A checkpoint also
+    stores the generator state at the pass's start (:meth:`sampler_state`), which a
+    resumed pass restores: checkpoints of earlier releases, whose later epochs continued
+    one generator, resume with their own order.
 
     ``pass_order`` is the whole order of the pass being drawn, the skipped part
     included: a distributed runtime completes an epoch's uneven last step with samples
     from the start of the pass, which a resumed pass no longer yields (trainer-dist's
     sharded loaders read it).
+
+    Without a generator, passes draw from torch's global generator and are not seeded.
     """
 
     generator: torch.Generator | None
+    seed: int | None = None
+    epoch = 0
     pass_order: list[int] | None = None
     _pass_start: torch.Tensor | None = None
     _pending_state: torch.Tensor | None = None
     _skip = 0
 
+    def _remember_seed(self) -> None:
+        """Keep the generator's seed: every pass re-seeds the generator from it."""
+        self.seed = self.generator.initial_seed() if self.generator is not None else None
+
     def _draw(self) -> list[int]:
         raise NotImplementedError
 
-    def _next_pass(self) -> Iterator[int]:
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass the one of ``epoch`` (the loop calls this every epoch)."""
+        self.epoch = epoch
+
+    def _start_pass(self) -> None:
         generator = self.generator
-        if generator is not None:
-            if self._pending_state is not None:
-                generator.set_state(self._pending_state)
-                self._pending_state = None
-            self._pass_start = generator.get_state()
+        if generator is None:
+            return
+        if self._pending_state is not None:
+            generator.set_state(self._pending_state)
+            self._pending_state = None
+        elif self.seed is not None:
+            generator.manual_seed((self.seed + self.epoch) % _SEED_RANGE)
+        self._pass_start = generator.get_state()
+
+    def _next_pass(self) -> Iterator[int]:
+        self._start_pass()
         indices = self._draw()
         self.pass_order = indices
         skip, self._skip = self._skip, 0
-        return iter(indices[skip:] if skip else indices)
+        yield from indices[skip:] if skip else indices
+        self.epoch += 1
 
     def sampler_state(self) -> dict[str, torch.Tensor]:
-        """The generator states at the start of the latest pass and of the next one."""
+        """The generator state at the start of the latest pass (empty without one)."""
         if self.generator is None:
             return {}
-        current = self.generator.get_state()
-        start = self._pass_start if self._pass_start is not None else current
-        return {"pass_start": start, "next_pass": current}
+        start = self._pass_start if self._pass_start is not None else self.generator.get_state()
+        return {"pass_start": start}
 
     def seek(
         self,
@@ -105,41 +133,40 @@ class _SeekablePasses:
         skip: int = 0,
         state: Mapping[str, torch.Tensor] | None = None,
         mid_pass: bool = False,
-        passes_done: int = 0,
+        passes_done: int | None = None,
     ) -> None:
         """Make the next pass continue where a stopped run left off.
 
         Args:
             skip: Samples of the next pass to leave out (already trained on).
             state: What :meth:`sampler_state` returned when the checkpoint was saved.
-                With it, the next pass repeats the pass that was running (``mid_pass``)
-                or draws the one that would have come next.
-            mid_pass: Whether the checkpoint was taken inside a pass.
-            passes_done: Without ``state`` (a checkpoint from another tool), the number
-                of whole passes to draw and discard first, from the current generator
-                state, to reach the same order as an uninterrupted run.
+                With ``mid_pass``, the next pass repeats the pass that was running.
+            mid_pass: Whether the checkpoint was taken inside a pass (else the next
+                pass is drawn for its epoch, as in an uninterrupted run).
+            passes_done: Whole passes before the next one: its epoch (unchanged when
+                None).
         """
         if skip < 0:
             raise ValueError(f"skip must be >= 0 samples, got {skip}.")
         self._skip = skip
-        if self.generator is None:
-            return
-        if state:
-            self._pending_state = state["pass_start" if mid_pass else "next_pass"].clone()
-            return
-        for _ in range(passes_done):
-            self._draw()
+        if passes_done is not None:
+            self.set_epoch(passes_done)
+        self._pending_state = None
+        if self.generator is not None and mid_pass and state and "pass_start" in state:
+            self._pending_state = state["pass_start"].clone()
 
 
 class SeekableRandomSampler(_SeekablePasses, RandomSampler):
     """A ``RandomSampler`` (without replacement) whose position a checkpoint restores.
 
-    Each pass is one ``torch.randperm(len(data_source), generator=generator)``; see
+    Each pass is one ``torch.randperm(len(data_source), generator=generator)`` with the
+    generator re-seeded ``seed + epoch``: the reference's order, epoch by epoch. See
     :meth:`seek` for resuming inside a pass without iterating over what came before.
     """
 
     def __init__(self, data_source: Any, generator: torch.Generator | None = None) -> None:
         super().__init__(data_source, generator=generator)
+        self._remember_seed()
 
     def _draw(self) -> list[int]:
         return torch.randperm(len(self.data_source), generator=self.generator).tolist()
@@ -154,8 +181,10 @@ class LengthGroupedSampler(_SeekablePasses, Sampler[int]):
     Each pass draws a permutation from ``generator``, cuts it into megabatches of
     ``mult * batch_size`` indices where ``mult = clamp(n // (4 * batch_size), 1, 50)``,
     sorts every megabatch by decreasing length, and swaps the overall longest example
-    into position 0. Every index appears exactly once per pass, and the same generator
-    state gives the same order.
+    into position 0. Every index appears exactly once per pass, and the same seed and
+    epoch give the same order (the reference draws this sampler's passes from torch's
+    global generator instead, so its order there depends on everything else the run
+    drew; ours depends on the data seed only).
 
     Args:
         batch_size: Examples per optimisation step (the reference passes the per-device
@@ -193,6 +222,7 @@ class LengthGroupedSampler(_SeekablePasses, Sampler[int]):
         self.batch_size = batch_size
         self.model_input_name = model_input_name or "input_ids"
         self.generator = generator
+        self._remember_seed()
         if lengths is None:
             lengths = _measure_lengths(dataset, self.model_input_name, length_column_name)
         self.lengths = _as_int_list(lengths)
@@ -251,7 +281,7 @@ class SortishSampler(_SeekablePasses, Sampler[int]):
     one), the other full batches follow in an order drawn from ``generator``, and a
     short batch, if ``n`` is not a multiple of ``batch_size``, comes last (so that the
     loader's batches stay aligned with these). Every index appears once per pass, the
-    same generator state gives the same pass, and successive passes differ.
+    same seed and epoch give the same pass, and successive passes differ.
 
     Unlike :class:`LengthGroupedSampler`, whose batches run from long to short inside
     each megabatch, the lengths of successive batches here are unrelated: the loss curve
@@ -278,6 +308,7 @@ class SortishSampler(_SeekablePasses, Sampler[int]):
         self.batch_size = batch_size
         self.lengths = _as_int_list(lengths)
         self.generator = generator
+        self._remember_seed()
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -9,9 +9,19 @@ and finally from the model's own defaults. Any model with a ``generate`` method 
 transformers models, or one's own module that accepts the batch's inputs and the
 generation keywords.
 
+When nothing sets a length and the model has a ``generation_config`` without one (the
+transformers 5 default), ``generate`` gets the generation defaults' ``max_length`` (20),
+so that every batch ends at the same width, as the reference's sequences do.
+
 Sequences are padded to the generation's maximum length with the pad token (within a
 batch, so every batch has one width when the length is known), and, across batches of
-different widths, with -100 by the evaluation loop.
+different widths, with the pad token too (not -100), so that the predictions can be
+passed to ``tokenizer.batch_decode`` as they are. Labels keep -100 across batches.
+
+With ``label_smoothing_factor`` (or ``compute_loss_func``) the loss of a generating
+step comes from a forward pass that keeps the labels in the inputs (encoder-decoder
+models build their decoder inputs from them), then the smoother (or the function) is
+applied to the outputs and the labels.
 
 When the runtime shards the weights (``runtime.shards_parameters``: FSDP, ZeRO-3),
 ``generate`` gets ``synced_gpus=True`` unless the generation keywords set it: every
@@ -31,10 +41,30 @@ from torch import nn
 
 from trainer_args import TrainingArguments
 from trainer_core import EvalPrediction, PredictionOutput, Runtime, TrainerCallback
+from trainer_loop._inputs import is_causal_lm
+from trainer_loop._nested import PADDING_INDEX
 from trainer_loop._trainer import Trainer
 
 # Inputs derived from the labels: generation must start from scratch, not continue them.
 _LABEL_DERIVED = ("decoder_input_ids", "decoder_attention_mask")
+# transformers' default max_length, for a generation config that cannot tell its own.
+_DEFAULT_MAX_LENGTH = 20
+
+
+def _sets_length(config: Any) -> bool:
+    """Whether a generation config (or None) sets ``max_length`` or ``max_new_tokens``."""
+    return any(getattr(config, name, None) is not None for name in ("max_length", "max_new_tokens"))
+
+
+def _default_max_length(config: Any) -> int:
+    """The ``max_length`` ``generate`` falls back to: transformers 5 keeps its defaults
+    in ``_get_default_generation_params()``; earlier releases put 20 in every config."""
+    defaults = getattr(config, "_get_default_generation_params", None)
+    if callable(defaults):
+        value = defaults().get("max_length")
+        if value is not None:
+            return int(value)
+    return _DEFAULT_MAX_LENGTH
 
 
 def _takes_keyword(function: Any, name: str) -> bool:
@@ -214,6 +244,7 @@ class Seq2SeqTrainer(Trainer):
         kwargs = dict(gen_kwargs) or dict(getattr(self, "_gen_kwargs", None) or {})
         if not kwargs:
             kwargs = self._generation_kwargs({})
+        kwargs = self._with_default_length(kwargs)
         tokens = self._generate(model, inputs, kwargs)
         has_labels = inputs.get("labels") is not None
         loss = self._loss_of(model, inputs) if has_labels else None
@@ -265,8 +296,73 @@ class Seq2SeqTrainer(Trainer):
 
     def _loss_of(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         with torch.no_grad(), self.autocast_smart_context_manager():
-            loss = self.compute_loss(model, inputs)
+            if self._keeps_labels_for_loss(model):
+                loss = self._loss_with_labels_kept(model, inputs)
+            else:
+                loss = self.compute_loss(model, inputs)
         return loss.detach().mean()
+
+    def _keeps_labels_for_loss(self, model: nn.Module) -> bool:
+        """Whether the loss is computed from outputs of a forward pass given the labels:
+        with a label smoother or ``compute_loss_func``, for a model that takes labels."""
+        if self.label_smoother is None and self.compute_loss_func is None:
+            return False
+        return _takes_keyword(self.runtime.unwrap_model(model).forward, "labels")
+
+    def _loss_with_labels_kept(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+        """The smoothed (or ``compute_loss_func``) loss of a forward pass given the labels.
+
+        ``compute_loss`` takes the labels out of the inputs in these modes, which leaves
+        an encoder-decoder model (T5, BART) without the decoder inputs it derives from
+        them; the reference's generating step keeps them in, and so does this one.
+        Causal language models have their labels shifted, as in ``compute_loss``.
+        """
+        labels = inputs["labels"]
+        outputs = model(**inputs)
+        if self.label_smoother is not None:
+            shift = is_causal_lm(self.runtime.unwrap_model(model))
+            return self.label_smoother(outputs, labels, shift_labels=shift)
+        return self.compute_loss_func(outputs, labels, num_items_in_batch=None)  # type: ignore[misc]  # set in this branch
+
+    def _with_default_length(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with the generation defaults' ``max_length`` when no length is set.
+
+        transformers 5 leaves ``max_length`` unset in a model's ``generation_config``
+        and lets ``generate`` add 20 tokens to each batch's prompt, so batches would end
+        at different widths. The reference's trainer writes the defaults into the model's
+        config after its first batch; passing the default to ``generate`` gives every
+        batch (the first included) the same width without changing the user's model.
+        Models without a ``generation_config`` (not transformers models) are left as is,
+        and so are decoder-only models: their sequences hold the prompt, so a total
+        length of 20 would refuse prompts of 20 tokens or more, and their widths differ
+        between batches anyway (the evaluation loop pads them with the pad token).
+        """
+        if kwargs.get("max_length") is not None or kwargs.get("max_new_tokens") is not None:
+            return kwargs
+        model = self.runtime.unwrap_model(self.model)
+        model_config = getattr(model, "generation_config", None)
+        encoder_decoder = getattr(getattr(model, "config", None), "is_encoder_decoder", True)
+        if model_config is None or not encoder_decoder:
+            return kwargs
+        for config in (model_config, kwargs.get("generation_config")):
+            if _sets_length(config):
+                return kwargs
+        return {**kwargs, "max_length": _default_max_length(model_config)}
+
+    def _prediction_padding_index(self) -> int:
+        """The value the evaluation loop pads predictions with across batches.
+
+        Generated token ids are padded with the pad token, so that
+        ``tokenizer.batch_decode`` takes the predictions as they are (-100 is no token
+        id and makes it fail); logits keep the Trainer's -100. Without any pad or
+        end-of-sequence id to use, -100 it is.
+        """
+        if not getattr(self.args, "predict_with_generate", False):
+            return PADDING_INDEX
+        try:
+            return self._pad_token_id()
+        except ValueError:
+            return PADDING_INDEX
 
     def _target_length(self, kwargs: dict[str, Any]) -> int | None:
         """The width generated sequences are padded to, when the settings fix one."""

@@ -47,6 +47,7 @@ from trainer_loop._columns import (
 from trainer_loop._dataloader_options import has_length, num_examples
 from trainer_loop._dataloaders import build_dataloader
 from trainer_loop._evaluation_loop import EvaluationLoop
+from trainer_loop._flops import can_estimate_flops, estimate_flops, forget_parameter_count
 from trainer_loop._inputs import (
     accepts_argument,
     count_loss_items,
@@ -55,10 +56,17 @@ from trainer_loop._inputs import (
     move_to_device,
 )
 from trainer_loop._label_smoothing import LabelSmoother
+from trainer_loop._loss_scaling import (
+    declared_scaled,
+    loss_is_normalised,
+    passes_count_to_compute_loss,
+)
 from trainer_loop._memory_tracker import MemoryTracker
 from trainer_loop._metrics_report import metrics_format, metrics_table, save_metrics_files
 from trainer_loop._model_outputs import loss_from_outputs
+from trainer_loop._neftune import embedding_noise
 from trainer_loop._optimizers import (
+    check_optimizer_cls_and_kwargs,
     create_optimizer,
     get_decay_parameter_names,
     get_optimizer_cls_and_kwargs,
@@ -70,10 +78,15 @@ from trainer_loop._saving import CheckpointWriter
 from trainer_loop._schedulers import create_scheduler
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
+    check_batch_metrics_signature,
+    check_eval_dataset,
+    check_model_or_init,
     check_optimizers,
     enable_activation_checkpointing,
+    evaluates_in_half_only,
     parameter_count,
     pick_processing_class,
+    spreads_over_devices,
 )
 from trainer_loop._training_loop import TrainingLoop
 
@@ -88,8 +101,13 @@ class Trainer:
     any object satisfying :class:`trainer_core.Runtime` (built from ``args`` when None).
     ``checkpoint_store`` swaps how checkpoints are written and read: any object
     satisfying :class:`trainer_core.CheckpointStore` (trainer-checkpoint's folder store
-    when None).
+    when None). ``optimizer_cls_and_kwargs`` (transformers 5) replaces the class and
+    kwargs ``args.optim`` names; it cannot be combined with an ``optimizers`` optimizer.
     """
+
+    # transformers 5's switch: whether compute_loss's loss is already divided by the
+    # window's item count (None: the Trainer decides, see ``_loss_scaling``).
+    loss_is_scaled_for_ga: bool | None = None
 
     def __init__(
         self,
@@ -107,6 +125,7 @@ class Trainer:
         *,
         processing_class: Any | None = None,
         compute_loss_func: Callable[..., torch.Tensor] | None = None,
+        optimizer_cls_and_kwargs: tuple[type, dict[str, Any]] | None = None,
         runtime: Runtime | None = None,
         checkpoint_store: CheckpointStore | None = None,
     ) -> None:
@@ -128,9 +147,14 @@ class Trainer:
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
         self.compute_metrics = compute_metrics
+        check_batch_metrics_signature(args, compute_metrics)
         self.compute_loss_func = compute_loss_func
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.optimizer, self.lr_scheduler = check_optimizers(optimizers, model_init)
+        self.optimizer_cls_and_kwargs = check_optimizer_cls_and_kwargs(
+            optimizer_cls_and_kwargs, self.optimizer
+        )
+        self._created_lr_scheduler = False  # whether train() must build a new one
         self._setup_model_placement()
         self.label_smoother = (
             LabelSmoother(epsilon=args.label_smoothing_factor)
@@ -165,19 +189,8 @@ class Trainer:
     def _initial_model(
         self, model: nn.Module | None, model_init: Callable[..., Any] | None
     ) -> nn.Module:
-        if model_init is not None:
-            if model is not None:
-                warnings.warn(
-                    "Trainer got both `model` and `model_init`: `model_init` will overwrite "
-                    "your model when `train()` is called.",
-                    FutureWarning,
-                    stacklevel=3,
-                )
-            else:
-                model = self.call_model_init()
-        if model is None:
-            raise RuntimeError("`Trainer` requires either a `model` or a `model_init` argument.")
-        return model
+        check_model_or_init(model, model_init)
+        return model if model is not None else self.call_model_init()
 
     def call_model_init(self, trial: Any = None) -> nn.Module:
         """Build a fresh model with ``model_init`` (passing ``trial`` if it takes one)."""
@@ -195,20 +208,9 @@ class Trainer:
         return default_data_collator
 
     def _setup_model_placement(self) -> None:
-        model = self.model
-        device_map = getattr(model, "hf_device_map", None) or {}
-        self.is_model_parallel = (
-            bool(
-                getattr(model, "is_parallelizable", False)
-                and getattr(model, "model_parallel", False)
-            )
-            or len({str(d) for d in device_map.values()} - {"cpu", "disk"}) > 1
-        )
+        self.is_model_parallel = spreads_over_devices(self.model)
         self.place_model_on_device = self.args.place_model_on_device and not self.is_model_parallel
-        full_eval_only = (
-            self.args.fp16_full_eval or self.args.bf16_full_eval
-        ) and not self.args.do_train
-        if self.place_model_on_device and not full_eval_only:
+        if self.place_model_on_device and not evaluates_in_half_only(self.args):
             self.model = self.model.to(self.runtime.device)
         self.model_wrapped = self.model
 
@@ -380,18 +382,30 @@ class Trainer:
                 self.model,
                 self.args,
                 decay_parameter_names=self.get_decay_parameter_names(self.model),
-                optimizer_cls_and_kwargs=self.get_optimizer_cls_and_kwargs(self.args, self.model),
+                optimizer_cls_and_kwargs=self._optimizer_cls_and_kwargs(),
             )
         return self.optimizer
+
+    def _optimizer_cls_and_kwargs(self) -> tuple[Any, dict[str, Any]]:
+        """The constructor's ``optimizer_cls_and_kwargs``, else the one ``args`` describe."""
+        if self.optimizer_cls_and_kwargs is not None:
+            optimizer_cls, kwargs = self.optimizer_cls_and_kwargs
+            return optimizer_cls, dict(kwargs)
+        return self.get_optimizer_cls_and_kwargs(self.args, self.model)
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> Any:
-        """The learning-rate scheduler from ``args.lr_scheduler_type`` and the warmup."""
+        """The learning-rate scheduler from ``args.lr_scheduler_type`` and the warmup.
+
+        One built here is planned for this run's steps, so the next ``train()`` call
+        builds a new one; a scheduler passed in ``optimizers=`` is kept.
+        """
         if self.lr_scheduler is None:
             self.lr_scheduler = create_scheduler(
                 self.args, self.optimizer if optimizer is None else optimizer, num_training_steps
             )
+            self._created_lr_scheduler = True
         return self.lr_scheduler
 
     @staticmethod
@@ -486,7 +500,7 @@ class Trainer:
     def _compute_loss_for_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items: Any
     ) -> torch.Tensor:
-        if num_items is not None and self._compute_loss_takes_num_items:
+        if num_items is not None and passes_count_to_compute_loss(self):
             return self.compute_loss(model, inputs, num_items_in_batch=num_items)
         return self.compute_loss(model, inputs)
 
@@ -494,16 +508,16 @@ class Trainer:
         """The factor that makes a window's micro-batch gradients average over all its items.
 
         Taken before ``compute_loss`` runs, because an override may pop the labels.
-        None means "leave the loss as it is" (no accumulation, or the model divides by
-        the window's item count itself).
+        None means "leave the loss as it is" (no accumulation, or the loss is already
+        divided by the window's item count: see ``_loss_scaling``).
         """
         window = self._current_window
         if num_items is None:
-            return 1.0 / window
+            return None if declared_scaled(self) else 1.0 / window
         # num_items counts every process's items; gradient averaging across processes
         # divides by their number, which this factor undoes.
         processes = self.runtime.num_processes
-        if self._model_takes_num_items and self._compute_loss_takes_num_items:
+        if loss_is_normalised(self):
             return None if processes == 1 else float(processes)
         items = count_loss_items(inputs, self._loss_label_name, shifted=self._loss_items_shifted)
         if items is None:
@@ -528,14 +542,17 @@ class Trainer:
         return inputs
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
-        """FLOPs of one forward + backward on ``inputs``, if the model can tell (else 0)."""
-        counter = getattr(self.model, "floating_point_ops", None)
-        return counter(inputs) if counter is not None else 0
+        """FLOPs of one forward + backward on ``inputs``: the model's own count, else
+        6 x main-input tokens x non-embedding parameters (0 for a model that can tell
+        neither; see ``trainer_loop._flops``)."""
+        return estimate_flops(self.model, inputs)
 
     def _counts_flops(self) -> bool:
-        """Whether FLOPs can be counted: a subclass override or a model that can tell."""
+        """Whether FLOPs can be counted (a subclass override or a model that can tell);
+        asked once per training run, which also recounts the model's parameters."""
+        forget_parameter_count(self.model)
         overridden = type(self).floating_point_ops is not Trainer.floating_point_ops
-        return overridden or getattr(self.model, "floating_point_ops", None) is not None
+        return overridden or can_estimate_flops(self.model)
 
     def store_flos(self) -> None:
         """Move the FLOPs counted since the last call into the state."""
@@ -562,19 +579,34 @@ class Trainer:
             raise TypeError(
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
+        # Before any work: evaluations would otherwise fail only when they come due.
+        check_eval_dataset(self)
+        check_batch_metrics_signature(self.args, self.compute_metrics)  # may be set since
         self._resume_from = resolve_checkpoint(self, resume_from_checkpoint)
         self._memory_tracker.start("train")
         self.is_in_train = True
         self._reinit_model_if_needed(trial)
         run = find_executable_batch_size(
-            lambda batch_size: TrainingLoop(self, batch_size).run(trial, ignore_keys_for_eval),
+            lambda batch_size: self._run_training_loop(batch_size, trial, ignore_keys_for_eval),
             self._train_batch_size,
             enabled=self.args.auto_find_batch_size,
         )
         try:
-            return run()
+            with embedding_noise(self.model, self.args.neftune_noise_alpha):  # NEFTune
+                return run()
         finally:  # the loop reports and stops the tracker; this only covers a failure
             self._memory_tracker.stop("train")
+
+    def _run_training_loop(
+        self, batch_size: int, trial: Any, ignore_keys: list[str] | None
+    ) -> TrainOutput:
+        """One training run (or ``auto_find_batch_size`` attempt) at ``batch_size``.
+
+        A scheduler this Trainer built was planned for an earlier run's steps: it is built
+        afresh, as in the reference. The optimizer, and a user's scheduler, are kept."""
+        if self._created_lr_scheduler:
+            self.lr_scheduler, self._created_lr_scheduler = None, False
+        return TrainingLoop(self, batch_size).run(trial, ignore_keys)
 
     def _reinit_model_if_needed(self, trial: Any) -> None:
         if self.model_init is None:

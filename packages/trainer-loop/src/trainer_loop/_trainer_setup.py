@@ -10,6 +10,7 @@ import importlib
 import inspect
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -158,3 +159,98 @@ def parameter_count(function: Callable[..., Any]) -> int:
 
 def is_hf_dataset(dataset: Any) -> bool:
     return type(dataset).__module__.startswith("datasets.")
+
+
+def check_batch_metrics_signature(args: Any, compute_metrics: Callable[..., Any] | None) -> None:
+    """Refuse, before any work, a ``compute_metrics`` that batch-wise evaluation cannot call.
+
+    With ``batch_eval_metrics=True`` the evaluation loop calls
+    ``compute_metrics(eval_prediction, compute_result=...)`` after every batch, so a
+    function without that parameter would fail only at the first evaluation, possibly
+    hours into training; the reference refuses it in the constructor. A ``**kwargs``
+    parameter takes the keyword and is accepted; a callable whose signature Python
+    cannot read is left to the call.
+
+    Raises:
+        ValueError: ``compute_metrics`` cannot take ``compute_result``.
+    """
+    if not getattr(args, "batch_eval_metrics", False) or compute_metrics is None:
+        return
+    try:
+        parameters = inspect.signature(compute_metrics).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.name == "compute_result" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    name = getattr(compute_metrics, "__name__", type(compute_metrics).__name__)
+    raise ValueError(
+        "batch_eval_metrics=True calls compute_metrics(eval_prediction, compute_result=...) "
+        "after every evaluation batch (compute_result is True on the last one, when the "
+        f"summary metrics must be returned), but {name}() has no `compute_result` "
+        "parameter. Add `compute_result: bool = True` to its parameters, or set "
+        "batch_eval_metrics=False."
+    )
+
+
+def check_eval_dataset(trainer: Any) -> None:
+    """Refuse to start training that would evaluate with nothing to evaluate on.
+
+    Checked when ``train()`` starts rather than in the constructor (where the reference
+    checks), so that ``trainer.eval_dataset = ...`` after construction still works; it
+    still comes before the first step instead of at the first evaluation. A trainer
+    whose user code replaces ``evaluate`` or ``get_eval_dataloader`` may evaluate
+    without an ``eval_dataset`` and is not refused.
+
+    Raises:
+        ValueError: ``eval_strategy`` asks for evaluations and there is no dataset.
+    """
+    strategy = getattr(trainer.args, "eval_strategy", None)
+    if strategy is None or strategy == "no" or trainer.eval_dataset is not None:
+        return
+    if _user_defines(trainer, ("evaluate", "get_eval_dataloader")):
+        return
+    raise ValueError(
+        f"eval_strategy={str(getattr(strategy, 'value', strategy))!r} evaluates during "
+        "training, but the Trainer has no eval_dataset. Pass eval_dataset= to the Trainer "
+        "(or assign trainer.eval_dataset before train()), or set eval_strategy='no'."
+    )
+
+
+def _user_defines(trainer: Any, names: tuple[str, ...]) -> bool:
+    """Whether code outside this package (a subclass, or the instance) defines any of
+    ``names`` (our own ``Seq2SeqTrainer.evaluate`` does not count)."""
+    own = vars(trainer)
+    for name in names:
+        method = getattr(type(trainer), name, None)
+        module = getattr(method, "__module__", None) or ""
+        if name in own or module.partition(".")[0] != "trainer_loop":
+            return True
+    return False
+
+
+def check_model_or_init(model: Any, model_init: Callable[..., Any] | None) -> None:
+    """Refuse a Trainer with neither a model nor ``model_init``; warn when given both
+    (``model_init`` replaces the model when ``train()`` starts)."""
+    if model is None and model_init is None:
+        raise RuntimeError("`Trainer` requires either a `model` or a `model_init` argument.")
+    if model is not None and model_init is not None:
+        warnings.warn(
+            "Trainer got both `model` and `model_init`: `model_init` will overwrite "
+            "your model when `train()` is called.",
+            FutureWarning,
+            stacklevel=4,
+        )
+
+
+def spreads_over_devices(model: Any) -> bool:
+    """Whether the model is already split over several devices (the reference's
+    ``is_model_parallel``): then the Trainer must not move it to one device."""
+    device_map = getattr(model, "hf_device_map", None) or {}
+    naive = getattr(model, "is_parallelizable", False) and getattr(model, "model_parallel", False)
+    return bool(naive) or len({str(d) for d in device_map.values()} - {"cpu", "disk"}) > 1
+
+
+def evaluates_in_half_only(args: Any) -> bool:
+    """Whether the run only evaluates, in fp16/bf16 (``*_full_eval``): the model is then
+    cast before it is moved, so it is not moved at construction."""
+    return bool((args.fp16_full_eval or args.bf16_full_eval) and not args.do_train)

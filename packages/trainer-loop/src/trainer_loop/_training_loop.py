@@ -12,6 +12,7 @@ asked for a log, an evaluation or a save at that step.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -47,6 +48,8 @@ class TrainingLoop:
         self.tokens_seen = 0
         self.last_logged_step = 0
         self.grad_norm: torch.Tensor | None = None
+        # (epoch, batches of it trained on): what a checkpoint of a stream records.
+        self.data_position = (0, 0)
 
     # ----------------------------------------------------------------- set-up
     def _plan(self, dataloader: Any) -> TrainingPlan:
@@ -79,6 +82,7 @@ class TrainingLoop:
         trainer, args = self.trainer, self.args
         trainer._train_batch_size = self.batch_size
         dataloader = trainer.get_train_dataloader()
+        trainer.callback_handler.train_dataloader = dataloader  # every event passes it on
         plan = self._plan(dataloader)
         self._init_state(plan, trial)
         model = trainer._prepare_for_training(plan.max_steps)
@@ -142,14 +146,24 @@ class TrainingLoop:
         while True:
             window = self._next_window(batches)
             if not window:
+                self.data_position = (epoch + 1, 0)  # the pass is over
                 break
             consumed += len(window)
+            self.data_position = (epoch, consumed)
             self._optimizer_step(window, epoch, consumed, batches_per_epoch)
             control = trainer.control
             if control.should_epoch_stop or control.should_training_stop:
                 break
-        if consumed == 0:
-            logger.warning("The train dataloader yielded no batch in epoch %d.", epoch)
+        if consumed == 0:  # another pass would yield nothing either: stop, as the reference
+            logger.warning(
+                "The train dataloader yielded no batch in epoch %d: stopping training at step "
+                "%d of %d. A stream (IterableDataset) may hold fewer examples than max_steps "
+                "needs.",
+                epoch,
+                trainer.state.global_step,
+                trainer.state.max_steps,
+            )
+            trainer.control.should_training_stop = True
         trainer.control = trainer.callback_handler.on_epoch_end(
             args, trainer.state, trainer.control
         )
@@ -171,8 +185,9 @@ class TrainingLoop:
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
         if len(window) == 1 and not self.count_items:
             self._micro_step(window[0], None, 1)  # no accumulation: the common case
-        else:
-            self._accumulate(window)
+        elif not self._accumulate(window):
+            self.zero_grad()  # the partial window's gradients must not leak into a later step
+            return
         self._apply_gradients(handler)
         self.tracker.end_optimizer_step()
         state = trainer.state
@@ -182,9 +197,15 @@ class TrainingLoop:
         if control.should_log or control.should_evaluate or control.should_save:
             self._maybe_log_save_evaluate(epoch)
 
-    def _accumulate(self, window: list[Any]) -> None:
+    def _accumulate(self, window: list[Any]) -> bool:
         """Forward/backward every micro-batch of a window; sync gradients on the last
-        (on every one with ``gradient_accumulation_kwargs={"sync_each_batch": True}``)."""
+        (on every one with ``gradient_accumulation_kwargs={"sync_each_batch": True}``).
+
+        Returns False when a callback set ``should_training_stop`` or
+        ``should_epoch_stop`` in ``on_substep_end``: the rest of the window is dropped
+        and no optimizer step follows (the reference leaves the loop there too;
+        ``global_step`` does not move).
+        """
         trainer, args = self.trainer, self.args
         num_items = self._items_in_window(window)
         last = len(window) - 1
@@ -195,9 +216,12 @@ class TrainingLoop:
                 skip_sync = not self.sync_each_batch
                 with trainer.runtime.no_sync(self.model) if skip_sync else nullcontext():
                     self._micro_step(inputs, num_items, len(window))
-                trainer.control = trainer.callback_handler.on_substep_end(
+                control = trainer.control = trainer.callback_handler.on_substep_end(
                     args, trainer.state, trainer.control
                 )
+                if control.should_training_stop or control.should_epoch_stop:
+                    return False
+        return True
 
     def _micro_step(self, inputs: Any, num_items: Any, window: int) -> None:
         trainer = self.trainer
@@ -311,5 +335,27 @@ class TrainingLoop:
         trainer.is_in_train = False
         trainer._memory_tracker.stop_and_update_metrics("train", metrics)
         trainer.log(metrics)
+        self._keep_only_best_checkpoint()
         trainer.control = trainer.callback_handler.on_train_end(args, state, trainer.control)
         return trainer._train_output(state.global_step, train_loss, metrics)
+
+    def _keep_only_best_checkpoint(self) -> None:
+        """Under ``save_total_limit=1``, delete every checkpoint but the best one.
+
+        During training, rotation also keeps the newest checkpoint (a resumed run starts
+        there), so an older best leaves two; once training is over no resume needs the
+        newest, and the reference deletes all but the best (on processes that save).
+        Needs a store with ``delete`` (an extension of the port); others keep both.
+        """
+        args, state = self.args, self.trainer.state
+        best = state.best_model_checkpoint
+        if not (args.should_save and best is not None and args.save_total_limit == 1):
+            return
+        store = self.trainer.checkpoint_store
+        delete = getattr(store, "delete", None)
+        if delete is None:
+            return
+        for path in store.checkpoints(args.output_dir):
+            if os.path.realpath(path) != os.path.realpath(best):
+                logger.info("Deleting older checkpoint %s (save_total_limit=1).", path)
+                delete(path)

@@ -1,0 +1,71 @@
+"""Resuming with other intervals or batch size than the checkpoint's: one warning."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from trainer_args import TrainingArguments
+from trainer_loop import Trainer
+
+
+class _Data(Dataset):
+    def __init__(self, size: int = 16) -> None:
+        self.x = torch.linspace(-1, 1, size).unsqueeze(1)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[index], "labels": 3 * self.x[index]}
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": nn.functional.mse_loss(self.linear(x), labels)}
+
+
+def _train(output_dir: str, resume: str | None = None, **overrides: Any) -> None:
+    options: dict[str, Any] = {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": 4,
+        "max_steps": 4,
+        "logging_steps": 2,
+        "save_steps": 2,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+    }
+    args = TrainingArguments(**{**options, **overrides})
+    Trainer(model=_Net(), args=args, train_dataset=_Data()).train(resume_from_checkpoint=resume)
+
+
+def test_changed_intervals_and_batch_size_are_named_in_one_warning(tmp_path, caplog) -> None:
+    _train(str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="trainer_loop"):
+        _train(
+            str(tmp_path),
+            str(tmp_path / "checkpoint-2"),
+            per_device_train_batch_size=2,
+            logging_steps=1,
+        )
+    warnings = [r.getMessage() for r in caplog.records if "differ from those" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "logging_steps: 1 in this run, 2 in trainer_state.json" in warnings[0]
+    assert "per_device_train_batch_size: 2 in this run, 4 in trainer_state.json" in warnings[0]
+    assert "save_steps" not in warnings[0] and "eval_steps" not in warnings[0]
+
+
+def test_resuming_with_the_same_arguments_is_quiet(tmp_path, caplog) -> None:
+    _train(str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="trainer_loop"):
+        _train(str(tmp_path), str(tmp_path / "checkpoint-2"))
+    assert "differ from those" not in caplog.text
