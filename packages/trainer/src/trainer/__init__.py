@@ -47,6 +47,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "trainer_checkpoint": ("get_last_checkpoint",),
     "trainer_dist": ("enable_full_determinism", "set_seed"),
     "trainer_loop": (
+        "Adafactor",
         "DataCollatorWithPadding",
         "LabelSmoother",
         "LengthGroupedSampler",
@@ -60,6 +61,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
+    "Adafactor",
     "BestRun",
     "CallbackHandler",
     "DataCollatorWithPadding",
@@ -150,6 +152,7 @@ if TYPE_CHECKING:
     )
     from trainer_dist import enable_full_determinism, set_seed
     from trainer_loop import (
+        Adafactor,
         DataCollatorWithPadding,
         LabelSmoother,
         LengthGroupedSampler,
