@@ -382,16 +382,11 @@ class Trainer:
                 self.model,
                 self.args,
                 decay_parameter_names=self.get_decay_parameter_names(self.model),
-                optimizer_cls_and_kwargs=self._optimizer_cls_and_kwargs(),
+                # the constructor's (transformers 5), else the one args describe
+                optimizer_cls_and_kwargs=self.optimizer_cls_and_kwargs
+                or self.get_optimizer_cls_and_kwargs(self.args, self.model),
             )
         return self.optimizer
-
-    def _optimizer_cls_and_kwargs(self) -> tuple[Any, dict[str, Any]]:
-        """The constructor's ``optimizer_cls_and_kwargs``, else the one ``args`` describe."""
-        if self.optimizer_cls_and_kwargs is not None:
-            optimizer_cls, kwargs = self.optimizer_cls_and_kwargs
-            return optimizer_cls, dict(kwargs)
-        return self.get_optimizer_cls_and_kwargs(self.args, self.model)
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
@@ -500,7 +495,7 @@ class Trainer:
     def _compute_loss_for_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items: Any
     ) -> torch.Tensor:
-        if num_items is not None and passes_count_to_compute_loss(self):
+        if num_items is not None and self._count_goes_to_compute_loss:
             return self.compute_loss(model, inputs, num_items_in_batch=num_items)
         return self.compute_loss(model, inputs)
 
@@ -517,7 +512,7 @@ class Trainer:
         # num_items counts every process's items; gradient averaging across processes
         # divides by their number, which this factor undoes.
         processes = self.runtime.num_processes
-        if loss_is_normalised(self):
+        if self._loss_is_normalised:
             return None if processes == 1 else float(processes)
         items = count_loss_items(inputs, self._loss_label_name, shifted=self._loss_items_shifted)
         if items is None:
@@ -542,14 +537,13 @@ class Trainer:
         return inputs
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
-        """FLOPs of one forward + backward on ``inputs``: the model's own count, else
-        6 x main-input tokens x non-embedding parameters (0 for a model that can tell
-        neither; see ``trainer_loop._flops``)."""
+        """FLOPs of one forward + backward on ``inputs`` (0 when the model cannot tell;
+        transformers models are estimated: see ``trainer_loop._flops``)."""
         return estimate_flops(self.model, inputs)
 
     def _counts_flops(self) -> bool:
-        """Whether FLOPs can be counted (a subclass override or a model that can tell);
-        asked once per training run, which also recounts the model's parameters."""
+        """Whether FLOPs can be counted (an override or a model that can tell); asked once
+        per run, which also recounts the model's parameters."""
         forget_parameter_count(self.model)
         overridden = type(self).floating_point_ops is not Trainer.floating_point_ops
         return overridden or can_estimate_flops(self.model)
@@ -579,7 +573,6 @@ class Trainer:
             raise TypeError(
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
-        # Before any work: evaluations would otherwise fail only when they come due.
         check_eval_dataset(self)
         check_batch_metrics_signature(self.args, self.compute_metrics)  # may be set since
         self._resume_from = resolve_checkpoint(self, resume_from_checkpoint)
@@ -661,6 +654,9 @@ class Trainer:
         self._loss_label_name = self.label_names[0] if self.label_names else None
         self._normalise_by_items = self._loss_label_name is not None
         self._loss_items_shifted = is_causal_lm(self.runtime.unwrap_model(model))
+        # Fixed for the run (see _loss_scaling): decided here, not at every micro-step.
+        self._count_goes_to_compute_loss = passes_count_to_compute_loss(self)
+        self._loss_is_normalised = loss_is_normalised(self)
         self._data_parallel = self.args.n_gpu > 1  # DataParallel returns one loss per GPU
 
     def _enable_gradient_checkpointing(self) -> None:
