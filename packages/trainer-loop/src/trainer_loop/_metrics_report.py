@@ -85,3 +85,37 @@ def save_metrics_files(
         merged.update(metrics)
         _write_json(all_path, merged)
     return path
+
+
+class MetricsReportMethods:
+    """The Trainer's ``metrics_format`` / ``log_metrics`` / ``save_metrics``.
+
+    A mixin of :class:`~trainer_loop.Trainer`, kept here beside the formats it uses so
+    the facade stays small; it relies only on ``self.args`` and
+    ``self.is_world_process_zero()``.
+    """
+
+    args: Any
+
+    def is_world_process_zero(self) -> bool:  # pragma: no cover - the Trainer defines it
+        raise NotImplementedError
+
+    def metrics_format(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """``metrics`` made readable: memory in MB, runtimes as H:MM:SS.cc, floats rounded."""
+        return metrics_format(metrics)
+
+    def log_metrics(self, split: str, metrics: dict[str, float]) -> None:
+        """Print ``metrics`` of ``split`` as an aligned table (main process only).
+
+        The values go through :meth:`metrics_format`, so an override of it applies.
+        """
+        if not self.is_world_process_zero():
+            return
+        formatted = self.metrics_format(metrics)
+        print(metrics_table(split, formatted, formatted=True))
+
+    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
+        """Write ``<split>_results.json`` into ``output_dir`` (raw numbers, main process only)
+        and, with ``combined``, merge the metrics into ``all_results.json``."""
+        if self.is_world_process_zero():
+            save_metrics_files(self.args.output_dir, split, metrics, combined=combined)

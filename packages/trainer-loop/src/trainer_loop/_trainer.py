@@ -48,6 +48,8 @@ from trainer_loop._dataloader_options import has_length, num_examples
 from trainer_loop._dataloaders import build_dataloader
 from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._flops import can_estimate_flops, estimate_flops, forget_parameter_count
+from trainer_loop._hp_search import HyperparameterSearchMethods
+from trainer_loop._hub import HubMethods
 from trainer_loop._inputs import (
     accepts_argument,
     count_loss_items,
@@ -62,7 +64,7 @@ from trainer_loop._loss_scaling import (
     passes_count_to_compute_loss,
 )
 from trainer_loop._memory_tracker import MemoryTracker
-from trainer_loop._metrics_report import metrics_format, metrics_table, save_metrics_files
+from trainer_loop._metrics_report import MetricsReportMethods
 from trainer_loop._model_outputs import loss_from_outputs
 from trainer_loop._neftune import embedding_noise
 from trainer_loop._optimizers import (
@@ -93,7 +95,7 @@ from trainer_loop._training_loop import TrainingLoop
 logger = logging.getLogger(__name__)
 
 
-class Trainer:
+class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
     """Train, evaluate and predict with a PyTorch model (the reference's ``Trainer``).
 
     Args mirror the reference. ``tokenizer`` is the reference's name of
@@ -174,6 +176,8 @@ class Trainer:
         self._checkpoints = CheckpointWriter(self, checkpoint_store)
         self._resume_from: str | None = None  # the checkpoint train() resumes from
         self._train_sampler: Any = None  # the running loop's sampler (its state is saved)
+        if self.args.push_to_hub:
+            self.init_hf_repo()
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
         self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
@@ -573,6 +577,7 @@ class Trainer:
             raise TypeError(
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
+        self._hp_search_setup(trial)  # a search trial's values go into self.args first
         check_eval_dataset(self)
         check_batch_metrics_signature(self.args, self.compute_metrics)  # may be set since
         self._resume_from = resolve_checkpoint(self, resume_from_checkpoint)
@@ -746,6 +751,7 @@ class Trainer:
                 metrics.update(self.evaluate(dataset, ignore_keys, f"eval_{name}"))
         else:
             metrics = self.evaluate(ignore_keys=ignore_keys)
+        self._report_to_hp_search(trial, self.state.global_step, metrics)
         if self._scheduler_needs_metrics():
             metric = self.args.metric_for_best_model or "loss"
             key = metric if metric.startswith("eval_") else f"eval_{metric}"
@@ -754,8 +760,12 @@ class Trainer:
 
     # ------------------------------------------------------------- saving
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model (and processing class) for ``from_pretrained`` / ``load_state_dict``."""
+        """Save the model (and processing class) for ``from_pretrained`` / ``load_state_dict``.
+
+        With ``push_to_hub``, a call from user code also pushes the folder to the Hub."""
         self._checkpoints.save_model(output_dir)
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save")
 
     @property
     def checkpoint_store(self) -> CheckpointStore:
@@ -773,24 +783,3 @@ class Trainer:
     def save_state(self) -> None:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
         self._checkpoints.save_state()
-
-    # ------------------------------------------------------------ metrics reports
-    def metrics_format(self, metrics: dict[str, float]) -> dict[str, Any]:
-        """``metrics`` made readable: memory in MB, runtimes as H:MM:SS.cc, floats rounded."""
-        return metrics_format(metrics)
-
-    def log_metrics(self, split: str, metrics: dict[str, float]) -> None:
-        """Print ``metrics`` of ``split`` as an aligned table (main process only).
-
-        The values go through :meth:`metrics_format`, so an override of it applies.
-        """
-        if not self.is_world_process_zero():
-            return
-        formatted = self.metrics_format(metrics)
-        print(metrics_table(split, formatted, formatted=True))
-
-    def save_metrics(self, split: str, metrics: dict[str, float], combined: bool = True) -> None:
-        """Write ``<split>_results.json`` into ``output_dir`` (raw numbers, main process only)
-        and, with ``combined``, merge the metrics into ``all_results.json``."""
-        if self.is_world_process_zero():
-            save_metrics_files(self.args.output_dir, split, metrics, combined=combined)
