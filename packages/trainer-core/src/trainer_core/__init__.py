@@ -24,6 +24,7 @@ from trainer_core._outputs import (
 from trainer_core._plugins import (
     ARGUMENTS_HOOKS_GROUP,
     HP_SEARCH_BACKENDS_GROUP,
+    HUB_GROUP,
     KNOWN_PROVIDERS,
     PROCESS_GROUP_HOOKS_GROUP,
     REPORT_TO_GROUP,
@@ -39,6 +40,7 @@ from trainer_core._state import ExportableState, TrainerControl, TrainerState
 __all__ = [
     "ARGUMENTS_HOOKS_GROUP",
     "HP_SEARCH_BACKENDS_GROUP",
+    "HUB_GROUP",
     "KNOWN_PROVIDERS",
     "PROCESS_GROUP_HOOKS_GROUP",
     "REPORT_TO_GROUP",

@@ -23,6 +23,13 @@ REPORT_TO_GROUP = "trainer.report_to"
 HP_SEARCH_BACKENDS_GROUP = "trainer.hp_search_backends"
 """Entry-point group of hyperparameter-search backends."""
 
+HUB_GROUP = "trainer.hub"
+"""Entry-point group of the Hub integration (``push_to_hub``): one name, ``hub``.
+
+Not a ``report_to`` name, so that ``report_to="all"`` never pushes anywhere; the loop
+loads it only when ``push_to_hub`` is set.
+"""
+
 ARGUMENTS_HOOKS_GROUP = "trainer.arguments_hooks"
 """Entry-point group of functions called with a finished ``TrainingArguments``.
 
@@ -46,8 +53,8 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
         "tensorboard": "trainer-reporting[tensorboard]",
         "wandb": "trainer-reporting[wandb]",
         "mlflow": "trainer-reporting[mlflow]",
-        "hub": "trainer-reporting[hub]",
     },
+    HUB_GROUP: {"hub": "trainer-reporting[hub]"},
     HP_SEARCH_BACKENDS_GROUP: {
         "optuna": "trainer-hpsearch[optuna]",
         "ray": "trainer-hpsearch[ray]",
