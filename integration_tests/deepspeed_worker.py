@@ -296,13 +296,21 @@ def run_zero(out: str) -> dict[str, Any]:
         os.path.join(out, "config_optimizer"), deepspeed_config(2, **sections), warmup_steps=2
     )
     result.update(engine_facts(trainer))
+    result["second_run_learning_rates"] = second_run_learning_rates(trainer)
     report["config_optimizer"] = result
     trainer, result = train(  # torch_compile through engine.compile ("eager": no C++ build)
         os.path.join(out, "compiled"), deepspeed_config(2), torch_compile_backend="eager"
     )
     result["is_compiled"] = bool(trainer.runtime.engine.is_compiled)
+    result["second_run_learning_rates"] = second_run_learning_rates(trainer)
     report["compiled"] = result
     return report
+
+
+def second_run_learning_rates(trainer: Any) -> list[float]:
+    """Train the same trainer again: the learning rates its second run logged."""
+    trainer.train()
+    return [entry["learning_rate"] for entry in trainer.state.log_history if "loss" in entry]
 
 
 def fingerprint(folder: str) -> dict[str, str]:

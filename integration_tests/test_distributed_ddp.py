@@ -53,6 +53,9 @@ def test_ddp_trains_to_the_weights_of_one_process_with_the_same_global_batch(
     assert max_difference(torchrun_ddp[0]["weights"], single["weights"]) < 1e-5
     assert torchrun_ddp[0]["losses"] == pytest.approx(single["losses"], abs=1e-4)
     assert torchrun_ddp[0]["steps"] == 8
+    # Each process counted half the samples; the state holds the sum, as one process's.
+    assert single["total_flos"] == 1000 * 16 * 2  # 16 samples, 2 epochs
+    assert [report["total_flos"] for report in torchrun_ddp] == [single["total_flos"]] * 2
 
 
 def test_evaluation_gathers_one_row_per_sample_at_an_uneven_end(

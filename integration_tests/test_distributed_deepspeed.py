@@ -254,6 +254,13 @@ def test_optimizer_and_scheduler_from_the_config(zero: list[dict[str, Any]]) -> 
     assert sum(losses[half:]) < sum(losses[:half])
 
 
+def test_a_second_train_plans_the_schedule_afresh(zero: list[dict[str, Any]]) -> None:
+    """The engine is kept, but neither the config's nor the Trainer's scheduler goes on
+    from where the first run left it (at the end of its decay)."""
+    for run in (zero[0]["config_optimizer"], zero[0]["compiled"]):
+        assert run["second_run_learning_rates"] == pytest.approx(run["learning_rates"])
+
+
 def test_torch_compile_compiles_the_engine_and_trains_alike(
     zero: list[dict[str, Any]], ddp_weights: dict[str, Any]
 ) -> None:

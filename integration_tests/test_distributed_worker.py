@@ -73,6 +73,10 @@ class TinyRegressor(nn.Module):
             result["loss"] = nn.functional.mse_loss(out, labels)
         return result
 
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """A count proportional to the batch (what the Trainer sums into total_flos)."""
+        return 1000 * int(inputs["x"].shape[0])
+
 
 def make_dataset(size: int = DATASET_SIZE) -> list[dict[str, torch.Tensor]]:
     """Deterministic samples; ``idx`` identifies each one."""
@@ -360,6 +364,7 @@ def run_ddp(out: str, accumulation: int) -> dict[str, Any]:
     result["steps"] = trainer.state.global_step
     result["weights"] = weights_of(trainer.runtime.state_dict(trainer.model_wrapped))
     result["losses"] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    result["total_flos"] = trainer.state.total_flos
     result["eval_ids"] = gathered_eval_ids(trainer, 7)
     result.update(predictions_of(trainer))
     result["reductions"] = no_sync_reductions(trainer.runtime)
@@ -467,6 +472,7 @@ def run_single(out: str) -> dict[str, Any]:
     return {
         "weights": weights_of(trainer.runtime.state_dict(model)),
         "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+        "total_flos": trainer.state.total_flos,
         "seen": sorted(model.seen),
         **predictions_of(trainer),
     }

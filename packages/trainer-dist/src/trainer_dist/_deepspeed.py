@@ -162,6 +162,7 @@ class DeepSpeedRuntime(DistributedRuntime):
         values = values or ArgumentValues(world_size=launched_world_size())
         source = config if isinstance(config, DeepSpeedConfig) else DeepSpeedConfig(config)
         self._config = source.resolve_arguments(values)  # a bad config fails before imports
+        self._config_before_training = self._config
         self._values = values
         on_cpu = prepare_deepspeed_process(self._config, use_cpu=use_cpu)
         super().__init__(
@@ -221,25 +222,36 @@ class DeepSpeedRuntime(DistributedRuntime):
                 than the one the config defines, or an ``"auto"`` entry cannot be filled.
         """
         module = self.unwrap_model(model)  # the inference engine's model too
+        facts = TrainingFacts(model_hidden_size(module), num_training_steps)
+        # The step count fills "auto" entries anew for each run, so keep the unfilled ones.
+        self._config = self._config_before_training.resolve_training(self._values, facts)
         if self._engine is not None and self._engine.module is module:
+            # A further train() of the same model keeps the engine and its optimizer
+            # state; the schedule is planned afresh for this run's steps, as without it.
+            self._scheduler_in_use = self._scheduler_for(self._engine, None, create_scheduler)
             return self._engine, self._engine.optimizer, self._scheduler_in_use
         self._release_inference_engine()  # its hooks must not gather beside the engine's
         if is_zero3_partitioned(module):
             _check_partitioned_stage(self._config.zero_stage)  # placed by zero.Init already
         elif can_move(module):
             module = module.to(self._device)
-        facts = TrainingFacts(model_hidden_size(module), num_training_steps)
-        self._config = self._config.resolve_training(self._values, facts)
         optimizer = None if self._config.has_optimizer else create_optimizer()
         engine = self._initialize(module, optimizer)
-        base_optimizer = getattr(engine, "basic_optimizer", None) or engine.optimizer
-        if self._config.has_scheduler:
-            scheduler = config_scheduler(self._config.get("scheduler"), base_optimizer)
-        else:
-            scheduler = create_scheduler(base_optimizer)
-            _check_scheduler_optimizer(scheduler, (base_optimizer, engine.optimizer, optimizer))
+        scheduler = self._scheduler_for(engine, optimizer, create_scheduler)
         self._engine, self._scheduler_in_use = engine, scheduler
         return engine, engine.optimizer, scheduler
+
+    def _scheduler_for(
+        self, engine: Any, client_optimizer: Any, create_scheduler: Callable[[Any], Any]
+    ) -> Any:
+        """The config's scheduler, or else the Trainer's, on the engine's optimizer."""
+        base_optimizer = getattr(engine, "basic_optimizer", None) or engine.optimizer
+        if self._config.has_scheduler:
+            return config_scheduler(self._config.get("scheduler"), base_optimizer)
+        scheduler = create_scheduler(base_optimizer)
+        optimizers = (base_optimizer, engine.optimizer, client_optimizer)
+        _check_scheduler_optimizer(scheduler, optimizers)
+        return scheduler
 
     def _initialize(self, module: nn.Module, optimizer: Any) -> Any:
         import deepspeed

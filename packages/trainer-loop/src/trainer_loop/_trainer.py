@@ -553,8 +553,16 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
         return overridden or can_estimate_flops(self.model)
 
     def store_flos(self) -> None:
-        """Move the FLOPs counted since the last call into the state."""
-        self.state.total_flos += self.current_flos
+        """Move the FLOPs counted since the last call into the state.
+
+        Each process counted only its own batches, so with several the counts are
+        summed: every process reaches the callers (logging, saving, the end of training).
+        """
+        flos = self.current_flos
+        if self.runtime.num_processes > 1:
+            counted = torch.tensor(float(flos), dtype=torch.float64, device=self.runtime.device)
+            flos = float(self.runtime.reduce(counted, "sum").item())
+        self.state.total_flos += flos
         self.current_flos = 0
 
     # ----------------------------------------------------------- training
@@ -775,7 +783,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
     def _save_checkpoint(
         self, model: nn.Module, trial: Any, metrics: dict[str, float] | None = None
     ) -> None:
-        self._checkpoints.save_checkpoint()
+        self._checkpoints.save_checkpoint(self._get_output_dir(trial))
 
     def _load_best_model(self) -> None:
         self._checkpoints.load_best_model()
