@@ -34,7 +34,9 @@ from trainer_core._plugins import (
     run_hooks,
 )
 from trainer_core._progress import PrinterCallback, ProgressCallback
+from trainer_core._reporter_port import Reporter
 from trainer_core._runtime_port import ReduceOp, Runtime
+from trainer_core._search_port import SearchBackend, TrainerLike, default_compute_objective
 from trainer_core._state import ExportableState, TrainerControl, TrainerState
 
 __all__ = [
@@ -62,13 +64,17 @@ __all__ = [
     "PrinterCallback",
     "ProgressCallback",
     "ReduceOp",
+    "Reporter",
     "Runtime",
+    "SearchBackend",
     "TrainOutput",
     "TrainerCallback",
     "TrainerControl",
+    "TrainerLike",
     "TrainerState",
     "UnknownPluginError",
     "available_plugins",
+    "default_compute_objective",
     "import_optional",
     "load_plugin",
     "run_hooks",

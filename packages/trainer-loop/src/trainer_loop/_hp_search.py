@@ -1,23 +1,175 @@
 """``Trainer.hyperparameter_search`` and the loop's hooks for a running search.
 
-(Scaffold: filled in by the hyperparameter-search work.)
+The search itself belongs to a backend (a ``trainer_core.SearchBackend`` plugin); this
+mixin is the trainer's side of the contract: it applies a trial's values to the
+arguments (and puts the previous ones back before the next trial, so no trial's values
+leak into another), computes the objective at each in-training evaluation and hands it
+to the backend, and names the trial's run folder.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from typing import Any
+
+from trainer_core import HPSearchBackend, SearchBackend, default_compute_objective
+from trainer_loop._search_backends import backend_label, resolve_backend
+
+logger = logging.getLogger(__name__)
+
+
+def _cast(old: Any, value: Any) -> Any:
+    """``value`` with the type of the field it replaces, as the reference does (``"16"``
+    from a categorical becomes ``16`` for an int field); booleans read from text."""
+    if old is None or isinstance(value, type(old)):
+        return value
+    if isinstance(old, bool) and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return type(old)(value)
+
+
+def apply_trial_values(args: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Set ``values`` on ``args``; return the fields' previous values (to restore).
+
+    Keys that are no ``TrainingArguments`` field are skipped with a warning: they may be
+    meant for ``model_init``, which receives the trial itself.
+    """
+    previous: dict[str, Any] = {}
+    for key, value in values.items():
+        if not hasattr(args, key):
+            logger.warning(
+                "Hyperparameter %r of the trial is not a TrainingArguments field: it is not "
+                "applied to the arguments (model_init still receives the trial).",
+                key,
+            )
+            continue
+        old = getattr(args, key)
+        previous.setdefault(key, old)
+        setattr(args, key, _cast(old, value))
+    return previous
 
 
 class HyperparameterSearchMethods:
     """The Trainer's hyperparameter-search methods (a mixin of ``Trainer``)."""
 
-    hp_search_backend: Any = None
+    hp_search_backend: HPSearchBackend | str | None = None
+    objective: float | list[float] | None = None
+    hp_space: Callable[[Any], Any] | None = None
+    compute_objective: Callable[[dict[str, float]], Any] | None = None
+    _trial: Any = None
+    _search_backend: SearchBackend | None = None
+    _args_before_trial: dict[str, Any] | None = None
 
-    def hyperparameter_search(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("hyperparameter_search is not implemented yet.")
+    def hyperparameter_search(
+        self,
+        hp_space: Callable[[Any], Any] | None = None,
+        compute_objective: Callable[[dict[str, float]], Any] | None = None,
+        n_trials: int = 20,
+        direction: str | list[str] = "minimize",
+        backend: str | HPSearchBackend | SearchBackend | None = None,
+        hp_name: Callable[[Any], str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Search hyperparameters with optuna, Ray Tune or SigOpt; return the best run.
+
+        Each trial builds a fresh model with ``model_init``, trains with the trial's
+        values put into ``self.args`` and is scored by ``compute_objective`` (default:
+        the evaluation loss, or the sum of the metrics when there are others).
+
+        Args:
+            hp_space: Builds the trial's values (default: the backend's space).
+            compute_objective: Metrics -> objective.
+            n_trials: How many trials to run.
+            direction: ``"minimize"``, ``"maximize"``, or a list of them (optuna's
+                multi-objective search).
+            backend: ``"optuna"``, ``"ray"``, ``"sigopt"``, an ``HPSearchBackend``, or a
+                ``SearchBackend`` object; default: the first installed of the three.
+            hp_name: Names a trial (its run folder and ``state.trial_name``).
+            **kwargs: Passed on to the backend (see trainer-hpsearch's README).
+
+        Returns:
+            A ``BestRun``, or a list of them for several directions.
+        """
+        if getattr(self, "model_init", None) is None:
+            raise RuntimeError(
+                "hyperparameter_search needs a `model_init` function passed to the Trainer "
+                "(Trainer(model_init=...)): each trial trains a freshly built model."
+            )
+        search = resolve_backend(backend)
+        search.ensure_available()
+        self.hp_search_backend = backend_label(search)
+        self._search_backend = search
+        self.hp_space = search.default_hp_space if hp_space is None else hp_space
+        self.hp_name = hp_name
+        self.compute_objective = compute_objective or default_compute_objective
+        try:
+            return search.run(self, n_trials, direction, **kwargs)  # type: ignore[arg-type]  # the Trainer is TrainerLike
+        finally:
+            self._restore_args()
+            self.hp_search_backend = None
+            self._search_backend = None
+
+    def _restore_args(self) -> None:
+        """Put back the fields the last trial changed."""
+        if self._args_before_trial:
+            for key, value in self._args_before_trial.items():
+                setattr(self.args, key, value)  # type: ignore[attr-defined]  # Trainer has args
+        self._args_before_trial = None
 
     def _hp_search_setup(self, trial: Any) -> None:
         """Put a trial's values into ``self.args`` before a trial's ``train()``."""
+        self._trial = trial
+        search = self._search_backend
+        if search is None or trial is None:
+            return
+        self._restore_args()
+        values = search.hyperparameters(self, trial)  # type: ignore[arg-type]  # TrainerLike
+        self._args_before_trial = apply_trial_values(self.args, values)  # type: ignore[attr-defined]
+        logger.info("Trial %s: %s", search.trial_id(trial), search.trial_params(trial))
+        self._train_batch_size = self.args.train_batch_size  # type: ignore[attr-defined]
 
     def _report_to_hp_search(self, trial: Any, step: int, metrics: dict[str, float]) -> None:
-        """Tell the search backend a trial's metrics after each evaluation in training."""
+        """Compute the objective of an in-training evaluation and hand it to the backend
+        (which may end the trial: optuna's pruning)."""
+        search = self._search_backend
+        if search is None or trial is None or self.compute_objective is None:
+            return
+        self.objective = self.compute_objective(dict(metrics))
+        search.report(self, trial, step, dict(metrics))  # type: ignore[arg-type]  # TrainerLike
+
+    def _get_output_dir(self, trial: Any) -> str:
+        """Where checkpoints go: ``output_dir/run-<trial id>`` (or ``hp_name(trial)``)
+        during a search, so that trials never overwrite each other's checkpoints."""
+        output_dir: str = self.args.output_dir  # type: ignore[attr-defined]
+        search = self._search_backend
+        if search is None or trial is None:
+            return output_dir
+        hp_name = getattr(self, "hp_name", None)
+        name = hp_name(trial) if hp_name is not None else f"run-{search.trial_id(trial)}"
+        return os.path.join(output_dir, name)
+
+    def _trial_record(self, trial: Any) -> tuple[str | None, dict[str, Any] | None]:
+        """``(trial_name, trial_params)`` for the trainer state of a trial's run."""
+        if trial is None:
+            return None, None
+        hp_name = getattr(self, "hp_name", None)
+        name = hp_name(trial) if hp_name is not None else None
+        search = self._search_backend
+        if search is not None:
+            return name, search.trial_params(trial)
+        return name, dict(trial) if isinstance(trial, dict) else None
+
+    def _tune_save_checkpoint(self, checkpoint_dir: str) -> None:
+        """Write a resumable ``checkpoint-<step>`` into ``checkpoint_dir`` for Ray Tune.
+
+        The checkpoint is Tune's to keep (it copies the folder); the state's pointer to
+        the best checkpoint is left on the trial's own folder.
+        """
+        state = self.state  # type: ignore[attr-defined]
+        best = state.best_model_checkpoint
+        try:
+            self._checkpoints.save_checkpoint(checkpoint_dir)  # type: ignore[attr-defined]
+        finally:
+            state.best_model_checkpoint = best

@@ -398,13 +398,15 @@ class CheckpointWriter:
         if writer:
             logger.warning(_NOT_GATHERED, folder)
 
-    def save_checkpoint(self) -> str:
-        """Write ``checkpoint-<global_step>``, then rotate; return its path."""
+    def save_checkpoint(self, run_dir: str | None = None) -> str:
+        """Write ``checkpoint-<global_step>`` into ``run_dir`` (default ``output_dir``; a
+        search trial's ``run-<id>`` folder), then rotate; return its path."""
         trainer = self.trainer
         args, state, runtime = trainer.args, trainer.state, trainer.runtime
+        run_dir = run_dir or args.output_dir
         trainer.store_flos()
         step = state.global_step
-        self._point_best_checkpoint(args.output_dir, step)
+        self._point_best_checkpoint(run_dir, step)
         sharded = runtime.checkpoint_format == "sharded"
         full = _full_weights_on_save(runtime)
         # save_only_model keeps DeepSpeed's files out when the weights exist without them.
@@ -420,10 +422,10 @@ class CheckpointWriter:
         if args.should_save:
             logger.info(
                 "Saving model checkpoint to %s",
-                os.path.join(args.output_dir, f"{CHECKPOINT_PREFIX}-{step}"),
+                os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{step}"),
             )
         path = self.store.save(
-            args.output_dir,
+            run_dir,
             step,
             content,
             process_index=runtime.process_index,
@@ -433,7 +435,7 @@ class CheckpointWriter:
         )
         if args.should_save and args.save_total_limit:
             keep = [state.best_model_checkpoint, getattr(trainer, "_resume_from", None)]
-            self.store.rotate(args.output_dir, args.save_total_limit, keep=[k for k in keep if k])
+            self.store.rotate(run_dir, args.save_total_limit, keep=[k for k in keep if k])
         return path
 
     def _point_best_checkpoint(self, output_dir: str, step: int) -> None:

@@ -68,6 +68,7 @@ class TrainingLoop:
         trainer, args = self.trainer, self.args
         state = trainer._new_state()
         state.is_hyper_param_search = trial is not None
+        state.trial_name, state.trial_params = trainer._trial_record(trial)
         state.train_batch_size = self.batch_size
         state.max_steps = plan.max_steps
         state.num_train_epochs = plan.num_train_epochs

@@ -6,4 +6,12 @@ extra); importing this package itself needs only trainer-core.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from trainer_testing.hub_server import DEFAULT_HUB_TOKEN, DEFAULT_HUB_USER, LocalHubServer
+from trainer_testing.sigopt_server import LocalSigOptServer
+
+__all__: list[str] = [
+    "DEFAULT_HUB_TOKEN",
+    "DEFAULT_HUB_USER",
+    "LocalHubServer",
+    "LocalSigOptServer",
+]

@@ -43,8 +43,21 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TrainerState",
         "TrainOutput",
         "UnknownPluginError",
+        "default_compute_objective",
     ),
     "trainer_checkpoint": ("get_last_checkpoint",),
+    "trainer_hpsearch": (
+        "default_hp_space_optuna",
+        "default_hp_space_ray",
+        "default_hp_space_sigopt",
+    ),
+    "trainer_reporting": (
+        "HubAccessError",
+        "MLflowCallback",
+        "TensorBoardCallback",
+        "WandbCallback",
+        "rewrite_logs",
+    ),
     "trainer_dist": ("enable_full_determinism", "set_seed"),
     "trainer_loop": (
         "Adafactor",
@@ -73,10 +86,12 @@ __all__ = [
     "FSDPOption",
     "HPSearchBackend",
     "HfArgumentParser",
+    "HubAccessError",
     "HubStrategy",
     "IntervalStrategy",
     "LabelSmoother",
     "LengthGroupedSampler",
+    "MLflowCallback",
     "MissingExtraError",
     "OptimizerNames",
     "ParallelMode",
@@ -89,6 +104,7 @@ __all__ = [
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
     "SortishSampler",
+    "TensorBoardCallback",
     "TrainOutput",
     "Trainer",
     "TrainerCallback",
@@ -96,9 +112,15 @@ __all__ = [
     "TrainerState",
     "TrainingArguments",
     "UnknownPluginError",
+    "WandbCallback",
+    "default_compute_objective",
     "default_data_collator",
+    "default_hp_space_optuna",
+    "default_hp_space_ray",
+    "default_hp_space_sigopt",
     "enable_full_determinism",
     "get_last_checkpoint",
+    "rewrite_logs",
     "set_seed",
 ]
 
@@ -149,8 +171,14 @@ if TYPE_CHECKING:
         TrainerState,
         TrainOutput,
         UnknownPluginError,
+        default_compute_objective,
     )
     from trainer_dist import enable_full_determinism, set_seed
+    from trainer_hpsearch import (
+        default_hp_space_optuna,
+        default_hp_space_ray,
+        default_hp_space_sigopt,
+    )
     from trainer_loop import (
         Adafactor,
         DataCollatorWithPadding,
@@ -160,4 +188,11 @@ if TYPE_CHECKING:
         SortishSampler,
         Trainer,
         default_data_collator,
+    )
+    from trainer_reporting import (
+        HubAccessError,
+        MLflowCallback,
+        TensorBoardCallback,
+        WandbCallback,
+        rewrite_logs,
     )

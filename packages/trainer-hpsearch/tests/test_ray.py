@@ -1,0 +1,90 @@
+"""The Ray Tune backend on a real local Ray cluster, driven through a fake trainer
+(trainer_testing.search, importable by Ray's workers)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from trainer_hpsearch import RayTuneBackend
+from trainer_testing.search import FakeSearchArgs, FakeSearchTrainer, quadratic_loss
+
+ray = pytest.importorskip("ray")  # the package's ray extra (in its dev group)
+tune = pytest.importorskip("ray.tune")
+
+
+def _space(_trial: object) -> dict[str, object]:
+    return {"learning_rate": tune.grid_search([1e-1, 1e-2])}
+
+
+def _trainer(tmp_path, **args) -> FakeSearchTrainer:
+    return FakeSearchTrainer(
+        RayTuneBackend(), FakeSearchArgs(str(tmp_path), **args), hp_space=_space
+    )
+
+
+@pytest.mark.slow
+def test_two_trials_on_a_local_cluster_return_the_best_with_its_checkpoint(tmp_path) -> None:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        trainer = _trainer(tmp_path)  # the backend that runs is the one the trainer reports to
+        best = trainer.backend.run(trainer, 1, "minimize", keep_checkpoints_num=1, verbose=0)
+        assert ray.is_initialized(), "a cluster the caller started is left running"
+    finally:
+        ray.shutdown()
+    assert best.hyperparameters == {"learning_rate": 1e-2}
+    assert best.objective == pytest.approx(quadratic_loss({"learning_rate": 1e-2}, 3))
+    analysis = best.run_summary
+    assert len(analysis.trials) == 2
+    for trial in analysis.trials:  # every evaluation was reported with the objective
+        assert trial.last_result["training_iteration"] == 3
+        expected = quadratic_loss(trial.config, 3)
+        assert trial.last_result["objective"] == pytest.approx(expected)
+        assert trial.last_result["eval_loss"] == pytest.approx(expected)
+    # keep_checkpoints_num: each evaluation saved a checkpoint, the last one is kept
+    best_trial = next(t for t in analysis.trials if t.trial_id == best.run_id)
+    checkpoint = analysis.get_last_checkpoint(best_trial)
+    with checkpoint.as_directory() as folder:
+        state = json.loads(Path(folder, "checkpoint-3", "fake_state.json").read_text())
+    assert state["step"] == 3
+    assert str(tmp_path) in analysis.experiment_path  # results under output_dir/ray_results
+
+
+def test_an_unpicklable_trainer_is_refused_naming_the_attribute(tmp_path) -> None:
+    trainer = _trainer(tmp_path)
+    trainer.lock = threading.Lock()
+    with pytest.raises(TypeError, match=r"'lock' \(lock\)"):
+        RayTuneBackend().run(trainer, 1, "minimize")
+    assert not ray.is_initialized()
+
+
+def test_a_scheduler_needing_evaluations_requires_evaluation_during_training(tmp_path) -> None:
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    trainer = _trainer(tmp_path, eval_strategy="no")
+    with pytest.raises(RuntimeError, match="eval_strategy"):
+        RayTuneBackend().run(
+            trainer,
+            1,
+            "minimize",
+            scheduler=PopulationBasedTraining(hyperparam_mutations={"learning_rate": [0.1]}),
+        )
+
+
+def test_population_based_training_saves_a_checkpoint_at_each_evaluation(tmp_path) -> None:
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    backend = RayTuneBackend()
+    backend._tune_options(
+        _trainer(tmp_path),
+        {"scheduler": PopulationBasedTraining(hyperparam_mutations={"learning_rate": [0.1]})},
+    )
+    assert backend.checkpoint_each_evaluation
+
+
+def test_several_directions_are_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="single objective"):
+        RayTuneBackend().run(_trainer(tmp_path), 1, ["minimize", "maximize"])

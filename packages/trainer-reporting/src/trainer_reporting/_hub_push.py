@@ -1,0 +1,178 @@
+"""Uploading folders to a Hub repository in the background, one upload at a time.
+
+Each push is ``HfApi.upload_folder(run_as_future=True)``: huggingface_hub runs the futures
+of one ``HfApi`` on a single worker thread, so pushes never overlap and training goes on
+while they run. :class:`HubPusher` remembers the pushes of the last save, so that a save
+that comes while they still run can be skipped (or queued with ``hub_always_push``), and
+so that the end of training can wait for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from trainer_reporting._hub_repo import explain_refusal
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "checkpoint"
+
+OUTPUT_DIR_IGNORE = ["_*", f"{CHECKPOINT_PREFIX}-*", f".tmp-{CHECKPOINT_PREFIX}-*"]
+"""What a push of ``output_dir`` leaves out: checkpoint folders (the strategy decides
+whether they go, and where), half-written ones, and private ``_`` files."""
+
+RESUME_STATE_FILES = (
+    "optimizer.pt",
+    "optimizer.bin",
+    "scheduler.pt",
+    "scaler.pt",
+    "trainer_state.json",
+    "sharded_state.json",
+)
+"""Checkpoint files that only serve to resume training: not copied next to the model."""
+
+
+def copy_model_files(checkpoint: str, output_dir: str) -> list[str]:
+    """Copy a checkpoint's model files (weights, configs, processing class, arguments) into
+    ``output_dir``, so that pushing ``output_dir`` publishes the checkpoint's model
+    without saving the weights a second time. Returns the names copied."""
+    copied = []
+    for name in sorted(os.listdir(checkpoint)):
+        source = os.path.join(checkpoint, name)
+        if not os.path.isfile(source) or _is_resume_state(name):
+            continue
+        shutil.copy(source, os.path.join(output_dir, name))
+        copied.append(name)
+    return copied
+
+
+def stage_save(checkpoint: str, output_dir: str) -> str:
+    """A private folder (``output_dir/_hub_push-*``) holding what a save publishes at the
+    repository root: ``output_dir``'s own files with the checkpoint's model files over them.
+
+    A background push reads its files long after the save, while training goes on and
+    later saves, or ``save_model()``, rewrite ``output_dir``'s files in place: uploading
+    from ``output_dir`` itself could send a file that changed after its hash was sent (the
+    Hub then refuses the upload). The checkpoint's files are hard-linked, since nothing
+    rewrites them (rotation only unlinks them), so the weights are not copied where the
+    file system allows links; ``output_dir``'s own files (model card, ...) are copied.
+    """
+    staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
+    model_files = [name for name in _files_in(checkpoint) if not _is_resume_state(name)]
+    for name in _files_in(output_dir):
+        if name not in model_files:
+            shutil.copy(os.path.join(output_dir, name), os.path.join(staging, name))
+    for name in model_files:
+        _link_or_copy(os.path.join(checkpoint, name), os.path.join(staging, name))
+    return staging
+
+
+def _files_in(folder: str) -> list[str]:
+    return sorted(name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name)))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy(source, target)
+
+
+def _is_resume_state(name: str) -> bool:
+    return name in RESUME_STATE_FILES or (name.startswith("rng_state") and name.endswith(".pth"))
+
+
+class HubPusher:
+    """Pushes folders to one repository through one ``HfApi`` (so pushes run in order)."""
+
+    def __init__(self, api: Any, repo_id: str, *, token: str | None, revision: str | None):
+        self.api = api
+        self.repo_id = repo_id
+        self.token = token
+        self.revision = revision
+        self.jobs: list[Future[Any]] = []
+        # Set once a job's clean-up and failure report ran: a Future counts as done
+        # before its callbacks have, and a waiter must see the logged failure.
+        self._settled: list[threading.Event] = []
+
+    def is_pushing(self) -> bool:
+        """Whether a push started earlier is still queued or running."""
+        return any(not settled.is_set() for settled in self._settled)
+
+    def push_folder(
+        self,
+        folder: str,
+        *,
+        commit_message: str,
+        blocking: bool = False,
+        path_in_repo: str | None = None,
+        ignore_patterns: list[str] | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        remove_after: bool = False,
+    ) -> Any:
+        """Upload ``folder``; a ``Future`` of the commit unless ``blocking``.
+
+        ``remove_after``: ``folder`` is a staging folder, deleted once the push is over.
+        """
+        try:
+            result = self.api.upload_folder(
+                repo_id=self.repo_id,
+                folder_path=folder,
+                path_in_repo=path_in_repo,
+                commit_message=commit_message,
+                token=token if token is not None else self.token,
+                revision=revision if revision is not None else self.revision,
+                ignore_patterns=ignore_patterns,
+                run_as_future=not blocking,
+            )
+        except Exception as error:
+            if remove_after:
+                shutil.rmtree(folder, ignore_errors=True)
+            explained = explain_refusal(error, f"push {folder} to '{self.repo_id}'", self.api)
+            if explained is error:
+                raise
+            raise explained from error
+        if not blocking:
+            self._track(result, folder, remove_after)
+        elif remove_after:
+            shutil.rmtree(folder, ignore_errors=True)
+        return result
+
+    def _track(self, job: Future[Any], folder: str, remove_after: bool) -> None:
+        if not self.is_pushing():
+            self.jobs, self._settled = [], []
+        settled = threading.Event()
+        self.jobs.append(job)
+        self._settled.append(settled)
+        job.add_done_callback(lambda done: self._finish(done, folder, remove_after, settled))
+
+    def _finish(
+        self, job: Future[Any], folder: str, remove_after: bool, settled: threading.Event
+    ) -> None:
+        try:
+            if remove_after:
+                shutil.rmtree(folder, ignore_errors=True)
+            self._report_failure(job, folder)
+        finally:
+            settled.set()
+
+    def _report_failure(self, job: Future[Any], folder: str) -> None:
+        """A background push cannot raise into training: its failure is logged."""
+        error = job.exception()
+        if error is not None:
+            explained = explain_refusal(error, f"push {folder} to '{self.repo_id}'", self.api)
+            logger.error("Pushing %s to the Hub failed: %s", folder, explained)
+
+    def wait_until_done(self) -> None:
+        """Block until every push started so far has finished (successfully or not)."""
+        if self.is_pushing():
+            logger.info("Waiting for the push to the Hub to finish.")
+        for settled in list(self._settled):
+            settled.wait()

@@ -1,0 +1,179 @@
+"""WandbCallback against real wandb in offline mode; the run files are read back.
+
+``WANDB_MODE=offline`` makes wandb write its records to ``WANDB_DIR`` instead of a
+server; ``trainer_testing.wandb_offline`` parses them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from trainer_args import TrainingArguments
+from trainer_core import MissingExtraError, TrainerControl, TrainerState
+from trainer_reporting import WandbCallback
+from trainer_testing.wandb_offline import offline_runs
+
+
+@pytest.fixture
+def wandb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An offline wandb whose every folder (runs, artifacts staging, cache) is in tmp."""
+    root = tmp_path / "wandb-root"
+    root.mkdir()
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": root,
+        "WANDB_DATA_DIR": tmp_path / "wandb-data",
+        "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
+        "WANDB_CONFIG_DIR": tmp_path / "wandb-config",
+        "WANDB_PROJECT": "trainer-tests",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    for name in (
+        "WANDB_LOG_MODEL",
+        "WANDB_WATCH",
+        "WANDB_DISABLED",
+        "WANDB_RUN_ID",
+        "WANDB_RESUME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    import wandb
+
+    wandb.teardown()  # wandb reads its settings once per process: make it read these
+    yield root
+    wandb.finish()
+    wandb.teardown()
+
+
+class _Model:
+    """A model as the callback sees one: a config, a size, and save_pretrained."""
+
+    config: ClassVar[dict[str, Any]] = {"hidden_size": 8}
+
+    def num_parameters(self) -> int:
+        return 17
+
+    def save_pretrained(self, folder: str) -> None:
+        (Path(folder) / "weights.bin").write_bytes(b"\x00" * 4)
+
+
+def _train(callback: WandbCallback, args: Any, state: TrainerState) -> None:
+    control, model = TrainerControl(), _Model()
+    callback.on_train_begin(args, state, control, model=model)
+    state.global_step, state.epoch = 2, 0.5
+    callback.on_log(args, state, control, logs={"loss": 0.5, "learning_rate": 0.01}, model=model)
+    checkpoint = Path(args.output_dir, "checkpoint-2")
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"\x00")
+    callback.on_save(args, state, control, model=model)
+    state.global_step, state.epoch = 4, 1.0
+    callback.on_log(args, state, control, logs={"eval_loss": 0.25}, model=model)
+    callback.on_log(args, state, control, logs={"train_runtime": 1.5, "train_loss": 0.4})
+    callback.on_train_end(args, state, control, model=model)
+
+
+def _finish() -> None:
+    import wandb
+
+    wandb.finish()
+
+
+def test_run_holds_config_history_summary_and_models(
+    wandb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_LOG_MODEL", "checkpoint")
+    monkeypatch.setenv("WANDB_RUN_ID", "resumed01")  # how a resumed training names its run
+    monkeypatch.setenv("WANDB_RESUME", "allow")
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="my-run")
+    _train(WandbCallback(), args, TrainerState())
+    _finish()
+    (run,) = offline_runs(wandb_dir)
+    assert (run.run_id, run.project, run.name) == ("resumed01", "trainer-tests", "my-run")
+    assert run.config["learning_rate"] == args.learning_rate
+    assert run.config["hidden_size"] == 8
+    assert run.config["model/num_parameters"] == 17
+    assert run.history == [
+        {"train/loss": 0.5, "train/learning_rate": 0.01, "train/global_step": 2},
+        {"eval/loss": 0.25, "train/global_step": 4},
+        {"train/global_step": 4},
+    ]
+    assert run.summary["train_runtime"] == 1.5
+    assert run.summary["train_loss"] == 0.4
+    assert "train/train_runtime" not in run.summary
+    assert run.metrics["*"] == "train/global_step"
+    aliases = [aliases for _, _, aliases, _ in run.artifacts]
+    assert "base_model" in aliases[0]
+    assert "checkpoint_global_step_2" in aliases[1]
+    assert "epoch_0.5" in aliases[1]
+    assert "final_model" in aliases[2]
+    assert {name for name, *_ in run.artifacts} == {"model-my-run"}
+    assert run.artifacts[2][3]["final_model"] is True
+    assert run.artifacts[2][3]["train_runtime"] == 1.5
+
+
+def test_each_search_trial_is_its_own_run_in_a_group(wandb_dir: Path, tmp_path: Path) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="search")
+    callback = WandbCallback()
+    for trial in ("trial-0", "trial-1"):
+        state = TrainerState(is_hyper_param_search=True, trial_name=trial)
+        callback.on_train_begin(args, state, TrainerControl(), model=_Model())
+        state.global_step = 1
+        callback.on_log(args, state, TrainerControl(), logs={"loss": 1.0})
+    _finish()
+    runs = sorted(offline_runs(wandb_dir), key=lambda run: run.name)
+    assert [(run.name, run.group) for run in runs] == [("trial-0", "search"), ("trial-1", "search")]
+    assert all(run.history == [{"train/loss": 1.0, "train/global_step": 1}] for run in runs)
+
+
+def test_a_run_the_script_started_is_used(wandb_dir: Path, tmp_path: Path) -> None:
+    import wandb
+
+    wandb.init(project="own-project", id="ownrun01", name="mine")
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="ignored")
+    callback = WandbCallback()
+    state = TrainerState()
+    callback.on_train_begin(args, state, TrainerControl(), model=None)
+    callback.on_predict(args, state, TrainerControl(), metrics={"test_loss": 0.125})
+    _finish()
+    (run,) = offline_runs(wandb_dir)
+    assert (run.run_id, run.project, run.name) == ("ownrun01", "own-project", "mine")
+    assert run.config["run_name"] == "ignored"
+    (row,) = run.history
+    assert row["test/loss"] == 0.125
+
+
+def test_other_processes_and_wandb_disabled_send_nothing(
+    wandb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"))
+    _train(WandbCallback(), args, TrainerState(is_world_process_zero=False))
+    monkeypatch.setenv("WANDB_DISABLED", "true")
+    args = TrainingArguments(output_dir=str(tmp_path / "out2"))
+    _train(WandbCallback(), args, TrainerState())
+    assert offline_runs(wandb_dir) == []
+
+
+def test_unknown_log_model_setting_disables_model_logging(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trainer_reporting._wandb import log_model_setting
+
+    monkeypatch.setenv("WANDB_LOG_MODEL", "sometimes")
+    assert log_model_setting() == "false"
+    assert "sometimes" in caplog.text
+    monkeypatch.setenv("WANDB_LOG_MODEL", "true")
+    assert log_model_setting() == "end"
+    monkeypatch.setenv("WANDB_LOG_MODEL", "END")
+    assert log_model_setting() == "end"
+
+
+def test_without_wandb_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_DISABLED", raising=False)
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(MissingExtraError, match=r"trainer-reporting\[wandb\]"):
+        WandbCallback()
