@@ -149,6 +149,7 @@ def test_report_to_all_builds_every_installed_reporter(tmp_path: Path) -> None:
     installed = set(available_plugins(REPORT_TO_GROUP))
     assert installed >= {"tensorboard", "wandb", "mlflow"}
     assert installed <= names
+    assert trainer.args.report_to == sorted(installed)  # expanded, as the reference does
 
 
 def test_an_unknown_reporter_lists_the_installed_ones_and_their_package(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 import typing
 
@@ -173,12 +174,14 @@ def _signature(cls: type) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(cls).parameters)
 
 
-def test_output_dir_is_the_required_first_positional_parameter() -> None:
+def test_output_dir_is_the_first_parameter_and_defaults_to_trainer_output() -> None:
+    """Optional since transformers 4.50: left out or None, it is "trainer_output"."""
     params = list(_signature(TrainingArguments).values())
     assert params[0].name == "output_dir"
-    assert params[0].default is inspect.Parameter.empty
-    with pytest.raises(TypeError):
-        TrainingArguments()  # type: ignore[call-arg]  # output_dir is required
+    assert params[0].default is None
+    assert TrainingArguments().output_dir == "trainer_output"
+    assert TrainingArguments(output_dir=None).run_name == "trainer_output"
+    assert TrainingArguments("~/out").output_dir == os.path.expanduser("~/out")
 
 
 def test_reference_parameters_come_first_in_reference_order() -> None:
@@ -254,6 +257,16 @@ def test_constructed_defaults_keep_the_plain_values() -> None:
     for name, (expected, _) in REFERENCE_DEFAULTS.items():
         if name not in derived:
             assert getattr(args, name) == expected, name
+
+
+def test_report_to_all_becomes_the_installed_reporters() -> None:
+    from trainer_core import REPORT_TO_GROUP, available_plugins
+
+    installed = sorted(available_plugins(REPORT_TO_GROUP))  # metadata: none imported
+    assert TrainingArguments("out", report_to="all").report_to == installed
+    custom = TrainingArguments("out", report_to=["all", "my_reporter"]).report_to
+    assert custom == [*installed, "my_reporter"]
+    assert "all" not in custom
 
 
 def test_constructed_derived_defaults() -> None:

@@ -208,8 +208,14 @@ def test_training_arguments_errors_name_the_key(tmp_path: Path) -> None:
         PARSER.parse_dict({"output_dir": str(tmp_path), "per_device_train_batch_size": 1.5})
     with pytest.raises(ValueError, match="key 'lr_scheduler_type' expects one of 'linear'"):
         PARSER.parse_dict({"output_dir": str(tmp_path), "lr_scheduler_type": "linearr"})
-    with pytest.raises(ValueError, match=r"needs a value for \['output_dir'\]"):
-        PARSER.parse_dict({})
+
+
+def test_output_dir_may_be_left_out_of_every_source() -> None:
+    """As in transformers >= 4.50: no output_dir anywhere means "trainer_output"."""
+    (from_argv,) = PARSER.parse_args_into_dataclasses([])
+    (from_dict,) = PARSER.parse_dict({})
+    assert from_argv.output_dir == from_dict.output_dir == "trainer_output"
+    assert not next(a for a in PARSER._actions if "--output_dir" in a.option_strings).required
 
 
 # ---------------------------------------------------------------------- property tests

@@ -189,7 +189,7 @@ def test_bad_type_is_rejected_naming_the_argument(kwargs: dict[str, Any], argume
 
 def test_output_dir_must_be_a_path() -> None:
     with pytest.raises(TypeError, match="output_dir"):
-        TrainingArguments(None)  # type: ignore[arg-type]  # the point of the test
+        TrainingArguments(3)  # type: ignore[arg-type]  # the point of the test
 
 
 def test_unknown_name_lists_the_allowed_values() -> None:
@@ -351,7 +351,6 @@ def test_deepspeed_path_is_kept_when_the_file_exists(tmp_path: Path) -> None:
         (None, []),
         ("none", []),
         (["none"], []),
-        ("all", ["all"]),
         ("wandb", ["wandb"]),
         (["tensorboard", "wandb"], ["tensorboard", "wandb"]),
     ],

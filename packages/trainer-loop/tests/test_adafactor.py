@@ -100,3 +100,42 @@ def test_optim_args_reach_adafactor(tmp_path: Path) -> None:
     assert optimizer.defaults["beta1"] == 0.9
     assert optimizer.defaults["clip_threshold"] == 0.5
     assert [group["weight_decay"] for group in optimizer.param_groups] == [0.01, 0.0]
+
+
+def _schedule_trace(
+    schedule_cls: type, optimizer_cls: type, settings: dict[str, Any]
+) -> list[float]:
+    """``get_last_lr()`` (two groups) before training and after each of three steps."""
+    weight, bias, _ = _parameters()
+    optimizer = optimizer_cls([{"params": [weight]}, {"params": [bias]}], **settings)
+    schedule = schedule_cls(optimizer, initial_lr=0.25)
+    trace = list(schedule.get_last_lr())
+    assert all("initial_lr" not in group for group in optimizer.param_groups)
+    for _ in range(3):
+        optimizer.zero_grad()
+        (weight.sum(dim=0) * bias).pow(2).sum().backward()
+        optimizer.step()
+        schedule.step()
+        trace.extend(float(lr) for lr in schedule.get_last_lr())
+    return trace
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"warmup_init": True}, {"scale_parameter": False}, {"lr": 0.1, "relative_step": False}],
+    ids=["relative-scaled", "warmup", "unscaled", "external-lr"],
+)
+def test_adafactor_schedule_reports_what_the_reference_schedule_does(
+    settings: dict[str, Any],
+) -> None:
+    from transformers.optimization import AdafactorSchedule as ReferenceSchedule
+
+    from trainer_loop import AdafactorSchedule, get_adafactor_schedule
+
+    expected = _schedule_trace(ReferenceSchedule, transformers.Adafactor, settings)
+    assert expected[:2] == [0.25, 0.25]
+    assert _schedule_trace(AdafactorSchedule, Adafactor, settings) == pytest.approx(expected)
+    # Ours reads the reference's optimizer too (it has the same ``_get_lr``).
+    assert _schedule_trace(
+        get_adafactor_schedule, transformers.Adafactor, settings
+    ) == pytest.approx(expected)

@@ -27,3 +27,17 @@ def test_causal_shift_predicts_the_next_token() -> None:
     shifted = LabelSmoother(0.0)((logits,), labels, shift_labels=True)
     expected = torch.nn.functional.cross_entropy(logits[0, :3], labels[0, 1:])
     assert shifted.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("count", [10, torch.tensor(10)])
+@pytest.mark.parametrize("shift", [False, True])
+def test_num_items_in_batch_divides_the_sum_instead_of_averaging(
+    count: object, shift: bool
+) -> None:
+    logits = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[1, 2, -100, 4], [0, -100, 3, 3]])
+    smoother = LabelSmoother(0.1)
+    mean = smoother({"logits": logits}, labels, shift_labels=shift)
+    active = int((labels[:, 1:] if shift else labels).ne(-100).sum())
+    summed = smoother({"logits": logits}, labels, shift_labels=shift, num_items_in_batch=count)
+    assert summed.item() == pytest.approx(mean.item() * active / 10, rel=1e-6)

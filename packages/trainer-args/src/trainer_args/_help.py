@@ -11,7 +11,9 @@ from typing import Any
 
 HELP: dict[str, str] = {
     # --- where things go -----------------------------------------------------------------
-    "output_dir": "Folder for checkpoints, predictions and the final model.",
+    "output_dir": (
+        "Folder for checkpoints, predictions and the final model. Default: trainer_output."
+    ),
     "overwrite_output_dir": (
         "Allow writing into an output_dir that already holds files. Useful to keep "
         "training in the same folder when output_dir points at a checkpoint folder."

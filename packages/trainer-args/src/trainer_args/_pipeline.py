@@ -61,8 +61,15 @@ ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = (
 # --- 1. parse ------------------------------------------------------------------------
 
 
+DEFAULT_OUTPUT_DIR = "trainer_output"
+"""The ``output_dir`` of arguments built without one (transformers' default since 4.50)."""
+
+
 def expand_paths(args: Any) -> None:
-    """``output_dir`` (required) and ``logging_dir`` become strings with ``~`` expanded."""
+    """``output_dir`` (``DEFAULT_OUTPUT_DIR`` when None) and ``logging_dir`` become
+    strings with ``~`` expanded."""
+    if args.output_dir is None:
+        _default_output_dir(args)
     if not isinstance(args.output_dir, (str, os.PathLike)):
         raise wrong_type("output_dir", args.output_dir, "a folder path (str)")
     args.output_dir = os.path.expanduser(os.fspath(args.output_dir))
@@ -70,8 +77,22 @@ def expand_paths(args: Any) -> None:
         args.logging_dir = os.path.expanduser(os.fspath(args.logging_dir))
 
 
+def _default_output_dir(args: Any) -> None:
+    """Fill the default folder, saying so: checkpoints land in the working directory."""
+    import logging
+
+    args.output_dir = DEFAULT_OUTPUT_DIR
+    logging.getLogger("trainer").info(
+        "No output_dir given: writing to %r. Pass output_dir (--output_dir) to choose the folder.",
+        DEFAULT_OUTPUT_DIR,
+    )
+
+
 def normalize_report_to(value: Any) -> list[str]:
-    """``None``/``"none"`` -> ``[]``; a name -> ``[name]``; ``"all"`` stays ``["all"]``."""
+    """``None``/``"none"`` -> ``[]``; a name -> ``[name]``; ``"all"`` -> the installed
+    reporters' names, as the reference expands it, so that scripts testing
+    ``"wandb" in args.report_to`` (and the run's recorded arguments) see the real list.
+    Only package metadata is read: no reporter is imported."""
     if value is None:
         return []
     items = [value] if isinstance(value, str) else value
@@ -87,6 +108,13 @@ def normalize_report_to(value: Any) -> list[str]:
                 "Drop 'none' to report to the others, or pass only 'none'.",
             )
         return []
+    if "all" in items:
+        # Imported here: reading entry points loads importlib.metadata, which the plain
+        # `import trainer_args` keeps out.
+        from trainer_core import REPORT_TO_GROUP, available_plugins
+
+        installed = sorted(available_plugins(REPORT_TO_GROUP))
+        items = list(dict.fromkeys([*installed, *(i for i in items if i != "all")]))
     return items
 
 

@@ -60,13 +60,14 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
     nothing can fill) is refused here.
 
     Args:
-        output_dir: the folder for checkpoints and outputs (``~`` is expanded).
+        output_dir: the folder for checkpoints and outputs (``~`` is expanded);
+            ``"trainer_output"`` when left out or None, as in transformers >= 4.50.
         **kwargs: any other field, as keyword; see each field's help text.
     """
 
     # Fields in the order of the reference signature (the first 112), then the later
     # upstream additions. Each field's help text is in _help.HELP.
-    output_dir: str = field(metadata=_h("output_dir"))
+    output_dir: Optional[str] = field(default=None, metadata=_h("output_dir"))
     overwrite_output_dir: bool = field(default=False, metadata=_h("overwrite_output_dir"))
     do_train: bool = field(default=False, metadata=_h("do_train"))
     do_eval: bool = field(default=False, metadata=_h("do_eval"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainer_loop._adafactor import Adafactor
+from trainer_loop._adafactor import Adafactor, AdafactorSchedule, get_adafactor_schedule
 from trainer_loop._batch_size_finder import find_executable_batch_size
 from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
 from trainer_loop._columns import (
@@ -56,6 +56,7 @@ __all__: list[str] = [
     "OPTIMIZER_NAMES",
     "SCHEDULER_NAMES",
     "Adafactor",
+    "AdafactorSchedule",
     "DataCollatorWithPadding",
     "LabelSmoother",
     "LengthGroupedSampler",
@@ -76,6 +77,7 @@ __all__: list[str] = [
     "default_data_collator",
     "default_label_names",
     "find_executable_batch_size",
+    "get_adafactor_schedule",
     "get_constant_schedule",
     "get_constant_schedule_with_warmup",
     "get_cosine_schedule_with_warmup",

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Adafactor"]
+__all__ = ["Adafactor", "AdafactorSchedule", "get_adafactor_schedule"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -100,6 +100,15 @@ class Adafactor(torch.optim.Optimizer):
                     self._update(param, group)
         return loss
 
+    @staticmethod
+    def _get_lr(param_group: dict[str, Any], param_state: dict[str, Any]) -> Any:
+        """The step size a parameter group's parameter with ``param_state`` last took.
+
+        The reference's name and signature: :class:`AdafactorSchedule` (ours and the
+        reference's) reads the learning rate through it.
+        """
+        return _step_size(param_group, param_state)
+
     def _update(self, param: torch.Tensor, group: dict[str, Any]) -> None:
         grad = param.grad
         if grad.is_sparse:
@@ -125,6 +134,48 @@ class Adafactor(torch.optim.Optimizer):
         weights.sub_(update)
         if weights is not param:
             param.copy_(weights)
+
+
+class AdafactorSchedule(torch.optim.lr_scheduler.LambdaLR):
+    """A schedule that only reports the step size an :class:`Adafactor` chose itself.
+
+    With ``relative_step=True`` Adafactor computes its own step size, but a training
+    loop (the Trainer's ``optimizers=(optimizer, scheduler)``) still steps a scheduler
+    and logs its ``get_last_lr()``. This one changes nothing: it reads back the step
+    size of each group's first parameter (``Adafactor._get_lr``), and ``initial_lr``
+    until a parameter has a gradient. The same constructor and behaviour as
+    ``transformers.optimization.AdafactorSchedule``, whose Adafactor it also accepts.
+
+    Args:
+        optimizer: the Adafactor (any optimizer with a static ``_get_lr(group, state)``).
+        initial_lr: what ``get_last_lr()`` returns before the first step.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, initial_lr: float = 0.0) -> None:
+        # The base class reads each group's "initial_lr" (a relative-step group's "lr"
+        # is None); it is removed again so that the optimizer's state stays as it was.
+        for group in optimizer.param_groups:
+            group["initial_lr"] = initial_lr
+        super().__init__(optimizer, lambda _: initial_lr)
+        for group in optimizer.param_groups:
+            del group["initial_lr"]
+
+    def get_lr(self) -> list[Any]:  # type: ignore[override]  # the step sizes Adafactor took
+        """The step size of each group whose first parameter has a gradient."""
+        optimizer: Any = self.optimizer
+        sizes = [
+            optimizer._get_lr(group, optimizer.state[group["params"][0]])
+            for group in optimizer.param_groups
+            if group["params"][0].grad is not None
+        ]
+        return sizes or list(self.base_lrs)
+
+
+def get_adafactor_schedule(
+    optimizer: torch.optim.Optimizer, initial_lr: float = 0.0
+) -> AdafactorSchedule:
+    """An :class:`AdafactorSchedule` for ``optimizer`` (the reference's factory)."""
+    return AdafactorSchedule(optimizer, initial_lr)
 
 
 def _check_options(lr: float | None, relative_step: bool, warmup_init: bool) -> None:

@@ -463,8 +463,11 @@ class EvaluationLoop:
         self, prefix: str, start: float, output: EvalLoopOutput, dataloader: Any
     ) -> dict[str, float]:
         samples = output.num_samples
-        # Tracing time is reported on its own, not counted against throughput.
-        start += float((output.metrics or {}).get(f"{prefix}_jit_compilation_time", 0.0))
+        # Tracing and preparation times are reported on their own, not counted against
+        # throughput (as transformers 5, even in later loops that did not prepare).
+        metrics = output.metrics or {}
+        start += float(metrics.get(f"{prefix}_jit_compilation_time", 0.0))
+        start += float(metrics.get(f"{prefix}_model_preparation_time", 0.0))
         # A prepared loader knows what a step of all processes takes (split_batches).
         per_step = getattr(dataloader, "total_batch_size", None) or (
             self.args.eval_batch_size * self.trainer.runtime.num_processes
@@ -498,6 +501,9 @@ class EvaluationLoop:
         logger.info("  Batch size = %s", args.eval_batch_size)
         self._iterate(run, model, dataloader)
         extra = {"jit_compilation_time": jit_seconds} if jit_seconds is not None else {}
+        preparation = getattr(self.trainer, "model_preparation_time", None)
+        if preparation is not None:
+            extra["model_preparation_time"] = preparation
         return run.finish(prefix, extra)
 
     def _iterate(self, run: _EvalRun, model: Any, dataloader: Any) -> None:
@@ -547,13 +553,30 @@ class EvaluationLoop:
         dtype = full_eval_dtype(args)
         if dtype is not None:
             model = model.to(dtype=dtype)
-        model = trainer.runtime.prepare_model(model, training=False)
+        model = self._prepared(model)
         model.eval()
         if not args.jit_mode_eval:
             return model, None
         start = time.time()
         traced = self._traced(model, dataloader)
         return traced, (time.time() - start if traced is not model else None)
+
+    def _prepared(self, model: Any) -> Any:
+        """``runtime.prepare_model``, timed when it is the trainer's first preparation.
+
+        As transformers 5 does, the seconds an evaluation or prediction before any
+        training spent preparing the model are kept in ``trainer.model_preparation_time``
+        and reported as ``<prefix>_model_preparation_time`` by every later loop of that
+        trainer; a trainer that trained first never reports it. The evaluation cache
+        (set here, or emptied by the training set-up) marks a trainer already prepared.
+        """
+        trainer = self.trainer
+        first = not hasattr(trainer, "_eval_model_cache")
+        start = time.time()
+        model = trainer.runtime.prepare_model(model, training=False)
+        if first:
+            trainer.model_preparation_time = round(time.time() - start, 4)
+        return model
 
     def _traced(self, model: Any, dataloader: Any) -> Any:
         """``model`` traced with TorchScript on the first batch, or itself if that fails."""

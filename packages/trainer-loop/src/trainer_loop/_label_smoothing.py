@@ -25,9 +25,14 @@ class LabelSmoother:
         self.ignore_index = ignore_index
 
     def __call__(
-        self, model_output: Any, labels: torch.Tensor, shift_labels: bool = False
+        self,
+        model_output: Any,
+        labels: torch.Tensor,
+        shift_labels: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
-        """Return the mean smoothed loss over the labelled positions.
+        """Return the smoothed loss: the mean over the labelled positions, or their sum
+        divided by ``num_items_in_batch`` when given.
 
         Args:
             model_output: the model's output (a dict with "logits" or a tuple whose
@@ -35,14 +40,23 @@ class LabelSmoother:
             labels: class indices, shaped like the logits without their last dimension.
             shift_labels: for causal language models, predict token ``t + 1`` from
                 position ``t`` (the logits' last position and the labels' first drop out).
+            num_items_in_batch: the labelled positions of a whole accumulation window
+                (all micro-batches, all processes), as transformers 5 passes it: each
+                micro-batch's sum over that count adds up to the window's mean.
         """
         logits = model_output["logits"] if isinstance(model_output, dict) else model_output[0]
         if shift_labels:
             logits = logits[..., :-1, :].contiguous()
             labels = labels[..., 1:].contiguous()
-        return functional.cross_entropy(
+        loss = functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             labels.reshape(-1),
             ignore_index=self.ignore_index,
             label_smoothing=self.epsilon,
+            reduction="mean" if num_items_in_batch is None else "sum",
         )
+        if num_items_in_batch is None:
+            return loss
+        if isinstance(num_items_in_batch, torch.Tensor):  # the count may be on another device
+            num_items_in_batch = num_items_in_batch.to(loss.device)
+        return loss / num_items_in_batch

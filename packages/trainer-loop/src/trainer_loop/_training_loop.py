@@ -35,6 +35,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def clip_threshold(max_grad_norm: float | None) -> float:
+    """The norm gradients are clipped to: ``inf`` (measure only) when clipping is off.
+
+    The norm is measured and logged (``grad_norm``) at every optimizer step even with
+    ``max_grad_norm`` 0 or None, as transformers 5 does (earlier releases logged it
+    only when clipping); clipping to ``inf`` leaves the gradients unchanged.
+    """
+    if max_grad_norm is None or max_grad_norm <= 0:
+        return float("inf")
+    return float(max_grad_norm)
+
+
 class TrainingLoop:
     """One ``train()`` call at one batch size."""
 
@@ -102,8 +114,7 @@ class TrainingLoop:
             getattr(args, "average_tokens_across_devices", True)
         )
         self.step_scheduler = not trainer._scheduler_needs_metrics()
-        clip = args.max_grad_norm
-        self.clip_norm = clip if clip is not None and clip > 0 else None
+        self.clip_norm = clip_threshold(args.max_grad_norm)
         self.ignore_keys_for_eval = ignore_keys_for_eval
         self.trial = trial
         self._log_run_header(plan)
@@ -239,8 +250,7 @@ class TrainingLoop:
     def _apply_gradients(self, handler: Any) -> None:
         trainer, args = self.trainer, self.args
         runtime = trainer.runtime
-        if self.clip_norm is not None:
-            self.grad_norm = runtime.clip_grad_norm(self.parameters, self.clip_norm)
+        self.grad_norm = runtime.clip_grad_norm(self.parameters, self.clip_norm)
         trainer.control = handler.on_pre_optimizer_step(args, trainer.state, trainer.control)
         stepped = runtime.optimizer_step(trainer.optimizer)
         trainer.control = handler.on_optimizer_step(args, trainer.state, trainer.control)

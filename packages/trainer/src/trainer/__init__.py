@@ -61,6 +61,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "trainer_dist": ("enable_full_determinism", "set_seed"),
     "trainer_loop": (
         "Adafactor",
+        "AdafactorSchedule",
         "DataCollatorWithPadding",
         "LabelSmoother",
         "LengthGroupedSampler",
@@ -75,6 +76,7 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 
 __all__ = [
     "Adafactor",
+    "AdafactorSchedule",
     "BestRun",
     "CallbackHandler",
     "DataCollatorWithPadding",
@@ -181,6 +183,7 @@ if TYPE_CHECKING:
     )
     from trainer_loop import (
         Adafactor,
+        AdafactorSchedule,
         DataCollatorWithPadding,
         LabelSmoother,
         LengthGroupedSampler,
