@@ -146,6 +146,32 @@ def test_nested_run_inside_the_scripts_run_and_resuming_it(
     assert _history(client, child.info.run_id, "loss") == [(2, 0.5), (6, 0.25)]
 
 
+def test_resuming_a_run_with_changed_arguments_keeps_its_params(
+    tracking_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A later process resuming with MLFLOW_RUN_ID has other arguments (``logging_dir``
+    holds the start time); MLflow refuses to change a param, which must not stop training."""
+    first = TrainingArguments(output_dir=str(tmp_path / "out"), logging_dir="runs/first")
+    _train(MLflowCallback(), first, TrainerState())
+    client = _client(tracking_uri)
+    run_id = _only_run(client).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    resumed = TrainingArguments(
+        output_dir=str(tmp_path / "out"), logging_dir="runs/second", num_train_epochs=5
+    )
+    with caplog.at_level(logging.WARNING, logger="trainer_reporting"):
+        _train(MLflowCallback(), resumed, TrainerState())
+    run = client.get_run(run_id)
+    assert run.data.params["logging_dir"] == "runs/first"
+    assert run.data.params["num_train_epochs"] == str(first.num_train_epochs)
+    assert "'logging_dir'" in caplog.text and "'num_train_epochs'" in caplog.text
+    assert run.info.status == "FINISHED"
+    assert _history(client, run_id, "loss") == [(2, 0.5), (2, 0.5)]
+
+
 def test_each_train_call_gets_its_own_run(tracking_uri: str, tmp_path: Path) -> None:
     callback = MLflowCallback()
     for trial in ("trial-0", "trial-1"):

@@ -83,6 +83,20 @@ def test_a_search_trial_writes_to_its_own_folder(tmp_path: Path) -> None:
     assert _scalars(_events(tmp_path / "tb" / "trial-7"), "train/loss") == [(2, 0.5)]
 
 
+def test_tensorboard_logging_dir_chooses_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Later upstream releases read the folder from this variable (no ``logging_dir``)."""
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "env"))
+    args = TrainingArguments(output_dir=str(tmp_path), logging_dir=str(tmp_path / "tb"))
+    callback = TensorBoardCallback()
+    _run(callback, args, TrainerState())
+    _run(callback, args, TrainerState(is_hyper_param_search=True, trial_name="trial-1"))
+    assert _scalars(_events(tmp_path / "env"), "train/loss") == [(2, 0.5)]
+    assert _scalars(_events(tmp_path / "env" / "trial-1"), "train/loss") == [(2, 0.5)]
+    assert not (tmp_path / "tb").exists()
+
+
 def test_only_the_main_process_writes(tmp_path: Path) -> None:
     args = TrainingArguments(output_dir=str(tmp_path), logging_dir=str(tmp_path / "tb"))
     _run(TensorBoardCallback(), args, TrainerState(is_world_process_zero=False))

@@ -147,6 +147,29 @@ def test_a_run_the_script_started_is_used(wandb_dir: Path, tmp_path: Path) -> No
     assert row["test/loss"] == 0.125
 
 
+def test_logs_after_the_script_finished_the_run_go_to_a_new_run(
+    wandb_dir: Path, tmp_path: Path
+) -> None:
+    """``wandb.finish()`` after train(), then evaluate() / predict(): logging into the
+    closed run would fail the call."""
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="again")
+    callback = WandbCallback()
+    state = TrainerState(global_step=2)
+    callback.on_train_begin(args, state, TrainerControl(), model=_Model())
+    _finish()
+    callback.on_log(args, state, TrainerControl(), logs={"eval_loss": 0.5}, model=_Model())
+    callback.on_predict(args, state, TrainerControl(), metrics={"test_loss": 0.25})
+    _finish()
+    # Both may start within one second, where offline_runs gives no order.
+    first, second = sorted(offline_runs(wandb_dir), key=lambda run: len(run.history))
+    assert first.history == []
+    assert second.name == "again"
+    assert second.history == [
+        {"eval/loss": 0.5, "train/global_step": 2},
+        {"test/loss": 0.25, "train/global_step": 2},
+    ]
+
+
 def test_other_processes_and_wandb_disabled_send_nothing(
     wandb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,7 +69,8 @@ class MLflowCallback(TrainerCallback):
         self._start_run(args)
         self._run_id = self._ml_flow.active_run().info.run_id
         params = {**(model_config_dict(model) or {}), **args.to_dict()}
-        for batch in run_params(params):
+        logged = self._ml_flow.get_run(self._run_id).data.params  # resumed or script's run
+        for batch in run_params(params, logged):
             self._ml_flow.log_params(batch)  # MLflow's own setting decides: see on_log
         tags = os.getenv("MLFLOW_TAGS")
         if tags:

@@ -61,9 +61,36 @@ def max_log_params() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def run_params(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+def unlogged_params(params: Mapping[str, Any], logged: Mapping[str, str]) -> dict[str, Any]:
+    """``params`` without those the run already holds.
+
+    MLflow never changes a logged param: logging one again with another value fails the
+    whole request (and with it the training). A run that already has params is a resumed
+    one (``MLFLOW_RUN_ID``, where ``logging_dir``'s timestamp or the epochs may differ) or
+    the script's own run; its values are kept, each differing one named in a warning.
+    """
+    kept: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in logged:
+            kept[key] = value
+        elif logged[key] != str(value):
+            logger.warning(
+                "MLflow: the run already has the param %r = %r, so the new value %r was not "
+                "logged (MLflow does not change a param once logged). Start a new run, "
+                "without MLFLOW_RUN_ID, to record the new value.",
+                key,
+                logged[key],
+                str(value),
+            )
+    return kept
+
+
+def run_params(
+    params: Mapping[str, Any], logged: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The batches of params to log, after ``MLFLOW_FLATTEN_PARAMS``, the length limit and
-    ``MLFLOW_MAX_LOG_PARAMS`` have been applied."""
+    ``MLFLOW_MAX_LOG_PARAMS`` have been applied, leaving out those already ``logged`` in
+    the run (see :func:`unlogged_params`)."""
     from mlflow.utils import validation
 
     if env_flag("MLFLOW_FLATTEN_PARAMS"):
@@ -75,4 +102,6 @@ def run_params(params: Mapping[str, Any]) -> list[dict[str, Any]]:
             "Logging the first %d of %d params (MLFLOW_MAX_LOG_PARAMS).", limit, len(params)
         )
         params = dict(list(params.items())[:limit])
+    if logged:
+        params = unlogged_params(params, logged)
     return list(param_batches(params, validation.MAX_PARAMS_TAGS_PER_BATCH))

@@ -36,6 +36,17 @@ def summary_writer_class() -> type:
     return module.SummaryWriter
 
 
+def events_dir(args: Any) -> str | None:
+    """The folder the events go to: ``TENSORBOARD_LOGGING_DIR`` when set, else
+    ``args.logging_dir`` (None: the writer's own default, ``runs/<date>_<host>``).
+
+    Later upstream releases dropped the ``logging_dir`` argument and read this variable
+    instead, so a script written for them still finds its events where it looks.
+    """
+    folder = os.getenv("TENSORBOARD_LOGGING_DIR") or getattr(args, "logging_dir", None)
+    return os.path.expanduser(folder) if folder else None
+
+
 class TensorBoardCallback(TrainerCallback):
     """Writes the run's logs as TensorBoard scalars.
 
@@ -45,8 +56,9 @@ class TensorBoardCallback(TrainerCallback):
     String values are written as text; values of other types are skipped with a warning.
     Only the main process writes.
 
-    The events go to ``args.logging_dir``; a hyperparameter-search trial writes to
-    ``<logging_dir>/<trial name>`` so that trials appear as separate runs.
+    The events go to ``args.logging_dir``, or to ``TENSORBOARD_LOGGING_DIR`` when that is
+    set; a hyperparameter-search trial writes to ``<that folder>/<trial name>`` so that
+    trials appear as separate runs.
 
     Args:
         tb_writer: A ready ``SummaryWriter`` to write with; by default one is built
@@ -65,7 +77,7 @@ class TensorBoardCallback(TrainerCallback):
     def _init_summary_writer(self, args: Any, log_dir: str | None = None) -> None:
         if self._SummaryWriter is None:  # a writer was given, then closed at train end
             self._SummaryWriter = summary_writer_class()
-        self.tb_writer = self._SummaryWriter(log_dir or args.logging_dir)
+        self.tb_writer = self._SummaryWriter(log_dir or events_dir(args))
 
     def on_train_begin(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -74,7 +86,7 @@ class TensorBoardCallback(TrainerCallback):
             return
         log_dir = None
         if state.is_hyper_param_search and state.trial_name is not None:
-            log_dir = os.path.join(args.logging_dir, state.trial_name)
+            log_dir = os.path.join(events_dir(args) or "", state.trial_name)
         if self.tb_writer is None:
             self._init_summary_writer(args, log_dir)
         self.tb_writer.add_text("args", args.to_json_string())

@@ -66,7 +66,8 @@ class WandbCallback(TrainerCallback):
     training figures (``train_runtime``, ``train_loss``, ...) go to the run's summary.
     A hyperparameter-search trial gets its own run, named after the trial and grouped
     under ``run_name``. The run stays open after training so that a later ``evaluate()``
-    lands in it; ``wandb.finish()`` (or the end of the process) closes it.
+    lands in it; ``wandb.finish()`` (or the end of the process) closes it, and a log that
+    comes after that starts a new run.
 
     Environment:
         WANDB_PROJECT: project of the run (default "huggingface").
@@ -141,6 +142,14 @@ class WandbCallback(TrainerCallback):
         default_name = args.run_name is None or args.run_name == args.output_dir
         return f"model-{run.id}" if default_name else f"model-{run.name}"
 
+    def _ensure_run(self, args: Any, state: TrainerState, model: Any) -> None:
+        """Set up on first use, and again when the script closed the run since
+        (``wandb.finish()`` before a later ``evaluate()`` or ``train()``): logging needs an
+        open run, and a new one keeps what comes next instead of failing the call."""
+        closed = self._initialized and state.is_world_process_zero and self._wandb.run is None
+        if not self._initialized or closed:
+            self.setup(args, state, model)
+
     def on_train_begin(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
@@ -149,8 +158,7 @@ class WandbCallback(TrainerCallback):
         if state.is_hyper_param_search:  # one run per trial
             self._wandb.finish()
             self._initialized = False
-        if not self._initialized:
-            self.setup(args, state, kwargs.get("model"))
+        self._ensure_run(args, state, kwargs.get("model"))
 
     def on_log(
         self,
@@ -162,8 +170,7 @@ class WandbCallback(TrainerCallback):
     ) -> None:
         if self._wandb is None:
             return
-        if not self._initialized:
-            self.setup(args, state, kwargs.get("model"))
+        self._ensure_run(args, state, kwargs.get("model"))
         if not state.is_world_process_zero:
             return
         history = {}
@@ -218,7 +225,6 @@ class WandbCallback(TrainerCallback):
     ) -> None:
         if self._wandb is None:
             return
-        if not self._initialized:
-            self.setup(args, state, kwargs.get("model"))
+        self._ensure_run(args, state, kwargs.get("model"))
         if state.is_world_process_zero:
             self._wandb.log(rewrite_logs(metrics or {}))
