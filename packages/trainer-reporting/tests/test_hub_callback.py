@@ -9,6 +9,7 @@ read back from the server.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from concurrent.futures import Future
 
@@ -133,6 +134,43 @@ def test_every_save_pushes_the_model_files_to_the_root_only(hub, tmp_path):
     assert [c.message for c in hub.commits(callback.repo_id)] == ["Training in progress, step 2"]
     assert os.path.isfile(os.path.join(args.output_dir, "model.safetensors"))  # copied there
     assert not os.path.exists(os.path.join(args.output_dir, "optimizer.pt"))
+
+
+def test_a_save_pushes_output_dirs_subfolders_as_they_are_then(hub, tmp_path):
+    """The TensorBoard logs in output_dir/runs reach the Hub at each save (its training
+    metrics tab reads them), as the reference's push of output_dir sends them."""
+    args = hub_args(tmp_path, hub_strategy="every_save")
+    events = os.path.join(args.output_dir, "runs", "Dec01_host", "events.out.tfevents.1")
+    os.makedirs(os.path.dirname(events))
+    with open(events, "wb") as file:
+        file.write(b"step 1")
+    os.makedirs(os.path.join(args.output_dir, "_private"))
+    open(os.path.join(args.output_dir, "_private", "x"), "wb").close()
+    callback = HubCallback(args)
+    with hub.hold_commits():
+        save_event(callback, args, 2)
+        hub.wait_for_held_commit()
+        with open(events, "ab") as file:  # the writer goes on appending meanwhile
+            file.write(b", step 2")
+    callback.wait_until_done()
+    files = hub.repos[callback.repo_id].files
+    assert files["runs/Dec01_host/events.out.tfevents.1"] == b"step 1"
+    assert not [path for path in files if path.startswith(("_", "checkpoint-"))]
+
+
+def test_a_checkpoint_rotated_away_before_its_push_still_reaches_the_hub(hub, tmp_path):
+    """save_total_limit deletes the checkpoint at the next save, maybe before its
+    background push has read it."""
+    args = hub_args(tmp_path, hub_strategy="all_checkpoints")
+    callback = HubCallback(args)
+    with hub.hold_commits():
+        save_event(callback, args, 2)
+        hub.wait_for_held_commit()  # the root's push; the checkpoint's waits behind it
+        shutil.rmtree(os.path.join(args.output_dir, "checkpoint-2"))
+    callback.wait_until_done()
+    files = hub.repos[callback.repo_id].files
+    assert files["checkpoint-2/optimizer.pt"] == b"optimizer state"
+    assert not [n for n in os.listdir(args.output_dir) if n.startswith("_hub_push-")]
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from trainer_reporting._hub_push import (
     OUTPUT_DIR_IGNORE,
     HubPusher,
     copy_model_files,
+    stage_checkpoint,
     stage_save,
 )
 from trainer_reporting._hub_repo import create_hub_repo, load_hub_client, repo_name_for
@@ -106,7 +107,10 @@ class HubCallback(TrainerCallback):
         if strategy in _CHECKPOINT_FOLDERS:
             folder = _CHECKPOINT_FOLDERS[strategy] or os.path.basename(checkpoint)
             pusher.push_folder(
-                checkpoint, commit_message=f"{message}, checkpoint", path_in_repo=folder
+                stage_checkpoint(checkpoint, args.output_dir),  # outlives rotation
+                commit_message=f"{message}, checkpoint",
+                path_in_repo=folder,
+                remove_after=True,
             )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -9,6 +9,7 @@ so that the end of training can wait for them.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import shutil
@@ -61,7 +62,9 @@ def stage_save(checkpoint: str, output_dir: str) -> str:
     from ``output_dir`` itself could send a file that changed after its hash was sent (the
     Hub then refuses the upload). The checkpoint's files are hard-linked, since nothing
     rewrites them (rotation only unlinks them), so the weights are not copied where the
-    file system allows links; ``output_dir``'s own files (model card, ...) are copied.
+    file system allows links; ``output_dir``'s own files (model card, ...) are copied, and
+    so are its sub-folders (the TensorBoard logs in ``runs/``, which the Hub shows as the
+    model's training metrics), as they are at this save.
     """
     staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
     model_files = [name for name in _files_in(checkpoint) if not _is_resume_state(name)]
@@ -70,7 +73,43 @@ def stage_save(checkpoint: str, output_dir: str) -> str:
             shutil.copy(os.path.join(output_dir, name), os.path.join(staging, name))
     for name in model_files:
         _link_or_copy(os.path.join(checkpoint, name), os.path.join(staging, name))
+    _copy_subfolders(output_dir, staging)
     return staging
+
+
+def stage_checkpoint(checkpoint: str, output_dir: str) -> str:
+    """A private folder (``output_dir/_hub_push-*``) of hard links to the whole checkpoint.
+
+    ``save_total_limit`` may delete the checkpoint folder at the next save, before its
+    background push has read it; the links keep the files alive until the push is over.
+    """
+    staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
+    shutil.copytree(checkpoint, staging, copy_function=_link_or_copy, dirs_exist_ok=True)
+    return staging
+
+
+def _copy_subfolders(output_dir: str, staging: str) -> None:
+    """Copy ``output_dir``'s sub-folders that a push of ``output_dir`` would upload.
+
+    Left out: what :data:`OUTPUT_DIR_IGNORE` names (checkpoints, the staging folders) and
+    what huggingface_hub never uploads (``.git``, ``.cache``). A folder that changes while
+    it is copied (a log being rotated) is pushed as far as it was copied, with a warning:
+    a log folder is no reason to stop training.
+    """
+    for name in sorted(os.listdir(output_dir)):
+        source = os.path.join(output_dir, name)
+        if not os.path.isdir(source) or _left_out_of_push(name):
+            continue
+        try:
+            shutil.copytree(source, os.path.join(staging, name), dirs_exist_ok=True)
+        except OSError as error:  # shutil.Error too: files removed while copying
+            logger.warning("Pushing only part of %s to the Hub: %s", source, error)
+
+
+def _left_out_of_push(name: str) -> bool:
+    return name in (".git", ".cache") or any(
+        fnmatch.fnmatch(name, pattern) for pattern in OUTPUT_DIR_IGNORE
+    )
 
 
 def _files_in(folder: str) -> list[str]:
