@@ -248,7 +248,9 @@ def test_optimizer_and_scheduler_from_the_config(zero: list[dict[str, Any]]) -> 
     assert rates[0] == 0.0 and max(rates) == pytest.approx(0.05)  # auto: warmup_steps=2, lr
     peak = rates.index(max(rates))
     after = rates[peak + 1 :]
-    assert after == sorted(after, reverse=True) and after[-1] < 0.01  # decays over the run
+    # Decays over the run (the logs show the rate each step used: the last is 1/8 of the
+    # way from the end of the decay).
+    assert after == sorted(after, reverse=True) and after[-1] < 0.4 * max(rates)
     losses = run["losses"]  # one batch's loss varies a lot: compare the two epochs' sums
     half = len(losses) // 2
     assert sum(losses[half:]) < sum(losses[:half])
@@ -406,9 +408,11 @@ def test_warm_up_schedules_train_without_warm_up_steps(
     saving: list[dict[str, Any]], schedule: str
 ) -> None:
     """warmup_steps=0 (the default) fills warmup_num_steps with 1, which DeepSpeed
-    accepts (0 is refused), and the run trains at the full rate after it."""
+    accepts (0 is refused), and the run trains at the full rate after it. The logs show
+    the rate each step used, and DeepSpeed's warm-up counts from iteration -1: the first
+    two steps use the minimum."""
     run = saving[0]["no_warm_up"][schedule]
     assert run["warmup_num_steps"] == 1
     rates = run["learning_rates"]
-    assert rates[0] == 0.0 and rates[1] == pytest.approx(0.05)
+    assert rates[:2] == [0.0, 0.0] and rates[2] == pytest.approx(0.05)
     assert len(run["losses"]) == 8

@@ -60,6 +60,9 @@ class TrainingLoop:
         self.tokens_seen = 0
         self.last_logged_step = 0
         self.grad_norm: torch.Tensor | None = None
+        # The rate the last optimizer step used, read before the scheduler moves on: what
+        # the logs show, as in transformers 5 (v4.34 logged the next step's rate).
+        self.step_learning_rate: float | None = None
         # (epoch, batches of it trained on): what a checkpoint of a stream records.
         self.data_position = (0, 0)
 
@@ -254,6 +257,7 @@ class TrainingLoop:
         trainer.control = handler.on_pre_optimizer_step(args, trainer.state, trainer.control)
         stepped = runtime.optimizer_step(trainer.optimizer)
         trainer.control = handler.on_optimizer_step(args, trainer.state, trainer.control)
+        self.step_learning_rate = trainer._get_learning_rate()
         if stepped and self.step_scheduler:
             trainer.lr_scheduler.step()
         self.zero_grad()
@@ -313,7 +317,8 @@ class TrainingLoop:
         logs: dict[str, float] = {"loss": round(loss, 4)}
         if self.grad_norm is not None:
             logs["grad_norm"] = float(self.grad_norm.detach().float().item())
-        logs["learning_rate"] = trainer._get_learning_rate()
+        step_rate = self.step_learning_rate
+        logs["learning_rate"] = trainer._get_learning_rate() if step_rate is None else step_rate
         self._sync_tokens_seen()
         self.last_logged_step = state.global_step
         trainer.store_flos()

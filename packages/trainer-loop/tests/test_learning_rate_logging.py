@@ -1,0 +1,53 @@
+"""The logged ``learning_rate`` is the rate the step just taken used.
+
+transformers 5 reads it before the scheduler moves on (v4.34 logged the next step's
+rate), so a linear schedule from 1.0 over 4 steps logs 1.0, 0.75, 0.5, 0.25.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from trainer_args import TrainingArguments
+from trainer_loop import Trainer
+
+
+class _Regressor(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+        return {"loss": ((self.linear(x).squeeze(-1) - labels) ** 2).mean()}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [("linear", [1.0, 0.75, 0.5, 0.25]), ("constant", [1.0, 1.0, 1.0, 1.0])],
+)
+def test_each_log_shows_the_rate_its_step_used(
+    tmp_path: Path, schedule: str, expected: list[float]
+) -> None:
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        max_steps=4,
+        logging_steps=1,
+        optim="sgd",
+        learning_rate=1.0,
+        lr_scheduler_type=schedule,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    rows = [{"x": torch.full((2,), 0.01 * i), "labels": torch.tensor(0.0)} for i in range(8)]
+    trainer = Trainer(model=_Regressor(), args=args, train_dataset=rows)
+    trainer.train()
+    logged = [entry["learning_rate"] for entry in trainer.state.log_history if "loss" in entry]
+    assert logged == pytest.approx(expected)
