@@ -58,7 +58,6 @@ class HyperparameterSearchMethods:
     objective: float | list[float] | None = None
     hp_space: Callable[[Any], Any] | None = None
     compute_objective: Callable[[dict[str, float]], Any] | None = None
-    _trial: Any = None
     _search_backend: SearchBackend | None = None
     _args_before_trial: dict[str, Any] | None = None
 
@@ -120,7 +119,6 @@ class HyperparameterSearchMethods:
 
     def _hp_search_setup(self, trial: Any) -> None:
         """Put a trial's values into ``self.args`` before a trial's ``train()``."""
-        self._trial = trial
         search = self._search_backend
         if search is None or trial is None:
             return

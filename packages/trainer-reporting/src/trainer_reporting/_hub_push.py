@@ -43,14 +43,15 @@ def copy_model_files(checkpoint: str, output_dir: str) -> list[str]:
     """Copy a checkpoint's model files (weights, configs, processing class, arguments) into
     ``output_dir``, so that pushing ``output_dir`` publishes the checkpoint's model
     without saving the weights a second time. Returns the names copied."""
-    copied = []
-    for name in sorted(os.listdir(checkpoint)):
-        source = os.path.join(checkpoint, name)
-        if not os.path.isfile(source) or _is_resume_state(name):
-            continue
-        shutil.copy(source, os.path.join(output_dir, name))
-        copied.append(name)
+    copied = _model_files(checkpoint)
+    for name in copied:
+        shutil.copy(os.path.join(checkpoint, name), os.path.join(output_dir, name))
     return copied
+
+
+def _model_files(checkpoint: str) -> list[str]:
+    """The checkpoint's files a push publishes: all but the resume state."""
+    return [name for name in _files_in(checkpoint) if not _is_resume_state(name)]
 
 
 def stage_save(checkpoint: str, output_dir: str) -> str:
@@ -67,7 +68,7 @@ def stage_save(checkpoint: str, output_dir: str) -> str:
     model's training metrics), as they are at this save.
     """
     staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
-    model_files = [name for name in _files_in(checkpoint) if not _is_resume_state(name)]
+    model_files = _model_files(checkpoint)
     for name in _files_in(output_dir):
         if name not in model_files:
             shutil.copy(os.path.join(output_dir, name), os.path.join(staging, name))
