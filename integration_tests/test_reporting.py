@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from trainer import Trainer, TrainingArguments
-from trainer_core import REPORT_TO_GROUP, UnknownPluginError, available_plugins
+from trainer_core import REPORT_TO_GROUP, UnknownPluginError, installed_plugins
 from trainer_testing.models import RegressionDataset, RegressionModel
 from trainer_testing.wandb_offline import offline_runs
 
@@ -146,7 +146,7 @@ def test_one_run_reported_to_tensorboard_mlflow_and_wandb(
 def test_report_to_all_builds_every_installed_reporter(tmp_path: Path) -> None:
     trainer = _trainer(_args(tmp_path, "all"))
     names = {getattr(callback, "name", None) for callback in trainer.callback_handler.callbacks}
-    installed = set(available_plugins(REPORT_TO_GROUP))
+    installed = set(installed_plugins(REPORT_TO_GROUP))
     assert installed >= {"tensorboard", "wandb", "mlflow"}
     assert installed <= names
     assert trainer.args.report_to == sorted(installed)  # expanded, as the reference does

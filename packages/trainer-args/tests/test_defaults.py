@@ -260,9 +260,9 @@ def test_constructed_defaults_keep_the_plain_values() -> None:
 
 
 def test_report_to_all_becomes_the_installed_reporters() -> None:
-    from trainer_core import REPORT_TO_GROUP, available_plugins
+    from trainer_core import REPORT_TO_GROUP, installed_plugins
 
-    installed = sorted(available_plugins(REPORT_TO_GROUP))  # metadata: none imported
+    installed = sorted(installed_plugins(REPORT_TO_GROUP))  # metadata: none imported
     assert TrainingArguments("out", report_to="all").report_to == installed
     custom = TrainingArguments("out", report_to=["all", "my_reporter"]).report_to
     assert custom == [*installed, "my_reporter"]

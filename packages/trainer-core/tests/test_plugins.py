@@ -14,6 +14,7 @@ from trainer_core import (
     PluginHookError,
     UnknownPluginError,
     available_plugins,
+    installed_plugins,
     load_plugin,
     run_hooks,
 )
@@ -79,6 +80,47 @@ def test_known_but_missing_name_says_what_to_install(monkeypatch: pytest.MonkeyP
 def test_unknown_plugin_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="No plugin is installed"):
         load_plugin("trainer.group_nobody_uses", "x")
+
+
+@pytest.fixture
+def plugins_with_extras(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A distribution whose plugins declare extras: one extra's requirement is installed
+    (pytest, spelled with another case and separator), one's is not, one has both."""
+    dist_info = tmp_path / "demo_extras-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        textwrap.dedent(
+            """\
+            Metadata-Version: 2.1
+            Name: demo-extras
+            Version: 1.0
+            Provides-Extra: present
+            Provides-Extra: absent
+            Requires-Dist: PyTest>=7; extra == "present"
+            Requires-Dist: no-such-package-for-trainer-tests>=1.0; extra == 'absent'
+            Requires-Dist: pytest; python_version >= "3.8" and extra == "absent"
+            """
+        )
+    )
+    (dist_info / "entry_points.txt").write_text(
+        textwrap.dedent(
+            f"""\
+            [{GROUP}]
+            plain = demo_plugin_ok:VALUE
+            ready = demo_plugin_ok:VALUE [present]
+            missing = demo_plugin_ok:VALUE [absent]
+            both = demo_plugin_ok:VALUE [present, absent]
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_installed_plugins_skips_those_whose_extras_are_missing(plugins_with_extras: Path) -> None:
+    assert set(available_plugins(GROUP)) == {"plain", "ready", "missing", "both"}
+    assert installed_plugins(GROUP) == {"plain": "demo-extras", "ready": "demo-extras"}
+    assert "demo_plugin_ok" not in sys.modules
 
 
 def test_group_names_are_the_documented_ones() -> None:

@@ -89,8 +89,8 @@ def _default_output_dir(args: Any) -> None:
 
 
 def normalize_report_to(value: Any) -> list[str]:
-    """``None``/``"none"`` -> ``[]``; a name -> ``[name]``; ``"all"`` -> the installed
-    reporters' names, as the reference expands it, so that scripts testing
+    """``None``/``"none"`` -> ``[]``; a name -> ``[name]``; ``"all"`` -> the names of the
+    reporters whose library is installed, as the reference expands it, so that scripts testing
     ``"wandb" in args.report_to`` (and the run's recorded arguments) see the real list.
     Only package metadata is read: no reporter is imported."""
     if value is None:
@@ -111,9 +111,9 @@ def normalize_report_to(value: Any) -> list[str]:
     if "all" in items:
         # Imported here: reading entry points loads importlib.metadata, which the plain
         # `import trainer_args` keeps out.
-        from trainer_core import REPORT_TO_GROUP, available_plugins
+        from trainer_core import REPORT_TO_GROUP, installed_plugins
 
-        installed = sorted(available_plugins(REPORT_TO_GROUP))
+        installed = sorted(installed_plugins(REPORT_TO_GROUP))
         items = list(dict.fromkeys([*installed, *(i for i in items if i != "all")]))
     return items
 

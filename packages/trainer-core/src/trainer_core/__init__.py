@@ -30,6 +30,7 @@ from trainer_core._plugins import (
     REPORT_TO_GROUP,
     PluginHookError,
     available_plugins,
+    installed_plugins,
     load_plugin,
     run_hooks,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "available_plugins",
     "default_compute_objective",
     "import_optional",
+    "installed_plugins",
     "load_plugin",
     "run_hooks",
 ]

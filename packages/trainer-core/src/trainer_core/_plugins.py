@@ -12,7 +12,14 @@ Hooks are the other kind of plugin: every entry point of a hook group is called
 from __future__ import annotations
 
 import logging
-from importlib.metadata import EntryPoint, entry_points
+import re
+from importlib.metadata import (
+    Distribution,
+    EntryPoint,
+    PackageNotFoundError,
+    distribution,
+    entry_points,
+)
 from typing import Any
 
 from trainer_core._errors import UnknownPluginError
@@ -83,6 +90,55 @@ def available_plugins(group: str) -> dict[str, str]:
     Reads only package metadata: nothing is imported.
     """
     return {name: _provider(ep) for name, ep in _entry_points(group).items()}
+
+
+def installed_plugins(group: str) -> dict[str, str]:
+    """Like :func:`available_plugins`, less the plugins whose declared extras are missing.
+
+    A plugin registered with extras (``wandb = "trainer_reporting:WandbCallback [wandb]"``)
+    can only start when its package's requirements for those extras are installed; a
+    choice of "every installed reporter" (``report_to="all"``) must skip the others, as the
+    reference's "all" picks only integrations whose library is installed. A plugin without
+    extras counts as installed. Reads only package metadata: nothing is imported.
+    """
+    return {
+        name: _provider(ep) for name, ep in _entry_points(group).items() if _extras_installed(ep)
+    }
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+
+
+def _extras_installed(entry_point: EntryPoint) -> bool:
+    dist = entry_point.dist
+    if not entry_point.extras or dist is None:
+        return True
+    wanted = {_normalise(extra) for extra in entry_point.extras}
+    return all(_is_installed(name) for name in _extra_requirements(dist, wanted))
+
+
+def _extra_requirements(dist: Distribution, extras: set[str]) -> list[str]:
+    """The distribution names ``dist`` requires for any of ``extras``."""
+    names = []
+    for requirement in dist.requires or ():
+        marker = _EXTRA_MARKER.search(requirement)
+        name = _REQUIREMENT_NAME.match(requirement)
+        if marker and name and _normalise(marker.group(1)) in extras:
+            names.append(name.group(1))
+    return names
+
+
+def _is_installed(name: str) -> bool:
+    try:
+        distribution(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def load_plugin(group: str, name: str) -> Any:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer_core import REPORT_TO_GROUP, available_plugins, load_plugin
+from trainer_core import REPORT_TO_GROUP, installed_plugins, load_plugin
 
 
 def resolve_reporters(report_to: list[str] | str | None) -> list[Any]:
-    """The callback classes for ``report_to``; "all" means every installed reporter."""
+    """The callback classes for ``report_to``; "all" means every reporter whose library
+    is installed (a named reporter whose library is missing raises its install hint)."""
     if report_to is None:
         return []
     names = [report_to] if isinstance(report_to, str) else list(report_to)
     if "none" in names:
         return []
     if "all" in names:
-        names = sorted(available_plugins(REPORT_TO_GROUP))
+        names = sorted(installed_plugins(REPORT_TO_GROUP))
     return [load_plugin(REPORT_TO_GROUP, name) for name in names]
