@@ -69,6 +69,17 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SortishSampler",
         "Trainer",
         "default_data_collator",
+        "get_constant_schedule",
+        "get_constant_schedule_with_warmup",
+        "get_cosine_schedule_with_warmup",
+        "get_cosine_with_hard_restarts_schedule_with_warmup",
+        "get_cosine_with_min_lr_schedule_with_warmup",
+        "get_inverse_sqrt_schedule",
+        "get_linear_schedule_with_warmup",
+        "get_polynomial_decay_schedule_with_warmup",
+        "get_reduce_on_plateau_schedule",
+        "get_scheduler",
+        "get_wsd_schedule",
     ),
 }
 
@@ -121,13 +132,45 @@ __all__ = [
     "default_hp_space_ray",
     "default_hp_space_sigopt",
     "enable_full_determinism",
+    "get_constant_schedule",
+    "get_constant_schedule_with_warmup",
+    "get_cosine_schedule_with_warmup",
+    "get_cosine_with_hard_restarts_schedule_with_warmup",
+    "get_cosine_with_min_lr_schedule_with_warmup",
+    "get_inverse_sqrt_schedule",
     "get_last_checkpoint",
+    "get_linear_schedule_with_warmup",
+    "get_polynomial_decay_schedule_with_warmup",
+    "get_reduce_on_plateau_schedule",
+    "get_scheduler",
+    "get_wsd_schedule",
     "rewrite_logs",
     "set_seed",
 ]
 
 
+_SUBMODULES = frozenset(
+    {
+        "debug_utils",
+        "hf_argparser",
+        "integrations",
+        "optimization",
+        "trainer",
+        "trainer_callback",
+        "trainer_pt_utils",
+        "trainer_seq2seq",
+        "trainer_utils",
+        "training_args",
+        "training_args_seq2seq",
+    }
+)
+"""Modules named after the reference's module paths (``transformers.trainer_utils`` ->
+``trainer.trainer_utils``), so that import lines change by the package name alone."""
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'trainer' has no attribute {name!r}")
@@ -137,7 +180,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
 
 
 if TYPE_CHECKING:
@@ -191,6 +234,17 @@ if TYPE_CHECKING:
         SortishSampler,
         Trainer,
         default_data_collator,
+        get_constant_schedule,
+        get_constant_schedule_with_warmup,
+        get_cosine_schedule_with_warmup,
+        get_cosine_with_hard_restarts_schedule_with_warmup,
+        get_cosine_with_min_lr_schedule_with_warmup,
+        get_inverse_sqrt_schedule,
+        get_linear_schedule_with_warmup,
+        get_polynomial_decay_schedule_with_warmup,
+        get_reduce_on_plateau_schedule,
+        get_scheduler,
+        get_wsd_schedule,
     )
     from trainer_reporting import (
         HubAccessError,

@@ -1,0 +1,7 @@
+"""The names of ``transformers.trainer_pt_utils`` we implement, under ``trainer``."""
+
+from __future__ import annotations
+
+from trainer_loop import LabelSmoother, LengthGroupedSampler
+
+__all__ = ["LabelSmoother", "LengthGroupedSampler"]
