@@ -107,9 +107,3 @@ def test_pruned_trial_ends_training_early_and_cleanly(tmp_path) -> None:
     assert trainer.callback_handler.calls == [
         1 if int(r["id"]) in pruned else 3 for r in trainer.trials
     ]
-
-
-def test_several_processes_are_refused(tmp_path) -> None:
-    trainer = FakeSearchTrainer(OptunaBackend(), FakeSearchArgs(str(tmp_path), world_size=2))
-    with pytest.raises(RuntimeError, match="single process"):
-        OptunaBackend().run(trainer, 1, "minimize")

@@ -137,6 +137,14 @@ class Runtime(Protocol):
     def wait_for_everyone(self) -> None:
         """Barrier: return once every process has reached this call."""
 
+    def broadcast_object(self, obj: Any, *, src: int = 0) -> Any:
+        """``obj`` as process ``src`` passed it, on every process (a collective).
+
+        For small picklable host values that only one process can compute (a search
+        trial's hyperparameters, a pruning decision); the other processes' ``obj`` is
+        ignored. With one process it returns ``obj``.
+        """
+
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
         """Run the block on the main process first, then on the others."""
 

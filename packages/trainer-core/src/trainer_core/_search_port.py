@@ -27,6 +27,11 @@ class TrainerLike(Protocol):
     in which case the backend calls :meth:`evaluate` and :attr:`compute_objective`).
     ``hp_space``, ``compute_objective`` and ``hp_name`` are set by
     ``hyperparameter_search`` before the backend runs.
+
+    Under several processes (``torchrun``), a backend also reads ``trainer.runtime`` (a
+    :class:`~trainer_core.Runtime`; not a member here, so that single-process fakes need
+    none): its process roles, and its ``broadcast_object`` to send each trial from the
+    main process, which runs the search, to the others, which train it too.
     """
 
     args: Any
@@ -68,6 +73,8 @@ class SearchBackend(Protocol):
       trial early by raising the library's own exception (optuna's ``TrialPruned``).
     * An instance is picklable: Ray Tune ships the trainer, and the backend it holds,
       to its workers.
+    * Under several processes, :meth:`run` is called on every process and returns the
+      same result on each, or raises a clear error if the library cannot search so.
     """
 
     name: str

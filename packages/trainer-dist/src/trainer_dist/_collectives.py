@@ -1,4 +1,5 @@
-"""Collectives over a running ``torch.distributed`` process group: gather, pad, reduce.
+"""Collectives over a running ``torch.distributed`` process group: gather, pad, reduce,
+and broadcast of a picklable host object.
 
 Every function here is a collective: each process of the group must call it, in the same
 order, with tensors of the same dtype and number of dimensions. Nested structures
@@ -130,3 +131,15 @@ def reduce_tensor(tensor: torch.Tensor, op: str, world_size: int) -> torch.Tenso
     if op == "mean":
         result /= world_size
     return result
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """``obj`` as rank ``src`` passed it, returned on every rank (the others' is ignored).
+
+    The object is pickled, so it suits small host values (a dict of hyperparameters, a
+    flag); on nccl the bytes travel through the current CUDA device, which the runtime
+    has set to this process's GPU.
+    """
+    holder = [obj if dist.get_rank() == src else None]
+    dist.broadcast_object_list(holder, src=src)
+    return holder[0]

@@ -24,7 +24,13 @@ from torch import nn
 
 from trainer_core import ReduceOp
 from trainer_dist._batches import DeviceDataLoader
-from trainer_dist._collectives import apply_nested, gather_tensor, pad_tensor, reduce_tensor
+from trainer_dist._collectives import (
+    apply_nested,
+    broadcast_object,
+    gather_tensor,
+    pad_tensor,
+    reduce_tensor,
+)
 from trainer_dist._environment import (
     ProcessPlacement,
     detect_placement,
@@ -283,6 +289,10 @@ class DistributedRuntime(SingleProcessRuntime):
     def wait_for_everyone(self) -> None:
         """Barrier across all processes."""
         dist.barrier()
+
+    def broadcast_object(self, obj: Any, *, src: int = 0) -> Any:
+        """Rank ``src``'s ``obj`` on every process (pickled; for small host values)."""
+        return broadcast_object(obj, src)
 
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
         """Run the block on the main process (of the node if ``local``) while the others

@@ -324,6 +324,10 @@ class SingleProcessRuntime:
     def wait_for_everyone(self) -> None:
         """Return at once: there is nobody else to wait for."""
 
+    def broadcast_object(self, obj: Any, *, src: int = 0) -> Any:
+        """Return ``obj``: with one process, ``src`` is this one."""
+        return obj
+
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
         """Run the block now: this process is the main one (a shared no-op context)."""
         return _NULL_CONTEXT

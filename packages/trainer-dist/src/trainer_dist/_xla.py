@@ -535,6 +535,19 @@ class XlaFSDPRuntime(SingleProcessRuntime):
         """Barrier across processes (``xm.rendezvous``)."""
         self._xla.rendezvous("trainer_dist.wait_for_everyone")
 
+    def broadcast_object(self, obj: Any, *, src: int = 0) -> Any:
+        """``obj`` with one process; several XLA processes have no object broadcast here.
+
+        Raises:
+            NotImplementedError: more than one process.
+        """
+        if self.num_processes > 1:
+            raise NotImplementedError(
+                f"broadcast_object across {self.num_processes} XLA processes is not "
+                "provided; run what needs it (e.g. a hyperparameter search) with DDP."
+            )
+        return obj
+
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
         """Run the block on the (local) main process while the others wait, then on them."""
         is_main = self.is_local_main_process if local else self.is_main_process

@@ -39,14 +39,19 @@ def run_trial(trainer: TrainerLike, trial: Any, checkpoint: str | None = None) -
 
 
 def refuse_several_processes(trainer: TrainerLike, backend: str) -> None:
-    """Searches run in one process here: the reference's variant where the main process
-    runs the study and broadcasts each trial to the others is not provided."""
-    world_size = getattr(trainer.args, "world_size", 1)
+    """Refuse a launch of several processes for a backend whose trials run in worker
+    processes of its own (Ray Tune): those workers cannot join the launch's process
+    group, so the launched processes would each run a whole search of their own."""
+    runtime = getattr(trainer, "runtime", None)
+    world_size = runtime.num_processes if runtime is not None else trainer.args.world_size
     if world_size > 1:
         raise RuntimeError(
             f"Hyperparameter search with backend='{backend}' runs in a single process, but "
-            f"this run has {world_size} processes (a distributed launch). Launch the search "
-            "script without torchrun / accelerate launch."
+            f"this run has {world_size} processes (a distributed launch). Ray Tune runs each "
+            "trial in worker processes it starts itself, which cannot join this launch's "
+            "process group. Launch the search script without torchrun / accelerate launch "
+            "(give trials devices with resources_per_trial), or use backend='optuna' or "
+            "'sigopt', which search under several processes."
         )
 
 

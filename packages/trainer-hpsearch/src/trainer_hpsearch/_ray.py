@@ -9,7 +9,12 @@ import tempfile
 from typing import Any
 
 from trainer_core import BestRun, TrainerLike
-from trainer_hpsearch._common import is_installed, refuse_several_directions, require
+from trainer_hpsearch._common import (
+    is_installed,
+    refuse_several_directions,
+    refuse_several_processes,
+    require,
+)
 from trainer_hpsearch._pickling import check_picklable
 from trainer_hpsearch._spaces import default_hp_space_ray
 
@@ -58,6 +63,7 @@ class RayTuneBackend:
         self, trainer: TrainerLike, n_trials: int, direction: str | list[str], **kwargs: Any
     ) -> BestRun:
         """Start Ray if needed, run ``n_trials`` trials with ``tune.run``, return the best."""
+        refuse_several_processes(trainer, self.name)
         ray = require("ray", self.name)
         tune = require("ray.tune", self.name)
         mode = refuse_several_directions(direction, self.name)[:3]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from trainer_core import BestRun, TrainerLike
 from trainer_hpsearch._common import (
     is_installed,
     refuse_several_directions,
-    refuse_several_processes,
     require,
     run_trial,
 )
+from trainer_hpsearch._processes import SearchGroup, follow, lead, offer, search_group
 from trainer_hpsearch._spaces import default_hp_space_sigopt
 
 
@@ -26,6 +27,24 @@ def _number(value: Any) -> Any:
         except ValueError:
             continue
     return value
+
+
+def _raw(run: Any) -> dict[str, Any]:
+    """A SigOpt run's assignments as a plain (picklable) dict."""
+    return dict(run.assignments.items())
+
+
+@dataclass(frozen=True)
+class SharedRun:
+    """A SigOpt run as the processes other than the main one see it: its id and
+    assignments, the two things the trainer reads of a run."""
+
+    id: str
+    assignments: dict[str, Any]
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> SharedRun:
+        return cls(str(payload["id"]), dict(payload["assignments"]))
 
 
 class SigOptBackend:
@@ -52,10 +71,32 @@ class SigOptBackend:
         self, trainer: TrainerLike, n_trials: int, direction: str | list[str], **kwargs: Any
     ) -> BestRun:
         """Create the experiment with a budget of ``n_trials`` runs, train once per run,
-        log the objective, and return SigOpt's best run."""
+        log the objective, and return SigOpt's best run.
+
+        Under several processes the main process drives the experiment and sends each
+        run's assignments to the others (see ``_processes``); every process returns the
+        best run.
+        """
         sigopt = require("sigopt", self.name)
-        refuse_several_processes(trainer, self.name)
         direction = refuse_several_directions(direction, self.name)
+        group = search_group(trainer, self.name)
+        if group is not None and not group.is_main:
+            return follow(group, trainer, SharedRun.from_payload)  # the main process's BestRun
+        plan = (n_trials, direction)
+        if group is None:
+            return self._search(sigopt, trainer, plan, kwargs)
+        return lead(group, lambda: self._search(sigopt, trainer, plan, kwargs, group))
+
+    def _search(
+        self,
+        sigopt: Any,
+        trainer: TrainerLike,
+        plan: tuple[int, str],
+        kwargs: dict[str, Any],
+        group: SearchGroup | None = None,
+    ) -> BestRun:
+        """The experiment itself: ``plan`` is ``(n_trials, direction)``."""
+        n_trials, direction = plan
         sigopt.set_project(kwargs.pop("project", "huggingface"))
         experiment = sigopt.create_experiment(
             name=kwargs.pop("name", "huggingface-tune"),
@@ -68,6 +109,8 @@ class SigOptBackend:
         )
         for run in experiment.loop():
             with run:
+                if group is not None:
+                    offer(group, {"id": self.trial_id(run.run), "assignments": _raw(run.run)})
                 run.log_metric("objective", run_trial(trainer, run.run))
         best = next(iter(experiment.get_best_runs()), None)
         if best is None:

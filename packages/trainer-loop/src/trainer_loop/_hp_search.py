@@ -76,6 +76,8 @@ class HyperparameterSearchMethods:
         Each trial builds a fresh model with ``model_init``, trains with the trial's
         values put into ``self.args`` and is scored by ``compute_objective`` (default:
         the evaluation loss, or the sum of the metrics when there are others).
+        Launched on several processes (optuna, SigOpt), the main process runs the search
+        and every process trains each trial and returns the same result.
 
         Args:
             hp_space: Builds the trial's values (default: the backend's space).
