@@ -363,8 +363,8 @@ class _StrOrListAction(argparse.Action):
 
     So both spellings users know work: ``--fsdp "full_shard auto_wrap"`` (one string the
     dataclass splits) and ``--fsdp full_shard auto_wrap`` (a list). A field whose
-    metadata sets ``nargs="*"`` and a ``const`` also takes the option alone (``--fsdp``,
-    transformers 5's spelling of ``fsdp=True``), which stores the ``const``.
+    metadata sets ``nargs="?"`` (or ``"*"``) and a ``const`` also takes the option alone
+    (``--fsdp``, transformers 5's spelling of ``fsdp=True``), which stores the ``const``.
     """
 
     def __init__(self, option_strings: list[str], dest: str, element: _Converter, **kwargs: Any):
@@ -577,6 +577,11 @@ class FieldSpec:
         aliases = [aliases] if isinstance(aliases, str) else list(aliases)
         if isinstance(extra.get("help"), str):
             extra["help"] = _LONE_PERCENT.sub("%%", extra["help"])
+        if self.kind == "str_or_list" and extra.get("nargs") == "?":
+            # "?" + const (transformers 5's metadata for --fsdp, which argparse also
+            # accepts when transformers' own parser reads our dataclass) means "the option
+            # alone stores const"; the list spelling (--fsdp full_shard auto_wrap) stays.
+            extra["nargs"] = "*"
         kwargs = {**self.argparse_kwargs(), **extra}
         try:
             container.add_argument(*self.option_strings(aliases), **kwargs)

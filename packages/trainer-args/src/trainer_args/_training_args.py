@@ -165,7 +165,7 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         default="", metadata=_h("sharded_ddp")
     )
     fsdp: Union[List[FSDPOption], str, None] = field(
-        default="", metadata={**_h("fsdp"), "nargs": "*", "const": True}
+        default="", metadata={**_h("fsdp"), "nargs": "?", "const": True}
     )
     fsdp_min_num_params: int = field(default=0, metadata=_h("fsdp_min_num_params"))
     fsdp_config: Union[dict, str, None] = field(default=None, metadata=_h("fsdp_config"))
@@ -265,7 +265,9 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         default=None, metadata=_h("activation_checkpointing_kwargs")
     )
     neftune_noise_alpha: Optional[float] = field(default=None, metadata=_h("neftune_noise_alpha"))
-    optim_target_modules: Union[str, List[str], None] = field(
+    # None first, as transformers spells it: its HfArgumentParser tests
+    # isinstance(None, <the Union's second member>), which raises for List[str].
+    optim_target_modules: Union[None, str, List[str]] = field(  # noqa: RUF036 (above)
         default=None, metadata=_h("optim_target_modules")
     )
     torch_empty_cache_steps: Optional[int] = field(
