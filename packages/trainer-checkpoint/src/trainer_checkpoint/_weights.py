@@ -230,24 +230,76 @@ def _read_index(folder: str, index_name: str, map_location: Any) -> dict[str, to
 def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = None) -> None:
     """Load the weights in ``folder`` into ``model``.
 
+    The stored names are checked before anything is loaded. Where they do not fit but
+    the model can read its own saved format (a transformers model: ``from_pretrained``
+    and a ``config``), the weights are read through it. transformers 5's
+    ``save_pretrained`` writes some architectures (ViT, among others) under their
+    original checkpoint names, which differ from the module's names; only the model
+    class knows the conversion back.
+
     Raises:
         NotACheckpointError: no weights in ``folder``.
-        ValueError: the stored names do not match the model's (other than tied aliases).
+        ValueError: the stored names do not match the model's (other than tied aliases),
+            and the model cannot convert them.
     """
     if map_location is None:
         first = next(iter(model.parameters()), None)
         map_location = first.device if first is not None else "cpu"
     stored = read_weights(folder, map_location)
-    result = model.load_state_dict(stored, strict=False)
-    missing = list(result.missing_keys)
-    if missing:  # tied aliases written once are not missing
-        missing = _untied_missing(model.state_dict(), set(missing))
-    if missing or result.unexpected_keys:
+    missing, unexpected = _misfit(model.state_dict(), stored)
+    owner = _innermost(model)
+    if (missing or unexpected) and _converts_saved_names(owner):
+        stored = _read_through_model_class(folder, owner)
+        missing, unexpected = _misfit(model.state_dict(), stored)
+    if missing or unexpected:
         raise ValueError(
-            f"The weights in {folder} do not fit {type(model).__name__}: missing "
-            f"{missing[:10]}, unexpected {list(result.unexpected_keys)[:10]}. Load the "
-            "checkpoint into the same model architecture it was saved from."
+            f"The weights in {folder} do not fit {type(owner).__name__}: missing "
+            f"{missing[:10]}, unexpected {unexpected[:10]}. Load the checkpoint into the "
+            "same model architecture it was saved from."
         )
+    model.load_state_dict(stored, strict=False)
+
+
+def _misfit(expected: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Names the model has and ``stored`` lacks (tied aliases written once excepted), and
+    names ``stored`` has that the model lacks."""
+    missing = [name for name in expected if name not in stored]
+    if missing:
+        missing = _untied_missing(expected, set(missing))
+    return missing, sorted(set(stored) - set(expected))
+
+
+def _innermost(model: Any) -> Any:
+    """The model inside wrappers that hold it as ``.module`` (DDP, the loop's adapters)."""
+    while not _converts_saved_names(model) and isinstance(
+        getattr(model, "module", None), torch.nn.Module
+    ):
+        model = model.module
+    return model
+
+
+def _converts_saved_names(model: Any) -> bool:
+    return callable(getattr(type(model), "from_pretrained", None)) and hasattr(model, "config")
+
+
+def _read_through_model_class(folder: str, model: Any) -> dict[str, torch.Tensor]:
+    """The weights in ``folder`` under the model's own names, as its class reads them.
+
+    A name the class cannot place (a checkpoint of another architecture) comes back as a
+    misfit rather than as a freshly initialised weight, which ``from_pretrained`` would
+    otherwise substitute with a warning.
+    """
+    try:
+        reloaded, info = type(model).from_pretrained(
+            folder, config=model.config, output_loading_info=True, local_files_only=True
+        )
+    except (OSError, RuntimeError, TypeError, ValueError) as error:  # not its format
+        raise ValueError(
+            f"The weights in {folder} do not fit {type(model).__name__} by name, and "
+            f"{type(model).__name__}.from_pretrained could not read them either: {error}"
+        ) from error
+    absent = set(info.get("missing_keys", ())) | set(info.get("mismatched_keys", ()))
+    return {name: t for name, t in reloaded.state_dict().items() if name not in absent}
 
 
 def _untied_missing(state_dict: Mapping[str, Any], missing: set[str]) -> list[str]:
