@@ -28,6 +28,7 @@ from trainer_loop._optimizers import (
     get_optimizer_cls_and_kwargs,
     parse_optim_args,
 )
+from trainer_loop._parameter_names import ALL_LAYERNORM_LAYERS, get_parameter_names
 from trainer_loop._samplers import (
     LengthGroupedSampler,
     SeekableRandomSampler,
@@ -51,8 +52,10 @@ from trainer_loop._schedulers import (
     get_scheduler,
     get_wsd_schedule,
 )
+from trainer_loop._speed_metrics import speed_metrics
 
 __all__: list[str] = [
+    "ALL_LAYERNORM_LAYERS",
     "OPTIMIZER_NAMES",
     "SCHEDULER_NAMES",
     "Adafactor",
@@ -87,6 +90,7 @@ __all__: list[str] = [
     "get_inverse_sqrt_schedule",
     "get_linear_schedule_with_warmup",
     "get_optimizer_cls_and_kwargs",
+    "get_parameter_names",
     "get_polynomial_decay_schedule_with_warmup",
     "get_reduce_on_plateau_schedule",
     "get_scheduler",
@@ -97,6 +101,7 @@ __all__: list[str] = [
     "parse_optim_args",
     "remove_unused_columns",
     "seeded_generator",
+    "speed_metrics",
 ]
 
 # The Trainer (and its Seq2Seq subclass) builds on every helper above: imported last.

@@ -141,6 +141,7 @@ def remove_unused_columns(
     label_names: Iterable[str] = (),
     description: str = "training",
     log: logging.Logger | None = None,
+    accepted: Collection[str] | None = None,
 ) -> Any:
     """Drop the columns of a ``datasets.Dataset`` that ``model.forward`` cannot take.
 
@@ -155,6 +156,8 @@ def remove_unused_columns(
         description: What the dataset is for ("training", "evaluation", "test"), used in
             the log and error messages.
         log: Logger for the INFO line; this module's logger by default.
+        accepted: The names to keep, replacing those read from ``forward`` (a
+            subclass's ``_signature_columns``).
 
     Returns:
         A new ``datasets.Dataset`` without the unused columns, or ``dataset`` itself.
@@ -166,9 +169,10 @@ def remove_unused_columns(
     datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
     if datasets is None or not isinstance(dataset, datasets.Dataset):
         return dataset
-    if accepts_any_input(model):
-        return dataset
-    accepted = model_input_names(model, label_names=label_names)
+    if accepted is None:
+        if accepts_any_input(model):
+            return dataset
+        accepted = model_input_names(model, label_names=label_names)
     columns = list(dataset.column_names)
     unused = [name for name in columns if name not in accepted]
     if not unused:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from trainer_loop._columns import RemoveColumnsCollator, accepts_any_input, model_input_names
 from trainer_loop._dataloader_options import dataloader_kwargs
+from trainer_loop._subclass_hooks import signature_columns
 from trainer_loop._trainer_setup import is_hf_dataset
 
 if TYPE_CHECKING:
@@ -65,11 +66,11 @@ def collator_for(trainer: Trainer, dataset: Any, description: str) -> Callable[[
     """
     collator = trainer.data_collator
     model = trainer.model
-    if (
-        trainer.args.remove_unused_columns
-        and not is_hf_dataset(dataset)
-        and not accepts_any_input(model)
-    ):
+    if not trainer.args.remove_unused_columns or is_hf_dataset(dataset):
+        return collator
+    columns = signature_columns(trainer)  # a subclass's choice, else read from forward
+    if columns is None and not accepts_any_input(model):
         columns = sorted(model_input_names(model, label_names=trainer.label_names))
+    if columns is not None:
         collator = RemoveColumnsCollator(collator, columns, logger, description)
     return collator

@@ -20,11 +20,28 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 
 import torch
 
 _SAMPLE_SECONDS = 0.001
+
+# The reference names a stage after the method that starts it; subclasses that copy its
+# evaluate() or predict() call start() / stop_and_update_metrics(metrics) without one.
+_CALLER_STAGES = {"__init__": "init", "train": "train", "evaluate": "eval", "predict": "test"}
+
+
+def _caller_stage() -> str:
+    """The stage of the method that called a tracker method (two frames up)."""
+    name = sys._getframe(2).f_code.co_name
+    if name not in _CALLER_STAGES:
+        raise ValueError(
+            f"MemoryTracker called without a stage from {name}(): the stage is named after "
+            f"the calling method only from {', '.join(_CALLER_STAGES)}. Pass it: "
+            "start('eval') / stop_and_update_metrics('eval', metrics)."
+        )
+    return _CALLER_STAGES[name]
 
 
 class _ResidentSize:
@@ -100,11 +117,14 @@ class MemoryTracker:
         self._cpu_start = 0
         self._gpu_start = 0
 
-    def start(self, stage: str) -> None:
-        """Begin measuring ``stage`` unless another stage is being measured already."""
+    def start(self, stage: str | None = None) -> None:
+        """Begin measuring ``stage`` unless another stage is being measured already.
+
+        Without ``stage`` (the reference's call) it is named after the calling method.
+        """
         if not self.enabled or self.stage is not None:
             return
-        self.stage = stage
+        self.stage = stage if stage is not None else _caller_stage()
         gc.collect()
         if self.cuda:
             torch.cuda.empty_cache()
@@ -146,7 +166,17 @@ class MemoryTracker:
             for kind, value in self.figures[name].items():
                 metrics[f"{name}_mem_{kind}_delta"] = value
 
-    def stop_and_update_metrics(self, stage: str, metrics: dict[str, float]) -> None:
-        """:meth:`stop` then, if ``stage`` was the one measured, :meth:`update_metrics`."""
-        if self.stop(stage):
+    def stop_and_update_metrics(
+        self, stage: str | dict[str, float] | None = None, metrics: dict[str, float] | None = None
+    ) -> None:
+        """:meth:`stop` then, if ``stage`` was the one measured, :meth:`update_metrics`.
+
+        The reference's form, ``stop_and_update_metrics(metrics)``, names the stage after
+        the calling method (see :meth:`start`).
+        """
+        if not self.enabled:
+            return
+        if not isinstance(stage, str):
+            stage, metrics = _caller_stage(), stage
+        if self.stop(stage) and metrics is not None:
             self.update_metrics(stage, metrics)

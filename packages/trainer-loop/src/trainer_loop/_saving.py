@@ -374,12 +374,28 @@ class CheckpointWriter:
         # Every process builds the content: gathering a sharded model's state dict is a
         # collective, and a writer waiting alone for it would hang.
         content = self._model_content(weights=gathers)
-        if trainer.args.should_save:
+        if trainer.args.should_save and gathers:
+            trainer._save(output_dir, state_dict=content.state_dict)  # a subclass may override
+        elif trainer.args.should_save:
             logger.info("Saving model checkpoint to %s", output_dir)
             self.store.save_model(output_dir, content)
         if not gathers:
             self._save_not_gathered(output_dir)
         trainer.runtime.wait_for_everyone()
+
+    def write_model(self, output_dir: str, state_dict: Any = None) -> None:
+        """The reference's ``_save``: write the model (with ``state_dict`` for weights
+        when given, else the model's own), processing class and arguments into
+        ``output_dir``. No collective: only writing processes call it."""
+        trainer = self.trainer
+        content = CheckpointContent(
+            model=trainer.runtime.unwrap_model(trainer.model_wrapped),
+            state_dict=state_dict,
+            processing_class=trainer.processing_class,
+            training_args=trainer.args,
+        )
+        logger.info("Saving model checkpoint to %s", output_dir)
+        self.store.save_model(output_dir, content)
 
     def _save_not_gathered(self, folder: str) -> None:
         """The model's config and DeepSpeed's checkpoint in place of full weights, as the

@@ -8,7 +8,6 @@ import time
 def speed_metrics(
     split: str,
     start_time: float,
-    *,
     num_samples: int | None = None,
     num_steps: int | None = None,
     num_tokens: int | None = None,

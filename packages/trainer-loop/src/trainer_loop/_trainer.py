@@ -78,6 +78,7 @@ from trainer_loop._resume import resolve_checkpoint
 from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._saving import CheckpointWriter
 from trainer_loop._schedulers import create_scheduler
+from trainer_loop._subclass_hooks import SubclassHookMethods, call_train_sampler, signature_columns
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
     check_batch_metrics_signature,
@@ -95,7 +96,7 @@ from trainer_loop._training_loop import TrainingLoop
 logger = logging.getLogger(__name__)
 
 
-class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
+class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, SubclassHookMethods):
     """Train, evaluate and predict with a PyTorch model (the reference's ``Trainer``).
 
     Args mirror the reference. ``tokenizer`` is the reference's name of
@@ -215,7 +216,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
         self.is_model_parallel = spreads_over_devices(self.model)
         self.place_model_on_device = self.args.place_model_on_device and not self.is_model_parallel
         if self.place_model_on_device and not evaluates_in_half_only(self.args):
-            self.model = self.model.to(self.runtime.device)
+            self._move_model_to_device(self.model, self.runtime.device)
         self.model_wrapped = self.model
 
     def _setup_callbacks(self, callbacks: list[Any] | None) -> None:
@@ -293,12 +294,16 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
         if not self.args.remove_unused_columns:
             return dataset
         return remove_unused_columns(
-            dataset, self.model, label_names=self.label_names, description=description
+            dataset,
+            self.model,
+            label_names=self.label_names,
+            description=description,
+            accepted=signature_columns(self),
         )
 
-    def _get_train_sampler(self) -> Any:
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         return build_train_sampler(
-            self.train_dataset,
+            self.train_dataset if train_dataset is None else train_dataset,
             self.args,
             train_batch_size=self._train_batch_size,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
@@ -315,7 +320,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
             self,
             self.train_dataset,
             batch_size=self._train_batch_size,
-            sampler_for=lambda _dataset: self._get_train_sampler(),
+            sampler_for=lambda dataset: call_train_sampler(self, dataset),
             description="training",
             training=True,
         )
@@ -620,7 +625,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
         self._seed_everything()
         self.model = self.call_model_init(trial)
         if self.place_model_on_device:
-            self.model = self.model.to(self.runtime.device)
+            self._move_model_to_device(self.model, self.runtime.device)
         self.model_wrapped = self.model
         self.optimizer, self.lr_scheduler = None, None
         self.callback_handler.model = self.model
@@ -779,14 +784,6 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods):
     def checkpoint_store(self) -> CheckpointStore:
         """The store that writes, finds, rotates and loads this trainer's checkpoints."""
         return self._checkpoints.store
-
-    def _save_checkpoint(
-        self, model: nn.Module, trial: Any, metrics: dict[str, float] | None = None
-    ) -> None:
-        self._checkpoints.save_checkpoint(self._get_output_dir(trial))
-
-    def _load_best_model(self) -> None:
-        self._checkpoints.load_best_model()
 
     def save_state(self) -> None:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""

@@ -27,6 +27,7 @@ from trainer_loop._inputs import count_loss_items
 from trainer_loop._loss_tracker import LossTracker
 from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._speed_metrics import speed_metrics
+from trainer_loop._subclass_hooks import call_save_checkpoint, defines_batch_samples
 from trainer_loop._training_plan import TrainingPlan, plan_training, resolve_interval
 
 if TYPE_CHECKING:
@@ -116,6 +117,11 @@ class TrainingLoop:
         self.count_items = processes > 1 and bool(
             getattr(args, "average_tokens_across_devices", True)
         )
+        # transformers 5's get_batch_samples, when a subclass overrides it, draws each
+        # window and counts its loss items (see _next_window).
+        self.custom_windows = defines_batch_samples(trainer)
+        self.window_items: Any = None
+        trainer._training_loop = self  # what the default get_batch_samples draws with
         self.step_scheduler = not trainer._scheduler_needs_metrics()
         self.clip_norm = clip_threshold(args.max_grad_norm)
         self.ignore_keys_for_eval = ignore_keys_for_eval
@@ -185,7 +191,16 @@ class TrainingLoop:
         self._maybe_log_save_evaluate(epoch)
 
     def _next_window(self, batches: Iterator[Any]) -> list[Any]:
-        """The micro-batches of one optimizer step (fewer at the end of an epoch)."""
+        """The micro-batches of one optimizer step (fewer at the end of an epoch).
+
+        A ``get_batch_samples`` override gives them with their loss-item count, which
+        ``_accumulate`` then uses instead of counting.
+        """
+        if self.custom_windows:
+            window, self.window_items = self.trainer.get_batch_samples(
+                batches, self.accumulation, self.trainer.runtime.device
+            )
+            return list(window)
         if self.accumulation == 1:
             batch = next(batches, None)
             return [] if batch is None else [batch]
@@ -198,7 +213,7 @@ class TrainingLoop:
         trainer, args = self.trainer, self.args
         handler = trainer.callback_handler
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
-        if len(window) == 1 and not self.count_items:
+        if len(window) == 1 and not (self.count_items or self.custom_windows):
             self._micro_step(window[0], None, 1)  # no accumulation: the common case
         elif not self._accumulate(window):
             self.zero_grad()  # the partial window's gradients must not leak into a later step
@@ -222,7 +237,7 @@ class TrainingLoop:
         ``global_step`` does not move).
         """
         trainer, args = self.trainer, self.args
-        num_items = self._items_in_window(window)
+        num_items = self.window_items if self.custom_windows else self._items_in_window(window)
         last = len(window) - 1
         for index, inputs in enumerate(window):
             if index == last:
@@ -306,7 +321,7 @@ class TrainingLoop:
             if checkpoints.record_metrics(metrics) and checkpoints.save_strategy_is_best():
                 control.should_save = True
         if control.should_save:
-            trainer._save_checkpoint(self.model, self.trial, metrics=metrics)
+            call_save_checkpoint(trainer, self.model, self.trial, metrics)
             trainer.control = trainer.callback_handler.on_save(trainer.args, state, trainer.control)
 
     def _log_training_progress(self) -> None:
@@ -349,6 +364,7 @@ class TrainingLoop:
         metrics["total_flos"] = state.total_flos
         metrics["train_loss"] = train_loss
         trainer.is_in_train = False
+        trainer._training_loop = None  # get_batch_samples has no loop to draw from now
         trainer._memory_tracker.stop_and_update_metrics("train", metrics)
         trainer.log(metrics)
         self._keep_only_best_checkpoint()

@@ -2,7 +2,8 @@
 
 Besides the class, subclasses and checkpoint tools read the file names a checkpoint
 folder holds from this module (``TRAINER_STATE_NAME``, ``TRAINING_ARGS_NAME``, ...); the
-values are the reference's, and our checkpoints use them.
+values are the reference's, and our checkpoints use them. ``create_optimizer`` overrides build their
+weight-decay groups with ``get_parameter_names(model, ALL_LAYERNORM_LAYERS)``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from trainer_checkpoint import (
     WEIGHTS_NAME,
 )
 from trainer_checkpoint import TRAINING_ARGS_BIN_NAME as TRAINING_ARGS_NAME
-from trainer_loop import Trainer
+from trainer_loop import ALL_LAYERNORM_LAYERS, Trainer, get_parameter_names
 
 __all__ = [
+    "ALL_LAYERNORM_LAYERS",
     "OPTIMIZER_NAME",
     "PREFIX_CHECKPOINT_DIR",
     "SAFE_WEIGHTS_INDEX_NAME",
@@ -33,4 +35,5 @@ __all__ = [
     "WEIGHTS_INDEX_NAME",
     "WEIGHTS_NAME",
     "Trainer",
+    "get_parameter_names",
 ]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from trainer_loop import LabelSmoother, LengthGroupedSampler
+from trainer_loop import LabelSmoother, LengthGroupedSampler, get_parameter_names
 
-__all__ = ["LabelSmoother", "LengthGroupedSampler"]
+__all__ = ["LabelSmoother", "LengthGroupedSampler", "get_parameter_names"]
