@@ -3,8 +3,9 @@
 Rank and world size come from a running process group when the runtime has started one
 (torch already imported), otherwise from the launcher's environment variables, so no
 torch is needed to ask "am I the main process?". ``device`` and ``n_gpu`` import torch on
-first use. Only ``device`` and ``main_process_first`` may start a process group, through
-the runtime package's hook, and only in a launched process of several.
+first use. Only ``device``, ``distributed_state`` and ``main_process_first`` may start a
+process group, through the runtime package's hook, and only in a launched process of
+several.
 """
 
 from __future__ import annotations
@@ -121,6 +122,27 @@ class ProcessMixin:
         torch = require_torch("TrainingArguments.device")
         self._join_launched_group()
         return torch.device(self._device_plan(torch).as_string())
+
+    @property
+    def distributed_state(self) -> Any:
+        """accelerate's ``PartialState`` for this process (``distributed_type``,
+        ``process_index``, ``num_processes``, ``device``, ...), as the reference's
+        arguments expose it. The process group is joined first as the runtime joins it
+        (see :meth:`_join_launched_group`), so that the state describes that group
+        rather than starting one of its own.
+
+        Raises:
+            ImportError: accelerate is not installed (it comes with trainer-dist).
+        """
+        self._join_launched_group()
+        try:
+            from accelerate import PartialState
+        except ImportError as error:
+            raise ImportError(
+                "TrainingArguments.distributed_state needs accelerate, which comes with "
+                "the runtime: pip install trainer-dist (or trainer)."
+            ) from error
+        return PartialState(cpu=bool(self.use_cpu))
 
     def _join_launched_group(self) -> Any | None:
         """``torch.distributed`` with its group running, or ``None`` when there is none.

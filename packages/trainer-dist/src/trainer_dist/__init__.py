@@ -34,6 +34,7 @@ from trainer_dist._zero_init import register_zero3_init, wants_zero3_init, zero3
 # Runtimes most runs never build: imported on first use (PEP 562), so that importing the
 # package for the single-process or DDP runtime does not pay for them.
 _LAZY = {
+    "AcceleratorFacade": "trainer_dist._accelerator_facade",
     "DeepSpeedRuntime": "trainer_dist._deepspeed",
     "export_deepspeed_checkpoint": "trainer_dist._deepspeed_export",
     "XlaFSDPRuntime": "trainer_dist._xla",
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AcceleratorFacade",
     "ArgumentValues",
     "DDPOptions",
     "DeepSpeedConfig",

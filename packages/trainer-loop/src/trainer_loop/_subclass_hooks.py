@@ -4,10 +4,11 @@ Public projects subclass the reference's Trainer and override, or call, methods 
 documented: LLaVA overrides ``_save_checkpoint`` and ``_save``; Alpaca and FastChat
 save with ``trainer._save(output_dir, state_dict=...)``; TRL and others choose the kept
 dataset columns through ``_set_signature_columns_if_needed`` / ``_signature_columns``;
-PEFT scripts override ``save_model`` to write adapters into each checkpoint. Each such
-method exists here with the reference's signature and is called at the equivalent point
-of our loop, so those subclasses run unchanged. The module-level helpers are how the
-loop calls them, tolerating the signatures of both v4.34 and transformers 5.
+PEFT scripts override ``save_model`` to write adapters into each checkpoint; TRL and
+many others call ``self.accelerator``. Each such method exists here with the reference's
+signature and is called at the equivalent point of our loop, so those subclasses run
+unchanged. The module-level helpers are how the loop calls them, tolerating the
+signatures of both v4.34 and transformers 5.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ class SubclassHookMethods:
         if not self.is_deepspeed_enabled:
             return None
         return getattr(self.runtime, "engine", None)
+
+    @property
+    def accelerator(self: Trainer) -> Any:
+        """The reference's ``self.accelerator``, which subclasses (TRL and others) call
+        for ``unwrap_model``, ``gather_for_metrics``, ``is_main_process``, ``reduce``,
+        ...: a :class:`trainer_dist.AcceleratorFacade` over this Trainer's runtime, made
+        once per runtime (assigning ``trainer.accelerator`` replaces it)."""
+        facade = self.__dict__.get("_accelerator")
+        if facade is None or getattr(facade, "runtime", self.runtime) is not self.runtime:
+            from trainer_dist import AcceleratorFacade
+
+            facade = self.__dict__["_accelerator"] = AcceleratorFacade(self.runtime)
+        return facade
+
+    @accelerator.setter
+    def accelerator(self: Trainer, value: Any) -> None:
+        self.__dict__["_accelerator"] = value
 
     def _move_model_to_device(self: Trainer, model: nn.Module, device: Any) -> None:
         """Place ``model`` on ``device`` (in place); called wherever the Trainer places it."""
