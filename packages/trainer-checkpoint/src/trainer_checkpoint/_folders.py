@@ -2,7 +2,8 @@
 
 A folder counts as a checkpoint when its name is ``checkpoint-<int>``, it holds
 ``trainer_state.json`` and the model's state: full weights (every shard an index names),
-or per-process shards (the ``sharded_state.json`` marker we write next to them, or the
+a PEFT model's adapter (``adapter_config.json`` and ``adapter_model.safetensors``), or
+per-process shards (the ``sharded_state.json`` marker we write next to them, or the
 layouts the reference writes: a ``torch.distributed.checkpoint`` folder, which holds a
 ``.metadata`` file once complete, or DeepSpeed's ``latest`` tag file); and, when it was
 written for resuming, ``optimizer.pt`` (see :func:`missing_parts`). Our own saves become
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
+from trainer_checkpoint._adapters import has_adapter
 from trainer_checkpoint._weights import (
     SAFE_WEIGHTS_INDEX_NAME,
     SAFE_WEIGHTS_NAME,
@@ -108,8 +110,11 @@ def missing_parts(folder: str) -> list[str]:
 
 
 def _missing_weights(folder: str, names: set[str]) -> list[str]:
-    """The weight files ``folder`` lacks: none with a single file, else the index's shards."""
+    """The weight files ``folder`` lacks: none with a single file (a PEFT adapter's
+    included), else the index's shards."""
     if names & {SAFE_WEIGHTS_NAME, WEIGHTS_NAME}:
+        return []
+    if has_adapter(folder):
         return []
     for index in (SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_INDEX_NAME):
         if index in names:

@@ -4,7 +4,9 @@ Layout of one checkpoint (names as the reference Trainer writes them)::
 
     checkpoint-<step>/
         model.safetensors            (or model-0000i-of-0000n.safetensors + index,
-                                      or pytorch_model.bin, or what save_pretrained writes)
+                                      or pytorch_model.bin, or what save_pretrained writes:
+                                      adapter_model.safetensors + adapter_config.json
+                                      alone for a PEFT model)
         optimizer.pt  scheduler.pt  scaler.pt (fp16 only)
         rng_state.pth                (rng_state_<rank>.pth with several processes)
         trainer_state.json  training_args.json  training_args.bin
@@ -33,6 +35,7 @@ from typing import Any
 
 import torch
 
+from trainer_checkpoint._adapters import has_adapter
 from trainer_checkpoint._durable import Flusher
 from trainer_checkpoint._errors import (
     CheckpointNotFoundError,
@@ -253,7 +256,9 @@ class FolderCheckpointStore:
         if not self.safe_serialization:
             wanted["safe_serialization"] = False
         save_pretrained(folder, **_accepted(save_pretrained, wanted))
-        if not has_weights(folder):  # a save_pretrained that wrote something else
+        # save_pretrained wrote no weights: write the state dict. A PEFT model's adapter
+        # counts as its weights (the frozen base weights stay out, as in the reference).
+        if not has_weights(folder) and not has_adapter(folder):
             save_weights(
                 state_dict,
                 folder,

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from trainer_checkpoint._adapters import has_adapter, load_adapter
 from trainer_checkpoint._durable import Flusher, can_write_safetensors, write_safetensors
 from trainer_checkpoint._errors import NotACheckpointError
 from trainer_checkpoint._safe_load import safe_load
@@ -237,6 +238,9 @@ def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = Non
     original checkpoint names, which differ from the module's names; only the model
     class knows the conversion back.
 
+    A folder holding a PEFT adapter and no full weights (what ``save_pretrained`` of a
+    LoRA model writes) is loaded into the model's adapter (see ``_adapters``).
+
     Raises:
         NotACheckpointError: no weights in ``folder``.
         ValueError: the stored names do not match the model's (other than tied aliases),
@@ -245,6 +249,9 @@ def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = Non
     if map_location is None:
         first = next(iter(model.parameters()), None)
         map_location = first.device if first is not None else "cpu"
+    if not has_weights(folder) and has_adapter(folder):
+        load_adapter(folder, model, device=map_location)
+        return
     stored = read_weights(folder, map_location)
     missing, unexpected = _misfit(model.state_dict(), stored)
     owner = _innermost(model)

@@ -1,0 +1,104 @@
+"""Adapter checkpoints: what a PEFT model (LoRA and the like) saves in place of weights.
+
+A ``peft.PeftModel`` (or a transformers model given adapters with ``add_adapter``) saves
+only its adapter: ``save_pretrained`` writes ``adapter_config.json`` and
+``adapter_model.safetensors`` (``adapter_model.bin`` without safetensors), a few
+megabytes where the frozen base model may take gigabytes. Such a folder is a complete
+checkpoint: the base weights never change during training, so resuming or loading the
+best checkpoint only has to put the adapter back, which the model does itself
+(``load_adapter``, the call the reference Trainer makes).
+
+Everything here is duck-typed on those file names and on the model's ``peft_config`` and
+``load_adapter``, so trainer-checkpoint never imports peft.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+__all__ = [
+    "ADAPTER_CONFIG_NAME",
+    "ADAPTER_SAFE_WEIGHTS_NAME",
+    "ADAPTER_WEIGHTS_NAME",
+    "adapter_owner",
+    "has_adapter",
+    "load_adapter",
+]
+
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+ADAPTER_SAFE_WEIGHTS_NAME = "adapter_model.safetensors"
+ADAPTER_WEIGHTS_NAME = "adapter_model.bin"
+ADAPTER_WEIGHT_FILES = (ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
+
+
+def has_adapter(folder: str) -> bool:
+    """Whether ``folder`` holds an adapter as ``save_pretrained`` of a PEFT model writes it
+    (its config and its weights, at the top of the folder: the default adapter)."""
+    if not os.path.isfile(os.path.join(folder, ADAPTER_CONFIG_NAME)):
+        return False
+    return any(os.path.isfile(os.path.join(folder, name)) for name in ADAPTER_WEIGHT_FILES)
+
+
+def adapter_owner(model: Any) -> Any | None:
+    """The module that holds adapters (``peft_config`` and ``load_adapter``), looked for
+    through wrappers that keep the model as ``.module`` (DDP, the loop's adapters)."""
+    seen: set[int] = set()
+    while model is not None and id(model) not in seen:
+        seen.add(id(model))
+        if getattr(model, "peft_config", None) and callable(getattr(model, "load_adapter", None)):
+            return model
+        model = getattr(model, "module", None)
+    return None
+
+
+def _active_adapter(owner: Any) -> str:
+    """The adapter being trained: a property on ``PeftModel``, a method on transformers'
+    adapter mixin; the first one when several are active (as the reference does)."""
+    active = getattr(owner, "active_adapters", None)
+    if callable(active):
+        active = active()
+    if isinstance(active, str):
+        return active
+    return active[0] if active else "default"
+
+
+def load_adapter(folder: str, model: Any, *, device: Any = None) -> None:
+    """Load the adapter saved in ``folder`` into ``model``'s active adapter, in place.
+
+    The parameters keep their identity (the optimizer refers to them) and stay
+    trainable. The base weights are left as they are: an adapter checkpoint holds none.
+
+    Raises:
+        ValueError: ``model`` has no adapters, or the stored adapter does not fit it.
+    """
+    owner = adapter_owner(model)
+    if owner is None:
+        raise ValueError(
+            f"{folder} holds a PEFT adapter ({ADAPTER_CONFIG_NAME}) and no full weights, but "
+            f"{type(model).__name__} has no adapters to load it into (no peft_config / "
+            "load_adapter). Wrap the base model with peft.get_peft_model (the same "
+            "LoraConfig) before loading this checkpoint, or load it with "
+            "peft.PeftModel.from_pretrained(base_model, folder)."
+        )
+    loader = owner.load_adapter
+    options: dict[str, Any] = {"is_trainable": True}
+    if device is not None and "torch_device" in _named_parameters(loader):
+        options["torch_device"] = str(device)
+    result = loader(folder, adapter_name=_active_adapter(owner), **options)
+    missing = list(getattr(result, "missing_keys", None) or [])
+    unexpected = list(getattr(result, "unexpected_keys", None) or [])
+    if missing or unexpected:
+        raise ValueError(
+            f"The adapter in {folder} does not fit {type(owner).__name__}: missing "
+            f"{missing[:10]}, unexpected {unexpected[:10]}. Load it into a model wrapped "
+            "with the same adapter configuration it was trained with."
+        )
+
+
+def _named_parameters(function: Any) -> set[str]:
+    try:
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return set()
