@@ -254,3 +254,69 @@ def test_duck_typed_callbacks_and_instance_overrides_are_called() -> None:
 
 def test_handler_is_itself_a_trainer_callback() -> None:
     assert isinstance(_handler(), TrainerCallback)
+
+
+# Stand-ins for the reference library's classes of the same names: what
+# ``remove_callback(transformers.PrinterCallback)`` passes in code users keep.
+class ReferencePrinterCallback(TrainerCallback):
+    pass
+
+
+ReferencePrinterCallback.__name__ = "PrinterCallback"
+ReferencePrinterCallback.__module__ = "transformers.trainer_callback"
+
+
+class ReferenceFlowCallback(TrainerCallback):
+    pass
+
+
+ReferenceFlowCallback.__name__ = "DefaultFlowCallback"
+ReferenceFlowCallback.__module__ = "transformers.trainer_callback"
+
+
+def test_a_reference_class_removes_our_callback_of_the_same_name() -> None:
+    printer = PrinterCallback()
+    handler = _handler(printer)
+    assert handler.pop_callback(ReferencePrinterCallback) is printer
+    handler.remove_callback(ReferenceFlowCallback)
+    assert handler.callbacks == []
+
+
+def test_an_exact_instance_is_removed_before_its_twin() -> None:
+    ours, theirs = PrinterCallback(), ReferencePrinterCallback()
+    handler = _handler(ours, theirs)
+    assert handler.pop_callback(ReferencePrinterCallback) is theirs
+    assert handler.pop_callback(PrinterCallback) is ours
+    assert handler.pop_callback(ReferencePrinterCallback) is None
+
+
+def test_twins_by_name_need_the_reference_library_on_one_side() -> None:
+    class PrinterCallback(TrainerCallback):  # a user's class that shares the name
+        pass
+
+    handler = _handler(PrinterCallback())
+    assert handler.pop_callback(ReferencePrinterCallback) is None
+    assert handler.pop_callback(ReferencePrinterCallback()) is None  # objects match by identity
+
+
+def test_adding_the_reference_twin_of_a_present_callback_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler = _handler(PrinterCallback)
+    with caplog.at_level(logging.WARNING, logger="trainer_core._callbacks"):
+        handler.add_callback(ReferencePrinterCallback)
+    assert "already one" in caplog.text and "transformers.trainer_callback" in caplog.text
+
+
+def test_a_reference_flow_callback_counts_as_the_flow(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="trainer_core._callbacks"):
+        CallbackHandler([ReferenceFlowCallback], None, None, None, None)
+    assert "No DefaultFlowCallback" not in caplog.text
+
+
+def test_push_begin_reaches_callbacks_with_the_shared_kwargs() -> None:
+    journal: list[Any] = []
+    handler = _handler(Recorder("a", journal), model="m")
+    handler.on_push_begin(ARGS, TrainerState(), TrainerControl())
+    assert [(name, event) for name, event, _ in journal] == [("a", "on_push_begin")]
+    assert journal[0][2]["model"] == "m"

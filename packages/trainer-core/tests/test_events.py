@@ -24,6 +24,7 @@ EXPECTED_EVENTS = {
     "on_save",
     "on_log",
     "on_prediction_step",
+    "on_push_begin",
 }
 
 

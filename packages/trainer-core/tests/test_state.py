@@ -256,3 +256,44 @@ def test_control_state_round_trips() -> None:
         "attributes": {},
     }
     assert TrainerControl.from_state(json.loads(json.dumps(exported))) == control
+
+
+class _ForeignMixin:
+    """Stands for the reference library's own ExportableState: same methods, no relation."""
+
+    def state(self) -> dict:
+        return {"args": {"patience": self.patience}, "attributes": {"count": self.count}}
+
+    @classmethod
+    def from_state(cls, state: dict) -> _ForeignMixin:
+        return cls(**state["args"])
+
+
+class _ForeignStopper(_ForeignMixin):
+    def __init__(self, patience: int = 1) -> None:
+        self.patience, self.count = patience, 2
+
+
+def test_a_class_defining_state_and_from_state_counts_as_exportable() -> None:
+    # Without this, callbacks built on the reference mixin are left out of checkpoints.
+    assert isinstance(_ForeignStopper(), ExportableState)
+    assert issubclass(_ForeignStopper, ExportableState)
+    state = TrainerState(stateful_callbacks=[_ForeignStopper(3)])
+    assert state.stateful_callbacks == {
+        "_ForeignStopper": {"args": {"patience": 3}, "attributes": {"count": 2}}
+    }
+
+
+def test_state_alone_or_a_state_attribute_is_not_exportable() -> None:
+    class OnlyState:
+        def state(self) -> dict:
+            return {}
+
+    class OptedOut(_ForeignMixin):
+        from_state = None
+
+    holder = OnlyState()
+    holder.from_state = lambda state: state  # an instance attribute is not a class API
+    assert not isinstance(holder, ExportableState)
+    assert not isinstance(OptedOut(), ExportableState)
+    assert not issubclass(TrainerState, ExportableState)

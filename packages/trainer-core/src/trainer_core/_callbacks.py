@@ -129,6 +129,11 @@ class TrainerCallback:
     ) -> TrainerControl | None:
         """Called after each batch of an evaluation or prediction loop."""
 
+    def on_push_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called before the output folder is uploaded to the Hub."""
+
 
 CallbackSpec = TrainerCallback | type[TrainerCallback]
 
@@ -284,7 +289,7 @@ class CallbackHandler(TrainerCallback):
     def _warn_without_flow(self) -> None:
         from trainer_core._flow import DefaultFlowCallback
 
-        if not any(isinstance(callback, DefaultFlowCallback) for callback in self._callbacks):
+        if not any(_plays(callback, DefaultFlowCallback) for callback in self._callbacks):
             logger.warning(
                 "No DefaultFlowCallback among the callbacks: the trainer will not log, "
                 "evaluate, save or stop on the schedule its arguments set. Add one with "
@@ -311,14 +316,18 @@ class CallbackHandler(TrainerCallback):
         """Append a callback; a class is instantiated with no arguments first.
 
         Adding a second callback of a class already present is allowed (some callbacks
-        are meant to be stacked) but logs a warning, since it is usually a mistake.
+        are meant to be stacked) but logs a warning, since it is usually a mistake. The
+        reference library's class of the same name as one present (its
+        ``ProgressCallback`` next to ours) counts as a second one: both would act.
         """
         instance = callback() if isinstance(callback, type) else callback
-        if any(type(existing) is type(instance) for existing in self._callbacks):
+        kind = type(instance)
+        if any(_twins(type(existing), kind) for existing in self._callbacks):
             logger.warning(
-                "Adding a %s to the callbacks, but there is already one. The current "
+                "Adding a %s (%s) to the callbacks, but there is already one. The current "
                 "callbacks are:\n%s",
-                type(instance).__name__,
+                kind.__name__,
+                kind.__module__,
                 self.callback_list,
             )
         self._callbacks.append(instance)
@@ -328,11 +337,16 @@ class CallbackHandler(TrainerCallback):
 
         Args:
             callback: A class (the first callback that is an instance of it is removed)
-                or a callback object (that very object is removed).
+                or a callback object (that very object is removed). When no callback is
+                an instance of the class, a class of the reference library stands for
+                ours of the same name and the other way round: users who keep
+                ``remove_callback(transformers.PrinterCallback)`` mean the printer this
+                Trainer added, which is ours.
         """
-        for index, existing in enumerate(self._callbacks):
-            if _matches(existing, callback):
-                return self._callbacks.pop(index)
+        for matches in (_matches, _stands_in_for):
+            for index, existing in enumerate(self._callbacks):
+                if matches(existing, callback):
+                    return self._callbacks.pop(index)
         return None
 
     def remove_callback(self, callback: CallbackSpec) -> None:
@@ -482,9 +496,48 @@ class CallbackHandler(TrainerCallback):
     ) -> TrainerControl:
         return self.call_event(Event.ON_PREDICTION_STEP, args, state, control, **kwargs)
 
+    def on_push_begin(
+        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        return self.call_event(Event.ON_PUSH_BEGIN, args, state, control, **kwargs)
+
 
 def _matches(existing: Any, wanted: CallbackSpec) -> bool:
     """Whether ``existing`` is what ``pop_callback(wanted)`` asks for."""
     if isinstance(wanted, type):
         return isinstance(existing, wanted)
     return existing is wanted
+
+
+# The library whose Trainer ours replaces: its callback classes name the same roles as ours.
+_REFERENCE_PACKAGE = "transformers"
+
+
+def _library(klass: type) -> str:
+    """``"reference"``, ``"ours"`` (a ``trainer`` or ``trainer_*`` package) or ``"other"``."""
+    top = klass.__module__.partition(".")[0]
+    if top == _REFERENCE_PACKAGE:
+        return "reference"
+    return "ours" if top == "trainer" or top.startswith("trainer_") else "other"
+
+
+def _twins(first: type, second: type) -> bool:
+    """Whether two callback classes play one role: the same class, or the same name with
+    one from the reference library and the other from ours (a user's class of that name
+    is their own)."""
+    if first is second:
+        return True
+    libraries = {_library(first), _library(second)}
+    return first.__name__ == second.__name__ and libraries == {"reference", "ours"}
+
+
+def _stands_in_for(existing: Any, wanted: CallbackSpec) -> bool:
+    """Whether ``existing`` is an instance of the other library's twin of class ``wanted``."""
+    if not isinstance(wanted, type):
+        return False
+    return any(_twins(base, wanted) for base in type(existing).__mro__)
+
+
+def _plays(existing: Any, wanted: type) -> bool:
+    """Whether ``existing`` is a ``wanted`` or an instance of its other-library twin."""
+    return isinstance(existing, wanted) or _stands_in_for(existing, wanted)

@@ -68,6 +68,10 @@ class Event(str, Enum):
                 prediction_step(batch)
                 # <on_prediction_step>
             # <on_predict>
+
+        trainer.push_to_hub():
+            # <on_push_begin>
+            upload(output_dir)
     """
 
     ON_INIT_END = "on_init_end"
@@ -85,6 +89,7 @@ class Event(str, Enum):
     ON_SAVE = "on_save"
     ON_LOG = "on_log"
     ON_PREDICTION_STEP = "on_prediction_step"
+    ON_PUSH_BEGIN = "on_push_begin"
 
     def __str__(self) -> str:
         """Return the method name, the same on every Python version."""

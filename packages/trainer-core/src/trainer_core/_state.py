@@ -8,6 +8,7 @@ newer releases still load.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import logging
@@ -22,14 +23,28 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-class ExportableState:
+class ExportableState(metaclass=abc.ABCMeta):  # noqa: B024 (ABC for its subclass hook only)
     """Mixin for objects whose state is stored in a checkpoint and restored on resume.
 
     A subclass implements :meth:`state` returning ``{"args": {...}, "attributes": {...}}``
     of plain JSON values: ``args`` are the constructor's keyword arguments and
     ``attributes`` the values that change while training. Keeping to JSON (no pickle)
     means a checkpoint can be inspected by hand and loaded without executing code.
+
+    The check is structural, as for ``collections.abc``: any class that defines both
+    ``state`` and ``from_state`` counts as an ``ExportableState``. Users keep callbacks
+    built on the reference library's own mixin of that name (its
+    ``EarlyStoppingCallback``, their subclasses of it); this way those callbacks are saved
+    in ``trainer_state.json`` and restored on resume like ours, without this package
+    importing that library.
     """
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> bool | Any:
+        """Accept classes defining both ``state`` and ``from_state`` (see above)."""
+        if cls is ExportableState and _defines(other, "state") and _defines(other, "from_state"):
+            return True
+        return NotImplemented
 
     def state(self) -> dict[str, Any]:
         """Return ``{"args": ..., "attributes": ...}`` describing this object.
@@ -53,6 +68,14 @@ class ExportableState:
         for name, value in state.get("attributes", {}).items():
             setattr(instance, name, value)
         return instance
+
+
+def _defines(klass: type, name: str) -> bool:
+    """Whether ``klass`` or one of its bases defines ``name`` (as ``None``: opted out)."""
+    for base in klass.__mro__:
+        if name in vars(base):
+            return vars(base)[name] is not None
+    return False
 
 
 def _export_callbacks(callbacks: Iterable[Any]) -> dict[str, Any]:

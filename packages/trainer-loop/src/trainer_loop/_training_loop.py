@@ -26,6 +26,7 @@ from trainer_loop._direct_step import build_direct_step, gradient_resetter
 from trainer_loop._inputs import count_loss_items
 from trainer_loop._loss_tracker import LossTracker
 from trainer_loop._resume import open_epoch, prepare_resume
+from trainer_loop._saving import export_callback_states
 from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import call_save_checkpoint, defines_batch_samples
 from trainer_loop._training_plan import TrainingPlan, plan_training, resolve_interval
@@ -91,6 +92,9 @@ class TrainingLoop:
         state.logging_steps = resolve_interval(args.logging_steps, plan.max_steps)
         state.eval_steps = resolve_interval(args.eval_steps or args.logging_steps, plan.max_steps)
         state.save_steps = resolve_interval(args.save_steps, plan.max_steps)
+        # As the reference does, a fresh state already lists the callbacks' states, for
+        # callbacks that read it before the first save (a resume loads the saved ones).
+        state.stateful_callbacks = export_callback_states(trainer)
         trainer.state = state
 
     # ------------------------------------------------------------------- run
