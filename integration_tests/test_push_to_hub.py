@@ -16,7 +16,7 @@ import torch
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from trainer import Trainer, TrainingArguments
+from trainer import Trainer, TrainerCallback, TrainingArguments
 from trainer_reporting import HubAccessError
 from trainer_testing import DEFAULT_HUB_TOKEN, DEFAULT_HUB_USER, LocalHubServer
 
@@ -73,6 +73,16 @@ def make_trainer(output_dir: str, **overrides) -> Trainer:
     )
 
 
+class PushRecorder(TrainerCallback):
+    """The step at each on_push_begin."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def on_push_begin(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
 def front_matter(readme: bytes) -> dict:
     text = readme.decode()
     assert text.startswith("---\n")
@@ -83,12 +93,16 @@ def front_matter(readme: bytes) -> dict:
 def test_every_save_pushes_checkpoints_then_push_to_hub_adds_the_card(hub, tmp_path):
     output_dir = str(tmp_path / "tiny-llama")
     trainer = make_trainer(output_dir, hub_strategy="every_save", hub_always_push=True)
+    pushes = PushRecorder()
+    trainer.add_callback(pushes)
     assert trainer.hub_model_id == f"{DEFAULT_HUB_USER}/tiny-llama"
     trainer.train()
     messages = [commit.message for commit in hub.commits(trainer.hub_model_id)]
     assert messages == ["Training in progress, step 2", "Training in progress, step 4"]
+    assert pushes.steps == [2, 4]  # on_push_begin before each checkpoint's push
 
     info = trainer.push_to_hub()
+    assert pushes.steps == [2, 4, 4]
     repo = hub.repos[trainer.hub_model_id]
     assert info.oid == repo.head()
     assert hub.commits(trainer.hub_model_id)[-1].message == "End of training"

@@ -5,7 +5,9 @@ through the ``trainer.hub`` entry point, so that the loop installs and runs with
 and another package may provide the integration. What the loop uses of that class: it is
 built as ``cls(args, token=..., private=...)`` (creating the repository), and offers
 ``repo_id``, ``push(output_dir, commit_message=, blocking=, token=, revision=)``,
-``wait_until_done()`` and the static ``write_model_card(trainer, **card_args)``.
+``wait_until_done()``, the static ``write_model_card(trainer, **card_args)``, and a
+``before_push`` attribute the loop sets: called before a checkpoint's push, it fires the
+callbacks' ``on_push_begin``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class HubMethods:
         if self._hub_callback is not None:
             self.remove_callback(self._hub_callback)
         self._hub_callback = callback
+        callback.before_push = self._announce_push
         self.hub_model_id = callback.repo_id
         self.add_callback(callback)
 
@@ -101,6 +104,7 @@ class HubMethods:
         not ``blocking``; ``None`` on processes other than the main one. ``kwargs`` go to
         :meth:`create_model_card`.
         """
+        self._announce_push()
         model_name = kwargs.pop("model_name", None)
         if model_name is None and self.args.should_save:
             hub_id = self.args.hub_model_id
@@ -120,6 +124,10 @@ class HubMethods:
             token=token,
             revision=revision if revision is not None else self.args.hub_revision,
         )
+
+    def _announce_push(self) -> None:
+        """Fire the callbacks' ``on_push_begin`` (before any upload, as the reference)."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
 
     def _finish_current_push(self) -> None:
         """Wait for the pushes in progress (the reference's name)."""

@@ -18,6 +18,7 @@ A save that comes while the previous push still runs pushes nothing, unless
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from trainer_core import TrainerCallback
@@ -63,6 +64,9 @@ class HubCallback(TrainerCallback):
     ) -> None:
         self._token, self._private = token, private
         self.pusher: HubPusher | None = None
+        # Called right before a checkpoint's push starts: the Trainer sets it to fire the
+        # callbacks' on_push_begin, which a callback cannot reach by itself.
+        self.before_push: Callable[[], Any] | None = None
         if args is not None:
             self._open_repo(args)
 
@@ -98,6 +102,8 @@ class HubCallback(TrainerCallback):
         checkpoint = os.path.join(args.output_dir, f"{CHECKPOINT_PREFIX}-{state.global_step}")
         if not os.path.isdir(checkpoint):
             return
+        if self.before_push is not None:
+            self.before_push()
         copy_model_files(checkpoint, args.output_dir)  # output_dir mirrors the repository
         message = _progress_message(args, state)
         staging = stage_save(checkpoint, args.output_dir)  # what this push reads
