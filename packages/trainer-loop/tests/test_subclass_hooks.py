@@ -373,3 +373,25 @@ def test_reference_attributes_subclasses_test(tmp_path):
     assert trainer.is_in_train is False
     assert trainer.current_flos == 0
     assert trainer._train_batch_size == 4
+
+
+class SyncFlagRecorder(Trainer):
+    """Reads ``self.accelerator.sync_gradients`` in each micro-step, as subclasses that
+    log or clip only on synchronising steps do."""
+
+    seen: list[bool]
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.seen.append(self.accelerator.sync_gradients)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+
+def test_sync_gradients_is_false_on_micro_steps_that_keep_gradients_local(tmp_path):
+    args = make_args(
+        tmp_path, per_device_train_batch_size=2, gradient_accumulation_steps=2, save_steps=10
+    )
+    trainer = SyncFlagRecorder(model=tiny_llama(), args=args, train_dataset=rows(8))
+    trainer.seen = []
+    trainer.train()
+    assert trainer.seen == [False, True, False, True]
+    assert trainer.accelerator.sync_gradients is True

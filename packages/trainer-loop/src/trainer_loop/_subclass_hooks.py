@@ -40,6 +40,7 @@ class SubclassHookMethods:
     # Apex AMP is not supported (torch autocast is); subclasses branch on the flag.
     use_apex: bool = False
     _training_loop: Any = None  # the running TrainingLoop (set by it)
+    _sync_gradients: bool = True  # False in micro-steps that keep gradients local
 
     @property
     def deepspeed(self: Trainer) -> Any:
@@ -60,6 +61,7 @@ class SubclassHookMethods:
             from trainer_dist import AcceleratorFacade
 
             facade = self.__dict__["_accelerator"] = AcceleratorFacade(self.runtime)
+            facade.sync_gradients = self._sync_gradients
         return facade
 
     @accelerator.setter

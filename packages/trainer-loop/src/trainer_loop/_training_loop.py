@@ -245,9 +245,11 @@ class TrainingLoop:
         last = len(window) - 1
         for index, inputs in enumerate(window):
             if index == last:
+                self._mark_sync(True)
                 self._micro_step(inputs, num_items, len(window))
             else:
                 skip_sync = not self.sync_each_batch
+                self._mark_sync(not skip_sync)
                 with trainer.runtime.no_sync(self.model) if skip_sync else nullcontext():
                     self._micro_step(inputs, num_items, len(window))
                 control = trainer.control = trainer.callback_handler.on_substep_end(
@@ -256,6 +258,15 @@ class TrainingLoop:
                 if control.should_training_stop or control.should_epoch_stop:
                     return False
         return True
+
+    def _mark_sync(self, syncing: bool) -> None:
+        """Set what ``trainer.accelerator.sync_gradients`` reads: accelerate's flag is
+        False on the micro-steps whose gradients stay local."""
+        trainer = self.trainer
+        trainer._sync_gradients = syncing  # for an accelerator made later in the step
+        facade = trainer.__dict__.get("_accelerator")
+        if facade is not None:
+            facade.sync_gradients = syncing
 
     def _micro_step(self, inputs: Any, num_items: Any, window: int) -> None:
         trainer = self.trainer
