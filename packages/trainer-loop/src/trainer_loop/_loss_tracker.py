@@ -18,6 +18,7 @@ class LossTracker:
         self._filter_nan_inf = filter_nan_inf
         self._pending: list[torch.Tensor] = []
         self._steps_pending = 0
+        self._running: torch.Tensor | None = None
         self.total = 0.0
         """Sum of every logged step loss (used for ``train_loss``)."""
 
@@ -38,6 +39,21 @@ class LossTracker:
             losses = torch.where(finite, losses, fallback)
         return losses.sum()
 
+    def running_sum(self, device: torch.device | str) -> torch.Tensor:
+        """The loss summed since the last log as one tensor: the reference's ``tr_loss``.
+
+        For a ``_maybe_log_save_evaluate`` override, which reads it and may reset it in
+        place (``tr_loss -= tr_loss``); what it removes, :meth:`flush` no longer counts.
+        Folding the pending losses in costs a kernel, so only that override asks for it.
+        """
+        if self._running is None:
+            where = self._pending[0].device if self._pending else device
+            self._running = torch.zeros((), dtype=torch.float32, device=where)
+        if self._pending:
+            self._running += self._window_sum().detach().to(self._running.device)
+            self._pending.clear()
+        return self._running
+
     def end_optimizer_step(self) -> None:
         """Mark the end of one optimizer step (one logged 'step' of loss)."""
         self._steps_pending += 1
@@ -57,14 +73,23 @@ class LossTracker:
         mean of the finite ones in the same window, as the reference's filter intends
         (skip the bad value without skewing the average).
         """
-        if not self._pending:
+        window_sum = self._take_window()
+        if window_sum is None:
             return 0.0
-        window_sum = self._window_sum()
         if reduce is not None:
             window_sum = reduce(window_sum)  # type: ignore[operator]  # a runtime.reduce
         value = float(window_sum.item())
         steps = max(self._steps_pending, 1)
         self.total += value
-        self._pending.clear()
         self._steps_pending = 0
         return value / steps
+
+    def _take_window(self) -> torch.Tensor | None:
+        """The losses since the last flush (pending and running), emptied; None if none."""
+        window = self._window_sum() if self._pending else None
+        self._pending.clear()
+        running = self._running
+        if running is not None:
+            window = running.clone() if window is None else window + running
+            running.zero_()
+        return window

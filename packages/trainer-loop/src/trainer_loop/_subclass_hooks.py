@@ -20,7 +20,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from trainer_loop._columns import model_input_names
-from trainer_loop._inputs import accepts_argument
+from trainer_loop._log_save_evaluate import LogSaveEvaluateMethods
 from trainer_loop._saving import restore_weights
 from trainer_loop._trainer_setup import _user_defines
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 _SAVE_METHODS = ("save_model", "_save")
 
 
-class SubclassHookMethods:
+class SubclassHookMethods(LogSaveEvaluateMethods):
     """Mixed into ``Trainer``: the reference's private override points (see module doc)."""
 
     # Apex AMP is not supported (torch autocast is); subclasses branch on the flag.
@@ -94,13 +94,17 @@ class SubclassHookMethods:
     def _save_checkpoint(
         self: Trainer, model: nn.Module, trial: Any, metrics: dict[str, float] | None = None
     ) -> None:
-        """Write ``checkpoint-<global_step>`` (``metrics``: v4.34's argument, unused here:
-        the loop tracks the best metric before saving).
+        """Write ``checkpoint-<global_step>``; ``metrics`` (v4.34's argument) are checked
+        for a new best first, as v4.34 did: an override of ``_maybe_log_save_evaluate``
+        copied from it evaluates itself and passes them here (our loop has already
+        recorded them, and recording the same metrics twice changes nothing).
 
         A subclass overriding ``save_model`` or ``_save`` gets it called on the finished
         checkpoint folder, as the reference writes a checkpoint's model through them
         (PEFT scripts write their adapters there).
         """
+        if metrics is not None:
+            self._checkpoints.record_metrics(metrics)
         path = self._checkpoints.save_checkpoint(self._get_output_dir(trial))
         if _user_defines(self, _SAVE_METHODS):
             self.save_model(path, _internal_call=True)
@@ -136,13 +140,9 @@ def defines_batch_samples(trainer: Trainer) -> bool:
     return _user_defines(trainer, ("get_batch_samples",))
 
 
-def call_save_checkpoint(trainer: Trainer, model: Any, trial: Any, metrics: Any) -> None:
-    """Call ``_save_checkpoint`` in the signature it has: v4.34's ``(model, trial,
-    metrics=None)`` or transformers 5's ``(model, trial)``."""
-    if accepts_argument(trainer._save_checkpoint, "metrics"):
-        trainer._save_checkpoint(model, trial, metrics=metrics)
-    else:
-        trainer._save_checkpoint(model, trial)
+def defines_log_save_evaluate(trainer: Trainer) -> bool:
+    """Whether a subclass overrides ``_maybe_log_save_evaluate`` (asked once per run)."""
+    return _user_defines(trainer, ("_maybe_log_save_evaluate",))
 
 
 def signature_columns(trainer: Trainer) -> list[str] | None:

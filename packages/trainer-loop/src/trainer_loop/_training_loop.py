@@ -24,11 +24,12 @@ import torch
 from trainer_args import syncs_each_batch
 from trainer_loop._direct_step import build_direct_step, gradient_resetter
 from trainer_loop._inputs import count_loss_items
+from trainer_loop._log_save_evaluate import OverrideCaller, evaluate_and_save
 from trainer_loop._loss_tracker import LossTracker
 from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._saving import export_callback_states
 from trainer_loop._speed_metrics import speed_metrics
-from trainer_loop._subclass_hooks import call_save_checkpoint, defines_batch_samples
+from trainer_loop._subclass_hooks import defines_batch_samples, defines_log_save_evaluate
 from trainer_loop._training_plan import TrainingPlan, plan_training, resolve_interval
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class TrainingLoop:
         self.tokens_seen = 0
         self.last_logged_step = 0
         self.grad_norm: torch.Tensor | None = None
+        self.log_override: OverrideCaller | None = None
+        self.start_time = 0.0
         # The rate the last optimizer step used, read before the scheduler moves on: what
         # the logs show, as in transformers 5 (v4.34 logged the next step's rate).
         self.step_learning_rate: float | None = None
@@ -130,9 +133,12 @@ class TrainingLoop:
         self.clip_norm = clip_threshold(args.max_grad_norm)
         self.ignore_keys_for_eval = ignore_keys_for_eval
         self.trial = trial
+        # A subclass's _maybe_log_save_evaluate, called at every step as the reference does.
+        if defines_log_save_evaluate(trainer):
+            self.log_override = OverrideCaller(trainer, self)
         self._log_run_header(plan)
 
-        start_time = time.time()
+        start_time = self.start_time = time.time()
         trainer.control = trainer.callback_handler.on_train_begin(
             args, trainer.state, trainer.control
         )
@@ -228,7 +234,12 @@ class TrainingLoop:
         state.global_step += 1
         state.epoch = epoch + consumed / batches_per_epoch
         control = trainer.control = handler.on_step_end(args, state, trainer.control)
-        if control.should_log or control.should_evaluate or control.should_save:
+        if (
+            self.log_override
+            or control.should_log
+            or control.should_evaluate
+            or control.should_save
+        ):
             self._maybe_log_save_evaluate(epoch)
 
     def _accumulate(self, window: list[Any]) -> bool:
@@ -324,20 +335,13 @@ class TrainingLoop:
 
     # ------------------------------------------------- log / evaluate / save
     def _maybe_log_save_evaluate(self, epoch: int) -> None:
+        if self.log_override is not None:
+            self.log_override(epoch)
+            return
         trainer = self.trainer
-        control, state = trainer.control, trainer.state
-        if control.should_log and state.global_step > self.last_logged_step:
+        if trainer.control.should_log and trainer.state.global_step > self.last_logged_step:
             self._log_training_progress()
-        metrics = None
-        if control.should_evaluate:
-            metrics = trainer._evaluate_during_training(self.trial, self.ignore_keys_for_eval)
-            self.model.train()
-            checkpoints = trainer._checkpoints
-            if checkpoints.record_metrics(metrics) and checkpoints.save_strategy_is_best():
-                control.should_save = True
-        if control.should_save:
-            call_save_checkpoint(trainer, self.model, self.trial, metrics)
-            trainer.control = trainer.callback_handler.on_save(trainer.args, state, trainer.control)
+        evaluate_and_save(trainer, self.model, self.trial, self.ignore_keys_for_eval)
 
     def _log_training_progress(self) -> None:
         trainer = self.trainer
