@@ -75,13 +75,17 @@ class DeviceDataLoader:
         self._passthrough = device.type == "cpu"
 
     def __iter__(self) -> Iterator[Any]:
+        # The wrapped iterator is made now, not at the first batch: creating it draws its
+        # base seed from torch's global generator, and a resumed run restores that
+        # generator right after iter(); a lazy draw would shift dropout after a resume.
+        batches = iter(self.base_dataloader)
         if self._passthrough:  # batches are built on the CPU already
-            return iter(self.base_dataloader)
-        return self._moved_batches()
+            return batches
+        return self._moved_batches(batches)
 
-    def _moved_batches(self) -> Iterator[Any]:
+    def _moved_batches(self, batches: Iterator[Any]) -> Iterator[Any]:
         device, non_blocking = self.device, self.non_blocking
-        for batch in self.base_dataloader:
+        for batch in batches:
             yield move_to_device(batch, device, non_blocking=non_blocking)
 
     def __len__(self) -> int:

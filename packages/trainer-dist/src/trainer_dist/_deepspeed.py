@@ -756,5 +756,5 @@ class _HalfPrecisionBatches(DeviceDataLoader):
 
     def __iter__(self) -> Iterator[Any]:
         dtype = self.dtype
-        for batch in self.base_dataloader:
-            yield cast_floating(batch, dtype)
+        batches = iter(self.base_dataloader)  # made now: see DeviceDataLoader.__iter__
+        return (cast_floating(batch, dtype) for batch in batches)

@@ -332,14 +332,14 @@ class ShardedDataLoader(DeviceDataLoader):
         """Samples of the sampler's order one global step (all processes) consumes."""
         return self.shard_sampler.total_batch_size
 
-    def _moved_batches(self) -> Iterator[Any]:
+    def _moved_batches(self, batches: Iterator[Any]) -> Iterator[Any]:
         from trainer_dist._batches import move_to_device
 
         device, non_blocking, limit = self.device, self.non_blocking, self.limit
         padded = self.shard_sampler.padded_steps
         on_cpu = device.type == "cpu"
         try:
-            for step, batch in enumerate(self.base_dataloader):
+            for step, batch in enumerate(batches):
                 limit.window = padded.get(step)
                 yield batch if on_cpu else move_to_device(batch, device, non_blocking=non_blocking)
                 limit.window = None
@@ -423,20 +423,20 @@ class DealtDataLoader(DeviceDataLoader):
             return None
         return batch_size if self.split_batches else batch_size * self.num_processes
 
-    def _moved_batches(self) -> Iterator[Any]:
+    def _moved_batches(self, batches: Iterator[Any]) -> Iterator[Any]:
         from trainer_dist._batches import move_to_device
 
-        parts = self._split_parts() if self.split_batches else self._dealt_parts()
+        parts = self._split_parts(batches) if self.split_batches else self._dealt_parts(batches)
         try:
             for part in parts:
                 yield move_to_device(part, self.device)
         finally:
             self.limit.window = None
 
-    def _dealt_parts(self) -> Iterator[Any]:
+    def _dealt_parts(self, batches: Iterator[Any]) -> Iterator[Any]:
         first_group: list[Any] = []
         group: list[Any] = []
-        for batch in self.base_dataloader:
+        for batch in batches:
             group.append(batch)
             if len(first_group) < self.num_processes:
                 first_group.append(batch)
@@ -446,9 +446,9 @@ class DealtDataLoader(DeviceDataLoader):
         if group:
             yield self._pad_last(group, first_group)
 
-    def _split_parts(self) -> Iterator[Any]:
+    def _split_parts(self, batches: Iterator[Any]) -> Iterator[Any]:
         filler: Any = None
-        for batch in self.base_dataloader:
+        for batch in batches:
             rows = _rows(batch)
             if filler is None:
                 filler = _slice_rows(batch, 0, 1)

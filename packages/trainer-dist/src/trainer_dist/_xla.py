@@ -256,7 +256,11 @@ class StepMarkingLoader:
         self.mark_step = mark_step
 
     def __iter__(self) -> Iterator[Any]:
-        for batch in self.loader:
+        batches = iter(self.loader)  # made now: see DeviceDataLoader.__iter__
+        return self._marked(batches)
+
+    def _marked(self, batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
             self.mark_step()
             yield batch
 
