@@ -122,6 +122,23 @@ def test_a_resume_on_fewer_processes_reads_the_rng_file_of_the_same_rank(tmp_pat
     assert int(loaded.rng_state["sampler"]) == 7
 
 
+def test_a_process_reading_another_process_rng_file_warns(tmp_path, caplog) -> None:
+    two = FolderCheckpointStore(num_processes=2)
+    content = CheckpointContent(model=torch.nn.Linear(1, 1), trainer_state=TrainerState())
+    content.optimizer = torch.optim.SGD(content.model.parameters(), lr=1.0)
+    content.scheduler = torch.optim.lr_scheduler.LambdaLR(content.optimizer, lambda step: 1.0)
+    path = two.save(str(tmp_path), 1, content)  # the main process's files only
+    assert not os.path.exists(os.path.join(path, "rng_state_1.pth"))
+    with caplog.at_level(logging.WARNING):
+        loaded = two.load(path, CheckpointContent(), process_index=1)
+    assert loaded.rng_state is not None
+    assert "holds no rng_state_1.pth for this process" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        two.load(path, CheckpointContent(), process_index=0)  # its own: no warning
+    assert "rng_state" not in caplog.text
+
+
 class _XlaModel:
     """torch_xla.core.xla_model's RNG functions: the XLA generator's state is one seed."""
 

@@ -357,6 +357,8 @@ class FolderCheckpointStore:
         for name in dict.fromkeys(names):
             path = os.path.join(checkpoint, name)
             if os.path.isfile(path):
+                if name != names[0] and self.num_processes > 1:
+                    _warn_borrowed_rng(checkpoint, name, names[0])
                 return safe_load(path)
         logger.warning(
             "%s holds no RNG state for process %d: a resumed run will draw different random "
@@ -486,3 +488,19 @@ def _write_args(folder: str, args: Any) -> None:
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         # Only kept for the reference's file list; nothing of ours reads it back.
         logger.debug("Skipped %s: %s", TRAINING_ARGS_BIN_NAME, error)
+
+
+def _warn_borrowed_rng(checkpoint: str, read: str, own: str) -> None:
+    """A process of several resumes from another process's random state: its dropout
+    masks and other draws now repeat that process's, which an uninterrupted run never
+    does. Typical cause: nodes without shared storage and ``save_on_each_node=False``,
+    with the main node's checkpoint copied over."""
+    logger.warning(
+        "%s holds no %s for this process: it resumes from %s instead, so its random "
+        "numbers (dropout masks, ...) repeat another process's. Copy every rng_state_*.pth "
+        "of the checkpoint to this machine, or train with save_on_each_node=True when "
+        "nodes do not share storage.",
+        checkpoint,
+        own,
+        read,
+    )
