@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer_core import ExportableState, LoadedCheckpoint, TrainerState
 from trainer_loop._saving import restore_checkpoint
-from trainer_loop._trainer_setup import _user_defines
+from trainer_loop._trainer_setup import user_defines
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
@@ -126,7 +126,7 @@ def prepare_resume(
         return None
     runtime = trainer.runtime
     loaded = restore_checkpoint(trainer, checkpoint)
-    if _user_defines(trainer, ("_load_from_checkpoint",)):  # a subclass loads more, or its way
+    if user_defines(trainer, ("_load_from_checkpoint",)):  # a subclass loads more, or its way
         trainer._load_from_checkpoint(checkpoint, trainer.model_wrapped)
     if loaded.scaler_state:
         runtime.load_scaler_state_dict(dict(loaded.scaler_state))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from trainer_loop._columns import model_input_names
 from trainer_loop._log_save_evaluate import LogSaveEvaluateMethods
 from trainer_loop._saving import restore_weights
-from trainer_loop._trainer_setup import _user_defines
+from trainer_loop._trainer_setup import user_defines
 
 if TYPE_CHECKING:
     from torch import nn
@@ -106,7 +106,7 @@ class SubclassHookMethods(LogSaveEvaluateMethods):
         if metrics is not None:
             self._checkpoints.record_metrics(metrics)
         path = self._checkpoints.save_checkpoint(self._get_output_dir(trial))
-        if _user_defines(self, _SAVE_METHODS):
+        if user_defines(self, _SAVE_METHODS):
             self.save_model(path, _internal_call=True)
 
     def _load_from_checkpoint(
@@ -137,12 +137,12 @@ class SubclassHookMethods(LogSaveEvaluateMethods):
 
 def defines_batch_samples(trainer: Trainer) -> bool:
     """Whether a subclass overrides ``get_batch_samples`` (asked once per run)."""
-    return _user_defines(trainer, ("get_batch_samples",))
+    return user_defines(trainer, ("get_batch_samples",))
 
 
 def defines_log_save_evaluate(trainer: Trainer) -> bool:
     """Whether a subclass overrides ``_maybe_log_save_evaluate`` (asked once per run)."""
-    return _user_defines(trainer, ("_maybe_log_save_evaluate",))
+    return user_defines(trainer, ("_maybe_log_save_evaluate",))
 
 
 def signature_columns(trainer: Trainer) -> list[str] | None:
@@ -152,7 +152,7 @@ def signature_columns(trainer: Trainer) -> list[str] | None:
     ``_signature_columns`` was assigned; our own names need no list, since
     ``remove_unused_columns`` also knows a ``forward(**kwargs)`` keeps everything.
     """
-    if _user_defines(trainer, ("_set_signature_columns_if_needed",)):
+    if user_defines(trainer, ("_set_signature_columns_if_needed",)):
         trainer._set_signature_columns_if_needed()
     columns = trainer._signature_columns
     return None if columns is None else list(columns)
@@ -162,7 +162,7 @@ def call_train_sampler(trainer: Trainer, dataset: Any) -> Any:
     """Call ``_get_train_sampler`` as it is declared: transformers 5 passes the
     (column-filtered) dataset, v4.34 passed nothing. Our own reads ``train_dataset``,
     whose columns (a length column for ``group_by_length``) are all still there."""
-    if not _user_defines(trainer, ("_get_train_sampler",)):
+    if not user_defines(trainer, ("_get_train_sampler",)):
         return trainer._get_train_sampler()
     try:
         takes_dataset = bool(inspect.signature(trainer._get_train_sampler).parameters)

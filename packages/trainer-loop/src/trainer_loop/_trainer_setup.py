@@ -207,7 +207,7 @@ def check_eval_dataset(trainer: Any) -> None:
     strategy = getattr(trainer.args, "eval_strategy", None)
     if strategy is None or strategy == "no" or trainer.eval_dataset is not None:
         return
-    if _user_defines(trainer, ("evaluate", "get_eval_dataloader")):
+    if user_defines(trainer, ("evaluate", "get_eval_dataloader")):
         return
     raise ValueError(
         f"eval_strategy={str(getattr(strategy, 'value', strategy))!r} evaluates during "
@@ -216,7 +216,7 @@ def check_eval_dataset(trainer: Any) -> None:
     )
 
 
-def _user_defines(trainer: Any, names: tuple[str, ...]) -> bool:
+def user_defines(trainer: Any, names: tuple[str, ...]) -> bool:
     """Whether code outside this package (a subclass, or the instance) defines any of
     ``names`` (our own ``Seq2SeqTrainer.evaluate`` does not count)."""
     own = vars(trainer)
