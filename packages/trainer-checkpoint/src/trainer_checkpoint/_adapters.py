@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "adapter_owner",
     "has_adapter",
     "load_adapter",
+    "wrapped_chain",
 ]
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
@@ -41,16 +43,28 @@ def has_adapter(folder: str) -> bool:
     return any(os.path.isfile(os.path.join(folder, name)) for name in ADAPTER_WEIGHT_FILES)
 
 
-def adapter_owner(model: Any) -> Any | None:
-    """The module that holds adapters (``peft_config`` and ``load_adapter``), looked for
-    through wrappers that keep the model as ``.module`` (DDP, the loop's adapters)."""
+def wrapped_chain(model: Any) -> Iterator[Any]:
+    """``model``, then the models wrappers hold as ``.module`` (DDP, the loop's adapters),
+    outermost first: where a loader looks for the model that can read a checkpoint."""
     seen: set[int] = set()
     while model is not None and id(model) not in seen:
         seen.add(id(model))
-        if getattr(model, "peft_config", None) and callable(getattr(model, "load_adapter", None)):
-            return model
+        yield model
         model = getattr(model, "module", None)
-    return None
+
+
+def adapter_owner(model: Any) -> Any | None:
+    """The module that holds adapters (``peft_config`` and ``load_adapter``), looked for
+    through wrappers (see :func:`wrapped_chain`)."""
+    return next(
+        (
+            inner
+            for inner in wrapped_chain(model)
+            if getattr(inner, "peft_config", None)
+            and callable(getattr(inner, "load_adapter", None))
+        ),
+        None,
+    )
 
 
 def _active_adapter(owner: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from trainer_checkpoint._adapters import has_adapter, load_adapter
+from trainer_checkpoint._adapters import has_adapter, load_adapter, wrapped_chain
 from trainer_checkpoint._durable import Flusher, can_write_safetensors, write_safetensors
 from trainer_checkpoint._errors import NotACheckpointError
 from trainer_checkpoint._safe_load import safe_load
@@ -254,7 +254,7 @@ def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = Non
         return
     stored = read_weights(folder, map_location)
     missing, unexpected = _misfit(model.state_dict(), stored)
-    owner = _innermost(model)
+    owner = _reader_of(model)
     if (missing or unexpected) and _converts_saved_names(owner):
         stored = _read_through_model_class(folder, owner)
         missing, unexpected = _misfit(model.state_dict(), stored)
@@ -276,13 +276,11 @@ def _misfit(expected: Mapping[str, Any], stored: Mapping[str, Any]) -> tuple[lis
     return missing, sorted(set(stored) - set(expected))
 
 
-def _innermost(model: Any) -> Any:
-    """The model inside wrappers that hold it as ``.module`` (DDP, the loop's adapters)."""
-    while not _converts_saved_names(model) and isinstance(
-        getattr(model, "module", None), torch.nn.Module
-    ):
-        model = model.module
-    return model
+def _reader_of(model: Any) -> Any:
+    """The wrapped model whose class can convert saved names, else the innermost one
+    (named in errors: the user's class rather than a wrapper)."""
+    chain = list(wrapped_chain(model))
+    return next((inner for inner in chain if _converts_saved_names(inner)), chain[-1])
 
 
 def _converts_saved_names(model: Any) -> bool:
