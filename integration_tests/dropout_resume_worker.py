@@ -53,6 +53,9 @@ def main(argv: list[str]) -> None:
     rank = int(os.environ.get("RANK", "0"))
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle)
+    from _worker_exit import leave_group_and_exit
+
+    leave_group_and_exit()  # skips torch.distributed's teardown, which can abort
 
 
 if __name__ == "__main__":
