@@ -63,7 +63,9 @@ def test_names_the_brief_requires() -> None:
         "inverse_sqrt",
         "reduce_lr_on_plateau",
         "cosine_with_min_lr",
+        "cosine_warmup_with_min_lr",
         "warmup_stable_decay",
+        "greedy",
     ]
     assert SaveStrategy.values() == [*IntervalStrategy.values(), "best"]
     assert HubStrategy.values() == ["end", "every_save", "checkpoint", "all_checkpoints"]

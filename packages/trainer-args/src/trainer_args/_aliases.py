@@ -15,6 +15,7 @@ from typing import Any
 
 from trainer_args._enums import IntervalStrategy
 from trainer_args._messages import coerce_enum, conflict, invalid, wrong_type
+from trainer_args._transformers5 import mirror_sampling_strategy
 
 METRIC_INCLUDES: tuple[str, ...] = ("inputs", "loss")
 """What ``include_for_metrics`` may list."""
@@ -144,6 +145,8 @@ def mirror_alias(args: Any, name: str, value: Any) -> None:
             items.append("inputs")
         object.__setattr__(args, "include_for_metrics", items)
         object.__setattr__(args, "include_inputs_for_metrics", bool(value))
+    elif name in ("group_by_length", "train_sampling_strategy"):
+        mirror_sampling_strategy(args, name, value)
     elif name in CHECKPOINTING_TWINS:
         object.__setattr__(args, name, value)
         object.__setattr__(args, CHECKPOINTING_TWINS[name], value)

@@ -59,7 +59,11 @@ class SaveStrategy(_StrEnum):
 
 
 class SchedulerType(_StrEnum):
-    """Learning-rate schedules the training loop knows how to build."""
+    """Learning-rate schedules the training loop knows how to build.
+
+    ``cosine_warmup_with_min_lr`` and ``greedy`` come from transformers 5, in its order;
+    ``greedy`` (like ``reduce_lr_on_plateau``) steps on evaluation metrics.
+    """
 
     LINEAR = "linear"
     COSINE = "cosine"
@@ -70,7 +74,9 @@ class SchedulerType(_StrEnum):
     INVERSE_SQRT = "inverse_sqrt"
     REDUCE_ON_PLATEAU = "reduce_lr_on_plateau"
     COSINE_WITH_MIN_LR = "cosine_with_min_lr"
+    COSINE_WARMUP_WITH_MIN_LR = "cosine_warmup_with_min_lr"
     WARMUP_STABLE_DECAY = "warmup_stable_decay"
+    GREEDY = "greedy"
 
 
 class OptimizerNames(_StrEnum):

@@ -250,7 +250,11 @@ HELP: dict[str, str] = {
         "On resume, also restore the state of stateful callbacks (e.g. early stopping)."
     ),
     "include_for_metrics": ("Extra items passed to compute_metrics: 'inputs' and/or 'loss'."),
-    "include_num_input_tokens_seen": "Track the number of input tokens seen during training.",
+    "include_num_input_tokens_seen": (
+        "Track the number of input tokens seen during training. transformers 5's words are "
+        "accepted too: 'no' (False), 'all' (True) and 'non_padding' (the attention mask's "
+        "tokens only)."
+    ),
     "average_tokens_across_devices": (
         "Normalise the loss by the token count summed over all processes, so that "
         "distributed and gradient-accumulated runs match a single large batch."
@@ -281,6 +285,39 @@ HELP: dict[str, str] = {
     "split_batches": "Deprecated: use accelerator_config={'split_batches': ...}.",
     "hub_revision": "Branch of the Hub repository to push to.",
     "ddp_static_graph": "static_graph passed to DistributedDataParallel.",
+    # --- transformers 5 fields (see _transformers5) ----------------------------------------
+    "use_liger_kernel": (
+        "transformers 5: patch the model with Liger kernels. Not implemented here: True is "
+        "refused; apply the kernels to the model yourself."
+    ),
+    "liger_kernel_config": "transformers 5: options for the Liger kernels (see use_liger_kernel).",
+    "use_cache": (
+        "transformers 5: the value transformers sets as model.config.use_cache for training. "
+        "Kept for compatibility; trainer leaves the model's config as it is."
+    ),
+    "project": "transformers 5: the project name trackers group runs under.",
+    "trackio_space_id": "transformers 5: the Hugging Face Space that Trackio logs to.",
+    "trackio_bucket_id": "transformers 5: the storage bucket Trackio uses.",
+    "trackio_static_space_id": "transformers 5: the static Space Trackio publishes to.",
+    "enable_jit_checkpoint": (
+        "transformers 5: when the process receives SIGTERM, finish the current optimizer "
+        "step, write a checkpoint and stop training."
+    ),
+    "parallelism_config": (
+        "transformers 5: accelerate's ParallelismConfig (tensor/context parallel). Not "
+        "implemented here: anything but None is refused."
+    ),
+    "dataloader_multiprocessing_context": (
+        "Start method of the data-loader worker processes: fork, spawn or forkserver."
+    ),
+    "dataloader_in_order": (
+        "Whether data-loader workers return batches in order (torch DataLoader in_order)."
+    ),
+    "train_sampling_strategy": (
+        "transformers 5: the order of training samples. 'random' (shuffle), 'sequential' "
+        "(the dataset's order) or 'group_by_length' (same as group_by_length=True); "
+        "'batch_rebalance' is not implemented here and is refused."
+    ),
     # --- Seq2SeqTrainingArguments ---------------------------------------------------------
     "sortish_sampler": "Sample training batches roughly sorted by length (less padding).",
     "predict_with_generate": "Compute generative metrics (ROUGE, BLEU) by calling generate.",

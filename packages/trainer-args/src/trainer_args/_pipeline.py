@@ -43,7 +43,9 @@ from trainer_args._hooks import run_argument_hooks
 from trainer_args._json_args import load_mapping
 from trainer_args._launch_env import read_launch_env
 from trainer_args._messages import coerce_enum, invalid, wrong_type
+from trainer_args._serialization import is_masked_secret
 from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
+from trainer_args._transformers5 import resolve_transformers5_fields
 from trainer_args._validation import RULES
 
 ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = (
@@ -153,9 +155,27 @@ def _check_target_modules(value: Any) -> None:
         raise wrong_type("optim_target_modules", value, "a module name, a regex or a list of names")
 
 
+def drop_masked_tokens(args: Any) -> None:
+    """A ``*_token`` holding the mask ``to_dict`` writes (``"<HUB_TOKEN>"``) is no token:
+    it becomes None, so that the Hub login is used, as when no token was given."""
+    import dataclasses
+
+    for spec in dataclasses.fields(args):
+        if is_masked_secret(spec.name, getattr(args, spec.name)):
+            setattr(args, spec.name, None)
+
+
+def _check_metric_name(args: Any) -> None:
+    metric = args.metric_for_best_model
+    if metric is not None and not isinstance(metric, str):
+        raise wrong_type("metric_for_best_model", metric, "a metric name (str), e.g. 'loss'")
+
+
 def parse_values(args: Any) -> None:
     """Bring every structured argument into its canonical type."""
     expand_paths(args)
+    drop_masked_tokens(args)
+    _check_metric_name(args)
     fold_fractional_warmup(args)
     reject_sharded_ddp(args)
     load_fsdp_config(args)
@@ -164,7 +184,11 @@ def parse_values(args: Any) -> None:
     args.lr_scheduler_kwargs = (
         load_mapping("lr_scheduler_kwargs", args.lr_scheduler_kwargs, allow_path=False) or {}
     )
-    for name in ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"):
+    for name in (
+        "gradient_checkpointing_kwargs",
+        "activation_checkpointing_kwargs",
+        "liger_kernel_config",
+    ):
         setattr(args, name, load_mapping(name, getattr(args, name), allow_path=False))
     args.deepspeed = None if args.deepspeed is None else _load_deepspeed(args.deepspeed)
     args.report_to = normalize_report_to(args.report_to)
@@ -179,6 +203,7 @@ def coerce_enums(args: Any) -> None:
     resolve_eval_strategy(args)
     resolve_metric_includes(args)
     resolve_activation_checkpointing(args)
+    resolve_transformers5_fields(args)
     args.logging_strategy = coerce_enum("logging_strategy", args.logging_strategy, IntervalStrategy)
     args.save_strategy = coerce_enum("save_strategy", args.save_strategy, SaveStrategy)
     args.lr_scheduler_type = coerce_enum("lr_scheduler_type", args.lr_scheduler_type, SchedulerType)
@@ -219,8 +244,13 @@ def fill_step_intervals(args: Any) -> None:
 
 
 def fill_best_model(args: Any) -> None:
-    """Tracking a best model defaults the metric to the loss, lower being better."""
-    tracks_best = args.load_best_model_at_end or args.save_strategy == SaveStrategy.BEST
+    """Tracking a best model defaults the metric to the loss, lower being better; so does
+    ``reduce_lr_on_plateau``, which steps on that metric (as in transformers 5)."""
+    tracks_best = (
+        args.load_best_model_at_end
+        or args.save_strategy == SaveStrategy.BEST
+        or args.lr_scheduler_type == SchedulerType.REDUCE_ON_PLATEAU
+    )
     if tracks_best and args.metric_for_best_model is None:
         args.metric_for_best_model = "loss"
     if args.greater_is_better is None and args.metric_for_best_model is not None:

@@ -39,6 +39,16 @@ def mask_secret(name: str, value: Any) -> Any:
     return value
 
 
+def is_masked_secret(name: str, value: Any) -> bool:
+    """Whether ``value`` is the placeholder :func:`mask_secret` writes for ``name``.
+
+    A dict from ``to_dict`` (ours, or transformers', which masks even unset tokens) fed
+    back to the constructor carries ``"<HUB_TOKEN>"``; used as a token it would replace
+    the user's login with a string the Hub refuses.
+    """
+    return name.endswith("_token") and value == f"<{name.upper()}>"
+
+
 class SerializationMixin:
     """``to_dict``, ``to_json_string``, ``to_sanitized_dict`` and a token-free ``repr``."""
 

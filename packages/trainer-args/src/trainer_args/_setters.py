@@ -24,6 +24,7 @@ from trainer_args._enums import (
 from trainer_args._messages import coerce_enum, conflict, invalid
 from trainer_args._pipeline import fill_best_model, normalize_report_to
 from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
+from trainer_args._transformers5 import check_multiprocessing_context
 from trainer_args._validation import BOUNDS, check_bound, check_dataloader, check_names
 
 
@@ -247,13 +248,28 @@ class SettersMixin:
         auto_find_batch_size: bool = False,
         ignore_data_skip: bool = False,
         sampler_seed: int | None = None,
+        *,
+        persistent_workers: bool = False,
+        prefetch_factor: int | None = None,
+        multiprocessing_context: str | None = None,
+        in_order: bool = True,
     ) -> Any:
-        """Set how batches are built: sizes, workers, pinning, resume and sampler seed."""
+        """Set how batches are built: sizes, workers, pinning, resume and sampler seed.
+
+        The worker options transformers 5 added (``persistent_workers``,
+        ``prefetch_factor``, ``multiprocessing_context``, ``in_order``) are keyword-only,
+        so that the v4.34 positional order stays; like every argument here, one left out
+        returns to its default.
+        """
         self.per_device_train_batch_size = train_batch_size
         self.per_device_eval_batch_size = eval_batch_size
         self.dataloader_drop_last = drop_last
         self.dataloader_num_workers = num_workers
         self.dataloader_pin_memory = pin_memory
+        self.dataloader_persistent_workers = persistent_workers
+        self.dataloader_prefetch_factor = prefetch_factor
+        self.dataloader_multiprocessing_context = multiprocessing_context
+        self.dataloader_in_order = in_order
         self.auto_find_batch_size = auto_find_batch_size
         self.ignore_data_skip = ignore_data_skip
         self.data_seed = sampler_seed
@@ -262,16 +278,22 @@ class SettersMixin:
             "per_device_train_batch_size",
             "per_device_eval_batch_size",
             "dataloader_num_workers",
+            "dataloader_prefetch_factor",
             "data_seed",
         )
         check_dataloader(self)
+        check_multiprocessing_context(multiprocessing_context)
         return self
 
     def get_warmup_steps(self, num_training_steps: int) -> int:
         """Number of warm-up steps for a run of ``num_training_steps`` optimizer steps.
 
-        ``warmup_steps`` when positive, else ``ceil(warmup_ratio * num_training_steps)``.
+        ``warmup_steps`` when it is a step count >= 1, else ``ceil(warmup_ratio *
+        num_training_steps)``. Construction folds a ``warmup_steps`` below 1 into
+        ``warmup_ratio``; one assigned afterwards is read as that share of the run too, as
+        transformers 5 reads it.
         """
-        if self.warmup_steps > 0:
-            return self.warmup_steps
-        return math.ceil(num_training_steps * self.warmup_ratio)
+        if self.warmup_steps >= 1:
+            return int(self.warmup_steps)
+        ratio = self.warmup_steps if self.warmup_steps > 0 else self.warmup_ratio
+        return math.ceil(num_training_steps * ratio)

@@ -81,22 +81,43 @@ def is_whole_multiple(value: float, base: float) -> bool:
     return ratio >= 1 - 1e-9 and math.isclose(ratio, round(ratio), rel_tol=0, abs_tol=1e-9)
 
 
+def _bad_warmup(steps: float) -> Exception:
+    """The error for a float ``warmup_steps`` that is neither whole nor a fraction.
+
+    Above 1 it is a ``TypeError`` (a step count is an int), as before; a negative or
+    NaN value is a ``ValueError``, as transformers raises it. Both messages say that
+    floats are fine as fractions, which a plain "expected an integer" hid.
+    """
+    growing = math.isfinite(steps) and steps > 1
+    error = invalid(
+        "warmup_steps",
+        steps,
+        "a whole number of steps >= 0, or a fraction of the run between 0 and 1",
+        f"Use warmup_steps={math.floor(steps) if growing else 0} or a fraction such as 0.1.",
+    )
+    return TypeError(str(error)) if growing else error
+
+
 def fold_fractional_warmup(args: Any) -> None:
     """``warmup_steps`` below 1 is a fraction of the run (transformers 5, which dropped
     ``warmup_ratio``): it becomes ``warmup_ratio``; a whole float becomes an int.
 
     Raises:
-        ValueError: the fraction contradicts a ``warmup_ratio`` given too.
+        ValueError: the fraction contradicts a ``warmup_ratio`` given too, or the float
+            is negative or NaN.
+        TypeError: the float is above 1 without being whole (``1.5``).
     """
     steps = args.warmup_steps
     if not isinstance(steps, float) or isinstance(steps, bool):
         return
     if steps.is_integer():
         args.warmup_steps = int(steps)
-    elif 0 < steps < 1:
-        if args.warmup_ratio not in (0, steps):
-            raise conflict(
-                "warmup_steps", steps, "warmup_ratio", args.warmup_ratio,
-                "A warmup_steps below 1 is the warm-up's share of the run; give one of them.",
-            )  # fmt: skip
-        args.warmup_ratio, args.warmup_steps = steps, 0
+        return
+    if not 0 < steps < 1:
+        raise _bad_warmup(steps)
+    if args.warmup_ratio not in (0, steps):
+        raise conflict(
+            "warmup_steps", steps, "warmup_ratio", args.warmup_ratio,
+            "A warmup_steps below 1 is the warm-up's share of the run; give one of them.",
+        )  # fmt: skip
+    args.warmup_ratio, args.warmup_steps = steps, 0

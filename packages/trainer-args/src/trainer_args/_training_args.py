@@ -36,6 +36,7 @@ from trainer_args._pipeline import finalize
 from trainer_args._process import ProcessMixin
 from trainer_args._serialization import SerializationMixin
 from trainer_args._setters import SettersMixin
+from trainer_args._transformers5 import MULTIPROCESSING_CONTEXTS, TRAIN_SAMPLING_STRATEGIES
 
 _LOG_CHOICES = list(TRAINER_LOG_LEVELS)
 
@@ -240,6 +241,7 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         default=False, metadata=_h("restore_callback_states_from_checkpoint")
     )
     include_for_metrics: List[str] = field(default_factory=list, metadata=_h("include_for_metrics"))
+    # bool for the parser; transformers 5's "no"/"all"/"non_padding" are translated.
     include_num_input_tokens_seen: bool = field(
         default=False, metadata=_h("include_num_input_tokens_seen")
     )
@@ -279,6 +281,30 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
     split_batches: Optional[bool] = field(default=None, metadata=_h("split_batches"))
     hub_revision: Optional[str] = field(default=None, metadata=_h("hub_revision"))
     ddp_static_graph: Optional[bool] = field(default=None, metadata=_h("ddp_static_graph"))
+
+    # --- transformers 5 fields (see _transformers5: kept, translated, or refused) --------
+    use_liger_kernel: bool = field(default=False, metadata=_h("use_liger_kernel"))
+    liger_kernel_config: Union[dict, str, None] = field(
+        default=None, metadata=_h("liger_kernel_config")
+    )
+    use_cache: bool = field(default=False, metadata=_h("use_cache"))
+    project: str = field(default="huggingface", metadata=_h("project"))
+    trackio_space_id: Optional[str] = field(default=None, metadata=_h("trackio_space_id"))
+    trackio_bucket_id: Optional[str] = field(default=None, metadata=_h("trackio_bucket_id"))
+    trackio_static_space_id: Optional[str] = field(
+        default=None, metadata=_h("trackio_static_space_id")
+    )
+    enable_jit_checkpoint: bool = field(default=False, metadata=_h("enable_jit_checkpoint"))
+    parallelism_config: Any = field(default=None, metadata=_h("parallelism_config"))
+    dataloader_multiprocessing_context: Optional[str] = field(
+        default=None,
+        metadata=_h("dataloader_multiprocessing_context", choices=list(MULTIPROCESSING_CONTEXTS)),
+    )
+    dataloader_in_order: bool = field(default=True, metadata=_h("dataloader_in_order"))
+    train_sampling_strategy: str = field(
+        default="random",
+        metadata=_h("train_sampling_strategy", choices=list(TRAIN_SAMPLING_STRATEGIES)),
+    )
 
     def __post_init__(self) -> None:
         finalize(self)
