@@ -123,8 +123,8 @@ def test_only_the_main_process_writes_shared_files(
     for event, path in writes:
         assert event in ("open", "os.mkdir"), (event, path)  # never renames nor deletes
         assert "/.tmp-checkpoint-" in f"/{path}", path  # only inside the folder being built
-        if event == "open":
-            assert path.endswith("__1_0.distcp"), path  # its own shards, nothing shared
+        if event == "open":  # its own shards and random states, nothing shared
+            assert path.endswith(("__1_0.distcp", "/rng_state_1.pth")), path
 
 
 def test_checkpoints_of_two_processes_resume_on_one(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from trainer_checkpoint._errors import (
     CheckpointNotFoundError,
     CheckpointSaveError,
+    CorruptCheckpointError,
     NotACheckpointError,
     UnsafeCheckpointError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "CheckpointNotFoundError",
     "CheckpointSaveError",
+    "CorruptCheckpointError",
     "FolderCheckpointStore",
     "NotACheckpointError",
     "UnsafeCheckpointError",

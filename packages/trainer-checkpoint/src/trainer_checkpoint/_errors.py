@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointNotFoundError",
     "CheckpointSaveError",
+    "CorruptCheckpointError",
     "NotACheckpointError",
     "UnsafeCheckpointError",
 ]
@@ -16,6 +17,11 @@ class CheckpointNotFoundError(FileNotFoundError):
 
 class NotACheckpointError(ValueError):
     """A folder that exists but is not a complete checkpoint."""
+
+
+class CorruptCheckpointError(NotACheckpointError):
+    """A file of a checkpoint cannot be read back: truncated (a full disk, an interrupted
+    copy) or garbled. Raised before anything of the checkpoint is loaded."""
 
 
 class CheckpointSaveError(OSError):

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -58,12 +59,19 @@ from trainer_checkpoint._folders import (
     incomplete_folders,
     list_checkpoints,
     missing_parts,
-    move_aside,
     rotate_checkpoints,
 )
+from trainer_checkpoint._publish import publish
+from trainer_checkpoint._reading import earlier_checkpoint_hint, read_part
 from trainer_checkpoint._rng import capture_rng_state, restore_rng_state, rng_file_name
 from trainer_checkpoint._safe_load import safe_load
-from trainer_checkpoint._weights import has_weights, load_weights, save_weights
+from trainer_checkpoint._weights import (
+    has_weights,
+    load_weights,
+    put_back_weights,
+    save_weights,
+    set_aside_weights,
+)
 from trainer_core import CheckpointContent, LoadedCheckpoint, TrainerState
 
 __all__ = [
@@ -191,7 +199,8 @@ class FolderCheckpointStore:
 
     def _write_rng(self, folder: str, content: CheckpointContent, process_index: int) -> None:
         state = {**capture_rng_state(num_processes=self.num_processes), **dict(content.rng_extra)}
-        torch.save(state, os.path.join(folder, rng_file_name(process_index, self.num_processes)))
+        name = rng_file_name(process_index, self.num_processes)
+        _torch_save(state, folder, name, Flusher(enabled=False))  # flushed by finish()
 
     def _write_shared(
         self, folder: str, content: CheckpointContent, flusher: Flusher, *, sharded: bool
@@ -210,13 +219,7 @@ class FolderCheckpointStore:
             content.trainer_state.save_to_json(os.path.join(folder, TRAINER_STATE_NAME))
 
     def _publish(self, staging: str, final: str) -> None:
-        # The same step saved again: the old folder moves to a hidden name (which the
-        # next rotation removes if a crash comes first), the new one takes its name, and
-        # the old one is deleted.
-        aside = move_aside(final) if os.path.exists(final) else None
-        os.replace(staging, final)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        publish(staging, final)  # the same step saved again replaces it atomically
         if self.fsync:
             fsync_path(os.path.dirname(final))  # the rename itself
 
@@ -225,10 +228,20 @@ class FolderCheckpointStore:
 
         A model with ``save_pretrained`` (transformers) saves itself, so that
         ``from_pretrained(output_dir)`` works; any other module is written as a state
-        dict that ``load_state_dict`` (or :meth:`load_model`) reads back.
+        dict that ``load_state_dict`` (or :meth:`load_model`) reads back. Weight files
+        an earlier save left in ``output_dir`` are removed (see ``set_aside_weights``);
+        if this save fails, they are put back.
         """
         os.makedirs(output_dir, exist_ok=True)
-        self._write_model(output_dir, content, Flusher(enabled=False))
+        earlier = set_aside_weights(output_dir) if content.model is not None else None
+        try:
+            self._write_model(output_dir, content, Flusher(enabled=False))
+        except BaseException:
+            if earlier is not None:
+                put_back_weights(earlier, output_dir)
+            raise
+        if earlier is not None:
+            shutil.rmtree(earlier, ignore_errors=True)
 
     def _write_model(self, folder: str, content: CheckpointContent, flusher: Flusher) -> None:
         if content.model is not None:
@@ -316,24 +329,39 @@ class FolderCheckpointStore:
     ) -> LoadedCheckpoint:
         """Restore ``content``'s model, optimizer and scheduler from ``checkpoint``.
 
+        Every file is read before anything is restored, so a damaged file leaves the
+        model, optimizer and scheduler as they were.
+
         Raises:
             CheckpointNotFoundError: ``checkpoint`` does not exist.
             NotACheckpointError: it is not a complete checkpoint folder.
+            CorruptCheckpointError: a file of it cannot be read (truncated, garbled); the
+                message names the file and the earlier checkpoint to resume from.
             UnsafeCheckpointError: a file holds pickled code.
         """
         check_checkpoint(checkpoint)
-        if content.model is not None:
-            self.load_model(checkpoint, content.model, map_location=map_location)
         location = map_location if map_location is not None else "cpu"
-        for obj, name in ((content.optimizer, OPTIMIZER_NAME), (content.scheduler, SCHEDULER_NAME)):
-            if obj is not None:
-                _load_into(obj, os.path.join(checkpoint, name), location)
-        return LoadedCheckpoint(
+        state_path = os.path.join(checkpoint, TRAINER_STATE_NAME)
+        loaded = LoadedCheckpoint(
             path=checkpoint,
-            trainer_state=TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME)),
-            scaler_state=_optional(os.path.join(checkpoint, SCALER_NAME), location),
+            trainer_state=read_part(state_path, lambda: TrainerState.load_from_json(state_path)),
+            scaler_state=_read_optional(os.path.join(checkpoint, SCALER_NAME), location),
             rng_state=self._read_rng(checkpoint, process_index),
         )
+        states = [
+            (obj, _read_state_of(obj, os.path.join(checkpoint, name), location))
+            for obj, name in (
+                (content.optimizer, OPTIMIZER_NAME),
+                (content.scheduler, SCHEDULER_NAME),
+            )
+            if obj is not None
+        ]
+        if content.model is not None:
+            self.load_model(checkpoint, content.model, map_location=map_location)
+        for obj, state in states:
+            if state is not None:
+                obj.load_state_dict(state)
+        return loaded
 
     def is_sharded(self, checkpoint: str) -> bool:
         """Whether ``checkpoint`` keeps model (and optimizer) state in per-process shards.
@@ -359,7 +387,7 @@ class FolderCheckpointStore:
             if os.path.isfile(path):
                 if name != names[0] and self.num_processes > 1:
                     _warn_borrowed_rng(checkpoint, name, names[0])
-                return safe_load(path)
+                return _read_optional(path, None)
         logger.warning(
             "%s holds no RNG state for process %d: a resumed run will draw different random "
             "numbers than an uninterrupted one.",
@@ -407,8 +435,8 @@ def check_checkpoint(path: str) -> None:
             f"{path} is not a complete checkpoint: it lacks {', '.join(lacks)} (it needs "
             f"{TRAINER_STATE_NAME}, model weights (full, or sharded with {SHARDED_STATE_NAME}) "
             f"and, unless saved with save_only_model, {OPTIMIZER_NAME}), and holds {present}. "
-            "Pass a complete checkpoint-<step> folder; a save or deletion was probably "
-            "interrupted."
+            "A save or deletion was probably interrupted. "
+            f"{earlier_checkpoint_hint(path)}"
         )
 
 
@@ -426,12 +454,18 @@ def _accepted(function: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str,
 def _save_error(error: BaseException, final: str, output_dir: str) -> CheckpointSaveError:
     reason = getattr(error, "strerror", None) or error
     return CheckpointSaveError(
-        getattr(error, "errno", None) or errno.EIO,
+        getattr(error, "errno", None) or _errno_in(str(error)),
         f"Could not write checkpoint {final}: {reason}. The earlier checkpoints in "
         f"{output_dir} are untouched; free disk space or fix the permissions of output_dir, "
         "then resume from the latest checkpoint.",
         getattr(error, "filename", None),
     )
+
+
+def _errno_in(message: str) -> int:
+    """The error number a message quotes (safetensors writes "(os error 28)"), else EIO."""
+    found = re.search(r"\(os error (\d+)\)", message)
+    return int(found.group(1)) if found else errno.EIO
 
 
 def _is_write_failure(error: BaseException) -> bool:
@@ -465,17 +499,21 @@ def _torch_save(value: Any, folder: str, name: str, flusher: Flusher) -> None:
     flusher.close(handle)
 
 
-def _load_into(obj: Any, path: str, location: Any) -> None:
+def _read_state_of(obj: Any, path: str, location: Any) -> Any:
+    """The state dict for ``obj`` stored in ``path``; None (with a warning) when absent."""
     if not os.path.isfile(path):
         logger.warning(
             "%s is missing (save_only_model?): %s starts afresh.", path, type(obj).__name__
         )
-        return
-    obj.load_state_dict(safe_load(path, map_location=location))
+        return None
+    return _read_optional(path, location)
 
 
-def _optional(path: str, location: Any) -> Any:
-    return safe_load(path, map_location=location) if os.path.isfile(path) else None
+def _read_optional(path: str, location: Any) -> Any:
+    """What the ``.pt`` file ``path`` holds, or None when there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    return read_part(path, lambda: safe_load(path, map_location=location))
 
 
 def _write_args(folder: str, args: Any) -> None:
@@ -484,9 +522,10 @@ def _write_args(folder: str, args: Any) -> None:
         with open(os.path.join(folder, TRAINING_ARGS_NAME), "w", encoding="utf-8") as handle:
             handle.write(to_json())
     try:
-        torch.save(args, os.path.join(folder, TRAINING_ARGS_BIN_NAME))
+        _torch_save(args, folder, TRAINING_ARGS_BIN_NAME, Flusher(enabled=False))
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         # Only kept for the reference's file list; nothing of ours reads it back.
+        os.remove(os.path.join(folder, TRAINING_ARGS_BIN_NAME))  # what was written of it
         logger.debug("Skipped %s: %s", TRAINING_ARGS_BIN_NAME, error)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from trainer_checkpoint._adapters import has_adapter, load_adapter, wrapped_chain
 from trainer_checkpoint._durable import Flusher, can_write_safetensors, write_safetensors
 from trainer_checkpoint._errors import NotACheckpointError
+from trainer_checkpoint._reading import read_part
 from trainer_checkpoint._safe_load import safe_load
 
 __all__ = [
@@ -34,8 +36,10 @@ __all__ = [
     "has_weights",
     "load_weights",
     "parse_size",
+    "put_back_weights",
     "read_weights",
     "save_weights",
+    "set_aside_weights",
 ]
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -43,6 +47,8 @@ SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 WEIGHTS_NAME = "pytorch_model.bin"
 WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 _WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+_ASIDE_PREFIX = ".tmp-previous-weights-"
+_SHARD_RE = re.compile(r"^(?:model|pytorch_model)-\d{5}-of-\d{5}\.(?:safetensors|bin)$")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
 _UNITS |= {"GIB": 2**30, "TB": 10**12}
 
@@ -64,6 +70,39 @@ def parse_size(size: int | str) -> int:
             f"'5GB' (units: {', '.join(sorted(u for u in _UNITS if u))})."
         )
     return int(float(match.group(1)) * _UNITS[unit])
+
+
+def set_aside_weights(folder: str) -> str | None:
+    """Move the model weight files in ``folder`` (either format: single file, shards,
+    index) into a new hidden sub-folder before a model is saved there; return it, or
+    None when there were none.
+
+    A save rewrites only the files of its own layout: a ``model.safetensors`` left by an
+    earlier model beside new shards, or earlier shards beside a new single file, would be
+    read instead of the new weights or mixed with them (the single file is read first, by
+    us and by ``from_pretrained``). Once the save succeeds the sub-folder is deleted; if
+    it fails, :func:`put_back_weights` restores the earlier files.
+    """
+    names = sorted(
+        name
+        for name in (os.listdir(folder) if os.path.isdir(folder) else [])
+        if (name in _WEIGHT_FILES or _SHARD_RE.match(name))
+        and os.path.isfile(os.path.join(folder, name))
+    )
+    if not names:
+        return None
+    aside = os.path.join(folder, f"{_ASIDE_PREFIX}{uuid.uuid4().hex[:8]}")
+    os.mkdir(aside)
+    for name in names:
+        os.replace(os.path.join(folder, name), os.path.join(aside, name))
+    return aside
+
+
+def put_back_weights(aside: str, folder: str) -> None:
+    """Undo :func:`set_aside_weights`: the earlier files replace what a failed save wrote."""
+    for name in os.listdir(aside):
+        os.replace(os.path.join(aside, name), os.path.join(folder, name))
+    os.rmdir(aside)
 
 
 def has_weights(folder: str) -> bool:
@@ -211,21 +250,31 @@ def read_weights(folder: str, map_location: Any = None) -> dict[str, torch.Tenso
 
 
 def _read_file(path: str, map_location: Any) -> dict[str, torch.Tensor]:
+    """The tensors of one weights file (a damaged file raises ``CorruptCheckpointError``)."""
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
         device = "cpu" if map_location is None else str(map_location)
-        return load_file(path, device=device)
-    return safe_load(path, map_location=map_location if map_location is not None else "cpu")
+        return read_part(path, lambda: load_file(path, device=device))
+    location = map_location if map_location is not None else "cpu"
+    return read_part(path, lambda: safe_load(path, map_location=location))
 
 
 def _read_index(folder: str, index_name: str, map_location: Any) -> dict[str, torch.Tensor]:
-    with open(os.path.join(folder, index_name), encoding="utf-8") as handle:
-        weight_map = json.load(handle)["weight_map"]
+    path = os.path.join(folder, index_name)
+    weight_map = read_part(path, lambda: _weight_map(path))
     tensors: dict[str, torch.Tensor] = {}
     for name in sorted(set(weight_map.values())):
         tensors.update(_read_file(os.path.join(folder, name), map_location))
     return tensors
+
+
+def _weight_map(index_path: str) -> dict[str, str]:
+    with open(index_path, encoding="utf-8") as handle:
+        weight_map = json.load(handle)["weight_map"]
+    if not isinstance(weight_map, dict):
+        raise ValueError(f"its weight_map is a {type(weight_map).__name__}, not an object")
+    return weight_map
 
 
 def load_weights(folder: str, model: torch.nn.Module, *, map_location: Any = None) -> None:
