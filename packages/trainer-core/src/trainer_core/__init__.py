@@ -10,7 +10,12 @@ from __future__ import annotations
 from trainer_core._callbacks import CallbackHandler, TrainerCallback
 from trainer_core._checkpoint_port import CheckpointContent, CheckpointStore, LoadedCheckpoint
 from trainer_core._early_stopping import EarlyStoppingCallback
-from trainer_core._errors import MissingExtraError, UnknownPluginError, import_optional
+from trainer_core._errors import (
+    MissingExtraError,
+    PluginLoadError,
+    UnknownPluginError,
+    import_optional,
+)
 from trainer_core._events import Event
 from trainer_core._flow import DefaultFlowCallback
 from trainer_core._outputs import (
@@ -61,6 +66,7 @@ __all__ = [
     "LoadedCheckpoint",
     "MissingExtraError",
     "PluginHookError",
+    "PluginLoadError",
     "PredictionOutput",
     "PrinterCallback",
     "ProgressCallback",

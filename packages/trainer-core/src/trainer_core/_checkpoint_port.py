@@ -23,6 +23,15 @@ class CheckpointContent:
     restored in place (``model``, ``optimizer``, ``scheduler``); the rest of what was
     read comes back as a :class:`LoadedCheckpoint`.
 
+    A store uses only the methods named here, because the loop hands it stand-ins that
+    route state through the runtime (a sharded model's state is gathered and scattered
+    by collectives): when saving, ``model`` is the user's module but ``optimizer`` may
+    offer nothing but ``state_dict()`` (the state gathered beforehand); when loading,
+    ``model`` may offer only ``parameters()``, ``state_dict()`` and
+    ``load_state_dict(state, strict=True)``, and ``optimizer`` only
+    ``load_state_dict(state)``. ``trainer_testing.checkpoint_contract`` passes such
+    stand-ins.
+
     Attributes:
         model: The user's (unwrapped) module.
         state_dict: The full state dict to write for ``model`` (what the runtime
@@ -76,7 +85,25 @@ class CheckpointStore(Protocol):
 
     * :meth:`save` is atomic: until it returns, :meth:`checkpoints` does not list the
       new checkpoint, and a crash at any moment leaves every earlier checkpoint intact
-      and readable. A failure raises an ``OSError`` naming the path.
+      and readable. A failure raises an ``OSError`` naming the path; an exception raised
+      by the content itself (a ``state_dict()``) propagates and leaves no checkpoint.
+    * :meth:`save` returns ``os.path.join(output_dir, f"checkpoint-{step}")``, a folder
+      that exists on disk once it returns (on the writers), even for a store that keeps
+      the data elsewhere: the loop names checkpoints by that path and checks it with
+      ``os.path.isdir`` (``best_model_checkpoint`` across a resume,
+      ``resume_from_checkpoint=<path>``). Paths are compared as given, not resolved.
+    * :meth:`save` captures the content as it is when called: the loop goes on training
+      the same model, optimizer, scheduler and ``TrainerState`` objects, so a store that
+      kept references would "load" the latest values instead.
+    * :meth:`load` returns a ``TrainerState`` of its own (the loop adopts and changes
+      it), and ``rng_state`` holds each ``rng_extra`` entry under its own key beside the
+      generators' states; :meth:`restore_rng` accepts that mapping.
+
+    Optional extension (not a member, so stores without it still satisfy the port): a
+    method ``delete(checkpoint: str) -> bool`` that removes one checkpoint as atomically
+    as :meth:`save` writes one. With ``save_total_limit=1`` the loop calls it once
+    training is over, to keep only the best checkpoint as the reference Trainer does; a
+    store without it keeps the newest checkpoint as well.
     * Every process calls :meth:`save` with its ``process_index``; only those with
       ``is_writer`` write the shared files, every process writes its own RNG file.
       ``barrier`` (a collective) is called the same number of times on every process.

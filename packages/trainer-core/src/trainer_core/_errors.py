@@ -53,6 +53,23 @@ def import_optional(module: str, *, package: str, extra: str | None, feature: st
         ) from error
 
 
+class PluginLoadError(ImportError):
+    """An installed plugin answers to the requested name but cannot be used.
+
+    Its module fails to import, the object its entry point names does not exist or is
+    not what the group expects (a reporter class, a search-backend class), or several
+    distributions register the same name. The message names the group, the name, the
+    distribution(s) and what to do; the original exception, if any, is the ``__cause__``.
+    An ``ImportError``, because loading a plugin is importing it.
+    """
+
+    def __init__(self, message: str, *, group: str, name: str, providers: list[str]) -> None:
+        self.group = group
+        self.plugin_name = name
+        self.providers = list(providers)
+        super().__init__(message)
+
+
 class UnknownPluginError(ValueError):
     """No installed plugin answers to the requested name.
 

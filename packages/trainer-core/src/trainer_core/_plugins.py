@@ -22,7 +22,14 @@ from importlib.metadata import (
 )
 from typing import Any
 
-from trainer_core._errors import UnknownPluginError
+from trainer_core._errors import MissingExtraError, PluginLoadError, UnknownPluginError
+from trainer_core._plugin_checks import (
+    CALLBACK_CLASS,
+    REPORTER,
+    SEARCH_BACKEND,
+    PluginExpectation,
+    plugin_problem,
+)
 
 REPORT_TO_GROUP = "trainer.report_to"
 """Entry-point group of reporters: ``name = "package.module:ReporterCallback"``."""
@@ -54,6 +61,13 @@ not started; the runtime package provides one.
 """
 
 logger = logging.getLogger(__name__)
+
+_EXPECTED: dict[str, PluginExpectation] = {
+    REPORT_TO_GROUP: REPORTER,
+    HP_SEARCH_BACKENDS_GROUP: SEARCH_BACKEND,
+    HUB_GROUP: CALLBACK_CLASS,
+}
+"""What the loop does with each group's plugins, checked when one is loaded."""
 
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     REPORT_TO_GROUP: {
@@ -147,17 +161,92 @@ def load_plugin(group: str, name: str) -> Any:
     Only that entry point is loaded. An unknown name raises
     :class:`~trainer_core.UnknownPluginError` listing the installed names with their
     packages and, for known names whose package is missing, the install command.
+
+    A plugin that cannot be used raises :class:`~trainer_core.PluginLoadError` naming it
+    and its package: its module fails to import (the import's exception is the cause),
+    the object it names is missing or is not what ``group`` expects (a class, with the
+    port's methods and its entry-point name as ``name``, for reporters and search
+    backends), or two distributions register ``name`` with different targets (which
+    one wins would depend on the order of ``sys.path``). A
+    :class:`~trainer_core.MissingExtraError` raised while importing passes unchanged.
     """
-    installed = _entry_points(group)
-    if name in installed:
-        return installed[name].load()
-    available = {plugin: _provider(ep) for plugin, ep in installed.items()}
-    installable = {
-        plugin: spec
-        for plugin, spec in KNOWN_PROVIDERS.get(group, {}).items()
-        if plugin not in installed
-    }
-    raise UnknownPluginError(group=group, name=name, available=available, installable=installable)
+    candidates = _candidates(group, name)
+    if not candidates:
+        installed = _entry_points(group)
+        available = {plugin: _provider(ep) for plugin, ep in installed.items()}
+        installable = {
+            plugin: spec
+            for plugin, spec in KNOWN_PROVIDERS.get(group, {}).items()
+            if plugin not in installed
+        }
+        raise UnknownPluginError(
+            group=group, name=name, available=available, installable=installable
+        )
+    entry_point = _only_candidate(group, name, candidates)
+    try:
+        loaded = entry_point.load()
+    except MissingExtraError:
+        raise
+    except Exception as error:
+        raise _plugin_load_error(group, name, entry_point, error) from error
+    expected = _EXPECTED.get(group)
+    problem = None if expected is None else plugin_problem(expected, name, loaded)
+    if problem is not None:
+        raise PluginLoadError(
+            f"The {group} plugin {name!r} ({entry_point.value}, from "
+            f"{_provider(entry_point)}) cannot be used: {problem}. Fix the entry point in "
+            "that package's metadata, or uninstall it.",
+            group=group,
+            name=name,
+            providers=[_provider(entry_point)],
+        )
+    return loaded
+
+
+def _candidates(group: str, name: str) -> list[EntryPoint]:
+    """The entry points registering ``name`` in ``group``, one per distinct target."""
+    found: dict[str, EntryPoint] = {}
+    for entry_point in entry_points(group=group, name=name):
+        found.setdefault(entry_point.value, entry_point)
+    return list(found.values())
+
+
+def _only_candidate(group: str, name: str, candidates: list[EntryPoint]) -> EntryPoint:
+    if len(candidates) == 1:
+        return candidates[0]
+    providers = [_provider(ep) for ep in candidates]
+    listed = ", ".join(
+        f"{provider} ({ep.value})" for provider, ep in zip(providers, candidates, strict=True)
+    )
+    raise PluginLoadError(
+        f"Several installed packages register {name!r} in {group}: {listed}. Which one "
+        "would load depends on the order of sys.path; uninstall all but one of them.",
+        group=group,
+        name=name,
+        providers=providers,
+    )
+
+
+def _plugin_load_error(
+    group: str, name: str, entry_point: EntryPoint, error: Exception
+) -> PluginLoadError:
+    provider = _provider(entry_point)
+    hint = "Reinstall or fix that package, or uninstall it."
+    if isinstance(error, ModuleNotFoundError) and _is_own_module(entry_point, error.name):
+        hint = (
+            f"Its module {entry_point.module!r} is not installed: {provider}'s metadata was "
+            "left behind by a removed or broken install. Reinstall or uninstall it."
+        )
+    elif isinstance(error, ModuleNotFoundError) and entry_point.extras:
+        extras = ",".join(entry_point.extras)
+        hint = f"Install what it needs with: pip install '{provider}[{extras}]'."
+    return PluginLoadError(
+        f"The {group} plugin {name!r} ({entry_point.value}, from {provider}) could not be "
+        f"loaded: {type(error).__name__}: {error}. {hint}",
+        group=group,
+        name=name,
+        providers=[provider],
+    )
 
 
 class PluginHookError(RuntimeError):

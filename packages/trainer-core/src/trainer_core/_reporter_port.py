@@ -22,6 +22,11 @@ class Reporter(Protocol):
     * ``name`` is the string users pass in ``report_to`` and the entry-point name the
       implementation is registered under; it is a class attribute, so it can be read
       without constructing the reporter (construction may import a heavy library).
+    * The entry point names the class; the loop instantiates it with no arguments, once
+      per trainer (the loader refuses a function, an instance, or a class whose ``name``
+      differs from the entry-point name).
+    * Every event also receives keyword arguments beyond those named (``model``,
+      ``optimizer``, ``train_dataloader``, ...), so each method takes ``**kwargs``.
     * Construction raises :class:`~trainer_core.MissingExtraError` when the library it
       needs is absent, so a misspelt install fails when the trainer is built, not at the
       first log.

@@ -35,6 +35,12 @@ class Runtime(Protocol):
     * Collectives (:meth:`gather`, :meth:`reduce`, :meth:`wait_for_everyone`) are called
       by every process in the same order; with one process they return their input.
     * No method forces a host-device synchronisation unless its result is a host value.
+    * :meth:`unwrap_model` of what :meth:`prepare_model` or :meth:`prepare_training`
+      returned is the module that was passed in (the same object), and of an unwrapped
+      module that module itself.
+
+    ``Trainer(runtime=...)`` takes any object with these members (no base class);
+    ``trainer_testing.runtime_contract`` checks one on a single process.
     """
 
     @property
@@ -101,7 +107,14 @@ class Runtime(Protocol):
         """
 
     def prepare_dataloader(self, dataloader: Any) -> Any:
-        """Shard ``dataloader`` across processes and move its batches to the device."""
+        """Shard ``dataloader`` across processes and move its batches to the device.
+
+        The result keeps what the loop reads of a dataloader: ``len()`` (this process's
+        batches per pass) whenever ``dataloader`` has one, ``dataset``, ``batch_size``,
+        and ``sampler`` when ``dataloader`` has one (the loop sets its epoch and, to
+        resume mid-epoch without drawing the trained batches again, seeks it). It may add
+        ``total_batch_size``: the samples one step takes over all processes.
+        """
 
     def unwrap_model(self, model: Any) -> Any:
         """The user's module inside whatever :meth:`prepare_model` wrapped it in."""

@@ -21,10 +21,15 @@ from trainer_core._outputs import BestRun
 class TrainerLike(Protocol):
     """What a search backend needs of a trainer.
 
-    Contract: :meth:`train` with ``trial`` runs one whole trial; while it runs the
-    trainer calls the backend's :meth:`SearchBackend.report` after each evaluation and
-    leaves the last objective in :attr:`objective` (``None`` when it never evaluated,
-    in which case the backend calls :meth:`evaluate` and :attr:`compute_objective`).
+    Contract: :meth:`train` with ``trial`` runs one whole trial; it first asks the
+    backend for the trial's values (:meth:`SearchBackend.hyperparameters`) and applies
+    them to ``args``; while it runs the trainer calls the backend's
+    :meth:`SearchBackend.report` after each evaluation and leaves the last objective in
+    :attr:`objective`, which it sets to ``None`` when a trial's :meth:`train` starts.
+    When it is still ``None`` afterwards (no evaluation during training) the backend
+    calls :meth:`evaluate` and :attr:`compute_objective`. A backend that also clears it
+    before each :meth:`train` (the built-in ones do) stays correct with trainers that
+    predate the clearing.
     ``hp_space``, ``compute_objective`` and ``hp_name`` are set by
     ``hyperparameter_search`` before the backend runs.
 
@@ -59,7 +64,14 @@ class SearchBackend(Protocol):
 
     Contract, for every implementation:
 
-    * :attr:`name` is the string users pass as ``backend`` (``"optuna"``).
+    * :attr:`name` is the string users pass as ``backend`` (``"optuna"``) and the name
+      it is registered under in the ``trainer.hp_search_backends`` entry-point group; the
+      entry point names the class, which the loop instantiates with no arguments.
+    * ``trial`` is whatever object the backend passes to ``trainer.train(trial=...)``;
+      the trainer hands it back to :meth:`hyperparameters`, :meth:`trial_params`,
+      :meth:`trial_id`, :meth:`report`, to ``hp_space`` and to ``model_init``.
+      :meth:`hyperparameters` may be called more than once per trial and returns the
+      same values each time.
     * :meth:`is_available` only looks (it never raises); :meth:`ensure_available` raises
       :class:`~trainer_core.MissingExtraError` naming the install command.
     * :meth:`run` runs ``n_trials`` trials through ``trainer.train(trial=...)`` and

@@ -103,15 +103,19 @@ class FakeSearchTrainer:
             json.dump({"step": self.state.global_step, "objective": self.objective}, file)
 
 
-def check_search_backend_contract(backend: Any) -> None:
+def check_search_backend_contract(backend: Any, *, registered: bool = False) -> None:
     """The parts of the ``SearchBackend`` contract every implementation must meet
     without running a search: the protocol's methods, a name, an availability check
     that only looks, and an instance that pickles (Ray ships it to its workers).
 
+    With ``registered`` (the package is installed), also what the loop relies on to
+    find it: ``trainer.hp_search_backends`` loads the backend's class under its
+    ``name``, and that class is built with no arguments.
+
     Raises:
         AssertionError: naming the broken part of the contract.
     """
-    from trainer_core import SearchBackend
+    from trainer_core import HP_SEARCH_BACKENDS_GROUP, SearchBackend, load_plugin
 
     if not isinstance(backend, SearchBackend):
         raise AssertionError(f"{type(backend).__name__} lacks SearchBackend's methods")
@@ -124,3 +128,12 @@ def check_search_backend_contract(backend: Any) -> None:
     copy = pickle.loads(pickle.dumps(backend))
     if type(copy) is not type(backend) or copy.name != backend.name:
         raise AssertionError(f"{type(backend).__name__} does not survive pickling")
+    if registered:
+        loaded = load_plugin(HP_SEARCH_BACKENDS_GROUP, backend.name)
+        if loaded is not type(backend):
+            raise AssertionError(
+                f"{HP_SEARCH_BACKENDS_GROUP} {backend.name!r} loads {loaded!r}, not "
+                f"{type(backend).__name__}"
+            )
+        if not isinstance(loaded(), SearchBackend):
+            raise AssertionError(f"{loaded.__name__}() is not a SearchBackend")

@@ -1,0 +1,1 @@
+"""Alternative trainer layers written by a third party, against the public ports only."""
