@@ -69,6 +69,33 @@ def _collectives(accelerator: Any) -> dict[str, Any]:
     }
 
 
+def _step_helpers(accelerator: Any) -> dict[str, Any]:
+    """``split_between_processes``, ``no_sync`` / ``accumulate`` around a backward of a
+    model prepared through the accelerator (DDP here), and the trackers, as TRL-style
+    code uses them."""
+    rank = accelerator.process_index
+    with accelerator.split_between_processes([0, 1, 2]) as share:
+        split = list(share)
+    layer = accelerator.prepare(torch.nn.Linear(1, 1, bias=False))
+    weight = accelerator.unwrap_model(layer).weight
+    inputs = torch.tensor([[rank + 1.0]])
+    with accelerator.no_sync(layer):
+        accelerator.backward(layer(inputs).sum())
+    local = weight.grad.tolist()
+    weight.grad = None
+    with accelerator.accumulate(layer):
+        accelerator.backward(layer(inputs).sum())
+        sync = accelerator.sync_gradients
+    return {
+        "split": split,
+        "no_sync_grad": local,  # this process's own gradient
+        "accumulate_grad": weight.grad.tolist(),  # averaged over the processes
+        "accumulate_sync": sync,
+        "trackers": len(accelerator.trackers),
+        "tracker": type(accelerator.get_tracker("wandb")).__name__,
+    }
+
+
 def make_trainer_class(base: type) -> type:
     class FacadeTrainer(base):  # type: ignore[misc, valid-type]  # chosen at run time
         """Uses ``self.accelerator`` the way TRL's trainers do."""
@@ -81,6 +108,7 @@ def make_trainer_class(base: type) -> type:
             if not hasattr(self, "facts"):
                 self.facts = _facts(self, model)
                 self.facts.update(_collectives(self.accelerator))
+                self.facts.update(_step_helpers(self.accelerator))
                 self.losses: list[float] = []
             # TRL logs metrics averaged over the processes.
             self.losses.append(float(self.accelerator.reduce(loss.detach(), reduction="mean")))
@@ -129,6 +157,8 @@ def main(backend: str, out: str) -> None:
         "eval_loss": metrics["eval_loss"],
     }
     rank = trainer.accelerator.process_index
+    trainer.end()  # transformers 5's last call: leaves the process group
+    report["group_ended"] = not torch.distributed.is_initialized()
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as handle:
         json.dump(report, handle)
     leave_group_and_exit()

@@ -1,7 +1,9 @@
 """``trainer.accelerator`` and ``args.distributed_state`` on 2 DDP processes (gloo,
 torchrun), as a TRL-style subclass uses them inside ``compute_loss`` and ``evaluate``:
 process facts, ``unwrap_model`` of the DDP wrapper, ``reduce``, ``gather``,
-``pad_across_processes`` and ``gather_for_metrics`` over an uneven evaluation set.
+``pad_across_processes`` and ``gather_for_metrics`` over an uneven evaluation set,
+``split_between_processes``, ``no_sync`` and ``accumulate`` around backward passes of a
+model the accelerator prepared, and the (absent) trackers.
 
 The worker is ``accelerator_facade_worker.py``; the same script on transformers'
 Trainer is the reference the report is compared with.
@@ -59,6 +61,11 @@ def test_subclass_sees_one_ddp_group_through_the_accelerator(ours: list[dict[str
         assert report["gather"] == [0, 1] and report["objects"] == ["rank0", "rank1"]
         assert report["padded"] == [[float(rank)] * 2]
         assert report["eval_ids"] == list(range(7))  # the padding's repeat dropped
+        assert report["split"] == [[0, 1], [2]][rank]
+        assert report["no_sync_grad"] == [[rank + 1.0]]  # not reduced
+        assert report["accumulate_grad"] == [[1.5]] and report["accumulate_sync"] is True
+        assert (report["trackers"], report["tracker"]) == (0, "GeneralTracker")
+        assert report["group_ended"] is True  # Trainer.end() left the group
 
 
 def test_matches_transformers_trainer(

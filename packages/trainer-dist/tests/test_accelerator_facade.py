@@ -60,6 +60,44 @@ def test_unwrap_model_removes_the_runtimes_wrappers(facade: AcceleratorFacade) -
     assert facade.get_state_dict(prepared).keys() == model.state_dict().keys()
 
 
+def test_accumulate_and_no_sync_leave_the_gradients_of_one_process(
+    facade: AcceleratorFacade,
+) -> None:
+    """``accumulate`` (over 1 step here) and ``no_sync`` (the runtime's, which has
+    nothing to skip on one process) wrap a TRL-style step without changing it."""
+    model = facade.prepare(nn.Linear(2, 1, bias=False))
+    nn.init.ones_(model.weight)
+    with facade.accumulate(model), facade.no_sync(model):
+        facade.backward(model(torch.tensor([[1.0, 2.0]])).sum())
+    assert facade.sync_gradients is True
+    with facade.accumulate():
+        facade.backward(model(torch.tensor([[1.0, 2.0]])).sum())
+    assert model.weight.grad is not None and model.weight.grad.tolist() == [[2.0, 4.0]]
+
+
+def test_no_trackers_as_under_transformers_trainer(facade: AcceleratorFacade) -> None:
+    """transformers' Trainer builds its Accelerator without trackers (reporting goes
+    through callbacks): accelerate then answers with no trackers and a blank one."""
+    from accelerate.tracking import GeneralTracker
+
+    assert facade.trackers == [] and facade.state.trackers == []
+    tracker = facade.get_tracker("wandb", unwrap=True)
+    assert isinstance(tracker, GeneralTracker)
+    tracker.log({"loss": 1.0})  # blank: does nothing, as accelerate's
+    facade.log({"loss": 1.0}, step=3)
+    assert facade.clear(tracker) == [None]
+
+
+def test_deepspeed_plugin_offers_accelerates_config_wrapper() -> None:
+    from trainer_dist._accelerator_facade import DeepSpeedPluginView
+
+    config = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": 2}
+    plugin = DeepSpeedPluginView(zero_stage=3, deepspeed_config=config)
+    assert plugin.hf_ds_config.config == config
+    assert plugin.hf_ds_config.is_zero3() is True
+    assert plugin.hf_ds_config.get_value("train_micro_batch_size_per_gpu") == 2
+
+
 def test_collectives_keep_accelerates_defaults(facade: AcceleratorFacade) -> None:
     values = torch.tensor([1.0, 2.0])
     assert torch.equal(facade.gather_for_metrics(values), values)
@@ -113,3 +151,18 @@ def test_distributed_state_is_accelerates_partial_state(tmp_path: Path) -> None:
     assert (state.process_index, state.num_processes) == (0, 1)
     assert state.local_process_index == runtime.local_process_index
     assert state.is_main_process and state.device == runtime.device
+
+
+def test_end_training_leaves_the_process_group(tmp_path: Path, facade: AcceleratorFacade) -> None:
+    """``Trainer.end()`` (transformers 5) ends a script through ``end_training``: the
+    process group is gone afterwards; without one it does nothing."""
+    facade.end_training()  # no group: nothing to leave
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        facade.end_training()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

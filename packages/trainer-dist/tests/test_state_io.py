@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -48,5 +50,46 @@ def test_sharded_state_round_trips_without_a_process_group(tmp_path) -> None:
     assert all(
         torch.equal(a, b) for a, b in zip(fresh.parameters(), model.parameters(), strict=True)
     )
+    expected = optimizer.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(other.state_dict()["state"][0]["exp_avg"], expected)
+
+
+class _Adapted(nn.Module):
+    """A frozen base layer under a trainable adapter, marked as PEFT's models are
+    (``peft_config``): what the runtimes recognise as an adapter model."""
+
+    peft_config: ClassVar[dict[str, str]] = {"default": "a LoRA config"}
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.base = nn.Linear(3, 4)
+        self.adapter = nn.Linear(4, 1)
+        self.base.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.base(x))
+
+
+def test_an_adapter_models_sharded_state_holds_the_adapter_only(tmp_path) -> None:
+    """The frozen base stays out of the folder (another copy of the base model in every
+    checkpoint, as the reference's adapter_only save avoids) and is left as built when
+    the adapter is loaded back, with its optimizer state."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    runtime = SingleProcessRuntime(device="cpu")
+    model = _Adapted(seed=0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model(torch.randn(5, 3)).sum().backward()
+    optimizer.step()
+    runtime.save_sharded_state(str(tmp_path), model, optimizer)
+    stored = FileSystemReader(str(tmp_path / "pytorch_model_fsdp_0")).read_metadata()
+    assert sorted(stored.state_dict_metadata) == ["adapter.bias", "adapter.weight"]
+    fresh = _Adapted(seed=1)
+    frozen = {k: v.clone() for k, v in fresh.base.state_dict().items()}
+    other = torch.optim.AdamW([p for p in fresh.parameters() if p.requires_grad], lr=0.1)
+    runtime.load_sharded_state(str(tmp_path), fresh, other)
+    assert _same(fresh.adapter, model.adapter)
+    assert all(torch.equal(v, frozen[k]) for k, v in fresh.base.state_dict().items())
     expected = optimizer.state_dict()["state"][0]["exp_avg"]
     assert torch.equal(other.state_dict()["state"][0]["exp_avg"], expected)

@@ -13,7 +13,11 @@ uses). Members it does not have raise an ``AttributeError`` that names what to u
 Where accelerate's defaults differ from the runtime's, the adapter keeps accelerate's:
 ``reduce`` sums by default, ``pad_across_processes`` pads with 0, and
 ``gradient_accumulation_steps`` is 1 because the Trainer (as transformers 5's does)
-scales the loss for accumulation itself, so ``backward`` must not scale it again.
+scales the loss for accumulation itself, so ``backward`` must not scale it again (and
+``accumulate`` lets every step synchronise). The Trainer reports through callbacks
+(``report_to``), never through accelerate's trackers, as transformers' Trainer does: its
+``Accelerator`` has no trackers either, so ``trackers`` is empty, ``log`` logs nowhere
+and ``get_tracker`` gives accelerate's blank tracker, as there.
 """
 
 from __future__ import annotations
@@ -66,11 +70,11 @@ class DeepSpeedPluginView:
 
     @property
     def hf_ds_config(self) -> Any:
-        """accelerate's config wrapper is not built here; say what to read instead."""
-        raise AttributeError(
-            "deepspeed_plugin.hf_ds_config is not available under this Trainer; read "
-            "deepspeed_plugin.deepspeed_config (the resolved DeepSpeed config dict)."
-        )
+        """accelerate's ``HfDeepSpeedConfig`` over the resolved config (``.config``,
+        ``is_zero3()``, ``get_value(...)``), as TRL-style code queries it."""
+        from accelerate.utils.deepspeed import HfDeepSpeedConfig
+
+        return HfDeepSpeedConfig(self.deepspeed_config)
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,22 @@ class AcceleratorFacade:
             raise ValueError(f"clip_grad_norm_ supports norm_type=2 only, got {norm_type!r}.")
         return self.runtime.clip_grad_norm(parameters, max_norm)
 
+    @contextlib.contextmanager
+    def no_sync(self, model: Any) -> Iterator[None]:
+        """Skip the gradient reduction of backward passes inside the block, as the
+        runtime does on the micro-steps of an accumulation window (``model`` as the
+        runtime prepared it; nothing happens for a model it does not wrap)."""
+        with self.runtime.no_sync(model):
+            yield
+
+    @contextlib.contextmanager
+    def accumulate(self, *models: Any) -> Iterator[None]:
+        """accelerate's accumulation block: with :attr:`gradient_accumulation_steps` 1
+        every step synchronises, so it neither delays reductions nor changes the loss
+        (the Trainer accumulates itself)."""
+        del models
+        yield
+
     # ------------------------------------------------------------------ collectives
     def gather(self, tensor: Any) -> Any:
         """Concatenate ``tensor`` (or each tensor of a nested structure) from every
@@ -325,6 +345,31 @@ class AcceleratorFacade:
         else:
             torch.save(obj, f)
 
+    @property
+    def trackers(self) -> list[Any]:
+        """None: the Trainer reports through callbacks (see the module doc)."""
+        return []
+
+    def get_tracker(self, name: str, unwrap: bool = False) -> Any:
+        """accelerate's blank tracker (its answer when it holds none): calls on it do
+        nothing. Report through ``report_to`` and ``Trainer.log`` instead."""
+        del name, unwrap
+        from accelerate.tracking import GeneralTracker
+
+        return GeneralTracker(_blank=True)
+
+    def log(self, values: dict[str, Any], step: int | None = None, log_kwargs: Any = None) -> None:
+        """Logs to every tracker of accelerate's: there are none (``Trainer.log`` reaches
+        the ``report_to`` integrations)."""
+        del values, step, log_kwargs
+
+    def end_training(self) -> None:
+        """Leave the process group at the end of a script, as accelerate does once its
+        trackers (none here) are finished. Every collective afterwards fails, so this
+        comes after the last ``train``/``evaluate``/``save_model``/``push_to_hub``."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
     def free_memory(self, *objects: Any) -> list[None]:
         """Collect garbage and empty the device cache; returns None for each object given
         (rebind them: ``a, b = accelerator.free_memory(a, b)``)."""
@@ -332,6 +377,10 @@ class AcceleratorFacade:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return [None] * len(objects)
+
+    def clear(self, *objects: Any) -> list[None]:
+        """accelerate's alias of :meth:`free_memory`."""
+        return self.free_memory(*objects)
 
     def __getattr__(self, name: str) -> Any:
         if name in _PARTIAL_STATE_MEMBERS:

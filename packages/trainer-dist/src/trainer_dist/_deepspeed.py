@@ -34,7 +34,8 @@ How the loop's contract maps onto the engine:
   ZeRO-3 config turns ``stage3_gather_16bit_weights_on_model_save`` off
   (:attr:`~DeepSpeedRuntime.gathers_full_weights_on_save`). A checkpoint
   written by another number of processes is loaded through DeepSpeed's universal
-  checkpoint format (``_deepspeed_universal``).
+  checkpoint format (``_deepspeed_universal``). An adapter model's (PEFT) checkpoints
+  leave its frozen base weights out and load back without them (``_adapter_models``).
 
 On the CPU, nothing may compile a C++ extension (it takes minutes): DeepSpeed's
 shared-memory all-reduce is turned off (gloo is used), Adam/AdamW config sections use
@@ -54,6 +55,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from trainer_dist._adapter_models import load_module_state, trains_adapters
 from trainer_dist._batches import DeviceDataLoader
 from trainer_dist._collectives import apply_nested
 from trainer_dist._ddp import DistributedRuntime
@@ -451,19 +453,24 @@ class DeepSpeedRuntime(DistributedRuntime):
         """Load full weights (every process passes them) into the model and the
         optimizer's master copy (the partitions of the inference engine's model before
         training)."""
+        self._load_weights(model, state, strict=True)
+
+    def _load_weights(self, model: Any, state: dict[str, Any], *, strict: bool) -> None:
+        """:meth:`load_state_dict`; ``strict=False`` lets ``state`` lack the frozen
+        parameters of an adapter model (never others)."""
         engine = self._any_engine_of(model)
         module = self.unwrap_model(model)
         if engine is None:
-            module.load_state_dict(state)
+            load_module_state(module, state, strict=strict)
             return
         if self._config.zero_stage == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=0):
                 if self.is_main_process:
-                    module.load_state_dict(state)
+                    load_module_state(module, state, strict=strict)
         else:
-            module.load_state_dict(state)
+            load_module_state(module, state, strict=strict)
         refresh = getattr(engine.optimizer, "refresh_fp32_params", None)
         if callable(refresh):
             refresh()
@@ -489,12 +496,15 @@ class DeepSpeedRuntime(DistributedRuntime):
 
         The layout is DeepSpeed's (``global_step<N>/`` with model and optimizer
         partitions, ``latest``, ``zero_to_fp32.py``), as the reference writes it inside
-        ``checkpoint-<N>``. DeepSpeed always writes the optimizer partitions.
+        ``checkpoint-<N>``. DeepSpeed always writes the optimizer partitions. An adapter
+        model's frozen parameters are left out (``exclude_frozen_parameters``, as the
+        reference does for PEFT models): they would be another copy of the base model.
 
         Raises:
             RuntimeError: no engine trains ``model`` yet.
         """
-        self._require_engine(model).save_checkpoint(directory)
+        engine = self._require_engine(model)
+        engine.save_checkpoint(directory, exclude_frozen_parameters=trains_adapters(engine.module))
 
     def load_sharded_state(self, directory: str, model: Any, optimizer: Any = None) -> None:
         """Load a checkpoint :meth:`save_sharded_state` wrote, on any number of processes
@@ -515,6 +525,7 @@ class DeepSpeedRuntime(DistributedRuntime):
                 the reverse); raised before anything is loaded or written.
         """
         engine = self._require_engine(model)
+        strict = not trains_adapters(engine.module)  # an adapter model's lack frozen weights
         layout = read_zero_layout(directory)
         world_size = getattr(engine, "seq_dp_world_size", None) or engine.dp_world_size
         path = choose_load_path(
@@ -525,16 +536,25 @@ class DeepSpeedRuntime(DistributedRuntime):
             directory=directory,
         )
         if path == "direct":
-            _load_directly(engine, directory, layout.tag, with_optimizer=optimizer is not None)
+            _load_directly(
+                engine, directory, layout.tag, with_optimizer=optimizer is not None, strict=strict
+            )
         elif path == "merged":
             from trainer_dist._deepspeed_export import export_deepspeed_checkpoint
 
-            self.load_state_dict(model, export_deepspeed_checkpoint(directory, tag=layout.tag))
+            state = export_deepspeed_checkpoint(directory, tag=layout.tag)
+            self._load_weights(model, state, strict=strict)
         else:
-            self._load_universal(engine, directory, layout, world_size)
+            self._load_universal(engine, directory, layout, world_size, strict=strict)
 
     def _load_universal(
-        self, engine: Any, directory: str, layout: ZeroCheckpointLayout, world_size: int
+        self,
+        engine: Any,
+        directory: str,
+        layout: ZeroCheckpointLayout,
+        world_size: int,
+        *,
+        strict: bool,
     ) -> None:
         check_universal_optimizer(
             engine.basic_optimizer, layout, world_size=world_size, directory=directory
@@ -547,7 +567,7 @@ class DeepSpeedRuntime(DistributedRuntime):
             world_size,
         )
         with universal_copy(directory, layout.tag, is_main_process=self.is_main_process) as root:
-            load_universal(engine, root, layout.tag)
+            load_universal(engine, root, layout.tag, strict=strict)
 
     def _require_engine(self, model: Any) -> Any:
         engine = self._engine_of(model)
@@ -685,12 +705,15 @@ def _accept_set_to_none(engine: Any) -> None:
     engine.zero_grad = zero_grad
 
 
-def _load_directly(engine: Any, directory: str, tag: str, *, with_optimizer: bool) -> None:
+def _load_directly(
+    engine: Any, directory: str, tag: str, *, with_optimizer: bool, strict: bool = True
+) -> None:
     path, _ = engine.load_checkpoint(
         directory,
         tag=tag,
         load_optimizer_states=with_optimizer,
         load_lr_scheduler_states=False,
+        load_module_strict=strict,
     )
     if path is None:
         raise FileNotFoundError(

@@ -303,9 +303,10 @@ def _convert_beside(directory: str, tag: str) -> list[str | None]:
     return [root, None]
 
 
-def load_universal(engine: Any, root: str, tag: str) -> None:
+def load_universal(engine: Any, root: str, tag: str, *, strict: bool = True) -> None:
     """Load the universal checkpoint ``root/tag`` (weights and optimizer state) into
-    ``engine``, on its current number of processes (collective).
+    ``engine``, on its current number of processes (collective); ``strict=False`` for a
+    checkpoint that lacks an adapter model's frozen parameters.
 
     DeepSpeed reads ``checkpoint.load_universal`` from the engine's config only while
     loading, so it is switched on for this one call. The scheduler is the loop's, not
@@ -319,7 +320,11 @@ def load_universal(engine: Any, root: str, tag: str) -> None:
     config.load_universal_checkpoint = True
     try:
         path, _ = engine.load_checkpoint(
-            root, tag=tag, load_optimizer_states=True, load_lr_scheduler_states=False
+            root,
+            tag=tag,
+            load_optimizer_states=True,
+            load_lr_scheduler_states=False,
+            load_module_strict=strict,
         )
     finally:
         config.load_universal_checkpoint = previous

@@ -11,7 +11,9 @@ With a process group, every function here is a collective: all processes call it
 Without one (a single process), DCP runs locally.
 
 Sharded folders use the reference's names inside a checkpoint: ``pytorch_model_fsdp_0``
-for the model and ``optimizer_0`` for the optimizer.
+for the model and ``optimizer_0`` for the optimizer. An adapter model's (PEFT) folder
+holds its trainable parameters only, as the reference's ``adapter_only`` save does: its
+frozen base weights are left as the model was built when it loads (``_adapter_models``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from trainer_dist._adapter_models import trains_adapters
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +53,17 @@ def _quiet_single_process() -> Iterator[None]:
         yield
 
 
-def _options(*, full: bool, broadcast: bool = False) -> Any:
+def _options(*, full: bool, broadcast: bool = False, adapters: bool = False) -> Any:
+    """DCP's options; ``adapters``: the frozen parameters stay out (and may be absent
+    when loading)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
     return StateDictOptions(
-        full_state_dict=full, cpu_offload=full, broadcast_from_rank0=broadcast and full
+        full_state_dict=full,
+        cpu_offload=full,
+        broadcast_from_rank0=broadcast and full,
+        ignore_frozen_params=adapters,
+        strict=not adapters,
     )
 
 
@@ -137,14 +147,13 @@ def _save(directory: str, model: nn.Module, optimizer: Any | None) -> None:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
+    options = _options(full=False, adapters=trains_adapters(model))
     if optimizer is None:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-        model_state = get_model_state_dict(model, options=_options(full=False))
+        model_state = get_model_state_dict(model, options=options)
     else:
-        model_state, optimizer_state = get_state_dict(
-            model, optimizer, options=_options(full=False)
-        )
+        model_state, optimizer_state = get_state_dict(model, optimizer, options=options)
         dcp.save(
             optimizer_state,
             checkpoint_id=os.path.join(directory, OPTIMIZER_FOLDER),
@@ -178,11 +187,12 @@ def _load(model_dir: str, directory: str, model: nn.Module, optimizer: Any | Non
         set_optimizer_state_dict,
     )
 
+    options = _options(full=False, adapters=trains_adapters(model))
     model_state, optimizer_state = get_state_dict(
-        model, optimizer if optimizer is not None else [], options=_options(full=False)
+        model, optimizer if optimizer is not None else [], options=options
     )
     dcp.load(model_state, checkpoint_id=model_dir, no_dist=_no_dist())
-    set_model_state_dict(model, model_state, options=_options(full=False))
+    set_model_state_dict(model, model_state, options=options)
     if optimizer is not None and not os.path.isdir(os.path.join(directory, OPTIMIZER_FOLDER)):
         logger.warning(
             "%s holds no optimizer state (%s/; saved with save_only_model?): the optimizer "
