@@ -104,3 +104,16 @@ def test_search_without_model_init_is_refused(tmp_path) -> None:
     host.model_init = None
     with pytest.raises(RuntimeError, match="model_init"):
         host.hyperparameter_search(backend=_DictBackend([]))
+
+
+def test_a_trial_starts_without_the_last_trials_objective(tmp_path) -> None:
+    """A backend that does not clear ``objective`` itself (the port's note) still sees
+    None for a trial that has not evaluated yet, not the previous trial's score."""
+    host = _Host(str(tmp_path))
+    backend = _DictBackend([])
+    host._search_backend, host.compute_objective = backend, lambda m: m["eval_loss"]
+    host._hp_search_setup({"id": 0})
+    host._report_to_hp_search({"id": 0}, 1, {"eval_loss": 0.25})
+    assert host.objective == 0.25
+    host._hp_search_setup({"id": 1})
+    assert host.objective is None

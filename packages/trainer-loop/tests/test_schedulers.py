@@ -16,7 +16,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from trainer_args import SchedulerType, TrainingArguments
-from trainer_loop import SCHEDULER_NAMES, create_scheduler, get_scheduler
+from trainer_loop import SCHEDULER_NAMES, GreedyLR, create_scheduler, get_scheduler
 
 LR = 0.1
 
@@ -257,7 +257,9 @@ def test_warmup_stable_decay_without_phase_lengths_names_the_argument() -> None:
         )
 
 
-WARMUP_SCHEDULES = [n for n in SCHEDULER_NAMES if n not in ("constant", "reduce_lr_on_plateau")]
+WARMUP_SCHEDULES = [
+    n for n in SCHEDULER_NAMES if n not in ("constant", "reduce_lr_on_plateau", "greedy")
+]
 DECAYING_TO_T = ["linear", "cosine", "cosine_with_restarts", "polynomial", "cosine_with_min_lr"]
 
 
@@ -366,7 +368,9 @@ ROUND_TRIP_CASES = {
     "inverse_sqrt": {},
     "reduce_lr_on_plateau": {"patience": 0, "factor": 0.5},
     "cosine_with_min_lr": {"min_lr_rate": 0.2},
+    "cosine_warmup_with_min_lr": {"min_lr_rate": 0.2},
     "warmup_stable_decay": {"num_decay_steps": 4},
+    "greedy": {"patience": 0, "factor": 0.5},
 }
 
 
@@ -378,7 +382,7 @@ def advance(scheduler: Any, steps: int, start: int = 0) -> list[float]:
     rates = []
     for step in range(start, start + steps):
         scheduler.optimizer.step()
-        if isinstance(scheduler, ReduceLROnPlateau):
+        if isinstance(scheduler, (ReduceLROnPlateau, GreedyLR)):
             scheduler.step(1.0 if step % 3 else 0.5)
         else:
             scheduler.step()

@@ -186,6 +186,21 @@ def test_each_train_call_gets_its_own_run(tracking_uri: str, tmp_path: Path) -> 
         assert _history(client, run.info.run_id, "loss") == [(2, 0.5)]
 
 
+def test_a_search_trials_run_is_named_after_the_trial(tracking_uri: str, tmp_path: Path) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="search")
+    callback = MLflowCallback()
+    for trial in ("trial-0", "trial-1", None):  # None: a search without hp_name
+        _train(callback, args, TrainerState(is_hyper_param_search=True, trial_name=trial))
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name("Default").experiment_id
+    names = [run.info.run_name for run in client.search_runs([experiment])]
+    assert {"trial-0", "trial-1"} < set(names) and len(set(names)) == 3
+    assert "search" not in names  # MLflow named the unnamed trial's run
+    for run in client.search_runs([experiment]):
+        assert run.data.params["run_name"] == "search"  # the search, to group by
+        assert _history(client, run.info.run_id, "loss") == [(2, 0.5)]
+
+
 def test_the_scripts_own_run_is_used_and_left_open(tracking_uri: str, tmp_path: Path) -> None:
     import mlflow
 

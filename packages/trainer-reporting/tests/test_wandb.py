@@ -130,6 +130,21 @@ def test_each_search_trial_is_its_own_run_in_a_group(wandb_dir: Path, tmp_path: 
     assert all(run.history == [{"train/loss": 1.0, "train/global_step": 1}] for run in runs)
 
 
+def test_trials_without_a_name_are_grouped_and_not_all_named_run_name(
+    wandb_dir: Path, tmp_path: Path
+) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="search")
+    callback = WandbCallback()
+    for _ in range(2):  # hyperparameter_search without hp_name: trials have no name
+        state = TrainerState(is_hyper_param_search=True)
+        callback.on_train_begin(args, state, TrainerControl(), model=_Model())
+    _finish()
+    runs = offline_runs(wandb_dir)
+    assert [run.group for run in runs] == ["search", "search"]
+    assert "search" not in {run.name for run in runs}  # W&B named each trial's run
+    assert len({run.run_id for run in runs}) == 2
+
+
 def test_a_run_the_script_started_is_used(wandb_dir: Path, tmp_path: Path) -> None:
     import wandb
 

@@ -36,7 +36,7 @@ def default_data_collator(
           default float dtype, bool).
         * Keys whose value in the first example is None, a string, bytes or a list of
           strings are left out of the batch: they cannot be tensors, and raw text columns
-          are common in datasets.
+          are common in datasets. Examples with nothing else are refused.
 
     Args:
         features: The examples of one batch.
@@ -46,9 +46,11 @@ def default_data_collator(
         A dict from key to a tensor whose first dimension is ``len(features)``.
 
     Raises:
-        ValueError: ``features`` is empty, ``return_tensors`` is not ``"pt"``, or the
-            values of a key differ in shape (pad them first, for example with
-            :class:`DataCollatorWithPadding`).
+        ValueError: ``features`` is empty, ``return_tensors`` is not ``"pt"``, the
+            examples hold only text or None, or the values of a key differ in shape (pad
+            them first, for example with :class:`DataCollatorWithPadding`).
+        TypeError: the examples are not dicts, dataclasses, named tuples or objects
+            with attributes (plain tensors, lists, strings).
     """
     if return_tensors != "pt":
         raise ValueError(
@@ -68,6 +70,12 @@ def default_data_collator(
             batch["labels"] = _guarded(key, values, _label_tensor)
         else:
             batch[key] = _guarded(key, values, _value_tensor)
+    if not batch and first:
+        raise ValueError(
+            f"Cannot collate examples whose values are all text or None (keys: "
+            f"{', '.join(map(str, first))}): a model takes tensors. Tokenize the text first "
+            "(e.g. dataset.map(tokenizer)), or pass a data_collator that does."
+        )
     return batch
 
 
@@ -80,11 +88,15 @@ def _as_mappings(features: Sequence[Any]) -> Sequence[Mapping[str, Any]]:
         return [{name: getattr(item, name) for name in names} for item in features]
     if hasattr(first, "_asdict"):
         return [item._asdict() for item in features]
-    if hasattr(first, "__dict__"):
+    # A tensor or an array has a __dict__ too, but no named fields to batch.
+    if hasattr(first, "__dict__") and not isinstance(first, (torch.Tensor, np.ndarray)):
         return [vars(item) for item in features]
     raise TypeError(
-        f"Cannot collate features of type {type(first).__name__}: expected dicts, "
-        "dataclasses, named tuples or objects with attributes."
+        f"Cannot collate examples of type {type(first).__name__}: the default collator "
+        "needs each example as a dict (or dataclass, named tuple) keyed by the model's "
+        "input names, e.g. {'input_ids': [...], 'labels': 0}, because the Trainer calls "
+        "model(**batch). Make the dataset return such dicts, or pass a data_collator that "
+        "builds the batch dict from these examples."
     )
 
 

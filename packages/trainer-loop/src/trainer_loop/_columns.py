@@ -180,7 +180,20 @@ def remove_unused_columns(
     if len(unused) == len(columns):
         raise ValueError(_nothing_left_message(description, columns, accepted, model))
     (log or logger).info(_dropped_message(description, unused, model))
+    labels = {"labels", *_ALWAYS_KEPT, *label_names}
+    if all(name in labels or name in unused for name in columns):
+        (log or logger).warning(_only_labels_message(description, unused, model))
     return dataset.remove_columns(unused)
+
+
+def _only_labels_message(description: str, unused: list[str], model: Any) -> str:
+    return (
+        f"Only label columns of the {description} set are accepted by "
+        f"{_model_name(model)}.forward, so the model will receive no inputs (dropped: "
+        f"{', '.join(unused)}). Tokenize raw text into the model's inputs (e.g. "
+        "input_ids with dataset.map(tokenizer)), or set remove_unused_columns=False for a "
+        "data_collator that builds them."
+    )
 
 
 def _model_name(model: Any) -> str:
@@ -253,8 +266,23 @@ class RemoveColumnsCollator:
         ):
             if not self._logged:
                 self._log_dropped(next(r for r in features if not keep.issuperset(r)), keep)
+            original = features[0]
             features = [{k: v for k, v in row.items() if k in keep} for row in features]
+            if not features[0]:
+                raise ValueError(self._nothing_left(original, keep))
         return self.data_collator(features)
+
+    def _nothing_left(self, example: Mapping[str, Any], keep: frozenset[str]) -> str:
+        """The error for examples none of whose keys the model takes (an empty batch)."""
+        where = f" of the {self.description} set" if self.description else ""
+        forward = f"{self.model_name}.forward" if self.model_name else "the model's forward"
+        return (
+            f"No key of the examples{where} is accepted by {forward}, so removing unused "
+            f"columns would leave empty batches. Example keys: {sorted(map(str, example))}; "
+            f"forward accepts: {sorted(keep)}. Rename the keys to the model's input names, "
+            "or set remove_unused_columns=False (for a data_collator that builds the inputs "
+            "from these keys)."
+        )
 
     def _log_dropped(self, example: Mapping[str, Any], keep: frozenset[str]) -> None:
         dropped = [name for name in example if name not in keep]

@@ -1,8 +1,9 @@
 """DataLoader options read from the training arguments, worker seeding, dataset sizes.
 
 The Trainer builds its train, evaluation and test loaders from the same few arguments
-(``dataloader_num_workers``, ``dataloader_pin_memory``, ``dataloader_drop_last``, and the
-newer ``dataloader_persistent_workers`` / ``dataloader_prefetch_factor``). This module turns
+(``dataloader_num_workers``, ``dataloader_pin_memory``, ``dataloader_drop_last``, the
+newer ``dataloader_persistent_workers`` / ``dataloader_prefetch_factor``, and transformers
+5's ``dataloader_multiprocessing_context`` / ``dataloader_in_order``). This module turns
 them into keyword arguments for :class:`torch.utils.data.DataLoader`, leaving out the ones
 torch rejects in a given configuration, so that each ``get_*_dataloader`` stays a few lines.
 
@@ -12,6 +13,10 @@ Choices where the reference is silent, recorded here and in the package docs:
   the reference Trainer (which passes it to all three).
 * Memory pinning is requested only when torch sees an accelerator that supports it; on a
   CPU-only machine pinning does nothing and torch would warn on every loader.
+* ``dataloader_multiprocessing_context`` and ``dataloader_in_order`` only concern worker
+  processes, and are passed only when there are some: torch refuses a start method
+  without workers (transformers passes it and fails), and the order of one process's
+  batches is always its own.
 * Worker processes are reseeded for training and evaluation loaders alike, with a seed
   that differs per worker and per process rank, so random transforms in ``__getitem__``
   are repeatable and not duplicated across ranks.
@@ -130,7 +135,8 @@ def dataloader_kwargs(args: Any, *, training: bool, rank: int | None = None) -> 
 
     The caller adds ``batch_size``, ``collate_fn`` and ``sampler``. Options torch only
     accepts with worker processes (``persistent_workers``, ``prefetch_factor``,
-    ``worker_init_fn``) are included only when ``dataloader_num_workers > 0``.
+    ``worker_init_fn``, ``multiprocessing_context``, ``in_order``) are included only when
+    ``dataloader_num_workers > 0``.
 
     Args:
         args: ``TrainingArguments`` or any object with the same attribute names; a missing
@@ -169,6 +175,11 @@ def dataloader_kwargs(args: Any, *, training: bool, rank: int | None = None) -> 
     kwargs["worker_init_fn"] = WorkerSeeder(num_workers, rank)
     if prefetch_factor is not None:
         kwargs["prefetch_factor"] = prefetch_factor
+    context = getattr(args, "dataloader_multiprocessing_context", None)
+    if context is not None:
+        kwargs["multiprocessing_context"] = context
+    # DataLoader(in_order=) exists from torch 2.6, the oldest this package supports.
+    kwargs["in_order"] = bool(getattr(args, "dataloader_in_order", True))
     return kwargs
 
 

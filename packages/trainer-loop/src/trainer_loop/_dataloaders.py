@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from torch.utils.data import DataLoader, IterableDataset
 
 from trainer_loop._columns import RemoveColumnsCollator, accepts_any_input, model_input_names
-from trainer_loop._dataloader_options import dataloader_kwargs
+from trainer_loop._dataloader_options import dataloader_kwargs, has_length
 from trainer_loop._subclass_hooks import signature_columns
 from trainer_loop._trainer_setup import is_hf_dataset
 
@@ -45,8 +45,17 @@ def build_dataloader(
             iterable datasets get no sampler.
         description: "training", "evaluation" or "test", for log messages.
         training: selects the training-only loader options (``drop_last``, ...).
+
+    Raises:
+        ValueError: for training, the dataset is empty or the loader has no batch (a
+            loader without one for evaluation only logs a warning).
     """
     dataset = trainer._remove_unused_columns(dataset, description=description)
+    if training and has_length(dataset) and len(dataset) == 0:
+        raise ValueError(
+            "train_dataset is empty (0 examples): there is nothing to train on. Check the "
+            "filtering or splitting that built it."
+        )
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -54,7 +63,40 @@ def build_dataloader(
         collate_fn=collator_for(trainer, dataset, description),
         **dataloader_kwargs(trainer.args, training=training),
     )
-    return trainer.runtime.prepare_dataloader(loader)
+    prepared = trainer.runtime.prepare_dataloader(loader)
+    if has_length(prepared) and len(prepared) == 0:
+        _report_no_batches(trainer, dataset, batch_size, description, training)
+    return prepared
+
+
+def _report_no_batches(
+    trainer: Trainer, dataset: Any, batch_size: int, description: str, training: bool
+) -> None:
+    """Refuse a training loader with no batch (the run would train nothing and report
+    success); warn for evaluation, whose metrics would hold no loss.
+
+    An empty loader over a non-empty dataset comes from ``dataloader_drop_last``
+    dropping the only, incomplete batch.
+    """
+    examples = len(dataset) if has_length(dataset) else "?"
+    processes = trainer.runtime.num_processes
+    cause = (
+        f"{examples} examples, fewer than one batch of {batch_size} per process "
+        f"x {processes} process(es), and dataloader_drop_last=True drops the incomplete one"
+        if trainer.args.dataloader_drop_last
+        else f"{examples} examples"
+    )
+    if training:
+        raise ValueError(
+            f"The {description} DataLoader has no batch ({cause}), so training would run "
+            "no step. Lower the batch size, add examples, or set dataloader_drop_last=False."
+        )
+    logger.warning(
+        "The %s DataLoader has no batch (%s): nothing will be evaluated and the metrics "
+        "will hold no loss.",
+        description,
+        cause,
+    )
 
 
 def collator_for(trainer: Trainer, dataset: Any, description: str) -> Callable[[list[Any]], Any]:
@@ -72,5 +114,6 @@ def collator_for(trainer: Trainer, dataset: Any, description: str) -> Callable[[
     if columns is None and not accepts_any_input(model):
         columns = sorted(model_input_names(model, label_names=trainer.label_names))
     if columns is not None:
-        collator = RemoveColumnsCollator(collator, columns, logger, description)
+        name = type(model).__name__
+        collator = RemoveColumnsCollator(collator, columns, logger, description, name)
     return collator

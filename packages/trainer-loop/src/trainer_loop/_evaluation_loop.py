@@ -204,6 +204,54 @@ def _plain_numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {key: map_nested(plain, value) for key, value in metrics.items()}
 
 
+def _metrics_dict(returned: Any) -> dict[str, Any]:
+    """What ``compute_metrics`` returned, which must be a mapping of name to value."""
+    if isinstance(returned, Mapping):
+        return dict(returned)
+    raise TypeError(
+        f"compute_metrics returned {type(returned).__name__} ({returned!r:.80}); it must "
+        "return a dict of metric names to numbers, e.g. {'accuracy': 0.91}."
+    )
+
+
+def _will_save(trainer: Trainer) -> bool:
+    """Whether the running training writes checkpoints (see :func:`_check_savable`)."""
+    strategy = str(getattr(trainer.args.save_strategy, "value", trainer.args.save_strategy))
+    if strategy == "steps":
+        state = trainer.state
+        return bool(state.save_steps) and state.save_steps <= state.max_steps
+    return strategy != "no"
+
+
+def _check_savable(metrics: Mapping[str, Any]) -> None:
+    """Refuse, at the evaluation, metrics the next checkpoint could not store.
+
+    Evaluations during training are written into ``trainer_state.json`` with every
+    checkpoint, so a value JSON cannot hold (an array or tensor of several numbers, an
+    object) would fail the first save after it (the reference leaves a half-written
+    checkpoint folder then). Standalone ``evaluate()`` returns such values untouched, as
+    does training that saves no checkpoint.
+    """
+    bad = [key for key, value in metrics.items() if not _json_friendly(value)]
+    if bad:
+        shown = ", ".join(f"{key!r} ({type(metrics[key]).__name__})" for key in bad)
+        raise TypeError(
+            f"compute_metrics returned values that the checkpoint's trainer_state.json "
+            f"cannot hold: {shown}. Return numbers (or strings): split an array into one "
+            "metric per entry (e.g. f1_class_0, f1_class_1), or convert it with .tolist()."
+        )
+
+
+def _json_friendly(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_json_friendly(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_friendly(v) for k, v in value.items())
+    return False
+
+
 class _EvalRun:
     """The state of one ``evaluation_loop`` call: collected outputs and batch metrics.
 
@@ -362,7 +410,9 @@ class _EvalRun:
             inputs=inputs if self.want_inputs else None,
             losses=losses if self.want_losses else None,
         )
-        self.metrics = dict(compute(prediction, compute_result=is_last))  # type: ignore[call-arg]  # batch mode
+        returned = compute(prediction, compute_result=is_last)  # type: ignore[call-arg]  # batch mode
+        # Before the last batch a function may only accumulate (and return None).
+        self.metrics = _metrics_dict(returned) if is_last else {}
 
     def finish(self, prefix: str, extra: dict[str, float]) -> EvalLoopOutput:
         trainer = self.trainer
@@ -382,8 +432,10 @@ class _EvalRun:
                 inputs=inputs if self.want_inputs else None,
                 losses=all_losses if self.want_losses else None,
             )
-            metrics = dict(compute(prediction))
+            metrics = _metrics_dict(compute(prediction))
         metrics = _plain_numbers(metrics)
+        if trainer.is_in_train and _will_save(trainer):
+            _check_savable(metrics)
         if all_losses is not None and len(all_losses):
             metrics["loss"] = float(np.asarray(all_losses, dtype=np.float64).mean())
         metrics.update(extra)

@@ -5,6 +5,12 @@ mixin is the trainer's side of the contract: it applies a trial's values to the
 arguments (and puts the previous ones back before the next trial, so no trial's values
 leak into another), computes the objective at each in-training evaluation and hands it
 to the backend, and names the trial's run folder.
+
+Some arguments are read once, when the Trainer is built: the runtime takes precision
+(``bf16``, ``fp16``), ``torch_compile`` and, with DeepSpeed, the values its ``"auto"``
+entries are filled from (batch size, accumulation, learning rate, ...); the label
+smoother takes ``label_smoothing_factor``. A trial that changes them gets them rebuilt
+from its arguments, and the search's end rebuilds them from the user's again.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from trainer_core import HPSearchBackend, SearchBackend, default_compute_objective
+from trainer_dist import build_runtime
+from trainer_loop._label_smoothing import LabelSmoother
 from trainer_loop._search_backends import backend_label, resolve_backend
 
 logger = logging.getLogger(__name__)
@@ -108,26 +116,50 @@ class HyperparameterSearchMethods:
         try:
             return search.run(self, n_trials, direction, **kwargs)  # type: ignore[arg-type]  # the Trainer is TrainerLike
         finally:
-            self._restore_args()
+            changed = self._restore_args()
+            self._rebuild_from_args(changed)
             self.hp_search_backend = None
             self._search_backend = None
 
-    def _restore_args(self) -> None:
-        """Put back the fields the last trial changed."""
-        if self._args_before_trial:
-            for key, value in self._args_before_trial.items():
-                setattr(self.args, key, value)  # type: ignore[attr-defined]  # Trainer has args
+    def _restore_args(self) -> set[str]:
+        """Put back the fields the last trial changed; return their names."""
+        previous = self._args_before_trial or {}
+        for key, value in previous.items():
+            setattr(self.args, key, value)  # type: ignore[attr-defined]  # Trainer has args
         self._args_before_trial = None
+        return set(previous)
+
+    def _rebuild_from_args(self, changed: set[str]) -> None:
+        """Rebuild what the Trainer made from the arguments at init, after ``changed``
+        fields took other values (a trial's, or the user's again after the search).
+
+        The runtime is rebuilt whenever a field changed, as the reference builds its
+        accelerator again for each trial: it cannot tell which fields a DeepSpeed
+        config's ``"auto"`` entries read. A runtime passed to the Trainer is the user's
+        and is kept.
+        """
+        if not changed:
+            return
+        args = self.args  # type: ignore[attr-defined]  # Trainer has args
+        if getattr(self, "_runtime_from_args", False):
+            self.runtime = build_runtime(args)
+        if "label_smoothing_factor" in changed:
+            factor = args.label_smoothing_factor
+            self.label_smoother = LabelSmoother(epsilon=factor) if factor > 0 else None
+        self._train_batch_size = args.train_batch_size
 
     def _hp_search_setup(self, trial: Any) -> None:
-        """Put a trial's values into ``self.args`` before a trial's ``train()``."""
+        """Put a trial's values into ``self.args`` before a trial's ``train()``, and
+        rebuild from them what the Trainer built from the arguments at init."""
         search = self._search_backend
         if search is None or trial is None:
             return
-        self._restore_args()
+        self.objective = None  # a trial that never evaluates must not inherit the last score
+        changed = self._restore_args()
         values = search.hyperparameters(self, trial)  # type: ignore[arg-type]  # TrainerLike
         self._args_before_trial = apply_trial_values(self.args, values)  # type: ignore[attr-defined]
         logger.info("Trial %s: %s", search.trial_id(trial), search.trial_params(trial))
+        self._rebuild_from_args(changed | set(self._args_before_trial))
         self._train_batch_size = self.args.train_batch_size  # type: ignore[attr-defined]
 
     def _report_to_hp_search(self, trial: Any, step: int, metrics: dict[str, float]) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "cosine_factor",
     "cosine_min_lr_factor",
     "cosine_restarts_factor",
+    "cosine_warmup_min_lr_factor",
     "inverse_sqrt_factor",
     "linear_factor",
     "polynomial_factor",
@@ -105,6 +106,30 @@ def cosine_min_lr_factor(
     if step < num_warmup_steps:
         return _warmup(step, num_warmup_steps)
     progress = _progress(step, num_warmup_steps, num_training_steps)
+    cosine = 0.5 * (1.0 + math.cos(2.0 * math.pi * num_cycles * progress))
+    return max(0.0, cosine * (1.0 - min_lr_rate) + min_lr_rate)
+
+
+def cosine_warmup_min_lr_factor(
+    step: int,
+    *,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    num_cycles: float,
+    min_lr_rate: float,
+    warmup_lr_rate: float | None,
+) -> float:
+    """``cosine_warmup_with_min_lr``: the min-lr cosine counted one step ahead.
+
+    Unlike the other schedules, step ``s`` is read as "``s + 1`` steps done": the warmup
+    starts at ``1 / W`` instead of 0 (or at ``warmup_lr_rate``, rising to the peak at
+    ``W - 1``), and the decay is one step further along than ``cosine_min_lr_factor``'s.
+    """
+    if step < num_warmup_steps:
+        if warmup_lr_rate is None:
+            return (step + 1) / max(1, num_warmup_steps)
+        return warmup_lr_rate + (1.0 - warmup_lr_rate) * step / max(1, num_warmup_steps - 1)
+    progress = _progress(step + 1, num_warmup_steps, num_training_steps)
     cosine = 0.5 * (1.0 + math.cos(2.0 * math.pi * num_cycles * progress))
     return max(0.0, cosine * (1.0 - min_lr_rate) + min_lr_rate)
 

@@ -56,12 +56,28 @@ def metrics_table(split: str, metrics: Mapping[str, Any], *, formatted: bool = F
     return "\n".join(lines)
 
 
+def _json_value(value: Any) -> Any:
+    """JSON's stand-in for an array, tensor or NumPy number among the metrics (a metric
+    such as a confusion matrix is written as nested lists)."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist) and type(value).__module__.partition(".")[0] in ("numpy", "torch"):
+        return tolist()
+    raise TypeError(
+        f"save_metrics cannot write a {type(value).__name__} as JSON: metrics must be "
+        "numbers, strings, lists or arrays."
+    )
+
+
 def _write_json(path: str, data: Mapping[str, Any]) -> None:
-    """Write ``data`` to ``path`` through a temporary file, so readers never see half."""
+    """Write ``data`` to ``path`` through a temporary file, so readers never see half.
+
+    The text is built before the file is opened: a value JSON cannot hold fails
+    without leaving a partial file behind.
+    """
+    text = json.dumps(data, indent=4, sort_keys=True, default=_json_value)
     staging = f"{path}.tmp"
     with open(staging, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=4, sort_keys=True)
-        handle.write("\n")
+        handle.write(text + "\n")
     os.replace(staging, path)
 
 

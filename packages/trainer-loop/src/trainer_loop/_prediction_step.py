@@ -108,7 +108,7 @@ class PredictionStep:
                 outputs = model(**inputs)
                 return None, None if loss_only else logits_of(outputs, ignore), None
             outputs = model(**inputs)
-            loss = loss_from_outputs(outputs)
+            loss = loss_from_outputs(outputs, require_scalar=False)
             if loss.requires_grad:
                 loss = loss.detach()
             if loss.ndim:  # a per-sample or per-device loss
@@ -134,7 +134,7 @@ class PredictionStep:
         if with_loss:
             if self.direct:
                 outputs = model(**inputs)
-                loss = loss_from_outputs(outputs)
+                loss = loss_from_outputs(outputs, require_scalar=False)
             else:
                 loss, outputs = self.trainer.compute_loss(model, inputs, return_outputs=True)
             if loss.requires_grad:

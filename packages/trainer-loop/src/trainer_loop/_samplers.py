@@ -32,6 +32,7 @@ from trainer_loop._dataloader_options import has_length
 __all__ = [
     "LengthGroupedSampler",
     "SeekableRandomSampler",
+    "SeekableSequentialSampler",
     "SortishSampler",
     "build_eval_sampler",
     "build_train_sampler",
@@ -170,6 +171,24 @@ class SeekableRandomSampler(_SeekablePasses, RandomSampler):
 
     def _draw(self) -> list[int]:
         return torch.randperm(len(self.data_source), generator=self.generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return self._next_pass()
+
+
+class SeekableSequentialSampler(_SeekablePasses, SequentialSampler):
+    """The dataset's own order, every pass (``train_sampling_strategy="sequential"``).
+
+    A ``SequentialSampler`` that a resumed run can start mid-pass (:meth:`seek`) without
+    drawing the skipped indices; having no generator, it saves no state.
+    """
+
+    def __init__(self, data_source: Any) -> None:
+        super().__init__(data_source)
+        self.generator = None
+
+    def _draw(self) -> list[int]:
+        return list(range(len(self.data_source)))
 
     def __iter__(self) -> Iterator[int]:
         return self._next_pass()
@@ -426,7 +445,7 @@ def build_train_sampler(
     Args:
         dataset: The training dataset.
         args: ``TrainingArguments`` (reads ``data_seed``, ``seed``, ``group_by_length``,
-            ``length_column_name``).
+            ``train_sampling_strategy``, ``length_column_name``).
         train_batch_size: Batch size that length grouping groups for.
         seed: Fallback seed when ``args.data_seed`` is None; defaults to ``args.seed``.
         model_input_name: Key measured for length grouping when the dataset has no
@@ -434,7 +453,9 @@ def build_train_sampler(
 
     Returns:
         None for streams (IterableDataset or no ``len``), which the DataLoader iterates
-        in their own order; a :class:`SortishSampler` when ``sortish_sampler``
+        in their own order; a :class:`SeekableSequentialSampler` when
+        ``train_sampling_strategy="sequential"`` (transformers 5; it wins over
+        ``sortish_sampler``, which shuffles); a :class:`SortishSampler` when ``sortish_sampler``
         (``Seq2SeqTrainingArguments``) is set and the examples' lengths can be read (else
         a warning and the next choice); a :class:`LengthGroupedSampler` when
         ``group_by_length``; else a :class:`SeekableRandomSampler`. All draw from a
@@ -443,6 +464,8 @@ def build_train_sampler(
     """
     if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
         return None
+    if getattr(args, "train_sampling_strategy", "random") == "sequential":
+        return SeekableSequentialSampler(dataset)
     data_seed = getattr(args, "data_seed", None)
     if data_seed is None:
         data_seed = seed if seed is not None else getattr(args, "seed", 42)

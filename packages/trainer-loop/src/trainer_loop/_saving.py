@@ -422,6 +422,7 @@ class CheckpointWriter:
         run_dir = run_dir or args.output_dir
         trainer.store_flos()
         step = state.global_step
+        best_before = state.best_model_checkpoint
         self._point_best_checkpoint(run_dir, step)
         sharded = runtime.checkpoint_format == "sharded"
         full = _full_weights_on_save(runtime)
@@ -440,17 +441,23 @@ class CheckpointWriter:
                 "Saving model checkpoint to %s",
                 os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{step}"),
             )
-        path = self.store.save(
-            run_dir,
-            step,
-            content,
-            process_index=runtime.process_index,
-            is_writer=bool(args.should_save),
-            barrier=runtime.wait_for_everyone,
-            **options,
-        )
+        try:
+            path = self.store.save(
+                run_dir,
+                step,
+                content,
+                process_index=runtime.process_index,
+                is_writer=bool(args.should_save),
+                barrier=runtime.wait_for_everyone,
+                **options,
+            )
+        except BaseException:
+            state.best_model_checkpoint = best_before  # the new folder does not exist
+            raise
         if args.should_save and args.save_total_limit:
-            keep = [state.best_model_checkpoint, getattr(trainer, "_resume_from", None)]
+            # The folder just written is kept even when a newer step exists: a run
+            # resumed from an earlier checkpoint left the later ones of the abandoned run.
+            keep = [state.best_model_checkpoint, getattr(trainer, "_resume_from", None), path]
             self.store.rotate(run_dir, args.save_total_limit, keep=[k for k in keep if k])
         return path
 

@@ -1,6 +1,7 @@
 """Learning-rate schedules: one factory per ``SchedulerType`` and the dispatch by name.
 
-Every schedule except ``reduce_lr_on_plateau`` is a ``torch.optim.lr_scheduler.LambdaLR``
+Every schedule except ``reduce_lr_on_plateau`` and ``greedy`` (which follow an evaluation
+metric rather than the step count) is a ``torch.optim.lr_scheduler.LambdaLR``
 whose multiplier is a module-level function bound with ``functools.partial``. That
 matters for checkpoints: such a scheduler pickles, and its ``state_dict()`` holds only
 plain data, so ``scheduler.pt`` loads with ``torch.load(weights_only=True)`` and into a
@@ -33,24 +34,39 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from trainer_loop import _lr_factors as factors
+from trainer_loop._greedy_lr import GreedyLR
 
 __all__ = [
     "SCHEDULER_NAMES",
+    "GreedyLR",
     "create_scheduler",
     "get_constant_schedule",
     "get_constant_schedule_with_warmup",
     "get_cosine_schedule_with_warmup",
     "get_cosine_with_hard_restarts_schedule_with_warmup",
     "get_cosine_with_min_lr_schedule_with_warmup",
+    "get_cosine_with_min_lr_schedule_with_warmup_lr_rate",
+    "get_greedy_schedule",
     "get_inverse_sqrt_schedule",
     "get_linear_schedule_with_warmup",
     "get_polynomial_decay_schedule_with_warmup",
     "get_reduce_on_plateau_schedule",
     "get_scheduler",
     "get_wsd_schedule",
+    "steps_on_metrics",
 ]
 
-Scheduler = LRScheduler | ReduceLROnPlateau
+Scheduler = LRScheduler | ReduceLROnPlateau | GreedyLR
+
+METRIC_DRIVEN: tuple[type, ...] = (ReduceLROnPlateau, GreedyLR)
+"""Schedulers the Trainer steps with the evaluation metric, after each evaluation, and
+not after each optimizer step."""
+
+
+def steps_on_metrics(scheduler: Any) -> bool:
+    """Whether ``scheduler`` is stepped with an evaluation metric (see ``METRIC_DRIVEN``)."""
+    return isinstance(scheduler, METRIC_DRIVEN)
+
 
 # --- public factories, one per schedule ---------------------------------------------------
 
@@ -173,6 +189,14 @@ def get_reduce_on_plateau_schedule(optimizer: Optimizer, **kwargs: Any) -> Reduc
     return ReduceLROnPlateau(optimizer, **kwargs)
 
 
+def get_greedy_schedule(optimizer: Optimizer, **kwargs: Any) -> GreedyLR:
+    """:class:`GreedyLR`; ``kwargs`` are its arguments (mode, factor, patience, min_lr...).
+
+    Step it with the monitored metric: ``scheduler.step(eval_loss)``.
+    """
+    return GreedyLR(optimizer, **kwargs)
+
+
 def get_cosine_with_min_lr_schedule_with_warmup(
     optimizer: Optimizer,
     num_warmup_steps: int,
@@ -190,14 +214,7 @@ def get_cosine_with_min_lr_schedule_with_warmup(
     Raises:
         ValueError: Both or neither of ``min_lr`` and ``min_lr_rate`` were given.
     """
-    if (min_lr is None) == (min_lr_rate is None):
-        raise ValueError(
-            "cosine_with_min_lr needs exactly one of min_lr and min_lr_rate; got "
-            f"min_lr={min_lr}, min_lr_rate={min_lr_rate}. Set one in lr_scheduler_kwargs, "
-            "e.g. lr_scheduler_kwargs={'min_lr_rate': 0.1}."
-        )
-    if min_lr is not None:
-        min_lr_rate = min_lr / optimizer.defaults["lr"]
+    min_lr_rate = _min_lr_rate(optimizer, min_lr, min_lr_rate, "cosine_with_min_lr")
     factor = partial(
         factors.cosine_min_lr_factor,
         num_warmup_steps=num_warmup_steps,
@@ -206,6 +223,51 @@ def get_cosine_with_min_lr_schedule_with_warmup(
         min_lr_rate=min_lr_rate,
     )
     return LambdaLR(optimizer, factor, last_epoch=last_epoch)
+
+
+def get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
+    optimizer: Optimizer,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    num_cycles: float = 0.5,
+    last_epoch: int = -1,
+    min_lr: float | None = None,
+    min_lr_rate: float | None = None,
+    warmup_lr_rate: float | None = None,
+) -> LambdaLR:
+    """``cosine_warmup_with_min_lr``: the min-lr cosine with a warmup that starts above 0.
+
+    The warmup rises from ``1 / W`` of the peak (or from ``warmup_lr_rate`` of it) and the
+    whole curve runs one step ahead of ``cosine_with_min_lr`` (see
+    ``_lr_factors.cosine_warmup_min_lr_factor``). The floor is ``min_lr`` or
+    ``min_lr_rate``, exactly one of them.
+
+    Raises:
+        ValueError: Both or neither of ``min_lr`` and ``min_lr_rate`` were given.
+    """
+    min_lr_rate = _min_lr_rate(optimizer, min_lr, min_lr_rate, "cosine_warmup_with_min_lr")
+    factor = partial(
+        factors.cosine_warmup_min_lr_factor,
+        num_warmup_steps=num_warmup_steps,
+        num_training_steps=num_training_steps,
+        num_cycles=num_cycles,
+        min_lr_rate=min_lr_rate,
+        warmup_lr_rate=warmup_lr_rate,
+    )
+    return LambdaLR(optimizer, factor, last_epoch=last_epoch)
+
+
+def _min_lr_rate(
+    optimizer: Optimizer, min_lr: float | None, min_lr_rate: float | None, name: str
+) -> float:
+    """The floor as a fraction of the initial rate, from exactly one of the two."""
+    if (min_lr is None) == (min_lr_rate is None):
+        raise ValueError(
+            f"{name} needs exactly one of min_lr and min_lr_rate; got "
+            f"min_lr={min_lr}, min_lr_rate={min_lr_rate}. Set one in lr_scheduler_kwargs, "
+            "e.g. lr_scheduler_kwargs={'min_lr_rate': 0.1}."
+        )
+    return min_lr / optimizer.defaults["lr"] if min_lr is not None else min_lr_rate
 
 
 def get_wsd_schedule(
@@ -291,7 +353,9 @@ _SCHEDULES: dict[str, _Schedule] = {
     "inverse_sqrt": _Schedule(get_inverse_sqrt_schedule, True, False, False),
     "reduce_lr_on_plateau": _Schedule(get_reduce_on_plateau_schedule, False, False, False),
     "cosine_with_min_lr": _Schedule(get_cosine_with_min_lr_schedule_with_warmup),
+    "cosine_warmup_with_min_lr": _Schedule(get_cosine_with_min_lr_schedule_with_warmup_lr_rate),
     "warmup_stable_decay": _Schedule(get_wsd_schedule, True, False, True),
+    "greedy": _Schedule(get_greedy_schedule, False, False, False),
 }
 
 SCHEDULER_NAMES: tuple[str, ...] = tuple(_SCHEDULES)
@@ -311,11 +375,12 @@ def get_scheduler(
         name: A ``SchedulerType`` member or its value, e.g. ``"linear"``.
         optimizer: The optimizer whose groups' learning rates the schedule drives.
         num_warmup_steps: Required by every schedule with a warmup (all but
-            ``constant`` and ``reduce_lr_on_plateau``, which ignore it).
+            ``constant``, ``reduce_lr_on_plateau`` and ``greedy``, which ignore it).
         num_training_steps: Required by the schedules that decay towards step ``T``;
             ``warmup_stable_decay`` uses it to infer a missing phase length.
         scheduler_specific_kwargs: Extra arguments of that schedule's factory, e.g.
-            ``{"num_cycles": 2}`` or, for ``reduce_lr_on_plateau``, ``{"patience": 3}``.
+            ``{"num_cycles": 2}`` or, for ``reduce_lr_on_plateau`` and ``greedy``,
+            ``{"patience": 3}``.
 
     Raises:
         ValueError: Unknown name, a required step count missing, or a keyword the
@@ -357,8 +422,15 @@ def _put(kwargs: dict[str, Any], key: str, value: Any) -> None:
     kwargs[key] = value
 
 
+# Factories that forward **kwargs: their class's signature lists what they accept.
+_FACTORY_CLASSES: dict[Callable[..., Scheduler], type] = {
+    get_reduce_on_plateau_schedule: ReduceLROnPlateau,
+    get_greedy_schedule: GreedyLR,
+}
+
+
 def _check_accepted(factory: Callable[..., Scheduler], kwargs: dict[str, Any], name: str) -> None:
-    target = ReduceLROnPlateau if factory is get_reduce_on_plateau_schedule else factory
+    target = _FACTORY_CLASSES.get(factory, factory)
     accepted = [p for p in inspect.signature(target).parameters if p != "optimizer"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:

@@ -68,6 +68,12 @@ class SubclassHookMethods(LogSaveEvaluateMethods):
     def accelerator(self: Trainer, value: Any) -> None:
         self.__dict__["_accelerator"] = value
 
+    def end(self: Trainer) -> None:
+        """transformers 5's last call of a script: leaves the process group (through
+        ``self.accelerator.end_training()``, which a subclass's facade may extend).
+        Nothing that talks to the other processes works afterwards."""
+        self.accelerator.end_training()
+
     def _move_model_to_device(self: Trainer, model: nn.Module, device: Any) -> None:
         """Place ``model`` on ``device`` (in place); called wherever the Trainer places it."""
         model.to(device)

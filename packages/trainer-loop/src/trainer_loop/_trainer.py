@@ -50,6 +50,7 @@ from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._flops import can_estimate_flops, estimate_flops, forget_parameter_count
 from trainer_loop._hp_search import HyperparameterSearchMethods
 from trainer_loop._hub import HubMethods
+from trainer_loop._input_checks import check_trainer_inputs, check_training_inputs
 from trainer_loop._inputs import (
     accepts_argument,
     count_loss_items,
@@ -57,6 +58,7 @@ from trainer_loop._inputs import (
     model_accepts_loss_kwargs,
     move_to_device,
 )
+from trainer_loop._jit_checkpoint import jit_checkpoint_callbacks
 from trainer_loop._label_smoothing import LabelSmoother
 from trainer_loop._loss_scaling import (
     declared_scaled,
@@ -65,7 +67,7 @@ from trainer_loop._loss_scaling import (
 )
 from trainer_loop._memory_tracker import MemoryTracker
 from trainer_loop._metrics_report import MetricsReportMethods
-from trainer_loop._model_outputs import loss_from_outputs
+from trainer_loop._model_outputs import loss_from_outputs, require_scalar_loss
 from trainer_loop._neftune import embedding_noise
 from trainer_loop._optimizers import (
     check_optimizer_cls_and_kwargs,
@@ -77,12 +79,11 @@ from trainer_loop._reporters import resolve_reporters
 from trainer_loop._resume import resolve_checkpoint
 from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._saving import CheckpointWriter
-from trainer_loop._schedulers import create_scheduler
+from trainer_loop._schedulers import create_scheduler, steps_on_metrics
 from trainer_loop._subclass_hooks import SubclassHookMethods, call_train_sampler, signature_columns
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
     check_batch_metrics_signature,
-    check_eval_dataset,
     check_model_or_init,
     check_optimizers,
     enable_activation_checkpointing,
@@ -135,11 +136,13 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
         if args is None:
             logger.info("No `TrainingArguments` passed, using `output_dir=tmp_trainer`.")
             args = TrainingArguments(output_dir="tmp_trainer")
+        check_trainer_inputs(self, model, args, data_collator, train_dataset, callbacks, optimizers)
         self.args = args
         self._memory_tracker = MemoryTracker(args.skip_memory_metrics)
         self._memory_tracker.start("init")
         apply_process_log_level(args)
         self.runtime = runtime if runtime is not None else build_runtime(args)
+        self._runtime_from_args = runtime is None  # a search trial rebuilds it from its args
         self._seed_everything()
         self.hp_name: Callable[[Any], str] | None = None
         self.is_in_train = False
@@ -221,6 +224,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
 
     def _setup_callbacks(self, callbacks: list[Any] | None) -> None:
         default: list[Any] = [DefaultFlowCallback, *resolve_reporters(self.args.report_to)]
+        default += jit_checkpoint_callbacks(self)  # enable_jit_checkpoint: save on SIGTERM
         self.callback_handler = CallbackHandler(
             default + list(callbacks or []),
             self.model,
@@ -424,7 +428,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
         return get_decay_parameter_names(model)
 
     def _scheduler_needs_metrics(self) -> bool:
-        return isinstance(self.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        return steps_on_metrics(self.lr_scheduler)  # ReduceLROnPlateau, GreedyLR
 
     def _get_learning_rate(self) -> float:
         if self._scheduler_needs_metrics():
@@ -464,7 +468,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
         if labels is not None:
             loss = self._loss_from_labels(model, outputs, labels, num_items_in_batch)
         else:
-            loss = loss_from_outputs(outputs)
+            loss = loss_from_outputs(outputs, require_scalar=False)  # reduced later
         return (loss, outputs) if return_outputs else loss
 
     def _loss_from_labels(
@@ -496,6 +500,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
             loss = self._compute_loss_for_step(model, inputs, num_items_in_batch)
         if self._data_parallel:
             loss = loss.mean()
+        require_scalar_loss(loss)
         if weight is not None:
             loss = loss * weight
         self.runtime.backward(loss)
@@ -591,7 +596,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
         self._hp_search_setup(trial)  # a search trial's values go into self.args first
-        check_eval_dataset(self)
+        check_training_inputs(self)  # eval_dataset, metric_for_best_model
         check_batch_metrics_signature(self.args, self.compute_metrics)  # may be set since
         self._resume_from = resolve_checkpoint(self, resume_from_checkpoint)
         self._memory_tracker.start("train")

@@ -30,6 +30,7 @@ from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._saving import export_callback_states
 from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import defines_batch_samples, defines_log_save_evaluate
+from trainer_loop._token_counting import TokenCounter, counts_non_padding
 from trainer_loop._training_plan import TrainingPlan, plan_training, resolve_interval
 
 if TYPE_CHECKING:
@@ -60,7 +61,11 @@ class TrainingLoop:
         self.accumulation = self.args.gradient_accumulation_steps
         self.sync_each_batch = syncs_each_batch(self.args)
         self.tracker = LossTracker(filter_nan_inf=self.args.logging_nan_inf_filter)
-        self.tokens_seen = 0
+        self.tokens_seen = 0  # this process's count known on the host (see TokenCounter)
+        self.token_counter = TokenCounter(
+            non_padding=counts_non_padding(self.args),
+            pad_token_id=getattr(trainer.processing_class, "pad_token_id", None),
+        )
         self.last_logged_step = 0
         self.grad_norm: torch.Tensor | None = None
         self.log_override: OverrideCaller | None = None
@@ -321,17 +326,24 @@ class TrainingLoop:
     def _count_tokens(self, inputs: Any) -> None:
         main_input = self.trainer._main_input(inputs)
         if main_input is not None:
-            self.tokens_seen += main_input.numel()
-            if self.trainer.runtime.num_processes == 1:
+            self.tokens_seen += self.token_counter.add(inputs, main_input)
+            if self.trainer.runtime.num_processes == 1 and self.token_counter.device is None:
                 self.trainer.state.num_input_tokens_seen = self.tokens_seen
 
     def _sync_tokens_seen(self) -> None:
-        """Sum the processes' token counts into the state (a collective: logging steps only)."""
+        """Bring the state's token count up to date: the processes' counts summed (a
+        collective), or counts still on the device read; at log, evaluation and save
+        steps only."""
         runtime = self.trainer.runtime
-        if not self.count_tokens or runtime.num_processes == 1:
+        counted_on_device = self.token_counter.device
+        if not self.count_tokens or (runtime.num_processes == 1 and counted_on_device is None):
             return
-        local = torch.tensor(self.tokens_seen, dtype=torch.int64, device=runtime.device)
-        self.trainer.state.num_input_tokens_seen = int(runtime.reduce(local, "sum").item())
+        if runtime.num_processes == 1:
+            total = self.token_counter.total(self.tokens_seen, counted_on_device.device)
+        else:
+            local = self.token_counter.total(self.tokens_seen, runtime.device)
+            total = runtime.reduce(local, "sum")
+        self.trainer.state.num_input_tokens_seen = int(total.item())
 
     # ------------------------------------------------- log / evaluate / save
     def _maybe_log_save_evaluate(self, epoch: int) -> None:
@@ -341,6 +353,8 @@ class TrainingLoop:
         trainer = self.trainer
         if trainer.control.should_log and trainer.state.global_step > self.last_logged_step:
             self._log_training_progress()
+        elif trainer.control.should_evaluate or trainer.control.should_save:
+            self._sync_tokens_seen()  # the evaluation's log and the checkpoint record it
         evaluate_and_save(trainer, self.model, self.trial, self.ignore_keys_for_eval)
 
     def _log_training_progress(self) -> None:

@@ -25,7 +25,9 @@ class MLflowCallback(TrainerCallback):
     it; a run the script already started is used as is and left open (unless
     ``MLFLOW_NESTED_RUN`` or ``MLFLOW_RUN_ID`` asks for another). Logs arriving after
     the run ended (an ``evaluate()`` after ``train()``) are added to that same run; the
-    next ``train()`` (a search trial, say) starts a new one.
+    next ``train()`` (a search trial, say) starts a new one. The run is named
+    ``run_name``; a search trial's run is named after the trial (``hp_name``), or by
+    MLflow when the trial has no name.
 
     Environment:
         MLFLOW_TRACKING_URI: where runs are stored (MLflow reads it itself; a URI the
@@ -66,7 +68,7 @@ class MLflowCallback(TrainerCallback):
         self._log_artifacts = env_flag("HF_MLFLOW_LOG_ARTIFACTS")
         if self._ml_flow is None or not state.is_world_process_zero:
             return
-        self._start_run(args)
+        self._start_run(args, state)
         self._run_id = self._ml_flow.active_run().info.run_id
         params = {**(model_config_dict(model) or {}), **args.to_dict()}
         logged = self._ml_flow.get_run(self._run_id).data.params  # resumed or script's run
@@ -76,7 +78,7 @@ class MLflowCallback(TrainerCallback):
         if tags:
             self._ml_flow.set_tags(json.loads(tags))
 
-    def _start_run(self, args: Any) -> None:
+    def _start_run(self, args: Any, state: TrainerState) -> None:
         nested = env_flag("MLFLOW_NESTED_RUN")
         run_id = os.getenv("MLFLOW_RUN_ID")
         if self._ml_flow.active_run() is not None and not nested and not run_id:
@@ -84,7 +86,7 @@ class MLflowCallback(TrainerCallback):
         experiment = os.getenv("MLFLOW_EXPERIMENT_NAME")
         if experiment:
             self._ml_flow.set_experiment(experiment)
-        self._ml_flow.start_run(run_id=run_id, run_name=args.run_name, nested=nested)
+        self._ml_flow.start_run(run_id=run_id, run_name=run_name(args, state), nested=nested)
         self._auto_end_run = True
 
     def on_train_begin(
@@ -135,6 +137,15 @@ class MLflowCallback(TrainerCallback):
             self._ended = True
         else:  # the script's run stays open: only make what was logged durable
             self._ml_flow.flush_async_logging()
+
+
+def run_name(args: Any, state: TrainerState) -> str | None:
+    """The name of the run to start: ``run_name``, or in a hyperparameter search the
+    trial's name (``hp_name``), else none so that MLflow gives each trial's run a name
+    of its own instead of calling them all ``run_name``."""
+    if state.is_hyper_param_search:
+        return state.trial_name
+    return args.run_name
 
 
 def numeric_metrics(logs: dict[str, Any]) -> dict[str, float | int]:

@@ -64,10 +64,11 @@ class WandbCallback(TrainerCallback):
     configuration as the run's config, and makes ``train/global_step`` the x-axis of every
     metric. Each log is sent with ``train/`` / ``eval/`` / ``test/`` keys; the end-of-
     training figures (``train_runtime``, ``train_loss``, ...) go to the run's summary.
-    A hyperparameter-search trial gets its own run, named after the trial and grouped
-    under ``run_name``. The run stays open after training so that a later ``evaluate()``
-    lands in it; ``wandb.finish()`` (or the end of the process) closes it, and a log that
-    comes after that starts a new run.
+    A hyperparameter-search trial gets its own run, grouped under ``run_name`` and named
+    after the trial (``hp_name``; W&B picks a name when there is none). The run stays
+    open after training so that a later ``evaluate()`` lands in it; ``wandb.finish()``
+    (or the end of the process) closes it, and a log that comes after that starts a
+    new run.
 
     Environment:
         WANDB_PROJECT: project of the run (default "huggingface").
@@ -120,8 +121,12 @@ class WandbCallback(TrainerCallback):
 
     @staticmethod
     def _init_arguments(args: Any, state: TrainerState) -> dict[str, Any]:
-        if state.trial_name is not None:
-            return {"name": state.trial_name, "group": args.run_name or args.output_dir}
+        """A search trial's run is grouped under ``run_name`` and named after the trial;
+        a trial without a name (no ``hp_name``) lets W&B name it, so that the trials'
+        runs are not all called ``run_name``."""
+        if state.is_hyper_param_search or state.trial_name is not None:
+            group = {"group": args.run_name or args.output_dir}
+            return group if state.trial_name is None else {"name": state.trial_name, **group}
         return {} if args.run_name is None else {"name": args.run_name}
 
     @staticmethod

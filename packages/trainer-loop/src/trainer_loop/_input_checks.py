@@ -1,0 +1,382 @@
+"""Refusing, before any work, the Trainer arguments users most often get wrong.
+
+Each mistake here would otherwise surface late (at the first step, the first
+evaluation or the first checkpoint, possibly hours in), deep inside torch with a message
+that does not name the argument (``'torch.device' object has no attribute '_apply'``
+for a model class passed instead of a model), or not at all: an optimizer built for
+another model instance, or a scheduler whose optimizer the Trainer replaces, train with
+no error and no effect. Every check only refuses what could not have worked; each
+message says what was passed and how to fix it.
+
+:func:`check_trainer_inputs` runs first thing in the constructor;
+:func:`check_training_inputs` when ``train()`` starts, for what may still change after
+construction (``trainer.eval_dataset = ...``, ``trainer.compute_metrics = ...``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from torch import nn
+
+from trainer_args import TrainingArguments
+from trainer_core import Event, TrainerCallback
+from trainer_loop._trainer_setup import PACKAGE_LOGGERS, check_eval_dataset, user_defines
+
+_EVENTS = tuple(event.value for event in Event)
+
+# What an evaluation reports with no compute_metrics: the loss, speed and memory
+# figures (see _evaluation_loop and the memory tracker), with the "eval_" prefix and,
+# for a dict of eval datasets, the dataset's name.
+_BUILT_IN_METRICS = (
+    "loss",
+    "runtime",
+    "samples_per_second",
+    "steps_per_second",
+    "model_preparation_time",
+    "jit_compilation_time",
+    "mem_",
+    "epoch",
+)
+
+# Overrides that may report metrics of their own, so that a metric_for_best_model the
+# built-in evaluation does not produce can still appear.
+_EVALUATION_OVERRIDES = (
+    "evaluate",
+    "evaluation_loop",
+    "prediction_loop",
+    "_evaluate",
+    "_maybe_log_save_evaluate",
+)
+
+
+def check_trainer_inputs(
+    trainer: Any,
+    model: Any,
+    args: Any,
+    data_collator: Any,
+    train_dataset: Any,
+    callbacks: Any,
+    optimizers: Any,
+) -> None:
+    """Refuse constructor arguments that cannot work, before anything is built or written.
+
+    Raises:
+        TypeError: an argument of the wrong kind (a model class, a dict for ``args``, a
+            collator that cannot be called, a callback that is not one, ...).
+        ValueError: an optimizer or scheduler that would train nothing or follow no
+            schedule.
+        FileExistsError / NotADirectoryError: ``output_dir`` is, or lies under, a file.
+    """
+    check_model(model)
+    check_args(args)
+    check_data_collator(data_collator)
+    check_train_dataset(train_dataset)
+    check_callbacks(callbacks)
+    check_given_optimizers(trainer, model, optimizers)
+    check_output_dir(args)
+
+
+def check_training_inputs(trainer: Any) -> None:
+    """The checks ``train()`` runs before the first step (see the module docstring)."""
+    check_eval_dataset(trainer)
+    check_best_metric_reachable(trainer)
+    check_output_dir_writable(trainer.args)
+
+
+# ------------------------------------------------------------------ model and args
+def check_model(model: Any) -> None:
+    """Refuse a model class, a checkpoint name or a state dict where a model belongs."""
+    if model is None or isinstance(model, nn.Module):
+        return
+    if isinstance(model, type):
+        raise TypeError(
+            f"model is the class {model.__name__}, not a model: pass an instance, e.g. "
+            f"{model.__name__}(config) or {model.__name__}.from_pretrained(name)."
+        )
+    if isinstance(model, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"model is the name or path {os.fsdecode(model)!r}, not a model: load it first, "
+            f"e.g. AutoModelForSequenceClassification.from_pretrained({os.fsdecode(model)!r}) "
+            "(or the Auto class for your task)."
+        )
+    if not callable(getattr(model, "parameters", None)):
+        hint = (
+            " (a state dict? load it into a model with load_state_dict)"
+            if isinstance(model, Mapping)
+            else ""
+        )
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}{hint}.")
+
+
+def check_args(args: Any) -> None:
+    """Refuse ``args`` that are not this package's TrainingArguments."""
+    if isinstance(args, TrainingArguments):
+        return
+    if isinstance(args, Mapping):
+        fix = "build them with TrainingArguments(**your_dict)"
+    elif isinstance(args, (str, os.PathLike)):
+        fix = f"for an output folder, pass TrainingArguments(output_dir={os.fspath(args)!r})"
+    elif type(args).__module__.startswith("transformers."):
+        fix = (
+            "transformers' class does not fit this Trainer: import it from this package "
+            "(`from trainer import TrainingArguments`), with the same fields"
+        )
+    else:
+        fix = "create them with TrainingArguments(output_dir=..., ...)"
+    raise TypeError(
+        f"args must be a trainer.TrainingArguments, got {type(args).__module__}."
+        f"{type(args).__qualname__}: {fix}."
+    )
+
+
+def check_output_dir(args: Any) -> None:
+    """Refuse an ``output_dir`` that is a file or lies under a file (the reference fails
+    there too, with the bare errno text)."""
+    if args.output_dir is None:
+        return
+    path = os.path.abspath(os.fspath(args.output_dir))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(
+            f"output_dir={args.output_dir!r} is a file, not a folder: the Trainer writes "
+            "checkpoints and results into that folder. Pass another path, or move the file."
+        )
+    ancestor = _nearest_existing(path)
+    if not os.path.isdir(ancestor):
+        raise NotADirectoryError(
+            f"output_dir={args.output_dir!r} cannot be created: {ancestor!r} is a file. "
+            "Pass a path whose parent folders are folders."
+        )
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_output_dir_writable(args: Any) -> None:
+    """When ``train()`` will save checkpoints, refuse an ``output_dir`` that cannot be
+    written to; the reference finds out at the first save, after that much training.
+    Checked at ``train()`` rather than construction: a Trainer built only to evaluate or
+    predict may point at a read-only folder."""
+    if args.output_dir is None:
+        return
+    if str(getattr(args.save_strategy, "value", args.save_strategy)) == "no":
+        return
+    ancestor = _nearest_existing(os.path.abspath(os.fspath(args.output_dir)))
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"output_dir={args.output_dir!r}: {ancestor!r} is not writable, so no checkpoint "
+            "could be saved. Pass a writable folder, or set save_strategy='no'."
+        )
+
+
+# ------------------------------------------------------------------------ data
+def check_data_collator(data_collator: Any) -> None:
+    """Refuse a collator that cannot be called, or a collator class given for an instance
+    (calling the class would build a collator, not a batch)."""
+    if data_collator is None:
+        return
+    if isinstance(data_collator, type) and _defines_call(data_collator):
+        name = data_collator.__name__
+        raise TypeError(
+            f"data_collator is the class {name}, not a collator: pass an instance, e.g. "
+            f"data_collator={name}(tokenizer)."
+        )
+    if not callable(data_collator):
+        raise TypeError(
+            f"data_collator must be a function from a list of examples to a batch, got "
+            f"{type(data_collator).__name__}. Pass e.g. DataCollatorWithPadding(tokenizer), "
+            "or leave it None for the default collator."
+        )
+
+
+def _defines_call(cls: type) -> bool:
+    return any("__call__" in vars(base) for base in cls.__mro__ if base is not object)
+
+
+def check_train_dataset(dataset: Any) -> None:
+    """Refuse a dict of splits or of columns, or a string, given as the training set.
+
+    A ``DatasetDict`` (``load_dataset(...)`` without ``split=``) or a dict of columns
+    has a length but no example 0, so the first batch would fail with a ``KeyError``.
+    A dict indexed by position (0, 1, ...) is a valid map-style dataset and is kept.
+    """
+    if isinstance(dataset, (str, bytes)):
+        raise TypeError(
+            "train_dataset is a string; load the data first (e.g. datasets.load_dataset(...)"
+            "['train']) and tokenize it."
+        )
+    if not isinstance(dataset, Mapping) or len(dataset) == 0 or 0 in dataset:
+        return
+    keys = ", ".join(repr(key) for key in list(dataset)[:8])
+    raise TypeError(
+        f"train_dataset is a {type(dataset).__name__} with keys {keys}, not a dataset of "
+        "examples: pass one split (e.g. train_dataset=dataset['train']), or turn columns "
+        "into examples (e.g. datasets.Dataset.from_dict(columns))."
+    )
+
+
+# ------------------------------------------------------------------- callbacks
+def check_callbacks(callbacks: Any) -> None:
+    """Refuse callbacks that no event would reach (they would be skipped silently).
+
+    A callback may define only the events it needs, so anything with at least one
+    event method (``on_log``, ...) is accepted, as is a class (instantiated later).
+    """
+    if callbacks is None:
+        return
+    if isinstance(callbacks, (TrainerCallback, type)) or not isinstance(callbacks, Iterable):
+        raise TypeError(
+            f"callbacks must be a list, got {type(callbacks).__name__}: pass "
+            f"callbacks=[{_name(callbacks)}]."
+        )
+    if not isinstance(callbacks, (list, tuple)):
+        return  # a one-shot iterable: reading it here would empty it
+    for index, callback in enumerate(callbacks):
+        _check_callback(index, callback)
+
+
+def _check_callback(index: int, callback: Any) -> None:
+    if isinstance(callback, TrainerCallback) or (
+        isinstance(callback, type) and issubclass(callback, TrainerCallback)
+    ):
+        return
+    if any(callable(getattr(callback, event, None)) for event in _EVENTS):
+        return
+    hint = (
+        f"; to report to a tracker, use TrainingArguments(report_to={callback!r})"
+        if isinstance(callback, str)
+        else ""
+    )
+    raise TypeError(
+        f"callbacks[{index}] is {_name(callback)}, which has no callback method "
+        "(on_log, on_step_end, ...): pass instances or subclasses of TrainerCallback"
+        f"{hint}."
+    )
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, str):
+        return repr(value)
+    return f"{type(value).__name__}()"
+
+
+# ------------------------------------------------------------------ optimizers
+def check_given_optimizers(trainer: Any, model: Any, optimizers: Any) -> None:
+    """Refuse an ``optimizers=(optimizer, scheduler)`` pair that would not train ``model``
+    on the schedule given.
+
+    * a class instead of an instance;
+    * an optimizer holding none of the model's parameters (built for another instance
+      of the model, e.g. before a notebook cell re-created it): every step would
+      update parameters the model does not use;
+    * a scheduler without its optimizer: the Trainer would build its own optimizer and
+      the scheduler would adjust the unused one (the logs would still show its rates);
+      a subclass building the optimizer itself is left alone;
+    * a scheduler built on another optimizer than the one given.
+
+    A malformed tuple is left to ``check_optimizers``, which explains the shape.
+    """
+    if not isinstance(optimizers, (tuple, list)) or len(optimizers) != 2:
+        return
+    optimizer, scheduler = optimizers
+    for position, value in (("optimizers[0]", optimizer), ("optimizers[1]", scheduler)):
+        if isinstance(value, type):
+            raise TypeError(
+                f"{position} is the class {value.__name__}, not an instance: pass "
+                f"{value.__name__}(...) built on the model (e.g. torch.optim.AdamW("
+                "model.parameters(), lr=...)), or optimizer_cls_and_kwargs=(class, kwargs) "
+                "to let the Trainer build the optimizer."
+            )
+    if optimizer is not None and isinstance(model, nn.Module):
+        _check_optimizer_holds_model(optimizer, model)
+    scheduled = _parameter_ids(getattr(scheduler, "optimizer", None))
+    if scheduler is None or not scheduled:
+        return
+    if optimizer is None:
+        if user_defines(trainer, ("create_optimizer", "create_optimizer_and_scheduler")):
+            return
+        raise ValueError(
+            "optimizers=(None, scheduler): the Trainer would build its own optimizer, and "
+            "the scheduler would keep adjusting the optimizer it was built on, which "
+            "trains nothing (the logged learning rate would be the scheduler's, not the "
+            "one in use). Pass both: optimizers=(scheduler.optimizer, scheduler)."
+        )
+    if not scheduled & _parameter_ids(optimizer):
+        raise ValueError(
+            "optimizers=(optimizer, scheduler): the scheduler was built on another "
+            "optimizer, so the learning rate of the one training the model would never "
+            "change. Build the scheduler on the optimizer you pass."
+        )
+
+
+def _check_optimizer_holds_model(optimizer: Any, model: nn.Module) -> None:
+    held = _parameter_ids(optimizer)
+    own = {id(parameter) for parameter in model.parameters()}
+    if not held or not own or held & own:
+        return
+    raise ValueError(
+        f"The optimizer passed in optimizers= holds none of the parameters of the "
+        f"{type(model).__name__} given as model (it was built for another instance, "
+        "perhaps before the model was re-created), so training would not change the "
+        "model. Build it on this model, e.g. torch.optim.AdamW(model.parameters(), lr=...)."
+    )
+
+
+def _parameter_ids(optimizer: Any) -> set[int]:
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, (list, tuple)):
+        return set()
+    return {id(p) for group in groups if isinstance(group, Mapping) for p in group["params"]}
+
+
+# --------------------------------------------------------------------- metrics
+def check_best_metric_reachable(trainer: Any) -> None:
+    """Refuse a ``metric_for_best_model`` no evaluation of this run can report.
+
+    Without ``compute_metrics`` an evaluation reports only the loss and speed and memory
+    figures, so ``metric_for_best_model="accuracy"`` would stop training with a
+    ``KeyError`` at the first evaluation. Evaluation overrides and callbacks that act on
+    ``on_evaluate`` may add metrics, so they turn the check off.
+
+    Raises:
+        ValueError: the metric cannot appear in this run's evaluations.
+    """
+    args = trainer.args
+    metric = args.metric_for_best_model
+    strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
+    if metric is None or strategy == "no" or trainer.compute_metrics is not None:
+        return
+    bare = metric.removeprefix("eval_")
+    if any(part in bare for part in _BUILT_IN_METRICS):
+        return
+    if user_defines(trainer, _EVALUATION_OVERRIDES) or _callbacks_may_add_metrics(trainer):
+        return
+    raise ValueError(
+        f"metric_for_best_model={metric!r}, but the Trainer has no compute_metrics, so its "
+        "evaluations report only eval_loss and speed figures and training would stop at "
+        "the first evaluation. Pass compute_metrics= a function returning "
+        f"{{{bare!r}: value}}, or set metric_for_best_model='loss'."
+    )
+
+
+def _callbacks_may_add_metrics(trainer: Any) -> bool:
+    """Whether a callback from outside this project (or transformers) acts on
+    ``on_evaluate``, where it could add to the metrics."""
+    base = TrainerCallback.on_evaluate
+    for callback in trainer.callback_handler.callbacks:
+        if "on_evaluate" in getattr(callback, "__dict__", {}):
+            return True
+        method = getattr(type(callback), "on_evaluate", None)
+        if method is None or method is base:
+            continue
+        package = (getattr(method, "__module__", None) or "").partition(".")[0]
+        if package not in PACKAGE_LOGGERS and package != "transformers":
+            return True
+    return False
