@@ -18,6 +18,12 @@ else
 fi
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# The integration tests start a few hundred Python processes (torchrun, accelerate,
+# deepspeed workers), each importing torch and often transformers. uv installs no
+# bytecode, so with PYTHONDONTWRITEBYTECODE set (some machines set it for every shell)
+# each of them compiles those libraries from source again: about 10 s a process, twice
+# the suite's time. Let Python cache the bytecode of what is imported.
+unset PYTHONDONTWRITEBYTECODE
 status=0
 for package_dir in packages/*/; do
     package=$(basename "$package_dir")
