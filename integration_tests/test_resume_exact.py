@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -83,6 +84,18 @@ def test_resuming_a_finished_run_trains_no_further(tmp_path) -> None:
     )
     assert same_weights(resumed, expected) and dataset.reads == []
     assert trainer.state.global_step == 30
+
+
+def test_an_output_folder_given_as_the_checkpoint_is_refused_with_the_fix(tmp_path) -> None:
+    output_dir = str(tmp_path / "run")
+    _train(output_dir, max_steps=4)
+    # Its own output folder: True is the fix; another run's: the newest checkpoint's path.
+    with pytest.raises(ValueError, match=r"folder of checkpoints.*Pass True.*\(checkpoint-4\)"):
+        _train(output_dir, resume=output_dir)
+    newest = repr(f"{output_dir}/checkpoint-4")
+    with pytest.raises(ValueError, match=re.escape(f"Pass {newest} to resume")):
+        _train(str(tmp_path / "other"), resume=output_dir)
+    assert sorted(os.listdir(output_dir)) == ["checkpoint-2", "checkpoint-4"]  # untouched
 
 
 def test_bad_resume_arguments_raise_clear_errors(tmp_path) -> None:

@@ -50,6 +50,18 @@ def test_a_model_class_is_refused_with_the_instance_to_pass(tmp_path) -> None:
         Trainer(model=_Net, args=_args(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("built", "message"),
+    [
+        (_Net, r"the value model_init returned is the class _Net, not a model"),
+        ({"linear.weight": torch.zeros(1, 3)}, r"returned must be a torch.nn.Module.*state dict"),
+    ],
+)
+def test_what_model_init_returns_is_checked_like_a_model(tmp_path, built, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        Trainer(model_init=lambda: built, args=_args(tmp_path))
+
+
 def test_a_model_name_is_refused_with_how_to_load_it(tmp_path) -> None:
     with pytest.raises(TypeError, match=r"'bert-base-uncased', not a model: load it first"):
         Trainer(model="bert-base-uncased", args=_args(tmp_path))
@@ -118,6 +130,18 @@ class _DuckLogger:
 def test_callbacks_no_event_would_reach_are_refused(tmp_path, callback, message) -> None:
     with pytest.raises(TypeError, match=message):
         Trainer(model=_Net(), args=_args(tmp_path), callbacks=[callback])
+
+
+def test_add_callback_refuses_what_no_event_would_reach_and_keeps_the_list(tmp_path) -> None:
+    trainer = Trainer(model=_Net(), args=_args(tmp_path))
+    before = list(trainer.callback_handler.callbacks)
+    with pytest.raises(
+        TypeError, match=r"the callback given to add_callback is 'wandb'.*report_to"
+    ):
+        trainer.add_callback("wandb")
+    assert trainer.callback_handler.callbacks == before
+    trainer.add_callback(_DuckLogger())  # an event method is enough
+    assert isinstance(trainer.callback_handler.callbacks[-1], _DuckLogger)
 
 
 def test_a_callback_outside_a_list_is_refused(tmp_path) -> None:

@@ -87,18 +87,19 @@ def check_training_inputs(trainer: Any) -> None:
 
 
 # ------------------------------------------------------------------ model and args
-def check_model(model: Any) -> None:
-    """Refuse a model class, a checkpoint name or a state dict where a model belongs."""
+def check_model(model: Any, what: str = "model") -> None:
+    """Refuse a model class, a checkpoint name or a state dict where a model belongs;
+    ``what`` names the value in the message (``model=``, or what ``model_init`` returned)."""
     if model is None or isinstance(model, nn.Module):
         return
     if isinstance(model, type):
         raise TypeError(
-            f"model is the class {model.__name__}, not a model: pass an instance, e.g. "
+            f"{what} is the class {model.__name__}, not a model: use an instance, e.g. "
             f"{model.__name__}(config) or {model.__name__}.from_pretrained(name)."
         )
     if isinstance(model, (str, bytes, os.PathLike)):
         raise TypeError(
-            f"model is the name or path {os.fsdecode(model)!r}, not a model: load it first, "
+            f"{what} is the name or path {os.fsdecode(model)!r}, not a model: load it first, "
             f"e.g. AutoModelForSequenceClassification.from_pretrained({os.fsdecode(model)!r}) "
             "(or the Auto class for your task)."
         )
@@ -108,7 +109,7 @@ def check_model(model: Any) -> None:
             if isinstance(model, Mapping)
             else ""
         )
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}{hint}.")
+        raise TypeError(f"{what} must be a torch.nn.Module, got {type(model).__name__}{hint}.")
 
 
 def check_args(args: Any) -> None:
@@ -237,10 +238,11 @@ def check_callbacks(callbacks: Any) -> None:
     if not isinstance(callbacks, (list, tuple)):
         return  # a one-shot iterable: reading it here would empty it
     for index, callback in enumerate(callbacks):
-        _check_callback(index, callback)
+        check_callback(callback, f"callbacks[{index}]")
 
 
-def _check_callback(index: int, callback: Any) -> None:
+def check_callback(callback: Any, where: str) -> None:
+    """Refuse one callback that no event would reach; ``where`` names it in the message."""
     if isinstance(callback, TrainerCallback) or (
         isinstance(callback, type) and issubclass(callback, TrainerCallback)
     ):
@@ -253,7 +255,7 @@ def _check_callback(index: int, callback: Any) -> None:
         else ""
     )
     raise TypeError(
-        f"callbacks[{index}] is {_name(callback)}, which has no callback method "
+        f"{where} is {_name(callback)}, which has no callback method "
         "(on_log, on_step_end, ...): pass instances or subclasses of TrainerCallback"
         f"{hint}."
     )

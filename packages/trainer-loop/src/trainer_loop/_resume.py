@@ -77,7 +77,8 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
     """The checkpoint folder ``train(resume_from_checkpoint=...)`` asks for, or None.
 
     Raises:
-        ValueError: ``True`` but ``output_dir`` holds no complete checkpoint.
+        ValueError: ``True`` but ``output_dir`` holds no complete checkpoint, or a path
+            to a folder of checkpoints (an ``output_dir``) instead of one of them.
         FileNotFoundError: a path that does not exist.
         TypeError: neither a bool, None nor a path.
     """
@@ -104,6 +105,14 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
             f"resume_from_checkpoint={path!r}: no such folder. Pass a checkpoint-<step> "
             f"folder (e.g. {os.path.join(output_dir, 'checkpoint-500')}) or True for the "
             "latest one in output_dir."
+        )
+    newest = trainer.checkpoint_store.latest(path)
+    if newest is not None:  # a folder of checkpoints, typically an output_dir
+        same = os.path.abspath(path) == os.path.abspath(output_dir)
+        raise ValueError(
+            f"resume_from_checkpoint={path!r} is a folder of checkpoints, not a checkpoint. "
+            f"Pass {'True' if same else repr(newest)} to resume from its newest complete one "
+            f"({os.path.basename(newest)}), or the path of the checkpoint-<step> folder you want."
         )
     return path
 

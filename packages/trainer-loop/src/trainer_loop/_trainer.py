@@ -37,6 +37,7 @@ from trainer_core import (
     TrainOutput,
 )
 from trainer_dist import build_runtime, enable_full_determinism, set_seed
+from trainer_loop import _input_checks
 from trainer_loop._batch_size_finder import find_executable_batch_size
 from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
 from trainer_loop._columns import (
@@ -50,7 +51,6 @@ from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._flops import can_estimate_flops, estimate_flops, forget_parameter_count
 from trainer_loop._hp_search import HyperparameterSearchMethods
 from trainer_loop._hub import HubMethods
-from trainer_loop._input_checks import check_trainer_inputs, check_training_inputs
 from trainer_loop._inputs import (
     accepts_argument,
     count_loss_items,
@@ -136,7 +136,9 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
         if args is None:
             logger.info("No `TrainingArguments` passed, using `output_dir=tmp_trainer`.")
             args = TrainingArguments(output_dir="tmp_trainer")
-        check_trainer_inputs(self, model, args, data_collator, train_dataset, callbacks, optimizers)
+        _input_checks.check_trainer_inputs(
+            self, model, args, data_collator, train_dataset, callbacks, optimizers
+        )
         self.args = args
         self._memory_tracker = MemoryTracker(args.skip_memory_metrics)
         self._memory_tracker.start("init")
@@ -208,6 +210,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
         model = self.model_init(trial) if takes_trial else self.model_init()
         if model is None:
             raise RuntimeError("`model_init` returned None: it must return a torch.nn.Module.")
+        _input_checks.check_model(model, "the value model_init returned")
         return model
 
     def _default_collator(self) -> Callable[[list[Any]], Any]:
@@ -252,6 +255,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
     # ---------------------------------------------------------- callbacks
     def add_callback(self, callback: TrainerCallback | type[TrainerCallback]) -> None:
         """Add a callback (a class is instantiated) to the current list."""
+        _input_checks.check_callback(callback, "the callback given to add_callback")
         self.callback_handler.add_callback(callback)
 
     def pop_callback(
@@ -596,7 +600,7 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
         self._hp_search_setup(trial)  # a search trial's values go into self.args first
-        check_training_inputs(self)  # eval_dataset, metric_for_best_model
+        _input_checks.check_training_inputs(self)  # eval_dataset, metric_for_best_model
         check_batch_metrics_signature(self.args, self.compute_metrics)  # may be set since
         self._resume_from = resolve_checkpoint(self, resume_from_checkpoint)
         self._memory_tracker.start("train")
