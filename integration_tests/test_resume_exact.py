@@ -86,6 +86,22 @@ def test_resuming_a_finished_run_trains_no_further(tmp_path) -> None:
     assert trainer.state.global_step == 30
 
 
+def test_resuming_behind_newer_checkpoints_warns_that_true_would_pick_them(
+    tmp_path, caplog
+) -> None:
+    output_dir = str(tmp_path / "run")
+    _train(output_dir, max_steps=6)
+    caplog.clear()
+    _train(str(tmp_path / "other"), resume=f"{output_dir}/checkpoint-2", max_steps=3)
+    _train(output_dir, resume=True, max_steps=6)
+    assert "newer checkpoints" not in caplog.text  # another run's folder; the newest one
+    _train(output_dir, resume=f"{output_dir}/checkpoint-2", max_steps=3)
+    assert "Resuming from checkpoint-2" in caplog.text
+    assert "(checkpoint-4, checkpoint-6)" in caplog.text
+    kept = ["checkpoint-2", "checkpoint-3", "checkpoint-4", "checkpoint-6"]  # none deleted
+    assert sorted(os.listdir(output_dir)) == kept
+
+
 def test_an_output_folder_given_as_the_checkpoint_is_refused_with_the_fix(tmp_path) -> None:
     output_dir = str(tmp_path / "run")
     _train(output_dir, max_steps=4)

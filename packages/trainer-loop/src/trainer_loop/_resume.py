@@ -32,7 +32,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from trainer_core import ExportableState, LoadedCheckpoint, TrainerState
-from trainer_loop._saving import restore_checkpoint
+from trainer_loop._saving import CHECKPOINT_PREFIX, restore_checkpoint
 from trainer_loop._trainer_setup import user_defines
 
 if TYPE_CHECKING:
@@ -114,7 +114,44 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
             f"Pass {'True' if same else repr(newest)} to resume from its newest complete one "
             f"({os.path.basename(newest)}), or the path of the checkpoint-<step> folder you want."
         )
+    _warn_of_newer_checkpoints(trainer, path)
     return path
+
+
+def _checkpoint_step(path: str) -> int | None:
+    name = os.path.basename(os.path.normpath(path))
+    prefix = f"{CHECKPOINT_PREFIX}-"
+    suffix = name[len(prefix) :] if name.startswith(prefix) else ""
+    return int(suffix) if suffix.isdigit() else None
+
+
+def _warn_of_newer_checkpoints(trainer: Trainer, checkpoint: str) -> None:
+    """Warn when a run resumes from a checkpoint older than others beside it.
+
+    Those belong to the run being abandoned. They stay (nothing saved is deleted
+    unasked), but until this run saves the same steps over them, a later
+    ``resume_from_checkpoint=True`` (after a crash, say) would pick the newest of them and
+    continue the abandoned run instead of this one.
+    """
+    step = _checkpoint_step(checkpoint)
+    folder = os.path.dirname(os.path.normpath(checkpoint))
+    if step is None or os.path.abspath(folder) != os.path.abspath(trainer.args.output_dir):
+        return  # another run's checkpoints: resume_from_checkpoint=True never reads them
+    newer = [
+        os.path.basename(path)
+        for path in trainer.checkpoint_store.checkpoints(folder)
+        if (_checkpoint_step(path) or 0) > step
+    ]
+    if newer:
+        logger.warning(
+            "Resuming from %s while %s holds newer checkpoints (%s) of the run this one "
+            "replaces. They are kept, and overwritten as this run saves the same steps; "
+            "until then resume_from_checkpoint=True would pick the newest of them. Move or "
+            "delete them if this run is the one to continue.",
+            os.path.basename(os.path.normpath(checkpoint)),
+            folder,
+            ", ".join(newer),
+        )
 
 
 def prepare_resume(
