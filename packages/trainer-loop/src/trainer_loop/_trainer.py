@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,10 +43,8 @@ from trainer_loop._collators import DataCollatorWithPadding, default_data_collat
 from trainer_loop._columns import (
     can_return_loss,
     default_label_names,
-    remove_unused_columns,
 )
-from trainer_loop._dataloader_options import has_length, num_examples
-from trainer_loop._dataloaders import build_dataloader
+from trainer_loop._data_methods import DataMethods
 from trainer_loop._evaluation_loop import EvaluationLoop
 from trainer_loop._flops import can_estimate_flops, estimate_flops, forget_parameter_count
 from trainer_loop._hp_search import HyperparameterSearchMethods
@@ -77,10 +75,9 @@ from trainer_loop._optimizers import (
 )
 from trainer_loop._reporters import resolve_reporters
 from trainer_loop._resume import resolve_checkpoint
-from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._saving import CheckpointWriter
 from trainer_loop._schedulers import create_scheduler, steps_on_metrics
-from trainer_loop._subclass_hooks import SubclassHookMethods, call_train_sampler, signature_columns
+from trainer_loop._subclass_hooks import SubclassHookMethods
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
     check_batch_metrics_signature,
@@ -97,7 +94,13 @@ from trainer_loop._training_loop import TrainingLoop
 logger = logging.getLogger(__name__)
 
 
-class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, SubclassHookMethods):
+class Trainer(
+    DataMethods,
+    HyperparameterSearchMethods,
+    HubMethods,
+    MetricsReportMethods,
+    SubclassHookMethods,
+):
     """Train, evaluate and predict with a PyTorch model (the reference's ``Trainer``).
 
     Args mirror the reference. ``tokenizer`` is the reference's name of
@@ -292,90 +295,6 @@ class Trainer(HyperparameterSearchMethods, HubMethods, MetricsReportMethods, Sub
     def is_fsdp_xla_enabled(self) -> bool:
         """Whether PyTorch/XLA's FSDP shards the model."""
         return isinstance(self.runtime, trainer_dist.XlaFSDPRuntime)
-
-    # ---------------------------------------------------------------- data
-    @staticmethod
-    def _has_length(obj: Any) -> bool:
-        return has_length(obj)
-
-    def _remove_unused_columns(self, dataset: Any, description: str | None = None) -> Any:
-        if not self.args.remove_unused_columns:
-            return dataset
-        return remove_unused_columns(
-            dataset,
-            self.model,
-            label_names=self.label_names,
-            description=description,
-            accepted=signature_columns(self),
-        )
-
-    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        return build_train_sampler(
-            self.train_dataset if train_dataset is None else train_dataset,
-            self.args,
-            train_batch_size=self._train_batch_size,
-            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-        )
-
-    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
-        return build_eval_sampler(eval_dataset)
-
-    def get_train_dataloader(self) -> DataLoader:
-        """The training DataLoader (sampler, collator, workers from the arguments)."""
-        if self.train_dataset is None:
-            raise ValueError("Trainer: training requires a train_dataset.")
-        return build_dataloader(
-            self,
-            self.train_dataset,
-            batch_size=self._train_batch_size,
-            sampler_for=lambda dataset: call_train_sampler(self, dataset),
-            description="training",
-            training=True,
-        )
-
-    def _eval_dataloader(self, dataset: Any, description: str) -> DataLoader:
-        return build_dataloader(
-            self,
-            dataset,
-            batch_size=self.args.eval_batch_size,
-            sampler_for=self._get_eval_sampler,
-            description=description,
-            training=False,
-        )
-
-    def get_eval_dataloader(self, eval_dataset: Any | str | None = None) -> DataLoader:
-        """The evaluation DataLoader; ``eval_dataset`` may name one of a dict of datasets."""
-        if isinstance(eval_dataset, str):
-            eval_dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]  # dict of datasets
-        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        if dataset is None:
-            raise ValueError("Trainer: evaluation requires an eval_dataset.")
-        return self._eval_dataloader(dataset, "evaluation")
-
-    def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
-        """The test DataLoader for ``predict``."""
-        return self._eval_dataloader(test_dataset, "test")
-
-    @staticmethod
-    def num_examples(dataloader: DataLoader) -> int:
-        """Examples behind ``dataloader`` (its dataset's length, or batches x batch size)."""
-        return num_examples(dataloader)
-
-    @staticmethod
-    def num_tokens(train_dl: DataLoader, max_steps: int | None = None) -> int:
-        """Tokens (``input_ids`` elements) in ``train_dl``, or in its first ``max_steps``
-        batches."""
-        total = 0
-        for step, batch in enumerate(train_dl):
-            total += batch["input_ids"].numel()
-            if max_steps is not None and step + 1 >= max_steps:
-                break
-        return total
-
-    def _main_input(self, inputs: Any) -> torch.Tensor | None:
-        name = getattr(self.model, "main_input_name", "input_ids")
-        value = inputs.get(name) if isinstance(inputs, Mapping) else None
-        return value if isinstance(value, torch.Tensor) else None
 
     # ------------------------------------------------------ optimisation
     def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:

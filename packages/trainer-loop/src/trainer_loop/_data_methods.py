@@ -1,0 +1,116 @@
+"""The Trainer's data methods: datasets to DataLoaders, samplers, unused columns.
+
+A mixin of ``Trainer``, so that subclasses keep overriding the reference's hooks
+(``get_train_dataloader``, ``_get_train_sampler``, ``_remove_unused_columns``, ...) by
+name; the work itself is done by the data modules (``_dataloaders``, ``_samplers``,
+``_columns``), which know nothing of the Trainer class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from trainer_loop._columns import remove_unused_columns
+from trainer_loop._dataloader_options import has_length, num_examples
+from trainer_loop._dataloaders import build_dataloader
+from trainer_loop._samplers import build_eval_sampler, build_train_sampler
+from trainer_loop._subclass_hooks import call_train_sampler, signature_columns
+
+
+class DataMethods:
+    """The Trainer's data methods (a mixin of ``Trainer``; they read ``args``, ``model``,
+    the datasets and ``label_names`` from it)."""
+
+    args: Any
+    model: Any
+    train_dataset: Any
+    eval_dataset: Any
+    label_names: list[str]
+    _train_batch_size: int
+
+    @staticmethod
+    def _has_length(obj: Any) -> bool:
+        return has_length(obj)
+
+    def _remove_unused_columns(self, dataset: Any, description: str | None = None) -> Any:
+        if not self.args.remove_unused_columns:
+            return dataset
+        return remove_unused_columns(
+            dataset,
+            self.model,
+            label_names=self.label_names,
+            description=description,
+            accepted=signature_columns(self),
+        )
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        return build_train_sampler(
+            self.train_dataset if train_dataset is None else train_dataset,
+            self.args,
+            train_batch_size=self._train_batch_size,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        return build_eval_sampler(eval_dataset)
+
+    def get_train_dataloader(self) -> DataLoader:
+        """The training DataLoader (sampler, collator, workers from the arguments)."""
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset.")
+        return build_dataloader(
+            self,
+            self.train_dataset,
+            batch_size=self._train_batch_size,
+            sampler_for=lambda dataset: call_train_sampler(self, dataset),
+            description="training",
+            training=True,
+        )
+
+    def _eval_dataloader(self, dataset: Any, description: str) -> DataLoader:
+        return build_dataloader(
+            self,
+            dataset,
+            batch_size=self.args.eval_batch_size,
+            sampler_for=self._get_eval_sampler,
+            description=description,
+            training=False,
+        )
+
+    def get_eval_dataloader(self, eval_dataset: Any | str | None = None) -> DataLoader:
+        """The evaluation DataLoader; ``eval_dataset`` may name one of a dict of datasets."""
+        if isinstance(eval_dataset, str):
+            eval_dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]  # dict of datasets
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("Trainer: evaluation requires an eval_dataset.")
+        return self._eval_dataloader(dataset, "evaluation")
+
+    def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
+        """The test DataLoader for ``predict``."""
+        return self._eval_dataloader(test_dataset, "test")
+
+    @staticmethod
+    def num_examples(dataloader: DataLoader) -> int:
+        """Examples behind ``dataloader`` (its dataset's length, or batches x batch size)."""
+        return num_examples(dataloader)
+
+    @staticmethod
+    def num_tokens(train_dl: DataLoader, max_steps: int | None = None) -> int:
+        """Tokens (``input_ids`` elements) in ``train_dl``, or in its first ``max_steps``
+        batches."""
+        total = 0
+        for step, batch in enumerate(train_dl):
+            total += batch["input_ids"].numel()
+            if max_steps is not None and step + 1 >= max_steps:
+                break
+        return total
+
+    def _main_input(self, inputs: Any) -> torch.Tensor | None:
+        name = getattr(self.model, "main_input_name", "input_ids")
+        value = inputs.get(name) if isinstance(inputs, Mapping) else None
+        return value if isinstance(value, torch.Tensor) else None
