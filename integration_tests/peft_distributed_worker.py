@@ -67,19 +67,9 @@ class Tokens(torch.utils.data.Dataset):
 
 
 def make_base() -> Any:
-    import transformers
+    from trainer_testing.language import tiny_llama
 
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=VOCABULARY,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return transformers.LlamaForCausalLM(config)
+    return tiny_llama(VOCABULARY, max_positions=64, layers=2)
 
 
 def make_lora() -> Any:

@@ -30,36 +30,6 @@ _TRIALS = [  # trial number -> its values (hp_space suggests the learning rate)
 _STEPS = [4, 2]  # 16 examples: 4 batches of 4; 2 batches of 8 per update, over 2 epochs
 
 
-@pytest.fixture
-def trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Offline W&B and an MLflow file store inside ``tmp_path``."""
-    for name, value in {
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "WANDB_DIR": tmp_path,
-        "WANDB_DATA_DIR": tmp_path / "wandb-data",
-        "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
-        "WANDB_CONFIG_DIR": tmp_path / "wandb-config",
-        "MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri(),
-        "MLFLOW_ALLOW_FILE_STORE": "true",  # MLflow 3's file store is opt-in
-    }.items():
-        monkeypatch.setenv(name, str(value))
-    for name in ("WANDB_LOG_MODEL", "WANDB_WATCH", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-    import mlflow
-    import wandb
-    from mlflow.tracking import fluent
-
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    wandb.teardown()
-    yield tmp_path
-    wandb.finish()
-    wandb.teardown()
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-
-
 class _AutocastProbe(RegressionModel):
     """Records whether each training forward ran under bf16 autocast."""
 
@@ -136,7 +106,7 @@ def test_each_trial_trains_and_reports_with_its_own_values(trackers: Path) -> No
         assert (state["trial_name"], state["trial_params"]) == (f"trial-{number}", trial["params"])
     assert trainer.args.bf16 is False and trainer.args.per_device_train_batch_size == 8
 
-    _check_wandb(trackers, lrs)
+    _check_wandb(trackers / "wandb", lrs)
     _check_mlflow(trackers, lrs)
     _check_tensorboard(Path(args.logging_dir), lrs)
 

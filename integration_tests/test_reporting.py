@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,41 +21,6 @@ from trainer_testing.models import RegressionDataset, RegressionModel
 from trainer_testing.wandb_offline import offline_runs
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def trackers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """wandb offline and an MLflow file store, both inside ``tmp_path``."""
-    for name, value in {
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "WANDB_DIR": tmp_path / "wandb",
-        "WANDB_DATA_DIR": tmp_path / "wandb-data",
-        "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
-        "WANDB_CONFIG_DIR": tmp_path / "wandb-config",
-        "WANDB_PROJECT": "trainer-integration",
-        "MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri(),
-        # MLflow 3 refuses its file store (in maintenance) unless this opts in; it is the
-        # store that runs here without a server or a database driver.
-        "MLFLOW_ALLOW_FILE_STORE": "true",
-    }.items():
-        monkeypatch.setenv(name, str(value))
-    for name in ("WANDB_LOG_MODEL", "WANDB_WATCH", "WANDB_DISABLED", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "wandb").mkdir()
-    import mlflow
-    import wandb
-    from mlflow.tracking import fluent
-
-    # Both libraries remember settings for the whole process; start each test afresh.
-    monkeypatch.setattr(fluent, "_active_experiment_id", None)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    wandb.teardown()
-    yield tmp_path
-    wandb.finish()
-    wandb.teardown()
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
 
 
 def _args(tmp_path: Path, report_to: Any) -> TrainingArguments:
