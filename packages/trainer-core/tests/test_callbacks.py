@@ -109,9 +109,26 @@ def test_remove_by_class_and_by_instance() -> None:
     recorder, other = Recorder(), OtherCallback()
     handler = _handler(recorder, other)
     handler.remove_callback(OtherCallback)
+    handler.remove_callback(OtherCallback)  # no instance of the class: nothing happens
     handler.remove_callback(recorder)
-    handler.remove_callback(recorder)  # absent: nothing happens
     assert handler.callback_list == "DefaultFlowCallback"
+    with pytest.raises(ValueError, match="is not among the callbacks"):
+        handler.remove_callback(recorder)  # an absent object, as the reference refuses
+
+
+def test_pop_finds_an_equal_callback_as_list_membership_does() -> None:
+    class Named(TrainerCallback):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Named) and other.name == self.name
+
+        __hash__ = None  # type: ignore[assignment]
+
+    stored = Named("a")
+    handler = _handler(stored)
+    assert handler.pop_callback(Named("a")) is stored
 
 
 def test_events_call_callbacks_in_order_with_the_shared_kwargs() -> None:
@@ -161,6 +178,26 @@ def test_evaluate_and_predict_take_metrics_positionally() -> None:
         {"eval_loss": 0.5},
         {"test_loss": 0.4},
     ]
+
+
+def test_a_callback_listing_its_keywords_gets_only_the_alias_it_names() -> None:
+    seen: dict[str, Any] = {}
+
+    class Transformers5Style(TrainerCallback):  # no **kwargs, no `tokenizer`
+        def on_log(self, args, state, control, logs=None, model=None, processing_class=None,
+                   optimizer=None, lr_scheduler=None, train_dataloader=None,
+                   eval_dataloader=None):  # fmt: skip
+            seen["5"] = processing_class
+
+    class V434Style(TrainerCallback):  # no **kwargs, no `processing_class`
+        def on_log(self, args, state, control, logs=None, model=None, tokenizer=None,
+                   optimizer=None, lr_scheduler=None, train_dataloader=None,
+                   eval_dataloader=None):  # fmt: skip
+            seen["4"] = tokenizer
+
+    handler = _handler(Transformers5Style(), V434Style(), processing_class="P")
+    handler.on_log(ARGS, TrainerState(), TrainerControl(), {"loss": 1.0})
+    assert seen == {"5": "P", "4": "P"}
 
 
 def test_tokenizer_is_an_alias_of_processing_class() -> None:

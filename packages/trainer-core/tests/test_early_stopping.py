@@ -105,7 +105,6 @@ def test_missing_metric_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixtu
     [
         ({"metric_for_best_model": None}, "metric_for_best_model is not set"),
         ({"eval_strategy": "no"}, 'evaluation strategy is "no"'),
-        ({"load_best_model_at_end": False}, "set load_best_model_at_end=True"),
     ],
 )
 def test_misconfiguration_raises_at_train_begin(overrides: dict[str, Any], message: str) -> None:
@@ -120,7 +119,17 @@ def test_all_problems_are_reported_together() -> None:
         EarlyStoppingCallback().on_train_begin(args, TrainerState(), TrainerControl())
     text = str(caught.value)
     assert "metric_for_best_model" in text and "eval_strategy" in text
-    assert "load_best_model_at_end" in text
+
+
+def test_without_loading_the_best_model_it_warns_and_still_stops(caplog) -> None:
+    """transformers 5 warns here (v4.34 asserted): the loop tracks the best metric anyway."""
+    args = make_args(load_best_model_at_end=False)
+    callback = EarlyStoppingCallback(early_stopping_patience=1)
+    control = TrainerControl()
+    callback.on_train_begin(args, TrainerState(), control)
+    assert "load_best_model_at_end=True" in caplog.text
+    callback.on_evaluate(args, TrainerState(best_metric=0.1), control, metrics={"eval_loss": 0.5})
+    assert control.should_training_stop
 
 
 def test_old_spelling_of_the_evaluation_strategy_is_accepted() -> None:

@@ -8,8 +8,10 @@ event no callback cares about costs one dictionary lookup.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex
 
 from trainer_core._events import Event
@@ -226,6 +228,36 @@ class _SharedKwarg:
             handler._shared[key] = value
 
 
+_ALIASES = ("processing_class", "tokenizer")
+"""Two names of one keyword argument: transformers 5 passes the first, v4.34 the second."""
+
+
+def _fitted_to_aliases(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method``, or a wrapper that leaves out the alias names it cannot take.
+
+    Every callback gets the processing class under both names, so that one written for
+    either release finds it. A method that lists its keyword arguments without
+    ``**kwargs`` would refuse the name it does not list; only such a method is wrapped.
+    """
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: pass everything
+        return method
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return method
+    unaccepted = tuple(name for name in _ALIASES if name not in parameters)
+    if not unaccepted:
+        return method
+
+    @functools.wraps(method)
+    def call(args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        for name in unaccepted:
+            kwargs.pop(name, None)
+        return method(args, state, control, **kwargs)
+
+    return call
+
+
 def _event_name(event: Event | str) -> str:
     """Return the method name of ``event``, refusing names that are not events."""
     if event in _EVENT_NAMES:
@@ -350,8 +382,18 @@ class CallbackHandler(TrainerCallback):
         return None
 
     def remove_callback(self, callback: CallbackSpec) -> None:
-        """Remove a callback as :meth:`pop_callback` does; nothing happens if it is absent."""
-        self.pop_callback(callback)
+        """Remove a callback as :meth:`pop_callback` does.
+
+        Raises:
+            ValueError: ``callback`` is an object that is not among the callbacks (as in
+                the reference; a class with no instance there is not an error).
+        """
+        if self.pop_callback(callback) is None and not isinstance(callback, type):
+            raise ValueError(
+                f"remove_callback: {callback!r} is not among the callbacks (was it removed "
+                f"already, or added as a class?). The current callbacks are:\n"
+                f"{self.callback_list}"
+            )
 
     def call_event(
         self,
@@ -395,7 +437,7 @@ class CallbackHandler(TrainerCallback):
             inherited = getattr(type(callback), name, None) is base
             if inherited and name not in getattr(callback, "__dict__", ()):
                 continue
-            methods.append(method)
+            methods.append(_fitted_to_aliases(method))
         entry = tuple(methods)
         self._table[name] = entry
         return entry
@@ -506,7 +548,7 @@ def _matches(existing: Any, wanted: CallbackSpec) -> bool:
     """Whether ``existing`` is what ``pop_callback(wanted)`` asks for."""
     if isinstance(wanted, type):
         return isinstance(existing, wanted)
-    return existing is wanted
+    return existing is wanted or bool(existing == wanted)  # ``in`` semantics, as the reference
 
 
 # The library whose Trainer ours replaces: its callback classes name the same roles as ours.

@@ -22,8 +22,9 @@ class EarlyStoppingCallback(TrainerCallback, ExportableState):
     the best value by more than ``early_stopping_threshold``; an improvement resets the
     count. Its count is saved with checkpoints, so a resumed run keeps its patience.
 
-    Requires, checked when training begins: ``metric_for_best_model`` set, an evaluation
-    strategy other than ``"no"``, and ``load_best_model_at_end=True``.
+    Requires, checked when training begins: ``metric_for_best_model`` set and an
+    evaluation strategy other than ``"no"``. Without ``load_best_model_at_end=True`` it
+    warns (as transformers 5 does): training still stops, on the last model.
 
     Args:
         early_stopping_patience: Evaluations in a row without improvement that stop
@@ -64,6 +65,13 @@ class EarlyStoppingCallback(TrainerCallback, ExportableState):
             raise ValueError(
                 "EarlyStoppingCallback cannot work with these TrainingArguments: "
                 + "; ".join(problems)
+            )
+        if not getattr(args, "load_best_model_at_end", False):
+            # The best metric is tracked all the same; only the reload is missing.
+            logger.warning(
+                "EarlyStoppingCallback without load_best_model_at_end=True: training stops "
+                "on the patience, but the model then is the last one trained, not the best; "
+                "set load_best_model_at_end=True to load the best checkpoint at the end."
             )
 
     def on_evaluate(
@@ -114,11 +122,6 @@ def _configuration_problems(args: Any) -> list[str]:
         problems.append(
             'the evaluation strategy is "no", so no metric is ever computed; set '
             'eval_strategy (evaluation_strategy) to "steps" or "epoch"'
-        )
-    if not getattr(args, "load_best_model_at_end", False):
-        problems.append(
-            "load_best_model_at_end is False, and early stopping relies on the best-model "
-            "tracking it turns on; set load_best_model_at_end=True"
         )
     return problems
 
