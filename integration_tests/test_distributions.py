@@ -44,6 +44,7 @@ GUARDED_ELSEWHERE = {
     ("trainer-dist", "transformers"): "ZeRO-3 registration, after a find_spec check",
     ("trainer-dist", "torch_xla"): "import_optional names `pip install torch-xla`",
     ("trainer-loop", "transformers"): "only for models whose class comes from transformers",
+    ("trainer-loop", "bitsandbytes"): "only once a bitsandbytes optimizer class was built",
     ("trainer-testing", "transformers"): "tiny_llama() is for tests that use transformers",
     ("trainer-testing", "huggingface_hub"): "the stand-in Hub's client set-up, on use",
     ("trainer-testing", "sigopt"): "the stand-in SigOpt server's client set-up, on use",

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer_args import OptimizerNames, TrainingArguments
+from trainer_args import UNSUPPORTED_OPTIMIZERS, OptimizerNames, TrainingArguments
 from trainer_core import MissingExtraError
 from trainer_loop import (
     OPTIMIZER_NAMES,
@@ -41,10 +41,6 @@ NEEDS_MODULE = {
     "schedule_free_sgd": "schedulefree",
     "grokadamw": "grokadamw",
     "stable_adamw": "optimi",
-    "lomo": "lomo_optim",
-    "adalomo": "lomo_optim",
-    "apollo_adamw": "apollo_torch",
-    "apollo_adamw_layerwise": "apollo_torch",
 }
 NEEDS_MODULE |= {
     name: "bitsandbytes"
@@ -66,19 +62,8 @@ NEEDS_MODULE |= {
         "rmsprop_bnb_32bit",
     )
 }
-NEEDS_MODULE |= {
-    name: "galore_torch"
-    for name in (
-        "galore_adamw",
-        "galore_adamw_8bit",
-        "galore_adafactor",
-        "galore_adamw_layerwise",
-        "galore_adamw_8bit_layerwise",
-        "galore_adafactor_layerwise",
-    )
-}
-NOT_DRIVEN_BY_THIS_LOOP = {name for name in NEEDS_MODULE if name.startswith(("galore", "apollo"))}
-NOT_DRIVEN_BY_THIS_LOOP |= {"lomo", "adalomo"}
+# Names of the reference this trainer refuses (pinned by trainer-args' tests).
+UNSUPPORTED = set(UNSUPPORTED_OPTIMIZERS)
 
 
 def make_args(tmp_path: Path, **overrides: Any) -> TrainingArguments:
@@ -271,7 +256,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
 
 def test_every_enum_name_is_known_and_every_known_name_is_in_the_enum() -> None:
     assert set(OPTIMIZER_NAMES) == {member.value for member in OptimizerNames}
-    assert set(OPTIMIZER_NAMES) == TORCH_ONLY | set(NEEDS_MODULE)
+    assert set(OPTIMIZER_NAMES) == TORCH_ONLY | set(NEEDS_MODULE) | UNSUPPORTED
 
 
 def _loss_after_steps(optimizer: torch.optim.Optimizer, model: nn.Module, steps: int) -> None:
@@ -288,6 +273,10 @@ def test_every_optimizer_name_steps_or_names_the_missing_package(
 ) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 2))
+    if member.value in UNSUPPORTED:
+        with pytest.raises(ValueError, match="not supported by this trainer"):
+            make_args(tmp_path, optim=member)
+        return
     args = make_args(tmp_path, optim=member, learning_rate=0.05, weight_decay=0.01)
     module = NEEDS_MODULE.get(member.value)
     if module is not None and importlib.util.find_spec(module) is None:
@@ -299,10 +288,6 @@ def test_every_optimizer_name_steps_or_names_the_missing_package(
         assert f"'{module}'" in str(caught.value)
         assert f"optim='{member.value}'" in str(caught.value)
         assert "install" in str(caught.value)
-        return
-    if member.value in NOT_DRIVEN_BY_THIS_LOOP:
-        with pytest.raises(NotImplementedError, match=member.value):
-            create_optimizer(model, args)
         return
     optimizer = create_optimizer(model, args)
     before = [p.detach().clone() for p in model.parameters()]
@@ -403,10 +388,11 @@ def test_installed_optional_package_is_built(fake_package, tmp_path: Path) -> No
     assert optimizer.warmup_steps == 7
 
 
-def test_installed_but_unsupported_optimizer_says_so(fake_package, tmp_path: Path) -> None:
-    if importlib.util.find_spec("galore_torch") is not None:
-        pytest.skip("the real galore_torch is installed")
-    fake_package("galore_torch", "")
-    importlib.invalidate_caches()
-    with pytest.raises(NotImplementedError, match="galore_adamw"):
-        get_optimizer_cls_and_kwargs(make_args(tmp_path, optim="galore_adamw"))
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+def test_unsupported_name_is_refused_without_needing_its_package(name: str) -> None:
+    """Arguments that skip TrainingArguments' checks get the same refusal from the loop,
+    not an install instruction for a package that would not help."""
+    args = SimpleNamespace(optim=name, learning_rate=1e-3, optim_args=None)
+    with pytest.raises(ValueError, match=f"optim='{name}' is not supported") as caught:
+        get_optimizer_cls_and_kwargs(args)
+    assert "adamw_torch" in str(caught.value)

@@ -16,7 +16,14 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from trainer_args import SchedulerType, TrainingArguments
-from trainer_loop import SCHEDULER_NAMES, GreedyLR, create_scheduler, get_scheduler
+from trainer_loop import (
+    SCHEDULER_NAMES,
+    GreedyLR,
+    create_scheduler,
+    get_cosine_schedule_with_warmup,
+    get_linear_schedule_with_warmup,
+    get_scheduler,
+)
 
 LR = 0.1
 
@@ -415,3 +422,22 @@ def test_scheduler_pickles_and_continues_identically(name: str) -> None:
     copy = pickle.loads(pickle.dumps(original))
     assert copy.optimizer is not original.optimizer
     assert advance(copy, 6, start=4) == pytest.approx(advance(original, 6, start=4))
+
+
+def test_type_to_scheduler_function_maps_every_scheduler_type() -> None:
+    from trainer_loop._schedulers import TYPE_TO_SCHEDULER_FUNCTION
+
+    assert list(TYPE_TO_SCHEDULER_FUNCTION) == list(SchedulerType)
+    assert TYPE_TO_SCHEDULER_FUNCTION[SchedulerType.LINEAR] is get_linear_schedule_with_warmup
+    assert TYPE_TO_SCHEDULER_FUNCTION[SchedulerType("cosine")] is get_cosine_schedule_with_warmup
+
+
+def test_get_scheduler_builds_what_the_mapping_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer_loop._schedulers import TYPE_TO_SCHEDULER_FUNCTION
+
+    def halved(optimizer: Any, num_warmup_steps: int, num_training_steps: int) -> LambdaLR:
+        return LambdaLR(optimizer, lambda step: 0.5)
+
+    monkeypatch.setitem(TYPE_TO_SCHEDULER_FUNCTION, SchedulerType.LINEAR, halved)
+    scheduler = get_scheduler("linear", make_optimizer(), 1, 10)
+    assert run(scheduler, 2) == [LR / 2, LR / 2]

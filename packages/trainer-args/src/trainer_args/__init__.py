@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trainer_args._accumulation_kwargs import syncs_each_batch
 from trainer_args._enums import (
+    UNSUPPORTED_OPTIMIZERS,
     DebugOption,
     FSDPOption,
     HubStrategy,
@@ -26,6 +27,7 @@ from trainer_args._training_args import TrainingArguments
 
 __all__: list[str] = [
     "FSDP_SWITCH_KEYS",
+    "UNSUPPORTED_OPTIMIZERS",
     "DebugOption",
     "FSDPOption",
     "HfArgumentParser",

@@ -82,9 +82,10 @@ class SchedulerType(_StrEnum):
 class OptimizerNames(_StrEnum):
     """Optimizer names: those of the v4.34 API and the ones later releases added.
 
-    Accepting a name here only means the configuration is well formed; whether the
-    optimizer can be built (it may need bitsandbytes, apex, galore-torch, ...) is decided
-    by the training loop when it creates the optimizer.
+    Every name of the reference is a member, so that its configurations parse; but
+    ``TrainingArguments`` refuses the :data:`UNSUPPORTED_OPTIMIZERS` at construction.
+    Whether a supported optimizer can be built (it may need bitsandbytes, apex, ...) is
+    decided by the training loop when it creates the optimizer.
     """
 
     ADAMW_HF = "adamw_hf"
@@ -130,6 +131,30 @@ class OptimizerNames(_StrEnum):
     APOLLO_ADAMW = "apollo_adamw"
     APOLLO_ADAMW_LAYERWISE = "apollo_adamw_layerwise"
     STABLE_ADAMW = "stable_adamw"
+
+
+_PROJECTED = "it needs low-rank projected parameter groups built from optim_target_modules"
+_LAYERWISE = f"{_PROJECTED}, updated layer by layer from gradient hooks"
+_FUSED_BACKWARD = "it updates the parameters inside its own fused backward pass"
+
+UNSUPPORTED_OPTIMIZERS: dict[str, str] = {
+    "galore_adamw": _PROJECTED,
+    "galore_adamw_8bit": _PROJECTED,
+    "galore_adafactor": _PROJECTED,
+    "galore_adamw_layerwise": _LAYERWISE,
+    "galore_adamw_8bit_layerwise": _LAYERWISE,
+    "galore_adafactor_layerwise": _LAYERWISE,
+    "apollo_adamw": _PROJECTED,
+    "apollo_adamw_layerwise": _LAYERWISE,
+    "lomo": _FUSED_BACKWARD,
+    "adalomo": _FUSED_BACKWARD,
+}
+"""``OptimizerNames`` values this trainer refuses (GaLore, APOLLO, LOMO), with the reason:
+each needs a training loop built around it, which the v4.34 API this trainer follows
+does not have."""
+
+MEMORY_SAVING_OPTIMIZERS = ("adamw_8bit", "adamw_torch_8bit", "adafactor")
+"""What to suggest instead: optimizers with smaller state that this trainer runs."""
 
 
 class HubStrategy(_StrEnum):

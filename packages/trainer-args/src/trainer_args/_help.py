@@ -211,7 +211,7 @@ HELP: dict[str, str] = {
     "push_to_hub_token": "Deprecated: use hub_token.",
     "mp_parameters": "SageMaker model-parallel parameters (SageMaker launcher only).",
     "auto_find_batch_size": (
-        "Halve the batch size and retry when a step runs out of memory (needs accelerate)."
+        "Retry with 90% of the batch size each time a step runs out of memory."
     ),
     "full_determinism": (
         "Make training reproducible with deterministic algorithms (slower); affects "
@@ -273,7 +273,8 @@ HELP: dict[str, str] = {
     ),
     "neftune_noise_alpha": "NEFTune noise scale for embeddings during training; unset disables.",
     "optim_target_modules": (
-        "Module names (or a regex) the optimizer targets; used by GaLore-style optimizers."
+        "Module names (or a regex) GaLore-style optimizers target; accepted for "
+        "compatibility, as this trainer does not run those optimizers."
     ),
     "torch_empty_cache_steps": (
         "Empty the accelerator's cache every this many steps (lower peak memory, slower)."

@@ -25,7 +25,13 @@ from trainer_args._messages import coerce_enum, conflict, invalid
 from trainer_args._pipeline import fill_best_model, normalize_report_to
 from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
 from trainer_args._transformers5 import check_multiprocessing_context
-from trainer_args._validation import BOUNDS, check_bound, check_dataloader, check_names
+from trainer_args._validation import (
+    BOUNDS,
+    check_bound,
+    check_dataloader,
+    check_names,
+    check_optimizer_name,
+)
 
 
 def _check(args: Any, *names: str) -> None:
@@ -209,7 +215,9 @@ class SettersMixin:
         args: str | None = None,
     ) -> Any:
         """Set the optimizer and its hyperparameters (``args``: extra ``k=v,k=v``)."""
-        self.optim = coerce_enum("name", name, OptimizerNames)
+        optim = coerce_enum("name", name, OptimizerNames)
+        check_optimizer_name("name", optim)
+        self.optim = optim
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.adam_beta1 = beta1

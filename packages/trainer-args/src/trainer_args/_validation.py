@@ -16,7 +16,9 @@ from trainer_args._enums import (
     APEX_OPT_LEVELS,
     DDP_BACKENDS,
     HALF_PRECISION_BACKENDS,
+    MEMORY_SAVING_OPTIMIZERS,
     TRAINER_LOG_LEVELS,
+    UNSUPPORTED_OPTIMIZERS,
     IntervalStrategy,
     SaveStrategy,
     SchedulerType,
@@ -140,6 +142,26 @@ def check_names(args: Any) -> None:
     _check_choice("fp16_opt_level", args.fp16_opt_level, APEX_OPT_LEVELS)
 
 
+def check_optimizer(args: Any) -> None:
+    """GaLore, APOLLO and LOMO are names of the reference this trainer cannot run."""
+    check_optimizer_name("optim", args.optim)
+
+
+def check_optimizer_name(name: str, value: Any) -> None:
+    """Refuse an optimizer name listed in ``UNSUPPORTED_OPTIMIZERS``, saying why."""
+    optim = getattr(value, "value", value)
+    reason = UNSUPPORTED_OPTIMIZERS.get(optim)
+    if reason is not None:
+        alternatives = ", ".join(repr(choice) for choice in MEMORY_SAVING_OPTIMIZERS)
+        raise invalid(
+            name,
+            optim,
+            "an optimizer this trainer supports",
+            f"'{optim}' is not supported by this trainer: {reason}. Use 'adamw_torch', "
+            f"or for less optimizer memory one of {alternatives}.",
+        )
+
+
 def check_strategy_steps(args: Any) -> None:
     """A ``"steps"`` strategy needs a positive interval."""
     pairs = (
@@ -255,6 +277,7 @@ def check_dataloader(args: Any) -> None:
 RULES = (
     check_bounds,
     check_names,
+    check_optimizer,
     check_strategy_steps,
     check_precision,
     check_best_model,

@@ -40,6 +40,7 @@ from trainer_loop._samplers import (
 )
 from trainer_loop._schedulers import (
     SCHEDULER_NAMES,
+    TYPE_TO_SCHEDULER_FUNCTION,
     GreedyLR,
     create_scheduler,
     get_constant_schedule,
@@ -62,6 +63,7 @@ __all__: list[str] = [
     "ALL_LAYERNORM_LAYERS",
     "OPTIMIZER_NAMES",
     "SCHEDULER_NAMES",
+    "TYPE_TO_SCHEDULER_FUNCTION",
     "Adafactor",
     "AdafactorSchedule",
     "DataCollatorWithPadding",

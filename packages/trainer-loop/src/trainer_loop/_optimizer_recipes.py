@@ -21,9 +21,11 @@ from typing import Any
 
 import torch
 
+from trainer_args import UNSUPPORTED_OPTIMIZERS
 from trainer_loop._adafactor import Adafactor
+from trainer_loop._optim_args import to_bool
 
-__all__ = ["RECIPES", "TORCH_NATIVE", "OptionalPackage", "Recipe"]
+__all__ = ["RECIPES", "TORCH_NATIVE", "UNSUPPORTED", "OptionalPackage", "Recipe"]
 
 Builder = Callable[[Any, dict[str, Any]], tuple[type, dict[str, Any]]]
 
@@ -59,11 +61,8 @@ _TORCHDISTX = OptionalPackage(
 )
 _XLA = OptionalPackage("torch_xla", "pip install torch-xla")
 _NPU = OptionalPackage("torch_npu", "pip install torch-npu")
-_GALORE = OptionalPackage("galore_torch", "pip install galore-torch")
-_LOMO = OptionalPackage("lomo_optim", "pip install lomo-optim")
 _SCHEDULEFREE = OptionalPackage("schedulefree", "pip install schedulefree")
 _GROK = OptionalPackage("grokadamw", "pip install grokadamw")
-_APOLLO = OptionalPackage("apollo_torch", "pip install apollo-torch")
 _OPTIMI = OptionalPackage("optimi", "pip install torch-optimi")
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -137,9 +136,9 @@ def _bnb_ademamix(
     """AdEMAMix takes three betas; ``optim_args`` may set beta1, beta2 and beta3."""
     cls = _attribute(("bitsandbytes.optim",), "AdEMAMix")
     betas = (
-        options.pop("beta1", args.adam_beta1),
-        options.pop("beta2", args.adam_beta2),
-        options.pop("beta3", 0.9999),
+        _number("beta1", options.pop("beta1", args.adam_beta1)),
+        _number("beta2", options.pop("beta2", args.adam_beta2)),
+        _number("beta3", options.pop("beta3", 0.9999)),
     )
     kwargs = {"lr": args.learning_rate, "betas": betas, "eps": args.adam_epsilon}
     return cls, {**kwargs, "alpha": 5.0, "optim_bits": bits, "is_paged": paged}
@@ -167,7 +166,9 @@ def _anyprecision(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
     cls = _attribute(("torchdistx.optimizers",), "AnyPrecisionAdamW")
     kwargs = {
         **_adam_kwargs(args),
-        "use_kahan_summation": options.pop("use_kahan_summation", False),
+        "use_kahan_summation": to_bool(
+            "use_kahan_summation", options.pop("use_kahan_summation", False)
+        ),
         "momentum_dtype": options.pop("momentum_dtype", "float32"),
         "variance_dtype": options.pop("variance_dtype", "float32"),
         "compensation_buffer_dtype": options.pop("compensation_buffer_dtype", "bfloat16"),
@@ -188,6 +189,16 @@ def _dtype(key: str, value: Any) -> torch.dtype:
     return _DTYPES[value]
 
 
+def _number(key: str, value: Any) -> float:
+    """An ``optim_args`` value a recipe reads itself, as a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"optim_args {key}={value!r} is not a number; write e.g. {key}=0.9."
+        ) from None
+
+
 def _torchao_adamw(args: Any, options: dict[str, Any], *, bits: int) -> tuple[type, dict]:
     modules = ("torchao.optim", "torchao.prototype.low_bit_optim")
     return _attribute(modules, f"AdamW{bits}bit"), _adam_kwargs(args)
@@ -196,9 +207,9 @@ def _torchao_adamw(args: Any, options: dict[str, Any], *, bits: int) -> tuple[ty
 def _schedule_free(args: Any, options: dict[str, Any], *, kind: str) -> tuple[type, dict]:
     """Schedule-free optimizers warm up themselves, from ``args.warmup_steps``.
 
-    They keep two copies of the weights, so the training loop must call
-    ``optimizer.train()`` before training steps and ``optimizer.eval()`` before
-    evaluating or saving.
+    They keep two copies of the weights: the training loop calls ``optimizer.train()``
+    before each training step and the evaluation loop ``optimizer.eval()``, as the
+    reference's do (see :func:`trainer_loop._optimizer_methods.set_optimizer_mode`).
     """
     cls = _attribute(("schedulefree",), f"{kind}ScheduleFree")
     if kind == "SGD":
@@ -209,25 +220,41 @@ def _schedule_free(args: Any, options: dict[str, Any], *, kind: str) -> tuple[ty
     return cls, kwargs
 
 
+# GrokAdamW's own arguments and the values the reference passes when optim_args omits them.
+_GROK_DEFAULTS = {
+    "alpha_init": 0.98,
+    "lamb": 2.0,
+    "gamma": 0.1,
+    "grokking_signal_decay_rate": 0.1,
+    "gradient_clipping": 1.0,
+}
+
+
 def _grokadamw(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
-    return _attribute(("grokadamw",), "GrokAdamW"), _adam_kwargs(args)
+    """GrokAdamW as the reference builds it: the learning rate and its own arguments,
+    not the Adam betas and epsilon (it keeps its defaults unless optim_args sets them)."""
+    kwargs: dict[str, Any] = {"lr": args.learning_rate}
+    for key, default in _GROK_DEFAULTS.items():
+        kwargs[key] = _number(key, options.pop(key, default))
+    return _attribute(("grokadamw",), "GrokAdamW"), kwargs
 
 
 def _stable_adamw(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
     return _attribute(("optimi",), "StableAdamW"), _adam_kwargs(args)
 
 
-def _not_supported(name: str, reason: str, args: Any, options: dict[str, Any]) -> tuple[type, dict]:
-    raise NotImplementedError(
-        f"optim='{name}' is installed but not supported by this trainer: {reason}. "
-        "Choose another optim (for example 'adamw_torch'), or build the optimizer yourself "
-        "and pass it as Trainer(optimizers=(optimizer, None))."
+def _not_supported(name: str, args: Any, options: dict[str, Any]) -> tuple[type, dict]:
+    raise ValueError(
+        f"optim='{name}' is not supported by this trainer: {UNSUPPORTED[name]}. Use "
+        "optim='adamw_torch', or for less optimizer memory 'adamw_8bit' (bitsandbytes), "
+        "'adamw_torch_8bit' (torchao) or 'adafactor'."
     )
 
 
-_LAYERWISE = "it needs per-layer optimizers driven by gradient hooks"
-_PROJECTED = "it needs optim_target_modules and low-rank parameter groups"
-_FUSED_BACKWARD = "it updates parameters inside its own fused backward pass"
+UNSUPPORTED: dict[str, str] = dict(UNSUPPORTED_OPTIMIZERS)
+"""Names ``OptimizerNames`` has (for the reference's sake) that this trainer refuses, and
+why (trainer-args' list). ``TrainingArguments`` refuses them at construction; this covers
+arguments objects that skip its checks."""
 
 RECIPES: dict[str, Recipe] = {
     "adamw_torch": Recipe(_torch_adamw),
@@ -266,24 +293,9 @@ RECIPES: dict[str, Recipe] = {
     "stable_adamw": Recipe(_stable_adamw, _OPTIMI),
 }
 
-_UNSUPPORTED: dict[str, tuple[OptionalPackage, str]] = {
-    "galore_adamw": (_GALORE, _PROJECTED),
-    "galore_adamw_8bit": (_GALORE, _PROJECTED),
-    "galore_adafactor": (_GALORE, _PROJECTED),
-    "galore_adamw_layerwise": (_GALORE, _LAYERWISE),
-    "galore_adamw_8bit_layerwise": (_GALORE, _LAYERWISE),
-    "galore_adafactor_layerwise": (_GALORE, _LAYERWISE),
-    "apollo_adamw": (_APOLLO, _PROJECTED),
-    "apollo_adamw_layerwise": (_APOLLO, _LAYERWISE),
-    "lomo": (_LOMO, _FUSED_BACKWARD),
-    "adalomo": (_LOMO, _FUSED_BACKWARD),
-}
-RECIPES.update(
-    {
-        name: Recipe(partial(_not_supported, name, reason), package)
-        for name, (package, reason) in _UNSUPPORTED.items()
-    }
-)
+RECIPES.update({name: Recipe(partial(_not_supported, name)) for name in UNSUPPORTED})
 
-TORCH_NATIVE: frozenset[str] = frozenset(name for name, r in RECIPES.items() if r.package is None)
-"""The names that need nothing beyond torch."""
+TORCH_NATIVE: frozenset[str] = frozenset(
+    name for name, r in RECIPES.items() if r.package is None and name not in UNSUPPORTED
+)
+"""The supported names that need nothing beyond torch."""

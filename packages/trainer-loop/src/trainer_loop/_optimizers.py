@@ -9,7 +9,10 @@ Choices where the reference is silent:
 
 - ``optim_args`` applies to every optimizer, not only the few that upstream reads it
   for: ``optim="sgd", optim_args="momentum=0.9,nesterov=True"`` works. A key the
-  optimizer's constructor does not accept is rejected up front, naming the accepted ones.
+  optimizer's constructor does not accept is rejected up front, naming the accepted ones
+  (the reference ignores it), and so is a value that cannot be of the kind of that
+  argument's default (``momentum=abc``); see :mod:`trainer_loop._optim_args`.
+- GaLore, APOLLO and LOMO names are refused: they need a different training loop.
 - ``adamw_hf`` runs ``torch.optim.AdamW``: the old transformers AdamW computed the same
   update (bias correction on, decoupled weight decay), and upstream has retired it.
 - ``adafactor`` runs our :class:`~trainer_loop._adafactor.Adafactor` (the reference's
@@ -21,7 +24,7 @@ Choices where the reference is silent:
 from __future__ import annotations
 
 import importlib.util
-import inspect
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,6 +33,7 @@ import torch
 from torch import nn
 
 from trainer_core import MissingExtraError
+from trainer_loop._optim_args import fit_to_signature, parse_optim_args
 from trainer_loop._optimizer_recipes import RECIPES, TORCH_NATIVE, OptionalPackage
 
 __all__ = [
@@ -39,8 +43,11 @@ __all__ = [
     "create_optimizer",
     "get_decay_parameter_names",
     "get_optimizer_cls_and_kwargs",
+    "is_optimizer_factory",
     "parse_optim_args",
 ]
+
+logger = logging.getLogger(__name__)
 
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(sorted(RECIPES))
 """Every name :func:`get_optimizer_cls_and_kwargs` knows, installed package or not."""
@@ -132,21 +139,19 @@ def get_optimizer_cls_and_kwargs(args: Any, model: nn.Module | None = None) -> t
         ``(optimizer_class, kwargs)``; call ``optimizer_class(param_groups, **kwargs)``.
 
     Raises:
-        ValueError: ``args.optim`` is not a known name, or ``optim_args`` is malformed
-            or names an argument the optimizer does not accept.
+        ValueError: ``args.optim`` is not a known name, or names one this trainer does
+            not support (GaLore, APOLLO, LOMO); ``optim_args`` is malformed, names an
+            argument the optimizer does not accept, or gives a value that cannot be of
+            that argument's kind (``momentum=abc``).
         MissingOptimizerPackageError: The optimizer needs a package that is not installed.
-        NotImplementedError: The package is installed but this trainer cannot drive the
-            optimizer (GaLore, APOLLO and LOMO variants need changes to the loop itself).
     """
     name = _optimizer_name(args)
     recipe = RECIPES[name]
     if recipe.package is not None and importlib.util.find_spec(recipe.package.module) is None:
         raise MissingOptimizerPackageError(optim=name, package=recipe.package)
     options = parse_optim_args(getattr(args, "optim_args", None))
-    optimizer_cls, kwargs = recipe.build(args, options)
-    kwargs.update(options)
-    _check_accepted_kwargs(optimizer_cls, kwargs, name)
-    return optimizer_cls, kwargs
+    optimizer_cls, kwargs = recipe.build(args, options)  # takes the options it consumes
+    return optimizer_cls, fit_to_signature(optimizer_cls, kwargs, options, name)
 
 
 def _optimizer_name(args: Any) -> str:
@@ -163,29 +168,12 @@ def _optimizer_name(args: Any) -> str:
     return name
 
 
-def _check_accepted_kwargs(optimizer_cls: type, kwargs: dict[str, Any], name: str) -> None:
-    try:
-        parameters = inspect.signature(optimizer_cls).parameters
-    except (TypeError, ValueError):  # a C extension class without a signature
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = sorted(set(kwargs) - set(parameters))
-    if unknown:
-        accepted = [key for key in parameters if key != "params"]
-        raise ValueError(
-            f"optim_args sets {', '.join(unknown)}, which {optimizer_cls.__name__} "
-            f"(optim='{name}') does not accept. It accepts: {', '.join(accepted)}. "
-            "Fix or remove those keys in optim_args."
-        )
-
-
 def create_optimizer(
     model: nn.Module,
     args: Any,
     *,
     decay_parameter_names: Iterable[str] | None = None,
-    optimizer_cls_and_kwargs: tuple[type, dict[str, Any]] | None = None,
+    optimizer_cls_and_kwargs: tuple[Any, dict[str, Any]] | None = None,
 ) -> torch.optim.Optimizer:
     """Build the optimizer ``args`` describes over ``model``'s trainable parameters.
 
@@ -194,6 +182,19 @@ def create_optimizer(
     ``weight_decay=args.weight_decay``, then the rest with ``weight_decay=0.0``.
     Parameters with ``requires_grad=False`` are left out; a group may be empty.
 
+    As in transformers 5, the class and kwargs may ask for something else:
+
+    - a first element that is not a ``torch.optim.Optimizer`` subclass is a factory
+      (see :func:`is_optimizer_factory`): the optimizer is
+      ``optimizer_cls()(model, **kwargs)`` and builds its own groups;
+    - kwargs holding ``params``, ``model`` or ``optimizer_dict`` pass that value as the
+      first constructor argument instead of the groups (the last of the three present
+      wins; none of them is passed as a keyword).
+
+    A bitsandbytes class with ``optim_bits=8`` keeps the weights of every
+    ``nn.Embedding`` in 32-bit optimizer state, as the reference does: 8-bit state for
+    embeddings makes training unstable.
+
     Args:
         model: The model to optimize.
         args: Training arguments (see :func:`get_optimizer_cls_and_kwargs`; also reads
@@ -201,12 +202,58 @@ def create_optimizer(
         decay_parameter_names: Overrides :func:`get_decay_parameter_names`, so that a
             Trainer subclass overriding that method is honoured.
         optimizer_cls_and_kwargs: Overrides :func:`get_optimizer_cls_and_kwargs`, for
-            the same reason.
+            the same reason. The kwargs are copied, never changed.
 
     Raises:
-        ValueError: The model has no parameter that requires gradients, or see
+        ValueError: The groups are built and no parameter requires gradients, or see
             :func:`get_optimizer_cls_and_kwargs`.
     """
+    if optimizer_cls_and_kwargs is None:
+        optimizer_cls_and_kwargs = get_optimizer_cls_and_kwargs(args, model)
+    optimizer_cls, kwargs = optimizer_cls_and_kwargs[0], dict(optimizer_cls_and_kwargs[1])
+    if is_optimizer_factory(optimizer_cls):
+        optimizer = optimizer_cls()(model, **kwargs)
+    else:
+        params = _first_argument_override(kwargs)
+        if params is None:
+            params = _parameter_groups(model, args, decay_parameter_names)
+        optimizer = optimizer_cls(params, **kwargs)
+    if "bitsandbytes" in str(optimizer_cls) and kwargs.get("optim_bits") == 8:
+        _keep_embeddings_in_32_bits(model)
+    return optimizer
+
+
+def is_optimizer_factory(optimizer_cls: Any) -> bool:
+    """Whether the first element of an ``(optimizer class, kwargs)`` pair is a factory.
+
+    Anything but a ``torch.optim.Optimizer`` subclass is one (transformers 5's rule):
+    optimizers such as Muon split a model's parameters among several inner optimizers,
+    so they need the model rather than parameter groups. A factory is called once with
+    no arguments; what it returns is called with ``(model, **kwargs)`` and returns the
+    optimizer.
+    """
+    return not (
+        isinstance(optimizer_cls, type) and issubclass(optimizer_cls, torch.optim.Optimizer)
+    )
+
+
+_FIRST_ARGUMENT_KEYS = ("params", "model", "optimizer_dict")
+
+
+def _first_argument_override(kwargs: dict[str, Any]) -> Any:
+    """Pop ``params`` / ``model`` / ``optimizer_dict`` from ``kwargs``; the last one given
+    replaces the parameter groups (a model for LOMO-style optimizers, a dict of per-layer
+    optimizers for layer-wise ones). None when there is none."""
+    override = None
+    for key in _FIRST_ARGUMENT_KEYS:
+        if key in kwargs:
+            override = kwargs.pop(key)
+    return override
+
+
+def _parameter_groups(
+    model: nn.Module, args: Any, decay_parameter_names: Iterable[str] | None
+) -> list[dict[str, Any]]:
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise ValueError(
@@ -216,24 +263,39 @@ def create_optimizer(
     if decay_parameter_names is None:
         decay_parameter_names = get_decay_parameter_names(model)
     decay = set(decay_parameter_names)
-    groups = [
+    return [
         {
             "params": [p for name, p in trainable if name in decay],
             "weight_decay": args.weight_decay,
         },
         {"params": [p for name, p in trainable if name not in decay], "weight_decay": 0.0},
     ]
-    if optimizer_cls_and_kwargs is None:
-        optimizer_cls_and_kwargs = get_optimizer_cls_and_kwargs(args, model)
-    optimizer_cls, kwargs = optimizer_cls_and_kwargs
-    return optimizer_cls(groups, **kwargs)
+
+
+def _keep_embeddings_in_32_bits(model: nn.Module) -> None:
+    """Register a 32-bit optimizer-state override for every embedding weight.
+
+    bitsandbytes reads its global manager's overrides when the optimizer first steps,
+    so registering after the optimizer is built is in time.
+    """
+    from bitsandbytes.optim import GlobalOptimManager
+
+    manager = GlobalOptimManager.get_instance()
+    kept = 0
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            manager.register_module_override(module, "weight", {"optim_bits": 32})
+            kept += module.weight.numel()
+    if kept:
+        logger.info("bitsandbytes: %.2fM embedding parameters keep 32-bit state.", kept / 2**20)
 
 
 def check_optimizer_cls_and_kwargs(value: Any, optimizer: Any) -> tuple[type, dict] | None:
     """Validate the Trainer's ``optimizer_cls_and_kwargs`` argument; return it.
 
-    It says how to build the optimizer (``(torch.optim.SGD, {"lr": 0.1})``), so it
-    contradicts an optimizer that is passed ready-made in ``optimizers``.
+    It says how to build the optimizer (``(torch.optim.SGD, {"lr": 0.1})``, or a
+    factory and its kwargs: see :func:`create_optimizer`), so it contradicts an optimizer
+    that is passed ready-made in ``optimizers``.
 
     Raises:
         RuntimeError: Both an optimizer and ``optimizer_cls_and_kwargs`` were given.
@@ -257,73 +319,3 @@ def check_optimizer_cls_and_kwargs(value: Any, optimizer: Any) -> tuple[type, di
             f"kwargs), e.g. (torch.optim.SGD, {{'lr': 0.1}}); got {value!r}."
         )
     return value[0], dict(value[1])
-
-
-def parse_optim_args(optim_args: str | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Parse ``optim_args`` (``"momentum=0.9,nesterov=True"``) into constructor kwargs.
-
-    Values become ``bool`` (``true``/``false``, any case), ``None`` (``none``), ``int``,
-    ``float`` or, failing those, ``str`` (surrounding quotes removed). A parenthesised or
-    bracketed value becomes a tuple of converted items, so ``betas=(0.9,0.95)`` works;
-    commas inside it do not split entries. A mapping is returned as a plain dict copy.
-
-    Raises:
-        ValueError: An entry is not ``key=value``, a key repeats or brackets do not match.
-    """
-    if optim_args is None:
-        return {}
-    if isinstance(optim_args, Mapping):
-        return dict(optim_args)
-    parsed: dict[str, Any] = {}
-    for entry in _split_top_level(optim_args):
-        if not entry.strip():
-            continue
-        key, separator, raw_value = entry.partition("=")
-        key = key.strip()
-        if not separator or not key.isidentifier():
-            raise ValueError(
-                f"optim_args entry {entry.strip()!r} in {optim_args!r} is not key=value. "
-                "Write optim_args as comma-separated pairs, e.g. 'momentum=0.9,nesterov=True'."
-            )
-        if key in parsed:
-            raise ValueError(f"optim_args sets {key!r} twice in {optim_args!r}; keep one.")
-        parsed[key] = _convert_value(raw_value.strip())
-    return parsed
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split ``text`` on the commas that are outside brackets and parentheses."""
-    pieces, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif char == "," and depth == 0:
-            pieces.append(text[start:index])
-            start = index + 1
-        if depth < 0:
-            break
-    if depth != 0:
-        raise ValueError(f"optim_args {text!r} has unbalanced brackets or parentheses.")
-    pieces.append(text[start:])
-    return pieces
-
-
-def _convert_value(raw: str) -> Any:
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    if len(raw) >= 2 and raw[0] + raw[-1] in ("()", "[]"):
-        items = _split_top_level(raw[1:-1])
-        return tuple(_convert_value(item.strip()) for item in items if item.strip())
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        return raw[1:-1]
-    for number in (int, float):
-        try:
-            return number(raw)
-        except ValueError:
-            pass
-    return raw

@@ -33,11 +33,13 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
+from trainer_args import SchedulerType
 from trainer_loop import _lr_factors as factors
 from trainer_loop._greedy_lr import GreedyLR
 
 __all__ = [
     "SCHEDULER_NAMES",
+    "TYPE_TO_SCHEDULER_FUNCTION",
     "GreedyLR",
     "create_scheduler",
     "get_constant_schedule",
@@ -361,6 +363,15 @@ _SCHEDULES: dict[str, _Schedule] = {
 SCHEDULER_NAMES: tuple[str, ...] = tuple(_SCHEDULES)
 """Every name :func:`get_scheduler` accepts (the values of ``SchedulerType``)."""
 
+TYPE_TO_SCHEDULER_FUNCTION: dict[SchedulerType, Callable[..., Scheduler]] = {
+    SchedulerType(name): schedule.factory for name, schedule in _SCHEDULES.items()
+}
+"""The factory of each ``SchedulerType``, as ``transformers.optimization`` names it.
+
+Keyed by enum members (a plain name does not find its member: an enum hashes by member
+name). :func:`get_scheduler` looks the factory up here, so replacing an entry changes
+what that name builds; the replacement receives the same arguments."""
+
 
 def get_scheduler(
     name: str,
@@ -393,6 +404,7 @@ def get_scheduler(
             f"lr_scheduler_type={name!r} is not a known schedule. "
             f"Valid names: {', '.join(SCHEDULER_NAMES)}."
         )
+    factory = TYPE_TO_SCHEDULER_FUNCTION.get(SchedulerType(name), schedule.factory)
     kwargs = dict(scheduler_specific_kwargs or {})
     if schedule.needs_warmup:
         _put(kwargs, "num_warmup_steps", _required(num_warmup_steps, "num_warmup_steps", name))
@@ -401,8 +413,8 @@ def get_scheduler(
         _put(kwargs, "num_training_steps", steps)
     elif schedule.accepts_training_steps and num_training_steps is not None:
         _put(kwargs, "num_training_steps", num_training_steps)
-    _check_accepted(schedule.factory, kwargs, name)
-    return schedule.factory(optimizer, **kwargs)
+    _check_accepted(factory, kwargs, name)
+    return factory(optimizer, **kwargs)
 
 
 def _required(value: int | None, argument: str, name: str) -> int:

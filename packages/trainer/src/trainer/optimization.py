@@ -7,7 +7,9 @@ reference's.
 
 from __future__ import annotations
 
+from trainer_args import SchedulerType
 from trainer_loop import (
+    TYPE_TO_SCHEDULER_FUNCTION,
     Adafactor,
     AdafactorSchedule,
     GreedyLR,
@@ -28,9 +30,11 @@ from trainer_loop import (
 )
 
 __all__ = [
+    "TYPE_TO_SCHEDULER_FUNCTION",
     "Adafactor",
     "AdafactorSchedule",
     "GreedyLR",
+    "SchedulerType",
     "get_adafactor_schedule",
     "get_constant_schedule",
     "get_constant_schedule_with_warmup",
