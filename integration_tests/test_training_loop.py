@@ -278,18 +278,18 @@ def test_model_init_builds_a_fresh_model_for_each_train_call(tmp_output) -> None
     assert len(built) == 3  # once at construction, once per train()
 
 
-class OutOfMemoryAbove4(RegressionModel):
+class OutOfMemoryAbove5(RegressionModel):
     def forward(self, input_x: torch.Tensor, labels: torch.Tensor | None = None):
-        if input_x.shape[0] > 4:
+        if input_x.shape[0] > 5:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated by the test model)")
         return super().forward(input_x, labels)
 
 
-def test_auto_find_batch_size_halves_until_it_fits(tmp_output) -> None:
+def test_auto_find_batch_size_shrinks_until_it_fits(tmp_output) -> None:
     args = _args(tmp_output, per_device_train_batch_size=16, auto_find_batch_size=True, max_steps=3)
-    trainer = Trainer(model=OutOfMemoryAbove4(), args=args, train_dataset=RegressionDataset(64))
+    trainer = Trainer(model=OutOfMemoryAbove5(), args=args, train_dataset=RegressionDataset(64))
     trainer.train()
-    assert trainer.state.train_batch_size == 4
+    assert trainer.state.train_batch_size == 5  # 16, 14, 12, 10, 9, 8, 7, 6, 5
     assert trainer.state.global_step == 3
 
 

@@ -1,6 +1,10 @@
-"""evaluate / predict / evaluation_loop / prediction_step on tiny models with known answers."""
+"""evaluate / predict / evaluation_loop / prediction_step on tiny models with known answers,
+and the evaluation details scripts written for transformers 5 rely on (the NaN filter of
+the eval loss, ``label_names=[]``, batch metrics' inputs, a ``loss`` from compute_metrics)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -55,6 +59,22 @@ class Tokens(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"input_ids": self.rows[i], "labels": self.rows[i]}
+
+
+class Masked(Dataset):
+    """Token rows whose labels are the tokens, except rows from ``masked_from`` on, whose
+    labels are all -100 (a prompt-only row: no token to score)."""
+
+    def __init__(self, size: int, masked_from: int) -> None:
+        self.size, self.masked_from = size, masked_from
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = torch.tensor([1 + i % 5, 2, 3])
+        labels = torch.full_like(ids, -100) if i >= self.masked_from else ids.clone()
+        return {"input_ids": ids, "labels": labels}
 
 
 def pad_collate(features: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -378,3 +398,69 @@ def test_outputs_held_on_an_accelerator_are_written_to_the_host_at_flush() -> No
     assert outputs._joined.buffers is not None
     result = outputs.result()
     assert result.shape == (4, 3) and (result[2:, 2] == -100).all()
+
+
+# ------------------------------------------- as transformers 5 evaluates (scripts rely on it)
+def test_batches_with_a_nan_loss_are_left_out_of_the_eval_loss(tmp_path) -> None:
+    dataset = Masked(6, masked_from=4)  # the second batch (rows 4, 5) has no label
+    finite = Trainer(model=Tagger(), args=_args(tmp_path)).evaluate(Masked(4, masked_from=4))
+    filtered = Trainer(model=Tagger(), args=_args(tmp_path)).evaluate(dataset)
+    assert filtered["eval_loss"] == pytest.approx(finite["eval_loss"])
+    unfiltered = Trainer(model=Tagger(), args=_args(tmp_path, logging_nan_inf_filter=False))
+    assert math.isnan(unfiltered.evaluate(dataset)["eval_loss"])
+
+
+def test_an_eval_set_with_no_finite_loss_reports_nan(tmp_path) -> None:
+    metrics = Trainer(model=Tagger(), args=_args(tmp_path)).evaluate(Masked(4, masked_from=0))
+    assert math.isnan(metrics["eval_loss"])
+
+
+def test_empty_label_names_means_no_labels_not_the_models_default(tmp_path) -> None:
+    trainer = Trainer(model=Tagger(), args=_args(tmp_path, label_names=[]))
+    assert trainer.label_names == []
+    output = trainer.predict(Masked(4, masked_from=4))
+    assert output.label_ids is None
+    assert "test_loss" not in output.metrics
+    # Without label names the model's outputs are all predictions, its loss included.
+    assert output.predictions[1].shape == (4, 3, 8)
+
+
+def test_batch_metrics_receive_the_whole_batch_as_inputs(tmp_path) -> None:
+    received: list[EvalPrediction] = []
+
+    def compute(prediction, compute_result):
+        received.append(prediction)
+        return {"seen": len(received)} if compute_result else {}
+
+    args = _args(tmp_path, batch_eval_metrics=True, include_for_metrics=["inputs", "loss"])
+    Trainer(model=Tagger(), args=args, compute_metrics=compute).evaluate(Masked(6, 6))
+    assert [type(p.inputs) for p in received] == [dict, dict]
+    assert sorted(received[0].inputs) == ["input_ids", "labels"]
+    assert [p.losses.shape for p in received] == [(4,), (2,)]
+
+
+def test_unjoined_batches_give_one_loss_array_per_batch(tmp_path) -> None:
+    received: list[EvalPrediction] = []
+
+    def compute(prediction):
+        received.append(prediction)
+        return {}
+
+    args = _args(tmp_path, eval_do_concat_batches=False, include_for_metrics=["loss"])
+    trainer = Trainer(model=Tagger(), args=args, compute_metrics=compute)
+    metrics = trainer.evaluate(Masked(10, 10))
+    losses = received[0].losses
+    assert [len(batch) for batch in losses] == [4, 4, 2]
+    assert metrics["eval_loss"] == pytest.approx(float(np.concatenate(losses).mean()))
+
+
+def test_a_loss_from_compute_metrics_replaces_the_mean_loss_as_in_the_reference(
+    tmp_path,
+) -> None:
+    def with_loss(prediction):
+        return {"loss": 5.0, "eval_runtime": -1.0}
+
+    trainer = Trainer(model=Tagger(), args=_args(tmp_path), compute_metrics=with_loss)
+    metrics = trainer.evaluate(Masked(4, 4))
+    assert metrics["eval_loss"] == 5.0
+    assert metrics["eval_runtime"] >= 0  # the loop's own prefixed keys are not replaced

@@ -1,16 +1,20 @@
-"""What the training loop hands to callbacks, and how it obeys their stop switches."""
+"""What the training loop hands to callbacks, how it obeys their stop switches, and the
+loop details scripts written for transformers 5 rely on."""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
 from trainer_args import TrainingArguments
 from trainer_core import TrainerCallback
-from trainer_loop import Trainer
+from trainer_loop import Trainer, _training_loop
 
 
 class _Pairs(Dataset):
@@ -135,3 +139,102 @@ class _Nothing(TrainerCallback):
 def test_a_stream_that_yields_nothing_stops_training(tmp_path) -> None:
     trainer = _trainer(tmp_path, _Nothing(), dataset=_Empty(), max_steps=3)
     assert trainer.train().global_step == 0  # instead of looping over empty epochs
+
+
+# ----------------------------------------------------- details scripts written for
+# transformers 5 rely on: eval_on_start, rotation after a resume, the state's eval_steps,
+# unrounded losses, torch_empty_cache_steps, restored callback settings.
+class _Quiet(TrainerCallback):
+    """A callback that does nothing: ``_trainer`` wants one."""
+
+
+def test_eval_on_start_evaluates_before_the_first_step(tmp_path) -> None:
+    trainer = _trainer(
+        tmp_path, _Quiet(), max_steps=4, eval_on_start=True, eval_strategy="steps", eval_steps=4
+    )
+    trainer.train()
+    evaluations = [e["step"] for e in trainer.state.log_history if "eval_loss" in e]
+    assert evaluations == [0, 4]
+
+
+def test_eval_on_start_without_an_eval_dataset_is_refused_before_training(tmp_path) -> None:
+    trainer = _trainer(tmp_path, _Quiet(), max_steps=4, eval_on_start=True)
+    trainer.eval_dataset = None
+    with pytest.raises(ValueError, match=r"eval_on_start=True .* no eval_dataset"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_rotation_after_a_resume_does_not_keep_the_checkpoint_resumed_from(tmp_path) -> None:
+    limited = dict(save_strategy="steps", save_steps=2, save_total_limit=1)
+    _trainer(tmp_path, _Quiet(), max_steps=4, **limited).train()
+    assert os.listdir(tmp_path) == ["checkpoint-4"]
+    _trainer(tmp_path, _Quiet(), max_steps=8, **limited).train(resume_from_checkpoint=True)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-8"]  # as the reference keeps
+
+
+def test_the_state_keeps_its_default_eval_steps_when_none_are_set(tmp_path) -> None:
+    trainer = _trainer(
+        tmp_path, _Quiet(), max_steps=4, logging_steps=3, save_strategy="steps", save_steps=4
+    )
+    trainer.train()
+    with open(os.path.join(tmp_path, "checkpoint-4", "trainer_state.json")) as file:
+        saved = json.load(file)
+    assert (saved["logging_steps"], saved["eval_steps"]) == (3, 500)
+
+
+def test_logged_losses_are_not_rounded(tmp_path) -> None:
+    trainer = _trainer(tmp_path, _Quiet(), max_steps=4, logging_strategy="steps", logging_steps=1)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert any(loss != round(loss, 4) for loss in losses)
+
+
+def test_torch_empty_cache_steps_releases_the_device_cache_every_n_steps(
+    tmp_path, monkeypatch
+) -> None:
+    released: list[str] = []
+    monkeypatch.setattr(_training_loop, "release_device_cache", lambda d: released.append(d.type))
+    _trainer(tmp_path, _Quiet(), max_steps=5, torch_empty_cache_steps=2).train()
+    assert released == ["cpu", "cpu"]  # after steps 2 and 4
+
+
+def test_releasing_the_cache_calls_the_backend_of_the_device(monkeypatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("cuda"))
+    _training_loop.release_device_cache(torch.device("cuda", 0))
+    _training_loop.release_device_cache(torch.device("cpu"))
+    assert calls == ["cuda"]
+
+
+def test_restoring_callback_states_rebuilds_them_with_the_stored_settings(tmp_path) -> None:
+    from trainer_core import EarlyStoppingCallback, TrainerControl
+
+    def run(patience: int, **more: Any) -> Trainer:
+        trainer = _trainer(
+            tmp_path,
+            _Quiet(),
+            max_steps=10,
+            learning_rate=0.0,  # the eval loss never improves: each evaluation is a miss
+            eval_strategy="steps",
+            eval_steps=1,
+            save_strategy="steps",
+            save_steps=1,
+            metric_for_best_model="eval_loss",
+            load_best_model_at_end=True,
+            **more,
+        )
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+        return trainer
+
+    first = run(2)
+    first.train()
+    assert first.state.global_step == 3
+    resumed = run(5, restore_callback_states_from_checkpoint=True)
+    resumed.train(resume_from_checkpoint=os.path.join(tmp_path, "checkpoint-2"))
+    (stopper,) = [
+        c for c in resumed.callback_handler.callbacks if hasattr(c, "early_stopping_patience")
+    ]
+    assert stopper.early_stopping_patience == 2  # the checkpoint's, as the reference restores
+    assert resumed.state.global_step == 3
+    assert isinstance(resumed.control, TrainerControl)

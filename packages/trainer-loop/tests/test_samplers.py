@@ -198,6 +198,12 @@ def test_group_by_length_builds_a_length_grouped_sampler() -> None:
     assert next(iter(sampler)) == 1
 
 
+def test_group_by_length_groups_the_examples_of_one_optimizer_step() -> None:
+    args = _args(group_by_length=True, gradient_accumulation_steps=4)
+    sampler = build_train_sampler(_Sequences([5] * 16), args, train_batch_size=2)
+    assert sampler.batch_size == 8  # 2 per micro-batch x 4 micro-batches, as the reference
+
+
 def test_group_by_length_measures_a_custom_input_name() -> None:
     class _Audio(_Sequences):
         def __getitem__(self, index: int) -> dict:
@@ -211,9 +217,12 @@ def test_group_by_length_measures_a_custom_input_name() -> None:
 
 
 @pytest.mark.parametrize("dataset", [_Stream(), _SizedStream(), None, (x for x in range(3))])
-def test_streams_get_no_sampler(dataset) -> None:
+def test_streams_get_no_sampler(dataset, caplog: pytest.LogCaptureFixture) -> None:
     assert build_train_sampler(dataset, _args(), train_batch_size=2) is None
+    assert not caplog.records
     assert build_train_sampler(dataset, _args(group_by_length=True), train_batch_size=2) is None
+    if dataset is not None:  # a stream cannot be grouped: the user is told
+        assert "group_by_length=True is ignored" in caplog.text
     assert build_eval_sampler(dataset) is None
 
 

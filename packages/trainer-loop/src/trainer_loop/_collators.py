@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DataCollatorWithPadding", "default_data_collator"]
+__all__ = ["DataCollatorWithPadding", "default_data_collator", "pads_sequences"]
 
 _LABEL_KEYS = ("label", "label_ids")
 _TEXT_TYPES = (str, bytes)
@@ -158,6 +158,25 @@ def _rename_labels(batch: Any) -> Any:
             batch["labels"] = batch[key]
             del batch[key]
     return batch
+
+
+_PADDING_PROCESSORS = frozenset({"PreTrainedTokenizerBase", "SequenceFeatureExtractor"})
+
+
+def pads_sequences(processing_class: Any) -> bool:
+    """Whether the default collator pads batches with ``processing_class``.
+
+    transformers' tokenizers and sequence feature extractors (audio) pad; its image and
+    video processors and multi-modal processors have a ``pad`` too, but examples for them
+    arrive at one size, so the reference collates them plainly, and so does this. Any
+    other object pads when it has a ``pad`` method.
+    """
+    if processing_class is None or not callable(getattr(processing_class, "pad", None)):
+        return False
+    classes = type(processing_class).__mro__
+    if any(cls.__name__ in _PADDING_PROCESSORS for cls in classes):
+        return True
+    return not any(cls.__module__.startswith("transformers.") for cls in classes)
 
 
 @dataclasses.dataclass

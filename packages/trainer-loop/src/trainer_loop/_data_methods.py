@@ -30,6 +30,7 @@ class DataMethods:
     train_dataset: Any
     eval_dataset: Any
     label_names: list[str]
+    processing_class: Any
     _train_batch_size: int
 
     @staticmethod
@@ -53,6 +54,7 @@ class DataMethods:
             self.args,
             train_batch_size=self._train_batch_size,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            model_input_name=_first_model_input(self.processing_class),
         )
 
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
@@ -114,3 +116,10 @@ class DataMethods:
         name = getattr(self.model, "main_input_name", "input_ids")
         value = inputs.get(name) if isinstance(inputs, Mapping) else None
         return value if isinstance(value, torch.Tensor) else None
+
+
+def _first_model_input(processing_class: Any) -> str:
+    """The input whose length groups examples: the processing class's first model
+    input (``input_values`` for an audio feature extractor), else ``input_ids``."""
+    names = getattr(processing_class, "model_input_names", None)
+    return names[0] if names else "input_ids"

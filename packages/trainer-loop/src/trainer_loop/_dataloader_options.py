@@ -9,8 +9,9 @@ torch rejects in a given configuration, so that each ``get_*_dataloader`` stays 
 
 Choices where the reference is silent, recorded here and in the package docs:
 
-* ``dataloader_drop_last`` applies to every loader, evaluation and test included, as in
-  the reference Trainer (which passes it to all three).
+* ``dataloader_drop_last`` applies to every loader over a map-style dataset, evaluation
+  and test included, as in the reference Trainer (which passes it to all three); the
+  Trainer keeps the last batch of a stream (``IterableDataset``), as the reference does.
 * Memory pinning is requested only when torch sees an accelerator that supports it; on a
   CPU-only machine pinning does nothing and torch would warn on every loader.
 * ``dataloader_multiprocessing_context`` and ``dataloader_in_order`` only concern worker

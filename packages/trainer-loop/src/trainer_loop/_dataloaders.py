@@ -56,12 +56,16 @@ def build_dataloader(
             "train_dataset is empty (0 examples): there is nothing to train on. Check the "
             "filtering or splitting that built it."
         )
+    stream = isinstance(dataset, IterableDataset)
+    options = dataloader_kwargs(trainer.args, training=training)
+    if stream:  # as in the reference: a stream's last, shorter batch is kept
+        options["drop_last"] = False
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=None if isinstance(dataset, IterableDataset) else sampler_for(dataset),
+        sampler=None if stream else sampler_for(dataset),
         collate_fn=collator_for(trainer, dataset, description),
-        **dataloader_kwargs(trainer.args, training=training),
+        **options,
     )
     prepared = trainer.runtime.prepare_dataloader(loader)
     if has_length(prepared) and len(prepared) == 0:

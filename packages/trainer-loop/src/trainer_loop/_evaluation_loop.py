@@ -43,6 +43,7 @@ from trainer_loop._nested import (
     map_nested,
     to_numpy,
 )
+from trainer_loop._optimizer_methods import set_optimizer_mode
 from trainer_loop._prediction_step import PredictionStep, full_eval_dtype, overrides
 from trainer_loop._speed_metrics import speed_metrics
 
@@ -73,6 +74,7 @@ class _Outputs:
         hold_on_device: bool,
         padding_index: int = PADDING_INDEX,
     ) -> None:
+        self.concat = concat
         self._pending: list[Any] = []
         self._joined = NestedAccumulator(capacity, padding_index, limit) if concat else None
         self._batches: list[Any] = []
@@ -147,7 +149,10 @@ class _Losses:
 
     def result(self) -> Any:
         parts = self._parts
-        if parts and self._all_scalars:  # two ops for the whole run
+        if parts and not self._outputs.concat:  # one array per batch
+            for loss, rows in parts:
+                self._outputs.add(self.per_sample(loss, rows))
+        elif parts and self._all_scalars:  # two ops for the whole run
             counts = torch.tensor([rows for _, rows in parts], device=parts[0][0].device)
             self._outputs.add(torch.stack([loss for loss, _ in parts]).repeat_interleave(counts))
         elif parts:
@@ -277,7 +282,7 @@ class _EvalRun:
         limit = self.expected if self.distributed else None
         concat = getattr(args, "eval_do_concat_batches", True)
         hold = self.runtime.device.type != "cpu"
-        self.losses = _Losses(self.runtime, _Outputs(self.expected, limit, True, hold))
+        self.losses = _Losses(self.runtime, _Outputs(self.expected, limit, concat, hold))
         self.labels, self.inputs = (_Outputs(self.expected, limit, concat, hold) for _ in range(2))
         # A trainer may pad its predictions otherwise (Seq2SeqTrainer: generated ids).
         padding = getattr(trainer, "_prediction_padding_index", None)
@@ -358,7 +363,9 @@ class _EvalRun:
             self.inputs.add(inputs)
         if self.batch_metrics:
             losses = _Losses.per_sample(loss, rows) if loss is not None else None
-            self._update_batch_metrics(logits, labels, inputs, self._gathered(losses), is_last)
+            # The reference hands batch metrics the whole batch, not only its main input.
+            whole = batch if self.want_inputs else None
+            self._update_batch_metrics(logits, labels, whole, self._gathered(losses), is_last)
         trainer.control = self._on_step(self.args, trainer.state, trainer.control)
         self.steps += 1
         every = self.flush_every
@@ -436,16 +443,36 @@ class _EvalRun:
         metrics = _plain_numbers(metrics)
         if trainer.is_in_train and _will_save(trainer):
             _check_savable(metrics)
-        if all_losses is not None and len(all_losses):
-            metrics["loss"] = float(np.asarray(all_losses, dtype=np.float64).mean())
-        metrics.update(extra)
-        metrics = {
-            k if k.startswith(f"{prefix}_") else f"{prefix}_{k}": v for k, v in metrics.items()
-        }
+        mean_loss = _mean_loss(all_losses, self.args.logging_nan_inf_filter)
+        if mean_loss is not None:
+            metrics[f"{prefix}_loss"] = mean_loss
+        metrics.update((f"{prefix}_{k}", v) for k, v in extra.items())
+        # Prefixed last, as the reference does: a "loss" from compute_metrics replaces the
+        # mean loss (an "eval_loss" does not), and its keys follow the loop's own.
+        for key in [k for k in metrics if not k.startswith(f"{prefix}_")]:
+            metrics[f"{prefix}_{key}"] = metrics.pop(key)
         num_samples = self.expected
         if num_samples is None or (num_samples == 0 and self.observed > 0):
             num_samples = self.observed * self.runtime.num_processes
         return EvalLoopOutput(preds, labels, metrics, num_samples)
+
+
+def _mean_loss(losses: Any, skip_non_finite: bool) -> float | None:
+    """The mean per-sample loss, or None without losses.
+
+    With ``logging_nan_inf_filter`` (the default) batches whose loss is NaN or infinite
+    (say, every label masked) are left out, as they are from the training loss, unless
+    no batch has a finite loss.
+    """
+    if losses is None or not len(losses):
+        return None
+    if isinstance(losses, list):  # eval_do_concat_batches=False: one array per batch
+        losses = np.concatenate([np.asarray(part).reshape(-1) for part in losses])
+    values = np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(values)
+    if skip_non_finite and finite.any():
+        values = values[finite]
+    return float(values.mean())
 
 
 class EvaluationLoop:
@@ -597,6 +624,7 @@ class EvaluationLoop:
                 model, jit_seconds = self._prepare_eval_model(dataloader)
                 trainer._eval_model_cache = (trainer.model, model)
         model.eval()
+        set_optimizer_mode(trainer.optimizer, "eval")  # schedule-free optimizers
         return model, jit_seconds
 
     def _prepare_eval_model(self, dataloader: Any) -> tuple[Any, float | None]:

@@ -140,7 +140,7 @@ def log_running_loss(
     summed = float(trainer._nested_gather(tr_loss).mean().item())
     tr_loss -= tr_loss
     logs: dict[str, float] = {
-        "loss": round(summed / (state.global_step - trainer._globalstep_last_logged), 4)
+        "loss": summed / (state.global_step - trainer._globalstep_last_logged)
     }
     if grad_norm is not None:
         logs["grad_norm"] = float(grad_norm.item() if torch.is_tensor(grad_norm) else grad_norm)

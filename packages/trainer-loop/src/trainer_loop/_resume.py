@@ -239,9 +239,16 @@ def _warn_changed_intervals(trainer: Trainer, fresh: TrainerState, saved: Traine
 
 
 def _restore_callbacks(trainer: Trainer, stored: dict[str, Any]) -> None:
-    """Give each exportable callback the attributes its class stored (in order)."""
+    """Rebuild each exportable callback whose class the checkpoint stored (in order), and
+    the control switches, from the stored constructor arguments and attributes.
+
+    As in the reference, the stored settings override those of the callbacks passed in
+    (an ``EarlyStoppingCallback`` keeps the patience it was saved with); unlike it, each
+    rebuilt callback keeps its place in the list.
+    """
     seen: dict[str, int] = {}
-    for callback in trainer.callback_handler.callbacks:
+    callbacks = trainer.callback_handler.callbacks
+    for position, callback in enumerate(list(callbacks)):
         name = type(callback).__name__
         if not isinstance(callback, ExportableState) or name not in stored:
             continue
@@ -249,8 +256,29 @@ def _restore_callbacks(trainer: Trainer, stored: dict[str, Any]) -> None:
         index = seen.get(name, 0)
         seen[name] = index + 1
         if index < len(entries):
-            for attribute, value in entries[index].get("attributes", {}).items():
-                setattr(callback, attribute, value)
+            callbacks[position] = _rebuilt(callback, entries[index])
+    control = stored.get(type(trainer.control).__name__)
+    if isinstance(control, Mapping):
+        trainer.control = _rebuilt(trainer.control, control)
+
+
+def _rebuilt(current: Any, entry: Mapping[str, Any]) -> Any:
+    """A new object of ``current``'s class from a stored ``{"args", "attributes"}``; if
+    its constructor refuses the stored arguments, ``current`` with the attributes set."""
+    attributes = dict(entry.get("attributes") or {})
+    try:
+        rebuilt = type(current)(**dict(entry.get("args") or {}))
+    except TypeError as error:
+        logger.warning(
+            "Could not rebuild %s from the checkpoint's arguments (%s); restoring its "
+            "attributes only.",
+            type(current).__name__,
+            error,
+        )
+        rebuilt = current
+    for attribute, value in attributes.items():
+        setattr(rebuilt, attribute, value)
+    return rebuilt
 
 
 def _position(trainer: Trainer, plan: TrainingPlan, loaded: LoadedCheckpoint) -> ResumePoint:

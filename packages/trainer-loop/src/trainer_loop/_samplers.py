@@ -446,7 +446,8 @@ def build_train_sampler(
         dataset: The training dataset.
         args: ``TrainingArguments`` (reads ``data_seed``, ``seed``, ``group_by_length``,
             ``train_sampling_strategy``, ``length_column_name``).
-        train_batch_size: Batch size that length grouping groups for.
+        train_batch_size: The per-device batch size. Length grouping groups the examples
+            of one optimizer step: this times ``args.gradient_accumulation_steps``.
         seed: Fallback seed when ``args.data_seed`` is None; defaults to ``args.seed``.
         model_input_name: Key measured for length grouping when the dataset has no
             length column (the tokenizer's first model input name).
@@ -463,6 +464,11 @@ def build_train_sampler(
         reproducible and the same on every process.
     """
     if dataset is None or isinstance(dataset, IterableDataset) or not has_length(dataset):
+        if dataset is not None and getattr(args, "group_by_length", False):
+            logger.warning(
+                "group_by_length=True is ignored: the training set is a stream (no length), "
+                "so its examples come in their own order."
+            )
         return None
     if getattr(args, "train_sampling_strategy", "random") == "sequential":
         return SeekableSequentialSampler(dataset)
@@ -485,7 +491,7 @@ def build_train_sampler(
     if not getattr(args, "group_by_length", False):
         return SeekableRandomSampler(dataset, generator=generator)
     return LengthGroupedSampler(
-        train_batch_size,
+        train_batch_size * max(1, getattr(args, "gradient_accumulation_steps", 1)),
         dataset=dataset,
         model_input_name=model_input_name,
         generator=generator,

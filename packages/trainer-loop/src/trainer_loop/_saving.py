@@ -457,7 +457,9 @@ class CheckpointWriter:
         if args.should_save and args.save_total_limit:
             # The folder just written is kept even when a newer step exists: a run
             # resumed from an earlier checkpoint left the later ones of the abandoned run.
-            keep = [state.best_model_checkpoint, getattr(trainer, "_resume_from", None), path]
+            # The checkpoint it resumed from is not protected (as in the reference): the
+            # folder just written supersedes it.
+            keep = [state.best_model_checkpoint, path]
             self.store.rotate(run_dir, args.save_total_limit, keep=[k for k in keep if k])
         return path
 

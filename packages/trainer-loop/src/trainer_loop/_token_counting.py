@@ -49,6 +49,7 @@ class TokenCounter:
         self.pad_token_id = pad_token_id
         self.device: torch.Tensor | None = None
         self._warned = False
+        self._warned_missing = False
 
     def add(self, inputs: Any, main_input: torch.Tensor) -> int:
         """Count one batch; return the part known on the host (0 for a device count)."""
@@ -59,6 +60,21 @@ class TokenCounter:
             return main_input.numel()
         self.device = counted if self.device is None else self.device + counted
         return 0
+
+    def warn_missing(self, model: Any, inputs: Any) -> None:
+        """Say once that a batch without the model's main input counts no token."""
+        if self._warned_missing:
+            return
+        self._warned_missing = True
+        name = getattr(model, "main_input_name", "input_ids")
+        keys = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
+        logger.warning(
+            "include_num_input_tokens_seen is on, but the batch has no tensor under the "
+            "model's main input name %r (batch keys: %s), so no token is counted. Set "
+            "main_input_name on the model to the key that holds its tokens.",
+            name,
+            keys,
+        )
 
     def _non_padding(self, inputs: Any, main_input: torch.Tensor) -> torch.Tensor | None:
         mask = inputs.get("attention_mask") if isinstance(inputs, Mapping) else None

@@ -39,7 +39,11 @@ from trainer_core import (
 from trainer_dist import build_runtime, enable_full_determinism, set_seed
 from trainer_loop import _input_checks
 from trainer_loop._batch_size_finder import find_executable_batch_size
-from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
+from trainer_loop._collators import (
+    DataCollatorWithPadding,
+    default_data_collator,
+    pads_sequences,
+)
 from trainer_loop._columns import (
     can_return_loss,
     default_label_names,
@@ -67,6 +71,7 @@ from trainer_loop._memory_tracker import MemoryTracker
 from trainer_loop._metrics_report import MetricsReportMethods
 from trainer_loop._model_outputs import loss_from_outputs, require_scalar_loss
 from trainer_loop._neftune import embedding_noise
+from trainer_loop._optimizer_methods import OptimizerMethods
 from trainer_loop._optimizers import (
     check_optimizer_cls_and_kwargs,
     create_optimizer,
@@ -77,6 +82,7 @@ from trainer_loop._reporters import resolve_reporters
 from trainer_loop._resume import resolve_checkpoint
 from trainer_loop._saving import CheckpointWriter
 from trainer_loop._schedulers import create_scheduler, steps_on_metrics
+from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import SubclassHookMethods
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
@@ -100,6 +106,7 @@ class Trainer(
     HubMethods,
     MetricsReportMethods,
     SubclassHookMethods,
+    OptimizerMethods,
 ):
     """Train, evaluate and predict with a PyTorch model (the reference's ``Trainer``).
 
@@ -172,7 +179,10 @@ class Trainer(
             if args.label_smoothing_factor > 0
             else None
         )
-        self.label_names = list(args.label_names or default_label_names(self.model))
+        label_names = args.label_names  # [] means no labels, not the model's default
+        self.label_names = list(
+            default_label_names(self.model) if label_names is None else label_names
+        )
         self.can_return_loss = can_return_loss(self.model)
         self._train_batch_size = args.train_batch_size
         self._current_window = 1  # micro-batches in the accumulation window being run
@@ -182,6 +192,7 @@ class Trainer(
         self.state = self._new_state()
         self.control = TrainerControl()
         self.current_flos = 0
+        self._initial_num_input_tokens_seen = 0  # set by each train() after any resume
         self._checkpoints = CheckpointWriter(self, checkpoint_store)
         self._resume_from: str | None = None  # the checkpoint train() resumes from
         self._train_sampler: Any = None  # the running loop's sampler (its state is saved)
@@ -217,7 +228,7 @@ class Trainer(
         return model
 
     def _default_collator(self) -> Callable[[list[Any]], Any]:
-        if self.processing_class is not None and hasattr(self.processing_class, "pad"):
+        if pads_sequences(self.processing_class):
             return DataCollatorWithPadding(self.processing_class)
         return default_data_collator
 
@@ -311,16 +322,18 @@ class Trainer(
             return self.optimizer
         return self.create_optimizer()
 
-    def create_optimizer(self) -> torch.optim.Optimizer:
-        """The optimizer from ``args.optim`` with weight decay on all but biases and norms."""
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The optimizer from ``args.optim`` with weight decay on all but biases and norms,
+        over ``model``'s parameters (``self.model`` when None), as in transformers 5."""
+        model = self.model if model is None else model
         if self.optimizer is None:
             self.optimizer = create_optimizer(
-                self.model,
+                model,
                 self.args,
-                decay_parameter_names=self.get_decay_parameter_names(self.model),
+                decay_parameter_names=self.get_decay_parameter_names(model),
                 # the constructor's (transformers 5), else the one args describe
                 optimizer_cls_and_kwargs=self.optimizer_cls_and_kwargs
-                or self.get_optimizer_cls_and_kwargs(self.args, self.model),
+                or self.get_optimizer_cls_and_kwargs(self.args, model),
             )
         return self.optimizer
 
@@ -617,11 +630,19 @@ class Trainer(
 
     # -------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Record ``logs`` in the state's history and send them to the callbacks."""
+        """Record ``logs`` in the state's history and send them to the callbacks.
+
+        With ``include_num_input_tokens_seen``, a training log (one given the run's
+        ``start_time``) also gets the run's ``train_runtime`` and
+        ``train_tokens_per_second`` so far, as transformers 5 logs them.
+        """
         if self.state.epoch is not None:
             logs["epoch"] = self.state.epoch
         if self.args.include_num_input_tokens_seen:
             logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
+            if start_time is not None:
+                tokens = self.state.num_input_tokens_seen - self._initial_num_input_tokens_seen
+                logs.update(speed_metrics("train", start_time, num_tokens=tokens))
         output = {**logs, "step": self.state.global_step}
         self.state.log_history.append(output)
         self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs)

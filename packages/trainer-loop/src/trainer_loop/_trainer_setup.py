@@ -158,7 +158,13 @@ def parameter_count(function: Callable[..., Any]) -> int:
 
 
 def is_hf_dataset(dataset: Any) -> bool:
-    return type(dataset).__module__.startswith("datasets.")
+    """A map-style ``datasets.Dataset``, whose unused columns are dropped up front.
+
+    Streaming ``datasets.IterableDataset``s are not: their examples are filtered in the
+    collator, like those of any other dataset.
+    """
+    datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
+    return datasets is not None and isinstance(dataset, datasets.Dataset)
 
 
 def check_batch_metrics_signature(args: Any, compute_metrics: Callable[..., Any] | None) -> None:
@@ -202,13 +208,22 @@ def check_eval_dataset(trainer: Any) -> None:
     without an ``eval_dataset`` and is not refused.
 
     Raises:
-        ValueError: ``eval_strategy`` asks for evaluations and there is no dataset.
+        ValueError: ``eval_strategy`` or ``eval_on_start`` asks for evaluations and there
+            is no dataset.
     """
     strategy = getattr(trainer.args, "eval_strategy", None)
-    if strategy is None or strategy == "no" or trainer.eval_dataset is not None:
+    evaluates = strategy is not None and strategy != "no"
+    on_start = bool(getattr(trainer.args, "eval_on_start", False))
+    if not (evaluates or on_start) or trainer.eval_dataset is not None:
         return
     if user_defines(trainer, ("evaluate", "get_eval_dataloader")):
         return
+    if not evaluates:
+        raise ValueError(
+            "eval_on_start=True evaluates before the first step, but the Trainer has no "
+            "eval_dataset. Pass eval_dataset= to the Trainer (or assign "
+            "trainer.eval_dataset before train()), or set eval_on_start=False."
+        )
     raise ValueError(
         f"eval_strategy={str(getattr(strategy, 'value', strategy))!r} evaluates during "
         "training, but the Trainer has no eval_dataset. Pass eval_dataset= to the Trainer "

@@ -23,9 +23,10 @@ import torch
 
 from trainer_args import syncs_each_batch
 from trainer_loop._direct_step import build_direct_step, gradient_resetter
-from trainer_loop._inputs import count_loss_items
+from trainer_loop._inputs import accepts_argument, count_loss_items
 from trainer_loop._log_save_evaluate import OverrideCaller, evaluate_and_save
 from trainer_loop._loss_tracker import LossTracker
+from trainer_loop._optimizer_methods import set_optimizer_mode
 from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._saving import export_callback_states
 from trainer_loop._speed_metrics import speed_metrics
@@ -98,7 +99,8 @@ class TrainingLoop:
         state.max_steps = plan.max_steps
         state.num_train_epochs = plan.num_train_epochs
         state.logging_steps = resolve_interval(args.logging_steps, plan.max_steps)
-        state.eval_steps = resolve_interval(args.eval_steps or args.logging_steps, plan.max_steps)
+        if args.eval_steps is not None:  # else the state's default, as the reference
+            state.eval_steps = resolve_interval(args.eval_steps, plan.max_steps)
         state.save_steps = resolve_interval(args.save_steps, plan.max_steps)
         # As the reference does, a fresh state already lists the callbacks' states, for
         # callbacks that read it before the first save (a resume loads the saved ones).
@@ -118,6 +120,8 @@ class TrainingLoop:
         self.model = model
         self.resume = prepare_resume(trainer, self, plan, dataloader)
         self.initial_global_step = trainer.state.global_step  # > 0 after a resume
+        # Logged token rates count this run's tokens (transformers 5's attribute name).
+        trainer._initial_num_input_tokens_seen = trainer.state.num_input_tokens_seen
         # Decided once per run rather than asked every step (the hot path).
         self.direct_step = build_direct_step(trainer, model)
         self.parameters = list(model.parameters())
@@ -136,6 +140,7 @@ class TrainingLoop:
         trainer._training_loop = self  # what the default get_batch_samples draws with
         self.step_scheduler = not trainer._scheduler_needs_metrics()
         self.clip_norm = clip_threshold(args.max_grad_norm)
+        self.empty_cache_every = getattr(args, "torch_empty_cache_steps", None)
         self.ignore_keys_for_eval = ignore_keys_for_eval
         self.trial = trial
         # A subclass's _maybe_log_save_evaluate, called at every step as the reference does.
@@ -147,6 +152,8 @@ class TrainingLoop:
         trainer.control = trainer.callback_handler.on_train_begin(
             args, trainer.state, trainer.control
         )
+        if args.eval_on_start:  # a quick check that evaluation works, before any step
+            trainer._evaluate(trial, ignore_keys_for_eval, skip_scheduler=True)
         for epoch in range(self.resume.epoch if self.resume else 0, plan.num_train_epochs):
             self._run_epoch(epoch, dataloader, plan)
             if trainer.control.should_training_stop:
@@ -238,6 +245,8 @@ class TrainingLoop:
         state = trainer.state
         state.global_step += 1
         state.epoch = epoch + consumed / batches_per_epoch
+        if self.empty_cache_every and state.global_step % self.empty_cache_every == 0:
+            release_device_cache(trainer.runtime.device)
         control = trainer.control = handler.on_step_end(args, state, trainer.control)
         if (
             self.log_override
@@ -288,6 +297,7 @@ class TrainingLoop:
         trainer = self.trainer
         if self.count_tokens:
             self._count_tokens(inputs)
+        set_optimizer_mode(trainer.optimizer, "train")  # schedule-free optimizers
         if self.direct_step is not None and num_items is None and window == 1:
             loss = self.direct_step(inputs)
         else:
@@ -329,6 +339,8 @@ class TrainingLoop:
             self.tokens_seen += self.token_counter.add(inputs, main_input)
             if self.trainer.runtime.num_processes == 1 and self.token_counter.device is None:
                 self.trainer.state.num_input_tokens_seen = self.tokens_seen
+        else:
+            self.token_counter.warn_missing(self.trainer.model, inputs)
 
     def _sync_tokens_seen(self) -> None:
         """Bring the state's token count up to date: the processes' counts summed (a
@@ -362,7 +374,7 @@ class TrainingLoop:
         state = trainer.state
         reduce = trainer.runtime.reduce if trainer.runtime.num_processes > 1 else None
         loss = self.tracker.flush(reduce)
-        logs: dict[str, float] = {"loss": round(loss, 4)}
+        logs: dict[str, float] = {"loss": loss}  # unrounded, as transformers 5 logs it
         if self.grad_norm is not None:
             logs["grad_norm"] = float(self.grad_norm.detach().float().item())
         step_rate = self.step_learning_rate
@@ -370,7 +382,10 @@ class TrainingLoop:
         self._sync_tokens_seen()
         self.last_logged_step = state.global_step
         trainer.store_flos()
-        trainer.log(logs)
+        if accepts_argument(trainer.log, "start_time"):  # not a v4.34-style override
+            trainer.log(logs, self.start_time)
+        else:
+            trainer.log(logs)
 
     # ---------------------------------------------------------------- finish
     def _finish(self, plan: TrainingPlan, start_time: float) -> Any:
@@ -424,3 +439,13 @@ class TrainingLoop:
             if os.path.realpath(path) != os.path.realpath(best):
                 logger.info("Deleting older checkpoint %s (save_total_limit=1).", path)
                 delete(path)
+
+
+def release_device_cache(device: torch.device) -> None:
+    """Hand the memory the device's caching allocator holds but does not use back to the
+    driver (``torch_empty_cache_steps``): slower steps, a lower memory peak for other
+    processes sharing the device. The CPU has no such cache."""
+    backend = getattr(torch, device.type, None) if device.type != "cpu" else None
+    empty_cache = getattr(backend, "empty_cache", None)
+    if callable(empty_cache):
+        empty_cache()

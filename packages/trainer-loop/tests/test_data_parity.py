@@ -1,0 +1,131 @@
+"""How the Trainer consumes data where a script written for transformers 5 relies on it:
+streams of 🤗 datasets, the default collator for each kind of processing class, a
+stream's last batch, the input whose length groups examples, logged token rates."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import IterableDataset
+
+from trainer_args import TrainingArguments
+from trainer_loop import DataCollatorWithPadding, Trainer, default_data_collator
+from trainer_loop._collators import pads_sequences
+
+
+class Recorder(nn.Module):
+    """A regression on ``x`` that records the rows of every batch it sees."""
+
+    main_input_name = "x"  # what include_num_input_tokens_seen counts
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.batches: list[list[float]] = []
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        self.batches.append(x.flatten().tolist())
+        prediction = x.flatten() * self.weight
+        loss = ((prediction - labels) ** 2).mean() if labels is not None else None
+        return {"loss": loss, "logits": prediction}
+
+
+class Counting(IterableDataset):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __iter__(self):
+        for i in range(self.size):
+            yield {"x": torch.tensor([float(i)]), "labels": torch.tensor(float(i))}
+
+
+def _args(tmp_path, **overrides) -> TrainingArguments:
+    options = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        save_strategy="no",
+    )
+    options.update(overrides)
+    return TrainingArguments(**options)
+
+
+def test_a_streamed_datasets_dataset_has_its_unused_columns_removed(tmp_path) -> None:
+    rows = {"x": [[float(i)] for i in range(8)], "labels": [float(i) for i in range(8)]}
+    rows["text"] = [f"row {i}" for i in range(8)]  # forward has no such argument
+    stream = datasets.Dataset.from_dict(rows).to_iterable_dataset()
+    model = Recorder()
+    trainer = Trainer(model=model, args=_args(tmp_path, max_steps=2), train_dataset=stream)
+    assert trainer.train().global_step == 2
+    assert model.batches[0] == [0.0, 1.0, 2.0, 3.0]
+    assert "eval_loss" in trainer.evaluate(stream)
+
+
+def test_a_streams_last_shorter_batch_is_kept_even_with_drop_last(tmp_path) -> None:
+    model = Recorder()
+    args = _args(tmp_path, max_steps=3, dataloader_drop_last=True)
+    Trainer(model=model, args=args, train_dataset=Counting(6)).train()
+    assert model.batches == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0], [0.0, 1.0, 2.0, 3.0]]
+    model.batches.clear()
+    Trainer(model=model, args=_args(tmp_path, dataloader_drop_last=True)).evaluate(Counting(5))
+    assert model.batches == [[0.0, 1.0, 2.0, 3.0], [4.0]]
+
+
+def test_the_default_collator_pads_for_tokenizers_and_audio_not_for_images() -> None:
+    transformers = pytest.importorskip("transformers")
+    image_processor = transformers.ViTImageProcessor(size={"height": 8, "width": 8})
+    audio_extractor = transformers.Wav2Vec2FeatureExtractor()
+    assert not pads_sequences(image_processor)  # has a pad(), but images come sized
+    assert pads_sequences(audio_extractor)
+    assert not pads_sequences(None)
+
+    class OwnTokenizer:  # not transformers': padding is what its pad() is for
+        def pad(self, features, **kwargs):
+            return features
+
+    assert pads_sequences(OwnTokenizer())
+    model = Recorder()
+    assert Trainer(model=model, processing_class=image_processor).data_collator is (
+        default_data_collator
+    )
+    audio_trainer = Trainer(model=model, processing_class=audio_extractor)
+    assert isinstance(audio_trainer.data_collator, DataCollatorWithPadding)
+
+
+def test_group_by_length_measures_the_processing_class_first_input(tmp_path) -> None:
+    transformers = pytest.importorskip("transformers")
+    extractor = transformers.Wav2Vec2FeatureExtractor()  # model_input_names[0]: input_values
+    lengths = [3, 9, 5, 7, 2, 8, 4, 6]
+    rows = [{"input_values": [0.1] * n, "labels": 0} for n in lengths]
+    args = _args(tmp_path, group_by_length=True)
+    trainer = Trainer(model=Recorder(), args=args, processing_class=extractor)
+    sampler = trainer._get_train_sampler(rows)
+    assert sampler.lengths == lengths
+
+
+def test_training_logs_carry_the_token_rate_of_the_run(tmp_path) -> None:
+    rows = [{"x": [float(i)], "labels": float(i)} for i in range(8)]
+    args = _args(tmp_path, max_steps=4, logging_steps=2, include_num_input_tokens_seen=True)
+    trainer = Trainer(model=Recorder(), args=args, train_dataset=rows)
+    trainer.train()
+    step_logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert [entry["num_input_tokens_seen"] for entry in step_logs] == [8, 16]
+    assert all(entry["train_tokens_per_second"] > 0 for entry in step_logs)
+    assert all(entry["train_runtime"] >= 0 for entry in step_logs)
+
+
+def test_counting_tokens_without_the_main_input_warns_once(tmp_path, caplog) -> None:
+    class Unnamed(Recorder):
+        main_input_name = "input_ids"  # the batches hold "x"
+
+    rows = [{"x": [float(i)], "labels": float(i)} for i in range(8)]
+    args = _args(tmp_path, max_steps=2, include_num_input_tokens_seen=True)
+    Trainer(model=Unnamed(), args=args, train_dataset=rows).train()
+    warnings = [r for r in caplog.records if "no token is counted" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'input_ids'" in warnings[0].getMessage()
