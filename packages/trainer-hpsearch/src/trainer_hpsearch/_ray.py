@@ -84,7 +84,9 @@ class RayTuneBackend:
             trainer.model = model
             if started:
                 ray.shutdown()
-        scope = os.getenv("RAY_SCOPE", "last")
+        # Which of a trial's reports ranks it: "last", "all", "last-5-avg", ... (Ray's
+        # scope names); TrainingArguments.ray_scope, "last" by default.
+        scope = getattr(trainer.args, "ray_scope", None) or "last"
         best = analysis.get_best_trial(metric="objective", mode=mode, scope=scope)
         return BestRun(best.trial_id, best.last_result["objective"], dict(best.config), analysis)
 
