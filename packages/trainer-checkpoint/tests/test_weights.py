@@ -70,6 +70,27 @@ def test_pickle_format_when_safetensors_is_off(tmp_path) -> None:
     assert (tmp_path / WEIGHTS_NAME).exists()
     load_weights(str(tmp_path), target)
     assert _equal(source, target)
+    assert target.head.weight is target.embed.weight
+
+
+def test_a_pickled_file_holds_every_name_as_torch_save_would(tmp_path) -> None:
+    source, plain = _fresh(0), _fresh(1)
+    save_weights(source.state_dict(), str(tmp_path), safe=False)
+    stored = torch.load(tmp_path / WEIGHTS_NAME, weights_only=True)
+    assert sorted(stored) == sorted(source.state_dict())  # the tied alias too
+    assert stored["head.weight"].data_ptr() == stored["embed.weight"].data_ptr()  # one copy
+    plain.load_state_dict(stored)  # strict, as a plain torch user loads it
+    assert _equal(source, plain)
+
+
+def test_pickled_shards_index_every_name(tmp_path) -> None:
+    source, target = _fresh(0), _fresh(1)
+    save_weights(source.state_dict(), str(tmp_path), safe=False, max_shard_size="300B")
+    with open(tmp_path / "pytorch_model.bin.index.json", encoding="utf-8") as handle:
+        index = json.load(handle)
+    assert sorted(index["weight_map"]) == sorted(source.state_dict())
+    load_weights(str(tmp_path), target)
+    assert _equal(source, target)
 
 
 def test_overlapping_views_are_written_apart(tmp_path) -> None:

@@ -6,9 +6,10 @@ read what we write: ``model.safetensors``, or ``model-00001-of-0000N.safetensors
 {name: file}}``); with ``save_safetensors=False``, ``pytorch_model.bin`` (and its
 ``.index.json`` when sharded).
 
-Tensors that share memory (tied embeddings) are written once, under the first name in
-sorted order; loading re-ties them because the model still shares the parameter, and the
-missing names are checked to be such aliases.
+Tensors that share memory (tied embeddings) are written once: in safetensors under the
+first name in sorted order (loading re-ties them because the model still shares the
+parameter, and the missing names are checked to be such aliases); in
+``pytorch_model.bin`` under every name, as ``torch.save`` keeps shared memory once.
 """
 
 from __future__ import annotations
@@ -136,14 +137,37 @@ def save_weights(
         if len(shards) == 1
         else [_shard_name(base, i, len(shards)) for i in range(len(shards))]
     )
+    files = list(zip(names, shards, strict=True))
+    if not safe:  # torch.save keeps shared memory once: every name can stay
+        files = [(name, _with_aliases(shard, state_dict)) for name, shard in files]
     written = []
-    for name, shard in zip(names, shards, strict=True):
+    for name, shard in files:
         path = os.path.join(folder, name)
         _write_shard(shard, path, safe=safe, flusher=flusher)
         written.append(path)
     if len(shards) > 1:
-        written.append(_write_index(folder, index_name, names, shards))
+        written.append(_write_index(folder, index_name, names, shards, files))
     return written
+
+
+def _with_aliases(
+    shard: dict[str, torch.Tensor], state_dict: Mapping[str, Any]
+) -> dict[str, torch.Tensor]:
+    """``shard`` plus the names that view exactly a tensor it holds (tied weights).
+
+    A ``pytorch_model.bin`` written this way holds every name of the state dict, as
+    ``torch.save(model.state_dict())`` would, so a strict ``load_state_dict`` of the file
+    works; safetensors cannot store such aliases, which loading re-ties instead.
+    """
+    kept = {(t.device, t.untyped_storage().data_ptr()): t for t in shard.values() if t.numel()}
+    complete = dict(shard)
+    for name, tensor in state_dict.items():
+        if name in complete or not isinstance(tensor, torch.Tensor) or not tensor.numel():
+            continue
+        twin = kept.get((tensor.device, tensor.untyped_storage().data_ptr()))
+        if twin is not None and _same_view(twin, tensor):
+            complete[name] = twin
+    return complete
 
 
 def _unique_tensors(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -219,10 +243,16 @@ def _write_shard(
 
 
 def _write_index(
-    folder: str, index_name: str, names: list[str], shards: list[dict[str, Any]]
+    folder: str,
+    index_name: str,
+    names: list[str],
+    shards: list[dict[str, Any]],
+    files: list[tuple[str, dict[str, Any]]],
 ) -> str:
+    """The index of a sharded save: the bytes of the distinct tensors (``shards``), and
+    where each name written (``files``, aliases included) is."""
     total = sum(t.numel() * t.element_size() for shard in shards for t in shard.values())
-    weight_map = {key: name for name, shard in zip(names, shards, strict=True) for key in shard}
+    weight_map = {key: name for name, shard in files for key in shard}
     path = os.path.join(folder, index_name)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, handle, indent=2)
