@@ -42,6 +42,13 @@ def test_maximize_picks_the_highest_objective(tmp_path) -> None:
     assert best.objective == pytest.approx(max(objectives))
 
 
+def test_one_direction_in_a_list_is_a_single_objective_study(tmp_path) -> None:
+    trainer = _trainer(tmp_path)
+    best = OptunaBackend().run(trainer, 2, ["minimize"], sampler=_sampler())
+    objectives = [quadratic_loss(t["params"], 3) for t in trainer.trials]
+    assert best.objective == pytest.approx(min(objectives))  # one BestRun, as the reference
+
+
 def test_study_arguments_reach_create_study(tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     options = {"storage": storage, "study_name": "s", "sampler": _sampler()}

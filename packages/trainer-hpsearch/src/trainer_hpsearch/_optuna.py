@@ -73,6 +73,10 @@ class OptunaBackend:
     ) -> BestRun | list[BestRun]:
         """The study itself: ``plan`` is ``(n_trials, direction)``."""
         n_trials, direction = plan
+        # One direction in a list is a single-objective study (one BestRun), as optuna
+        # and the reference treat it.
+        if isinstance(direction, (list, tuple)) and len(direction) == 1:
+            direction = direction[0]
         several = isinstance(direction, (list, tuple))
         study = optuna.create_study(
             direction=None if several else direction,
