@@ -116,6 +116,17 @@ def test_run_holds_config_history_summary_and_models(
     assert run.artifacts[2][3]["train_runtime"] == 1.5
 
 
+def test_without_a_run_name_wandb_names_the_run_not_the_output_path(
+    wandb_dir: Path, tmp_path: Path
+) -> None:
+    output_dir = str(tmp_path / "out")
+    args = TrainingArguments(output_dir=output_dir)  # run_name defaults to output_dir
+    _train(WandbCallback(), args, TrainerState())
+    _finish()
+    (run,) = offline_runs(wandb_dir)
+    assert output_dir not in (run.name or "")  # offline, W&B leaves it empty until a sync
+
+
 def test_each_search_trial_is_its_own_run_in_a_group(wandb_dir: Path, tmp_path: Path) -> None:
     args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="search")
     callback = WandbCallback()

@@ -92,6 +92,19 @@ def test_availability_checks_agree_with_the_import_system() -> None:
     assert reporters == trainer.TrainingArguments("out", report_to="all").report_to
 
 
+def test_reporter_callbacks_by_name_as_the_trainer_adds_them() -> None:
+    from trainer import integrations
+
+    assert integrations.get_reporting_integration_callbacks("tensorboard") == [
+        integrations.TensorBoardCallback
+    ]
+    assert integrations.get_reporting_integration_callbacks(["none"]) == []
+    with pytest.raises(ValueError, match="'comet_ml' is a reporter of transformers' Trainer"):
+        integrations.get_reporting_integration_callbacks(["comet_ml"])  # transformers' only
+    with pytest.raises(ValueError, match="Unknown name 'tensorbord'"):
+        integrations.get_reporting_integration_callbacks("tensorbord")
+
+
 def test_a_schedule_from_the_optimization_path_drives_a_trainer(tmp_path: Path) -> None:
     from trainer.optimization import get_linear_schedule_with_warmup
 

@@ -123,11 +123,14 @@ class WandbCallback(TrainerCallback):
     def _init_arguments(args: Any, state: TrainerState) -> dict[str, Any]:
         """A search trial's run is grouped under ``run_name`` and named after the trial;
         a trial without a name (no ``hp_name``) lets W&B name it, so that the trials'
-        runs are not all called ``run_name``."""
+        runs are not all called ``run_name``. A ``run_name`` that is only the default
+        (``output_dir``, a path) lets W&B name the run too, as the reference does."""
         if state.is_hyper_param_search or state.trial_name is not None:
             group = {"group": args.run_name or args.output_dir}
             return group if state.trial_name is None else {"name": state.trial_name, **group}
-        return {} if args.run_name is None else {"name": args.run_name}
+        if args.run_name is None or args.run_name == args.output_dir:
+            return {}
+        return {"name": args.run_name}
 
     @staticmethod
     def _run_config(args: Any, model: Any) -> dict[str, Any]:

@@ -8,8 +8,10 @@ look for the library without importing it, so asking is cheap.
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 from trainer_core import REPORT_TO_GROUP, installed_plugins
+from trainer_loop import resolve_reporters
 from trainer_reporting import MLflowCallback, TensorBoardCallback, WandbCallback, rewrite_logs
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "TensorBoardCallback",
     "WandbCallback",
     "get_available_reporting_integrations",
+    "get_reporting_integration_callbacks",
     "is_mlflow_available",
     "is_optuna_available",
     "is_ray_tune_available",
@@ -63,3 +66,10 @@ def is_sigopt_available() -> bool:
 def get_available_reporting_integrations() -> list[str]:
     """The names ``report_to="all"`` expands to: reporters whose library is installed."""
     return sorted(installed_plugins(REPORT_TO_GROUP))
+
+
+def get_reporting_integration_callbacks(report_to: str | list[str] | None) -> list[Any]:
+    """The reporter callback classes ``report_to`` names (``"all"``: every installed one;
+    ``"none"``: none), as the Trainer adds them. An unknown name raises a ``ValueError``
+    that lists the installed ones."""
+    return resolve_reporters(report_to)
