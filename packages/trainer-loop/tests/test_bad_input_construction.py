@@ -62,6 +62,15 @@ def test_what_model_init_returns_is_checked_like_a_model(tmp_path, built, messag
         Trainer(model_init=lambda: built, args=_args(tmp_path))
 
 
+def test_a_model_init_needing_two_arguments_is_refused(tmp_path) -> None:
+    def build(trial, size):  # the Trainer passes at most the trial
+        return _Net()
+
+    with pytest.raises(RuntimeError, match="model_init takes 2 required arguments"):
+        Trainer(model_init=build, args=_args(tmp_path))
+    Trainer(model_init=lambda trial=None, size=3: _Net(), args=_args(tmp_path))  # defaults: fine
+
+
 def test_a_model_name_is_refused_with_how_to_load_it(tmp_path) -> None:
     with pytest.raises(TypeError, match=r"'bert-base-uncased', not a model: load it first"):
         Trainer(model="bert-base-uncased", args=_args(tmp_path))

@@ -77,6 +77,15 @@ def test_trial_values_never_leak_into_the_next_trial(tmp_path) -> None:
     assert host.hp_search_backend is None
 
 
+def test_a_trial_refused_half_way_leaves_no_value_behind(tmp_path) -> None:
+    host = _Host(str(tmp_path))
+    bad = {"id": 0, "learning_rate": 0.5, "warmup_steps": "lots"}  # the second is refused
+    backend = _DictBackend([bad])
+    with pytest.raises(ValueError):
+        host.hyperparameter_search(backend=backend)
+    assert host.args.learning_rate == 0.1  # the field set before the refusal is put back
+
+
 def test_report_computes_the_objective_then_hands_it_over(tmp_path) -> None:
     host = _Host(str(tmp_path))
     backend = _DictBackend([])

@@ -238,3 +238,11 @@ def test_restoring_callback_states_rebuilds_them_with_the_stored_settings(tmp_pa
     assert stopper.early_stopping_patience == 2  # the checkpoint's, as the reference restores
     assert resumed.state.global_step == 3
     assert isinstance(resumed.control, TrainerControl)
+
+
+def test_a_batch_size_set_on_the_arguments_before_train_is_used(tmp_path) -> None:
+    """The pattern after a search: set the best trial's values on args, then train()."""
+    trainer = _trainer(tmp_path, _Quiet(), max_steps=1)
+    trainer.args.per_device_train_batch_size = 4
+    trainer.train()
+    assert trainer.state.train_batch_size == 4

@@ -193,3 +193,38 @@ def test_a_decoder_only_model_keeps_its_default_of_20_new_tokens(tmp_path) -> No
     output = Seq2SeqTrainer(model=model, args=args, data_collator=collate).predict(prompts)
     # A total length of 20 would refuse these 24-token prompts; 20 new tokens follow them.
     assert output.predictions.shape == (2, 24 + 20)
+
+
+# --------------------------------------------- generation_config as the reference takes it
+def test_a_generation_config_json_file_of_any_name_is_read(tmp_path) -> None:
+    saved = transformers.GenerationConfig(max_length=9, num_beams=2, decoder_start_token_id=PAD)
+    saved.save_pretrained(str(tmp_path), config_file_name="my_gen.json")
+    args = _args(tmp_path, generation_config=str(tmp_path / "my_gen.json"))
+    trainer = Seq2SeqTrainer(model=_tiny_t5(), args=args, data_collator=collate)
+    config = trainer.model.generation_config
+    assert (config.max_length, config.num_beams) == (9, 2)
+
+
+def test_an_invalid_generation_config_is_refused_before_training(tmp_path) -> None:
+    invalid = transformers.GenerationConfig(do_sample=False, temperature=0.5)
+    with pytest.raises(ValueError, match=r"(?s)invalid.*temperature.*of generation_config"):
+        Seq2SeqTrainer(model=_tiny_t5(), args=_args(tmp_path, generation_config=invalid))
+
+
+def test_a_given_generation_config_is_copied_and_a_dict_only_overrides_its_keys(
+    tmp_path,
+) -> None:
+    given = transformers.GenerationConfig(max_length=7, decoder_start_token_id=PAD)
+    trainer = Seq2SeqTrainer(model=_tiny_t5(), args=_args(tmp_path, generation_config=given))
+    assert trainer.model.generation_config is not given  # two trainers never share one
+    args = _args(tmp_path, generation_config={"max_length": 6, "num_beams": 2})
+    model = Seq2SeqTrainer(model=_tiny_t5(), args=args).model
+    config = model.generation_config
+    assert (config.max_length, config.num_beams) == (6, 2)
+    assert (config.decoder_start_token_id, config.eos_token_id) == (PAD, EOS)  # the model's
+
+
+def test_subclasses_pad_generated_tokens_with_the_reference_helper(tmp_path) -> None:
+    trainer = Seq2SeqTrainer(model=_tiny_t5(), args=_args(tmp_path), processing_class=_tokenizer())
+    padded = trainer._pad_tensors_to_max_len(torch.tensor([[5, 6], [7, 8]]), 4)
+    assert padded.tolist() == [[5, 6, PAD, PAD], [7, 8, PAD, PAD]]

@@ -395,3 +395,85 @@ def test_sync_gradients_is_false_on_micro_steps_that_keep_gradients_local(tmp_pa
     trainer.train()
     assert trainer.seen == [False, True, False, True]
     assert trainer.accelerator.sync_gradients is True
+
+
+# ------------------------------------------------- calls scripts written for transformers 5
+def _batch() -> dict[str, torch.Tensor]:
+    return trainer_loop.default_data_collator(rows(4))
+
+
+def test_compute_loss_and_training_step_with_an_item_count_before_any_train(tmp_path):
+    """Unit tests of custom trainers call these directly, before (or without) train()."""
+    trainer = Trainer(model=tiny_llama(), args=make_args(tmp_path))
+    batch = _batch()
+    mean = trainer.compute_loss(trainer.model, batch)
+    items = (batch["labels"][:, 1:] != -100).sum()  # the shifted labels the loss counts
+    summed = trainer.compute_loss(trainer.model, batch, num_items_in_batch=items * 2)
+    assert summed.item() == pytest.approx(mean.item() / 2, rel=1e-5)
+    loss = trainer.training_step(trainer.model, batch, num_items_in_batch=items)
+    assert loss.item() == pytest.approx(mean.item(), rel=1e-5)
+
+
+def test_one_context_override_covers_training_and_evaluation_forwards(tmp_path):
+    entered: list[str] = []
+
+    class Counting(Trainer):
+        def autocast_smart_context_manager(self, cache_enabled=True):
+            entered.append("autocast")
+            return super().autocast_smart_context_manager(cache_enabled)
+
+    args = make_args(tmp_path, save_strategy="no", per_device_eval_batch_size=4)
+    trainer = Counting(model=tiny_llama(), args=args, train_dataset=rows(8), eval_dataset=rows(8))
+    trainer.train()
+    assert len(entered) == 2  # compute_loss_context_manager enters it, as the reference
+    trainer.evaluate()
+    assert len(entered) == 4  # and so does every evaluation forward
+
+
+def test_the_collators_tokenizer_is_saved_without_a_processing_class(tmp_path):
+    class Tokenizer:
+        def save_pretrained(self, folder: str) -> None:
+            with open(os.path.join(folder, "tokenizer_config.json"), "w") as handle:
+                handle.write("{}")
+
+    class WithTokenizer:
+        tokenizer = Tokenizer()
+
+        def __call__(self, features):
+            return trainer_loop.default_data_collator(features)
+
+    args = make_args(tmp_path, save_strategy="no")
+    trainer = Trainer(model=tiny_llama(), args=args, data_collator=WithTokenizer())
+    trainer.save_model(str(tmp_path / "saved"))
+    assert "tokenizer_config.json" in files_in(tmp_path / "saved")
+
+
+def test_save_safetensors_is_read_when_saving(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    trainer = Trainer(model=model, args=make_args(tmp_path, save_strategy="no"))
+    trainer.save_model(str(tmp_path / "bin"))
+    trainer.args.save_safetensors = True  # changed after construction
+    trainer.save_model(str(tmp_path / "safe"))
+    assert "pytorch_model.bin" in files_in(tmp_path / "bin")
+    assert "model.safetensors" in files_in(tmp_path / "safe")
+
+
+def test_prepare_input_moves_one_nested_input(tmp_path):
+    trainer = Trainer(model=tiny_llama(), args=make_args(tmp_path))
+    value = {"ids": [torch.ones(2)], "mask": (torch.zeros(1),)}
+    moved = trainer._prepare_input(value)
+    assert moved["ids"][0].device == trainer.args.device and isinstance(moved["mask"], tuple)
+
+
+def test_an_eval_dataloader_override_receives_the_trainers_dataset(tmp_path):
+    received: list[Any] = []
+
+    class Own(Trainer):
+        def get_eval_dataloader(self, eval_dataset=None):
+            received.append(eval_dataset)
+            return super().get_eval_dataloader(eval_dataset)
+
+    evaluation = rows(4)
+    trainer = Own(model=tiny_llama(), args=make_args(tmp_path), eval_dataset=evaluation)
+    trainer.evaluate()
+    assert received == [evaluation]  # transformers 5 passes it (v4.34 passed None)

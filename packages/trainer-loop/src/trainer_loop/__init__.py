@@ -29,6 +29,7 @@ from trainer_loop._optimizers import (
     parse_optim_args,
 )
 from trainer_loop._parameter_names import ALL_LAYERNORM_LAYERS, get_parameter_names
+from trainer_loop._reporters import resolve_reporters
 from trainer_loop._samplers import (
     LengthGroupedSampler,
     SeekableRandomSampler,
@@ -110,6 +111,7 @@ __all__: list[str] = [
     "num_examples",
     "parse_optim_args",
     "remove_unused_columns",
+    "resolve_reporters",
     "seeded_generator",
     "speed_metrics",
 ]

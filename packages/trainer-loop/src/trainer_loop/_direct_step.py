@@ -33,6 +33,7 @@ _STEP_CHAIN = (
     "training_step",
     "compute_loss",
     "compute_loss_context_manager",
+    "autocast_smart_context_manager",
     "_prepare_inputs",
     "_call_training_step",
     "_compute_loss_for_step",

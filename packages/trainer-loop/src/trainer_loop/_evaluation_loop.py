@@ -498,8 +498,8 @@ class EvaluationLoop:
                     # A name lets get_eval_dataloader (or an override) pick the dataset.
                     chosen = name if eval_dataset is None else part
                     metrics.update(self._evaluate_one(chosen, ignore_keys, f"{prefix}_{name}"))
-            else:
-                metrics = self._evaluate_one(eval_dataset, ignore_keys, prefix)
+            else:  # the dataset itself, also when it is the trainer's (transformers 5)
+                metrics = self._evaluate_one(dataset, ignore_keys, prefix)
             tracker.stop_and_update_metrics("eval", metrics)
         finally:
             tracker.stop("eval")

@@ -38,13 +38,17 @@ def _cast(old: Any, value: Any) -> Any:
     return type(old)(value)
 
 
-def apply_trial_values(args: Any, values: dict[str, Any]) -> dict[str, Any]:
+def apply_trial_values(
+    args: Any, values: dict[str, Any], previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Set ``values`` on ``args``; return the fields' previous values (to restore).
 
     Keys that are no ``TrainingArguments`` field are skipped with a warning: they may be
-    meant for ``model_init``, which receives the trial itself.
+    meant for ``model_init``, which receives the trial itself. Each old value goes into
+    ``previous`` before its field is set, so that when a value is refused half way, the
+    fields already set can still be put back.
     """
-    previous: dict[str, Any] = {}
+    previous = {} if previous is None else previous
     for key, value in values.items():
         if not hasattr(args, key):
             logger.warning(
@@ -157,7 +161,8 @@ class HyperparameterSearchMethods:
         self.objective = None  # a trial that never evaluates must not inherit the last score
         changed = self._restore_args()
         values = search.hyperparameters(self, trial)  # type: ignore[arg-type]  # TrainerLike
-        self._args_before_trial = apply_trial_values(self.args, values)  # type: ignore[attr-defined]
+        self._args_before_trial = {}  # filled as fields are set: a refusal keeps the record
+        apply_trial_values(self.args, values, self._args_before_trial)  # type: ignore[attr-defined]
         logger.info("Trial %s: %s", search.trial_id(trial), search.trial_params(trial))
         self._rebuild_from_args(changed | set(self._args_before_trial))
         self._train_batch_size = self.args.train_batch_size  # type: ignore[attr-defined]

@@ -4,10 +4,10 @@
 takes once per batch: which output keys to leave out, how labels are read, whether the
 forward needs an autocast context, and whether the batch can go straight to the model.
 That last shortcut is taken when a Trainer overrides none of ``_prepare_inputs``,
-``compute_loss`` and ``autocast_smart_context_manager`` (on its class or on the
-instance) and uses no label smoothing, ``compute_loss_func`` or ``past_index``: then
-``compute_loss`` would only call the model and read its loss, which the step does
-itself. Any override gets the full path, so it runs exactly as documented.
+``compute_loss``, ``compute_loss_context_manager`` and ``autocast_smart_context_manager``
+(on its class or on the instance) and uses no label smoothing, ``compute_loss_func`` or
+``past_index``: then ``compute_loss`` would only call the model and read its loss, which
+the step does itself. Any override gets the full path, so it runs exactly as documented.
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
 
 # The methods a prediction step goes through; overriding any disables the shortcut.
-_STEP_CHAIN = ("_prepare_inputs", "compute_loss", "autocast_smart_context_manager")
+_STEP_CHAIN = (
+    "_prepare_inputs",
+    "compute_loss",
+    "compute_loss_context_manager",
+    "autocast_smart_context_manager",
+)
+_CONTEXTS = ("compute_loss_context_manager", "autocast_smart_context_manager")
 
 
 class PredictionStep:
@@ -81,7 +87,7 @@ class PredictionStep:
         if not self._needs_autocast:
             loss, logits = self._forward(model, inputs, with_loss, loss_only)
         else:
-            with self.trainer.autocast_smart_context_manager():
+            with self.trainer.compute_loss_context_manager():
                 loss, logits = self._forward(model, inputs, with_loss, loss_only)
         if loss_only:
             return loss, None, None
@@ -168,7 +174,7 @@ def _can_go_direct(trainer: Trainer) -> bool:
 
 def _autocast_is_noop(trainer: Trainer) -> bool:
     """Whether the forward's autocast context does nothing (so it need not be entered)."""
-    return not overrides(trainer, ("autocast_smart_context_manager",)) and (
+    return not overrides(trainer, _CONTEXTS) and (
         getattr(trainer.runtime, "mixed_precision", None) == "no"
     )
 

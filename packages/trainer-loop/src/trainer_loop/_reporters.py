@@ -9,7 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainer_core import REPORT_TO_GROUP, installed_plugins, load_plugin
+from trainer_core import REPORT_TO_GROUP, UnknownPluginError, installed_plugins, load_plugin
+
+# Names transformers' report_to knows whose reporters this trainer does not provide.
+_REFERENCE_ONLY = frozenset(
+    {
+        "azure_ml",
+        "clearml",
+        "codecarbon",
+        "comet_ml",
+        "dagshub",
+        "dvclive",
+        "flyte",
+        "neptune",
+        "swanlab",
+        "trackio",
+    }
+)
 
 
 def resolve_reporters(report_to: list[str] | str | None) -> list[Any]:
@@ -22,4 +38,17 @@ def resolve_reporters(report_to: list[str] | str | None) -> list[Any]:
         return []
     if "all" in names:
         names = sorted(installed_plugins(REPORT_TO_GROUP))
-    return [load_plugin(REPORT_TO_GROUP, name) for name in names]
+    return [_load(name) for name in names]
+
+
+def _load(name: str) -> Any:
+    try:
+        return load_plugin(REPORT_TO_GROUP, name)
+    except UnknownPluginError as error:
+        if name in _REFERENCE_ONLY:  # not a typo: say so, beside the installed names
+            error.args = (
+                f"{error} '{name}' is a reporter of transformers' Trainer that this trainer "
+                "does not provide: remove it from report_to, or pass that library's "
+                "TrainerCallback in callbacks=.",
+            )
+        raise

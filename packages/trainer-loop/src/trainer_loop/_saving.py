@@ -55,6 +55,16 @@ CHECKPOINT_PREFIX = "checkpoint"
 TRAINER_STATE_NAME = "trainer_state.json"
 
 
+def processing_class_to_save(trainer: Trainer) -> Any:
+    """What is saved beside the weights: the processing class, else (as transformers 5
+    does) the tokenizer of the data collator (``DataCollatorForLanguageModeling(tok)``
+    without ``processing_class=``), so the saved folder loads with ``from_pretrained``."""
+    if trainer.processing_class is not None:
+        return trainer.processing_class
+    tokenizer = getattr(trainer.data_collator, "tokenizer", None)
+    return tokenizer if callable(getattr(tokenizer, "save_pretrained", None)) else None
+
+
 def default_checkpoint_store(args: Any, runtime: Any) -> CheckpointStore:
     """trainer-checkpoint's folder store, configured from the arguments."""
     from trainer_checkpoint import FolderCheckpointStore
@@ -290,9 +300,23 @@ class CheckpointWriter:
 
     def __init__(self, trainer: Trainer, store: CheckpointStore | None = None) -> None:
         self.trainer = trainer
-        self.store = (
+        self._own_store = store is None
+        self._store = (
             store if store is not None else default_checkpoint_store(trainer.args, trainer.runtime)
         )
+
+    @property
+    def store(self) -> CheckpointStore:
+        """The checkpoint store; the default one follows ``args.save_safetensors`` as it
+        is when a save happens (a script may change the arguments after construction)."""
+        if self._own_store:
+            safe = bool(getattr(self.trainer.args, "save_safetensors", True))
+            self._store.safe_serialization = safe  # type: ignore[attr-defined]  # ours
+        return self._store
+
+    @store.setter
+    def store(self, store: CheckpointStore) -> None:
+        self._own_store, self._store = False, store
 
     def _model_content(
         self, *, weights: bool = True, beside_shards: bool = False
@@ -306,7 +330,7 @@ class CheckpointWriter:
         trainer = self.trainer
         runtime, wrapped = trainer.runtime, trainer.model_wrapped
         content = CheckpointContent(
-            processing_class=trainer.processing_class, training_args=trainer.args
+            processing_class=processing_class_to_save(trainer), training_args=trainer.args
         )
         if weights:
             state = runtime.state_dict(wrapped)
@@ -391,7 +415,7 @@ class CheckpointWriter:
         content = CheckpointContent(
             model=trainer.runtime.unwrap_model(trainer.model_wrapped),
             state_dict=state_dict,
-            processing_class=trainer.processing_class,
+            processing_class=processing_class_to_save(trainer),
             training_args=trainer.args,
         )
         logger.info("Saving model checkpoint to %s", output_dir)

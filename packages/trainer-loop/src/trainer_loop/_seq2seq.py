@@ -30,6 +30,7 @@ process then keeps running forward passes until all have finished generating.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from collections.abc import Callable, Iterator
@@ -114,6 +115,29 @@ def pad_to_length(tensor: torch.Tensor, length: int, pad_token_id: int) -> torch
     return padded
 
 
+def _generation_config_from(config_class: Any, source: str) -> Any:
+    """Read a configuration from a JSON file (any name), a folder or a model id."""
+    if os.path.isfile(source):
+        folder, name = os.path.split(os.path.abspath(source))
+        return config_class.from_pretrained(folder, config_file_name=name)
+    return config_class.from_pretrained(source)
+
+
+def _validate_strictly(config: Any) -> None:
+    validate = getattr(config, "validate", None)
+    if not callable(validate):
+        return
+    try:
+        validate(strict=True)
+    except TypeError:  # a transformers without strict validation
+        validate()
+    except ValueError as error:
+        raise ValueError(
+            f"{error}\nFix these settings of generation_config before training: every "
+            "checkpoint saves this configuration, and saving refuses it."
+        ) from error
+
+
 class Seq2SeqTrainer(Trainer):
     """A :class:`Trainer` whose evaluation can generate (the reference's ``Seq2SeqTrainer``).
 
@@ -166,32 +190,53 @@ class Seq2SeqTrainer(Trainer):
     # ------------------------------------------------------------ generation config
     @staticmethod
     def load_generation_config(gen_config_arg: Any) -> Any:
-        """A transformers ``GenerationConfig`` from a model id / folder, a dict or an object.
+        """A transformers ``GenerationConfig`` from a model id, a folder, a JSON file, a
+        dict or an object (copied: the caller's stays as it is), validated strictly.
+
+        Strict validation is what ``save_pretrained`` applies at every checkpoint, so a
+        configuration it would refuse is refused here, before any training.
 
         Raises:
             ImportError: a name or a dict was given and transformers is not installed.
+            ValueError: the configuration is invalid (transformers' reasons listed).
         """
         if hasattr(gen_config_arg, "to_dict"):
-            return gen_config_arg
-        try:
-            from transformers import GenerationConfig
-        except ImportError as error:
-            raise ImportError(
-                f"generation_config={gen_config_arg!r} needs transformers to be read "
-                "(pip install transformers); or pass the settings as keyword arguments of "
-                "evaluate()/predict()."
-            ) from error
-        if isinstance(gen_config_arg, dict):
-            return GenerationConfig.from_dict(gen_config_arg)
-        return GenerationConfig.from_pretrained(os.fspath(gen_config_arg))
+            config = copy.deepcopy(gen_config_arg)
+        else:
+            try:
+                from transformers import GenerationConfig
+            except ImportError as error:
+                raise ImportError(
+                    f"generation_config={gen_config_arg!r} needs transformers to be read "
+                    "(pip install transformers); or pass the settings as keyword arguments "
+                    "of evaluate()/predict()."
+                ) from error
+            if isinstance(gen_config_arg, dict):
+                config = GenerationConfig.from_dict(gen_config_arg)
+            else:
+                config = _generation_config_from(GenerationConfig, os.fspath(gen_config_arg))
+        _validate_strictly(config)
+        return config
 
     def _apply_generation_config(self, config: Any) -> None:
         """Set the configuration on the model, or keep a dict as default generate kwargs
-        for a model that has no ``generation_config`` (not a transformers model)."""
-        if isinstance(config, dict) and not hasattr(self.model, "generation_config"):
+        for a model that has no ``generation_config`` (not a transformers model). A dict
+        overrides those keys of the model's own configuration (its start, end and pad
+        ids stay)."""
+        current = getattr(self.model, "generation_config", None)
+        if isinstance(config, dict) and current is None:
             self._generation_defaults = dict(config)
             return
+        if isinstance(config, dict) and hasattr(current, "update"):
+            merged = copy.deepcopy(current)
+            merged.update(**config)
+            config = merged
         self.model.generation_config = self.load_generation_config(config)
+
+    def _pad_tensors_to_max_len(self, tensor: torch.Tensor, max_length: int) -> torch.Tensor:
+        """``tensor`` padded on the right to ``max_length`` with the pad id: the
+        reference's helper, which subclasses overriding ``prediction_step`` call."""
+        return pad_to_length(tensor, max_length, self._pad_token_id())
 
     def _generation_kwargs(self, given: dict[str, Any]) -> dict[str, Any]:
         """``given`` completed from the arguments' generation settings (None values dropped)."""
@@ -295,7 +340,7 @@ class Seq2SeqTrainer(Trainer):
         return getattr(tokens, "sequences", tokens)  # return_dict_in_generate=True
 
     def _loss_of(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
-        with torch.no_grad(), self.autocast_smart_context_manager():
+        with torch.no_grad(), self.compute_loss_context_manager():
             if self._keeps_labels_for_loss(model):
                 loss = self._loss_with_labels_kept(model, inputs)
             else:

@@ -200,6 +200,9 @@ class Trainer(
             self.init_hf_repo()
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
+        # compute_loss / training_step called before train() (tests, subclasses) read
+        # these decisions too; train() takes them again for the model it prepares.
+        self._bind_step_signatures(self.model)
         self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
         self._memory_tracker.stop("init")
 
@@ -379,8 +382,10 @@ class Trainer(
         return self.runtime.autocast()
 
     def compute_loss_context_manager(self) -> contextlib.AbstractContextManager[None]:
-        """Context around ``compute_loss`` in training (autocast)."""
-        return self.runtime.autocast()
+        """Context around every forward pass, training and evaluation alike: the
+        ``autocast_smart_context_manager``, as the reference nests them (so overriding
+        either changes both)."""
+        return self.autocast_smart_context_manager()
 
     def compute_loss(
         self,
@@ -477,6 +482,10 @@ class Trainer(
             return self.training_step(model, inputs, num_items)
         return self.training_step(model, inputs)
 
+    def _prepare_input(self, data: Any) -> Any:
+        """Move one input (a tensor, or a dict / list / tuple of them) to the device."""
+        return move_to_device(data, self.runtime.device)
+
     def _prepare_inputs(self, inputs: Any) -> Any:
         """Move the batch to the device (a no-op for tensors already there)."""
         device = self.runtime.device
@@ -531,6 +540,9 @@ class Trainer(
             raise TypeError(
                 f"train() got unexpected keyword arguments: {', '.join(sorted(kwargs))}."
             )
+        if not self.args.auto_find_batch_size:  # else the size a search found is kept
+            # Read again: scripts set the best trial's values on args before train().
+            self._train_batch_size = self.args.train_batch_size
         self._hp_search_setup(trial)  # a search trial's values go into self.args first
         _input_checks.check_training_inputs(self)  # eval_dataset, metric_for_best_model
         check_batch_metrics_signature(self.args, self.compute_metrics)  # may be set since

@@ -248,6 +248,12 @@ def check_model_or_init(model: Any, model_init: Callable[..., Any] | None) -> No
     (``model_init`` replaces the model when ``train()`` starts)."""
     if model is None and model_init is None:
         raise RuntimeError("`Trainer` requires either a `model` or a `model_init` argument.")
+    if model_init is not None and callable(model_init) and _required_arguments(model_init) > 1:
+        raise RuntimeError(
+            f"model_init takes {_required_arguments(model_init)} required arguments, but the "
+            "Trainer calls it with none or with one (the hyperparameter-search trial). Give "
+            "the other parameters defaults, or bind them with functools.partial."
+        )
     if model is not None and model_init is not None:
         warnings.warn(
             "Trainer got both `model` and `model_init`: `model_init` will overwrite "
@@ -255,6 +261,15 @@ def check_model_or_init(model: Any, model_init: Callable[..., Any] | None) -> No
             FutureWarning,
             stacklevel=4,
         )
+
+
+def _required_arguments(function: Callable[..., Any]) -> int:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin: nothing to check
+        return 0
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional and p.default is inspect.Parameter.empty for p in parameters)
 
 
 def spreads_over_devices(model: Any) -> bool:
