@@ -285,3 +285,9 @@ def test_scalar_fields_round_trip_through_every_path(values: dict[str, Any]) -> 
     assert PARSER.parse_dict(yaml.load(yaml_text, Loader=_YAML_LOADER)) == (args,)
     assert from_argv(PARSER.to_command_line(data)) == args
     assert from_argv(PARSER.to_command_line(args)) == args
+
+
+def test_a_value_without_a_command_line_spelling_names_its_field(tmp_path: Path) -> None:
+    args = TrainingArguments(str(tmp_path), include_num_input_tokens_seen="non_padding")
+    with pytest.raises(ValueError, match="field 'include_num_input_tokens_seen' holds"):
+        HfArgumentParser(TrainingArguments).to_command_line(args)

@@ -42,6 +42,26 @@ def test_transformers_to_dict_builds_equivalent_arguments(case: str, tmp_path: P
     assert TrainingArguments(**args.to_dict()).to_dict() == args.to_dict()
 
 
+@pytest.mark.parametrize("case", ["defaults", "fine_tuning"])
+def test_transformers_training_args_json_parses_as_the_constructor_builds_it(
+    case: str, tmp_path: Path
+) -> None:
+    """What transformers 5 writes (hub_private_repo null, fsdp true, "all") goes through
+    HfArgumentParser's JSON path as it goes through the constructor."""
+    path = tmp_path / "training_args.json"
+    path.write_text(json.dumps({**REFERENCE[case]["to_dict"], "output_dir": str(tmp_path)}))
+    (parsed,) = HfArgumentParser(TrainingArguments).parse_json_file(path)
+    assert parsed.to_dict() == _rebuild(case, tmp_path).to_dict()
+
+
+def test_our_to_dict_parses_back_whatever_the_constructor_took(tmp_path: Path) -> None:
+    built = TrainingArguments(
+        str(tmp_path), include_num_input_tokens_seen="non_padding", warmup_steps=0.1
+    )
+    (parsed,) = HfArgumentParser(TrainingArguments).parse_dict(built.to_dict())
+    assert parsed.to_dict() == built.to_dict()
+
+
 def test_transformers5_only_fields_take_transformers_defaults(tmp_path: Path) -> None:
     args = TrainingArguments(str(tmp_path))
     defaults = {

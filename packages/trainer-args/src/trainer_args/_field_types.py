@@ -518,6 +518,8 @@ class FieldSpec:
         default: the option's default, ``NO_DEFAULT`` when the option is required.
         from_factory: ``default`` came from a ``default_factory`` (the parser leaves such
             values out so that each dataclass instance builds its own).
+        passed_as_is: types of dict values the dataclass's constructor takes beyond the
+            annotation (it checks them itself), handed over unchanged.
     """
 
     name: str
@@ -526,6 +528,7 @@ class FieldSpec:
     optional: bool
     default: Any
     from_factory: bool
+    passed_as_is: tuple[type, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -609,6 +612,8 @@ class FieldSpec:
         """
         if value is None and (self.optional or self.default is None):
             return None
+        if self.passed_as_is and isinstance(value, self.passed_as_is):
+            return value
         try:
             return self._coerce(value)
         except (TypeError, ValueError) as error:
@@ -660,6 +665,12 @@ class FieldSpec:
             return []
         if value is None:
             raise self._unwritable(value, "None has no command-line spelling")
+        try:
+            return self._tokens(value)
+        except (TypeError, ValueError) as error:  # name the field the value belongs to
+            raise self._unwritable(value, str(error) or type(error).__name__) from error
+
+    def _tokens(self, value: Any) -> list[str]:
         if self.kind in ("flag", "scalar"):
             return [f"--{self.name}={self.converter.to_text(value)}"]
         if isinstance(value, str) and self.kind == "str_or_list":
@@ -691,14 +702,17 @@ def _equal(value: Any, default: Any) -> bool:
         return False
 
 
-def build_field_spec(field: dataclasses.Field[Any], hint: Any) -> FieldSpec:
+def build_field_spec(
+    field: dataclasses.Field[Any], hint: Any, passed_as_is: tuple[type, ...] = ()
+) -> FieldSpec:
     """Build the spec of one field from its resolved annotation.
 
     A bool field without a default defaults to False (an absent flag means False), as
     in the reference parser; every other field without a default is required.
+    ``passed_as_is``: see :class:`FieldSpec`.
     """
     kind, converter, optional = classify(hint, field.name)
     default, from_factory = _default_of(field)
     if kind == "flag" and default is NO_DEFAULT:
         default = False
-    return FieldSpec(field.name, kind, converter, optional, default, from_factory)
+    return FieldSpec(field.name, kind, converter, optional, default, from_factory, passed_as_is)

@@ -100,10 +100,14 @@ class HfArgumentParser(argparse.ArgumentParser):
         group_name = getattr(dtype, "_argument_group_name", None)
         container: Any = self.add_argument_group(group_name) if group_name else self
         specs: dict[str, FieldSpec] = {}
+        # Dict values a dataclass's constructor takes beyond its annotations (it checks
+        # them): the JSON transformers 5 writes holds some (hub_private_repo: null).
+        wider: dict[str, tuple[type, ...]] = getattr(dtype, "_dict_value_types", {})
         for field in dataclasses.fields(dtype):
             if not field.init:
                 continue
-            spec = build_field_spec(field, hints.get(field.name, field.type))
+            hint = hints.get(field.name, field.type)
+            spec = build_field_spec(field, hint, tuple(wider.get(field.name, ())))
             spec.add_to(container, field.metadata)
             specs[field.name] = spec
         self._layouts.append((dtype, specs))

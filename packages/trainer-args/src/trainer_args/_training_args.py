@@ -15,7 +15,7 @@ torch loaded lazily) and ``_serialization`` (``to_dict`` and friends).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Union
+from typing import Any, ClassVar, List, Optional, Union
 
 from trainer_args._aliases import mirror_alias
 from trainer_args._enums import (
@@ -305,6 +305,17 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         default="random",
         metadata=_h("train_sampling_strategy", choices=list(TRAIN_SAMPLING_STRATEGIES)),
     )
+
+    # Values the constructor takes beyond a field's annotation, which HfArgumentParser's
+    # dict / JSON / YAML paths pass through (the constructor checks them): transformers
+    # 5's training_args.json writes hub_private_repo null and fsdp true; a warmup below 1
+    # is a share of the run; include_num_input_tokens_seen takes "all" / "non_padding".
+    _dict_value_types: ClassVar[dict[str, tuple[type, ...]]] = {
+        "hub_private_repo": (type(None),),
+        "warmup_steps": (float,),
+        "fsdp": (bool,),
+        "include_num_input_tokens_seen": (str,),
+    }
 
     def __post_init__(self) -> None:
         finalize(self)
