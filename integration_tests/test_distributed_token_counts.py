@@ -69,3 +69,6 @@ def test_without_averaging_across_processes_the_weights_differ(
 ) -> None:
     own = launched[0]["own"]
     assert base.max_difference(own["weights"], single["weights"]) > 1e-4
+    # Each process's loss is a mean over its own tokens: the same size as the averaged
+    # one (an untrained model's first loss), not scaled by the number of processes.
+    assert own["losses"][0] == pytest.approx(single["losses"][0], rel=0.2)

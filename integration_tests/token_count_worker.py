@@ -8,7 +8,9 @@ writes what it observed to ``<out>/rank<N>.json``: the final weights, the logged
     torchrun --nproc_per_node 2 token_count_worker.py <out>
 
 trains twice: normalising by the tokens of every process (``averaged``), then by each
-process's own (``own``). The tests also import :func:`train` for the one-process run.
+process's own (``own``, accumulating two micro-batches of half the size, so that the
+window's count is this process's alone). The tests also import :func:`train` for the
+one-process run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ SAMPLES, LENGTH, VOCAB = 16, 12, 32
 GLOBAL_BATCH = 4
 
 
-def train(out: str, *, average: bool) -> dict[str, Any]:
+def train(out: str, *, average: bool, accumulation: int = 1) -> dict[str, Any]:
     import torch.distributed as dist
 
     from trainer import Trainer, TrainingArguments
@@ -35,7 +37,8 @@ def train(out: str, *, average: bool) -> dict[str, Any]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     args = TrainingArguments(
         output_dir=out,
-        per_device_train_batch_size=GLOBAL_BATCH // world,
+        per_device_train_batch_size=GLOBAL_BATCH // world // accumulation,
+        gradient_accumulation_steps=accumulation,
         num_train_epochs=2,
         optim="sgd",  # Adam would turn float noise in near-zero gradients into whole steps
         learning_rate=0.5,
@@ -72,7 +75,7 @@ def main() -> None:
     torch.set_num_threads(1)
     result = {  # one launch for both (starting the processes costs more than training)
         "averaged": train(os.path.join(options.out, "averaged"), average=True),
-        "own": train(os.path.join(options.out, "own"), average=False),
+        "own": train(os.path.join(options.out, "own"), average=False, accumulation=2),
     }
     rank = int(os.environ.get("RANK", "0"))
     Path(options.out, f"rank{rank}.json").write_text(json.dumps(result))

@@ -464,9 +464,12 @@ class Trainer(
         window = self._current_window
         if num_items is None:
             return None if declared_scaled(self) else 1.0 / window
-        # num_items counts every process's items; gradient averaging across processes
-        # divides by their number, which this factor undoes.
+        # With average_tokens_across_devices, num_items counts every process's items and
+        # gradient averaging across processes divides by their number, which this factor
+        # undoes; without it, num_items is this process's own count (nothing to undo).
         processes = self.runtime.num_processes
+        if not getattr(self.args, "average_tokens_across_devices", True):
+            processes = 1
         if self._loss_is_normalised:
             return None if processes == 1 else float(processes)
         items = count_loss_items(inputs, self._loss_label_name, shifted=self._loss_items_shifted)
