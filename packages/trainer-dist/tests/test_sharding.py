@@ -96,6 +96,22 @@ def test_the_sharded_loader_sets_the_limit_only_during_the_padded_step() -> None
     assert len(loader) == 2 and loader.dataset is data and loader.batch_size == 3
 
 
+def test_a_training_loader_in_dataset_order_gets_even_batches() -> None:
+    class InOrder(SequentialSampler):  # as train_sampling_strategy="sequential" draws
+        pass
+
+    data = [{"x": torch.tensor([float(i)])} for i in range(7)]
+    loader = ShardedDataLoader(
+        DataLoader(data, batch_size=2, sampler=InOrder(data)),
+        torch.device("cpu"),
+        num_processes=2,
+        process_index=1,
+        limit=GatherLimit(),
+    )
+    rows = [batch["x"].flatten().tolist() for batch in loader]
+    assert rows == [[2.0, 3.0], [6.0, 0.0]]  # filled from the start, as the reference
+
+
 def test_streams_are_dealt_batch_by_batch() -> None:
     batches = [torch.full((2,), float(i)) for i in range(5)]
     limit = GatherLimit()

@@ -260,9 +260,9 @@ def rebuild_loader(loader: DataLoader, batch_sampler: Any) -> DataLoader:
 class ShardedDataLoader(DeviceDataLoader):
     """This process's share of a DataLoader, on the runtime's device.
 
-    A loader drawing with a ``SequentialSampler`` (evaluation) gets uneven last batches,
-    any other (a shuffled training loader) even ones unless ``sharding.even_batches`` is
-    off; see the module docstring.
+    A loader drawing with torch's ``SequentialSampler`` itself (evaluation) gets uneven
+    last batches, any other (a training loader, shuffled or in order through a sampler
+    subclass) even ones unless ``sharding.even_batches`` is off; see the module docstring.
 
     ``len()`` is the number of batches this process yields (the same on every process);
     ``dataset``, ``sampler`` (with its ``set_epoch``) and ``batch_size`` are the original
@@ -296,7 +296,10 @@ class ShardedDataLoader(DeviceDataLoader):
         sharding: ShardingOptions | None = None,
     ) -> None:
         sharding = sharding or ShardingOptions()
-        sequential = isinstance(dataloader.sampler, SequentialSampler)
+        # torch's own SequentialSampler is what evaluation loaders draw with; a training
+        # loader in dataset order uses a subclass (the loop's seekable one) and, like a
+        # shuffled one, gets even batches, as the reference's training loaders do.
+        sequential = type(dataloader.sampler) is SequentialSampler
         self.shard_sampler = ShardedBatchSampler(
             dataloader.batch_sampler,  # type: ignore[arg-type]  # checked by can_shard
             batch_size=dataloader.batch_size or 1,
