@@ -76,11 +76,9 @@ def test_a_streams_last_shorter_batch_is_kept_even_with_drop_last(tmp_path) -> N
     assert model.batches == [[0.0, 1.0, 2.0, 3.0], [4.0]]
 
 
-def test_the_default_collator_pads_for_tokenizers_and_audio_not_for_images() -> None:
+def test_the_default_collator_pads_for_audio_and_own_tokenizers() -> None:
     transformers = pytest.importorskip("transformers")
-    image_processor = transformers.ViTImageProcessor(size={"height": 8, "width": 8})
     audio_extractor = transformers.Wav2Vec2FeatureExtractor()
-    assert not pads_sequences(image_processor)  # has a pad(), but images come sized
     assert pads_sequences(audio_extractor)
     assert not pads_sequences(None)
 
@@ -89,12 +87,17 @@ def test_the_default_collator_pads_for_tokenizers_and_audio_not_for_images() -> 
             return features
 
     assert pads_sequences(OwnTokenizer())
-    model = Recorder()
-    assert Trainer(model=model, processing_class=image_processor).data_collator is (
-        default_data_collator
-    )
-    audio_trainer = Trainer(model=model, processing_class=audio_extractor)
+    audio_trainer = Trainer(model=Recorder(), processing_class=audio_extractor)
     assert isinstance(audio_trainer.data_collator, DataCollatorWithPadding)
+
+
+def test_the_default_collator_does_not_pad_for_an_image_processor() -> None:
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("PIL")  # transformers' image processors need Pillow
+    image_processor = transformers.ViTImageProcessor(size={"height": 8, "width": 8})
+    assert not pads_sequences(image_processor)  # has a pad(), but images come sized
+    trainer = Trainer(model=Recorder(), processing_class=image_processor)
+    assert trainer.data_collator is default_data_collator
 
 
 def test_group_by_length_measures_the_processing_class_first_input(tmp_path) -> None:
