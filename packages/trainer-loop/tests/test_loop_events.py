@@ -246,3 +246,8 @@ def test_a_batch_size_set_on_the_arguments_before_train_is_used(tmp_path) -> Non
     trainer.args.per_device_train_batch_size = 4
     trainer.train()
     assert trainer.state.train_batch_size == 4
+
+
+def test_the_state_lists_the_exportable_callbacks_from_construction(tmp_path) -> None:
+    trainer = _trainer(tmp_path, _Quiet())
+    assert "TrainerControl" in trainer.state.stateful_callbacks  # save_state() writes it

@@ -80,7 +80,7 @@ from trainer_loop._optimizers import (
 )
 from trainer_loop._reporters import resolve_reporters
 from trainer_loop._resume import resolve_checkpoint
-from trainer_loop._saving import CheckpointWriter
+from trainer_loop._saving import CheckpointWriter, export_callback_states
 from trainer_loop._schedulers import create_scheduler, steps_on_metrics
 from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import SubclassHookMethods
@@ -191,6 +191,8 @@ class Trainer(
         self._setup_callbacks(callbacks)
         self.state = self._new_state()
         self.control = TrainerControl()
+        # Listed from the start, as the reference does (save_state() before any train()).
+        self.state.stateful_callbacks = export_callback_states(self)
         self.current_flos = 0
         self._initial_num_input_tokens_seen = 0  # set by each train() after any resume
         self._checkpoints = CheckpointWriter(self, checkpoint_store)
