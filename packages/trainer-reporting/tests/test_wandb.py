@@ -16,38 +16,14 @@ import pytest
 from trainer_args import TrainingArguments
 from trainer_core import MissingExtraError, TrainerControl, TrainerState
 from trainer_reporting import WandbCallback
-from trainer_testing.wandb_offline import offline_runs
+from trainer_testing.wandb_offline import offline_runs, offline_wandb
 
 
 @pytest.fixture
 def wandb_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An offline wandb whose every folder (runs, artifacts staging, cache) is in tmp."""
-    root = tmp_path / "wandb-root"
-    root.mkdir()
-    for name, value in {
-        "WANDB_MODE": "offline",
-        "WANDB_SILENT": "true",
-        "WANDB_DIR": root,
-        "WANDB_DATA_DIR": tmp_path / "wandb-data",
-        "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
-        "WANDB_CONFIG_DIR": tmp_path / "wandb-config",
-        "WANDB_PROJECT": "trainer-tests",
-    }.items():
-        monkeypatch.setenv(name, str(value))
-    for name in (
-        "WANDB_LOG_MODEL",
-        "WANDB_WATCH",
-        "WANDB_DISABLED",
-        "WANDB_RUN_ID",
-        "WANDB_RESUME",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    import wandb
-
-    wandb.teardown()  # wandb reads its settings once per process: make it read these
-    yield root
-    wandb.finish()
-    wandb.teardown()
+    with offline_wandb(monkeypatch, tmp_path / "wandb-root", tmp_path, "trainer-tests") as root:
+        yield root
 
 
 class _Model:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
+
+from trainer_loop._dataloader_options import is_hf_dataset
 
 __all__ = [
     "RemoveColumnsCollator",
@@ -166,8 +167,7 @@ def remove_unused_columns(
         ValueError: No column would remain; the message lists the dataset's columns and
             the names ``forward`` accepts.
     """
-    datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
-    if datasets is None or not isinstance(dataset, datasets.Dataset):
+    if not is_hf_dataset(dataset):
         return dataset
     if accepted is None:
         if accepts_any_input(model):

@@ -26,15 +26,26 @@ Choices where the reference is silent, recorded here and in the package docs:
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Sized
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["WorkerSeeder", "dataloader_kwargs", "has_length", "num_examples"]
+__all__ = ["WorkerSeeder", "dataloader_kwargs", "has_length", "is_hf_dataset", "num_examples"]
 
 _SEED_MODULUS = 2**32
+
+
+def is_hf_dataset(dataset: object) -> bool:
+    """A map-style ``datasets.Dataset`` (columns dropped up front, a length column read).
+
+    Streaming ``datasets.IterableDataset``s are not: their examples are filtered in the
+    collator, like those of any other dataset.
+    """
+    datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
+    return datasets is not None and isinstance(dataset, datasets.Dataset)
 
 
 def has_length(dataset: object) -> bool:

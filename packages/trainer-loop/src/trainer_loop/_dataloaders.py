@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from torch.utils.data import DataLoader, IterableDataset
 
 from trainer_loop._columns import RemoveColumnsCollator, accepts_any_input, model_input_names
-from trainer_loop._dataloader_options import dataloader_kwargs, has_length
+from trainer_loop._dataloader_options import dataloader_kwargs, has_length, is_hf_dataset
 from trainer_loop._subclass_hooks import signature_columns
-from trainer_loop._trainer_setup import is_hf_dataset
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer

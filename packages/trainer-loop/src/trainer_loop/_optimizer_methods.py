@@ -14,21 +14,25 @@ training ends, so it stays in the mode of the last step or evaluation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from torch import nn
 
-__all__ = ["OptimizerMethods", "set_optimizer_mode"]
+__all__ = ["OptimizerMethods", "mode_switch", "set_optimizer_mode"]
+
+
+def mode_switch(optimizer: Any, mode: Literal["train", "eval"]) -> Callable[[], Any] | None:
+    """The optimizer's ``train`` / ``eval`` method, or None when it has none (every torch
+    optimizer, and ``None``): the training loop looks it up once per run."""
+    switch = getattr(optimizer, mode, None)
+    return switch if callable(switch) else None
 
 
 def set_optimizer_mode(optimizer: Any, mode: Literal["train", "eval"]) -> None:
-    """Call ``optimizer.train()`` or ``optimizer.eval()`` if the optimizer has it.
-
-    Optimizers without such a method (every torch optimizer) and ``None`` are left
-    alone, so the loops call this unconditionally.
-    """
-    switch = getattr(optimizer, mode, None)
-    if callable(switch):
+    """Call ``optimizer.train()`` or ``optimizer.eval()`` if the optimizer has it."""
+    switch = mode_switch(optimizer, mode)
+    if switch is not None:
         switch()
 
 

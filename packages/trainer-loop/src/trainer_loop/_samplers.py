@@ -20,14 +20,13 @@ a batch of similar lengths stays one process's batch.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import IterableDataset, RandomSampler, Sampler, SequentialSampler
 
-from trainer_loop._dataloader_options import has_length
+from trainer_loop._dataloader_options import has_length, is_hf_dataset
 
 __all__ = [
     "LengthGroupedSampler",
@@ -412,8 +411,7 @@ def _measure_lengths(dataset: Any, model_input_name: str, length_column_name: st
 
 def _length_column(dataset: Any, length_column_name: str) -> list[int] | None:
     """The precomputed lengths of a ``datasets.Dataset``, or None when there are none."""
-    datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
-    if datasets is None or not isinstance(dataset, datasets.Dataset):
+    if not is_hf_dataset(dataset):
         return None
     if length_column_name not in dataset.column_names:
         return None

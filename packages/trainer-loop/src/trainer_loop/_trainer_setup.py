@@ -157,16 +157,6 @@ def parameter_count(function: Callable[..., Any]) -> int:
     return len(inspect.signature(function).parameters)
 
 
-def is_hf_dataset(dataset: Any) -> bool:
-    """A map-style ``datasets.Dataset``, whose unused columns are dropped up front.
-
-    Streaming ``datasets.IterableDataset``s are not: their examples are filtered in the
-    collator, like those of any other dataset.
-    """
-    datasets = sys.modules.get("datasets")  # an object cannot be one if never imported
-    return datasets is not None and isinstance(dataset, datasets.Dataset)
-
-
 def check_batch_metrics_signature(args: Any, compute_metrics: Callable[..., Any] | None) -> None:
     """Refuse, before any work, a ``compute_metrics`` that batch-wise evaluation cannot call.
 

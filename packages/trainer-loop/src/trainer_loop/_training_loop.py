@@ -26,7 +26,7 @@ from trainer_loop._direct_step import build_direct_step, gradient_resetter
 from trainer_loop._inputs import accepts_argument, count_loss_items
 from trainer_loop._log_save_evaluate import OverrideCaller, evaluate_and_save
 from trainer_loop._loss_tracker import LossTracker
-from trainer_loop._optimizer_methods import set_optimizer_mode
+from trainer_loop._optimizer_methods import mode_switch
 from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._saving import export_callback_states
 from trainer_loop._speed_metrics import speed_metrics
@@ -141,6 +141,8 @@ class TrainingLoop:
         self.step_scheduler = not trainer._scheduler_needs_metrics()
         self.clip_norm = clip_threshold(args.max_grad_norm)
         self.empty_cache_every = getattr(args, "torch_empty_cache_steps", None)
+        self.to_train_mode = mode_switch(trainer.optimizer, "train")  # schedule-free ones
+        self.log_takes_start_time = accepts_argument(trainer.log, "start_time")  # not v4.34's
         self.ignore_keys_for_eval = ignore_keys_for_eval
         self.trial = trial
         # A subclass's _maybe_log_save_evaluate, called at every step as the reference does.
@@ -297,7 +299,8 @@ class TrainingLoop:
         trainer = self.trainer
         if self.count_tokens:
             self._count_tokens(inputs)
-        set_optimizer_mode(trainer.optimizer, "train")  # schedule-free optimizers
+        if self.to_train_mode is not None:  # an evaluation may have switched it to eval
+            self.to_train_mode()
         if self.direct_step is not None and num_items is None and window == 1:
             loss = self.direct_step(inputs)
         else:
@@ -382,7 +385,7 @@ class TrainingLoop:
         self._sync_tokens_seen()
         self.last_logged_step = state.global_step
         trainer.store_flos()
-        if accepts_argument(trainer.log, "start_time"):  # not a v4.34-style override
+        if self.log_takes_start_time:
             trainer.log(logs, self.start_time)
         else:
             trainer.log(logs)

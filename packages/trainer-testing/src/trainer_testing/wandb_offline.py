@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,49 @@ class OfflineRun:
     summary: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
     artifacts: list[tuple[str, str, list[str], dict[str, Any]]] = field(default_factory=list)
+
+
+@contextmanager
+def offline_wandb(monkeypatch: Any, runs_dir: Path, scratch: Path, project: str) -> Iterator[Path]:
+    """wandb in offline mode for one test: runs under ``runs_dir`` (the ``WANDB_DIR``),
+    its other folders under ``scratch``, none of the user's model-logging settings.
+
+    wandb reads its settings once per process, so its state is torn down before (to
+    read these) and after (so the next test starts afresh).
+
+    Args:
+        monkeypatch: pytest's ``monkeypatch`` fixture (it undoes the variables).
+        runs_dir: created if missing; yielded.
+        scratch: where the data, cache and config folders go.
+        project: ``WANDB_PROJECT``.
+    """
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": runs_dir,
+        "WANDB_DATA_DIR": scratch / "wandb-data",
+        "WANDB_CACHE_DIR": scratch / "wandb-cache",
+        "WANDB_CONFIG_DIR": scratch / "wandb-config",
+        "WANDB_PROJECT": project,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    for name in (
+        "WANDB_LOG_MODEL",
+        "WANDB_WATCH",
+        "WANDB_DISABLED",
+        "WANDB_RUN_ID",
+        "WANDB_RESUME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    import wandb
+
+    wandb.teardown()
+    try:
+        yield runs_dir
+    finally:
+        wandb.finish()
+        wandb.teardown()
 
 
 def offline_runs(wandb_dir: str | Path) -> list[OfflineRun]:
