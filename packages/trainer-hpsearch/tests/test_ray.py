@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from trainer_hpsearch import RayTuneBackend
-from trainer_testing.search import FakeSearchArgs, FakeSearchTrainer, quadratic_loss
+from trainer_testing.search import (
+    FakeSearchArgs,
+    FakeSearchTrainer,
+    dipping_loss,
+    quadratic_loss,
+)
 
 ray = pytest.importorskip("ray")  # the package's ray extra (in its dev group)
 tune = pytest.importorskip("ray.tune")
@@ -51,6 +56,27 @@ def test_two_trials_on_a_local_cluster_return_the_best_with_its_checkpoint(tmp_p
         state = json.loads(Path(folder, "checkpoint-3", "fake_state.json").read_text())
     assert state["step"] == 3
     assert str(tmp_path) in analysis.experiment_path  # results under output_dir/ray_results
+
+
+@pytest.mark.slow
+def test_ray_scope_ranks_trials_by_the_reports_it_names(tmp_path) -> None:
+    """ray_scope="all" picks the trial with the best report at any evaluation, where
+    "last" (the default) would pick the one that ended best."""
+    trainer = FakeSearchTrainer(
+        RayTuneBackend(),
+        FakeSearchArgs(str(tmp_path), ray_scope="all"),
+        hp_space=_space,
+        loss=dipping_loss,
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        best = trainer.backend.run(trainer, 1, "minimize", verbose=0)
+    finally:
+        ray.shutdown()
+    assert best.hyperparameters == {"learning_rate": 1e-1}  # dipped to 0.5 at step 2
+    assert best.objective == pytest.approx(2.0)  # the objective is its last report
+    by_last = best.run_summary.get_best_trial(metric="objective", mode="min", scope="last")
+    assert by_last.config == {"learning_rate": 1e-2}
 
 
 def test_an_unpicklable_trainer_is_refused_naming_the_attribute(tmp_path) -> None:

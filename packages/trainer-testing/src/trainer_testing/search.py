@@ -23,6 +23,15 @@ def quadratic_loss(params: dict[str, Any], step: int) -> float:
     return (math.log10(params["learning_rate"]) + 2.0) ** 2 + 1.0 / step
 
 
+def dipping_loss(params: dict[str, Any], step: int) -> float:
+    """An evaluation loss that ranks trials differently by their best and by their last
+    report: ``learning_rate >= 0.1`` dips to 0.5 at step 2 and ends at 2.0, any smaller
+    rate stays at 1.0. A search's ``ray_scope`` decides which of the two wins."""
+    if params["learning_rate"] >= 0.1:
+        return 0.5 if step == 2 else 2.0
+    return 1.0
+
+
 @dataclass
 class FakeSearchArgs:
     """The few ``TrainingArguments`` fields a search backend reads."""
@@ -31,6 +40,7 @@ class FakeSearchArgs:
     eval_strategy: str = "steps"
     world_size: int = 1
     learning_rate: float = 5e-5
+    ray_scope: str = "last"
 
 
 @dataclass
