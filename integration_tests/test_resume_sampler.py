@@ -50,6 +50,24 @@ def test_a_saved_pass_start_wins_over_the_epoch_seed() -> None:
 
 
 @pytest.mark.parametrize("sampler", list(_samplers()), ids=["random", "length-grouped"])
+def test_a_saved_pass_of_another_epoch_is_not_replayed(sampler) -> None:
+    """A run resumed with fewer steps per epoch (a larger batch or more accumulation)
+    lands in a later epoch than the pass the checkpoint was taken in: it reads that
+    epoch's own order, not the rest of the saved pass."""
+    passes = [list(sampler) for _ in range(2)]
+    interrupted = _fresh(sampler)
+    position = iter(interrupted)
+    for _ in range(12):  # a checkpoint 12 samples into epoch 0
+        next(position)
+    state = interrupted.sampler_state()
+    assert int(state["pass_epoch"]) == 0
+
+    resumed = _fresh(sampler)  # the new arguments put that step 2 samples into epoch 1
+    resumed.seek(skip=2, state=state, mid_pass=True, passes_done=1)
+    assert list(resumed) == passes[1][2:]
+
+
+@pytest.mark.parametrize("sampler", list(_samplers()), ids=["random", "length-grouped"])
 def test_seek_at_a_pass_boundary_and_without_a_saved_state(sampler) -> None:
     passes = [list(sampler) for _ in range(3)]
     replay = _fresh(sampler)

@@ -70,9 +70,12 @@ class _SeekablePasses:
 
     A pass draws its whole order at once (one ``randperm``), so resuming inside it
     (:meth:`seek`) costs one permutation whatever the position. A checkpoint also
-    stores the generator state at the pass's start (:meth:`sampler_state`), which a
-    resumed pass restores: checkpoints of earlier releases, whose later epochs continued
-    one generator, resume with their own order.
+    stores the generator state at the pass's start and the pass's epoch
+    (:meth:`sampler_state`), which a pass resumed in that same epoch restores:
+    checkpoints of earlier releases, whose later epochs continued one generator, resume
+    with their own order. A resumed run whose steps per epoch changed (another batch size
+    or accumulation) may land in another epoch than the saved pass: it draws that epoch's
+    own order instead, as the reference does.
 
     ``pass_order`` is the whole order of the pass being drawn, the skipped part
     included: a distributed runtime completes an epoch's uneven last step with samples
@@ -87,6 +90,7 @@ class _SeekablePasses:
     epoch = 0
     pass_order: list[int] | None = None
     _pass_start: torch.Tensor | None = None
+    _pass_epoch: int | None = None
     _pending_state: torch.Tensor | None = None
     _skip = 0
 
@@ -111,6 +115,7 @@ class _SeekablePasses:
         elif self.seed is not None:
             generator.manual_seed((self.seed + self.epoch) % _SEED_RANGE)
         self._pass_start = generator.get_state()
+        self._pass_epoch = self.epoch
 
     def _next_pass(self) -> Iterator[int]:
         self._start_pass()
@@ -120,18 +125,20 @@ class _SeekablePasses:
         yield from indices[skip:] if skip else indices
         self.epoch += 1
 
-    def sampler_state(self) -> dict[str, torch.Tensor]:
-        """The generator state at the start of the latest pass (empty without one)."""
+    def sampler_state(self) -> dict[str, torch.Tensor | int]:
+        """The generator state at the start of the latest pass and that pass's epoch
+        (empty without a generator)."""
         if self.generator is None:
             return {}
-        start = self._pass_start if self._pass_start is not None else self.generator.get_state()
-        return {"pass_start": start}
+        if self._pass_start is None:  # no pass drawn yet: the next one starts here
+            return {"pass_start": self.generator.get_state(), "pass_epoch": self.epoch}
+        return {"pass_start": self._pass_start, "pass_epoch": self._pass_epoch}
 
     def seek(
         self,
         *,
         skip: int = 0,
-        state: Mapping[str, torch.Tensor] | None = None,
+        state: Mapping[str, Any] | None = None,
         mid_pass: bool = False,
         passes_done: int | None = None,
     ) -> None:
@@ -140,7 +147,9 @@ class _SeekablePasses:
         Args:
             skip: Samples of the next pass to leave out (already trained on).
             state: What :meth:`sampler_state` returned when the checkpoint was saved.
-                With ``mid_pass``, the next pass repeats the pass that was running.
+                With ``mid_pass``, the next pass repeats the pass that was running, if
+                that pass was of the next pass's epoch (a state without an epoch, from
+                an earlier release, is taken to be).
             mid_pass: Whether the checkpoint was taken inside a pass (else the next
                 pass is drawn for its epoch, as in an uninterrupted run).
             passes_done: Whole passes before the next one: its epoch (unchanged when
@@ -152,7 +161,10 @@ class _SeekablePasses:
         if passes_done is not None:
             self.set_epoch(passes_done)
         self._pending_state = None
-        if self.generator is not None and mid_pass and state and "pass_start" in state:
+        if self.generator is None or not mid_pass or not state or "pass_start" not in state:
+            return
+        saved_epoch = state.get("pass_epoch")
+        if saved_epoch is None or int(saved_epoch) == self.epoch:
             self._pending_state = state["pass_start"].clone()
 
 
