@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -33,7 +34,7 @@ class _Net(nn.Module):
         return {"loss": nn.functional.mse_loss(self.linear(x), labels)}
 
 
-def _train(output_dir: str, resume: str | None = None, **overrides: Any) -> None:
+def _train(output_dir: str, resume: str | None = None, **overrides: Any) -> Trainer:
     options: dict[str, Any] = {
         "output_dir": output_dir,
         "per_device_train_batch_size": 4,
@@ -45,7 +46,9 @@ def _train(output_dir: str, resume: str | None = None, **overrides: Any) -> None
         "use_cpu": True,
     }
     args = TrainingArguments(**{**options, **overrides})
-    Trainer(model=_Net(), args=args, train_dataset=_Data()).train(resume_from_checkpoint=resume)
+    trainer = Trainer(model=_Net(), args=args, train_dataset=_Data())
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer
 
 
 def test_changed_intervals_and_batch_size_are_named_in_one_warning(tmp_path, caplog) -> None:
@@ -69,3 +72,22 @@ def test_resuming_with_the_same_arguments_is_quiet(tmp_path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="trainer_loop"):
         _train(str(tmp_path), str(tmp_path / "checkpoint-2"))
     assert "differ from those" not in caplog.text
+
+
+def test_a_model_only_checkpoint_resumes_the_schedule_at_its_step(tmp_path, caplog) -> None:
+    """save_only_model keeps no scheduler state: the schedule is moved to the step the
+    run resumes at rather than warming up again (the optimizer starts afresh)."""
+
+    def learning_rates(trainer: Trainer) -> list[float]:
+        return [entry["learning_rate"] for entry in trainer.state.log_history if "loss" in entry]
+
+    options = {"max_steps": 8, "logging_steps": 1, "warmup_steps": 2}
+    uninterrupted = _train(str(tmp_path / "full"), **options)
+    _train(str(tmp_path / "model-only"), save_only_model=True, **options)
+    with caplog.at_level(logging.WARNING):
+        resumed = _train(
+            str(tmp_path / "resumed"), str(tmp_path / "model-only" / "checkpoint-4"), **options
+        )
+    assert learning_rates(resumed)[4:] == pytest.approx(learning_rates(uninterrupted)[4:])
+    assert "the learning-rate schedule continues at step 4" in caplog.text
+    assert "optimizer.pt is missing" in caplog.text

@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -258,7 +259,32 @@ def restore_checkpoint(trainer: Trainer, checkpoint: str) -> LoadedCheckpoint:
     )
     if content.model is None:  # checked complete by the store first
         runtime.load_sharded_state(checkpoint, model, trainer.optimizer)
+    _catch_up_fresh_schedule(trainer.lr_scheduler, loaded)
     return loaded
+
+
+def _catch_up_fresh_schedule(scheduler: Any, loaded: LoadedCheckpoint) -> None:
+    """Move a schedule the checkpoint held no state for (``save_only_model``) to the step
+    the run resumes at, so that the learning rate goes on from there instead of starting
+    the warm-up again; the optimizer's moments are lost all the same (the store warns).
+
+    A step-counting scheduler still at its first step while the checkpoint is further on
+    was not restored. ``ReduceLROnPlateau`` follows metrics, not steps, and is left as is.
+    """
+    step = getattr(loaded.trainer_state, "global_step", 0) or 0
+    if step <= 0 or getattr(scheduler, "last_epoch", None) != 0:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        return
+    with warnings.catch_warnings():  # stepping before any optimizer.step() is intended
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(step):
+            scheduler.step()
+    logger.warning(
+        "%s holds no scheduler state: the learning-rate schedule continues at step %d.",
+        loaded.path,
+        step,
+    )
 
 
 def restore_weights(trainer: Trainer, checkpoint: str) -> None:
