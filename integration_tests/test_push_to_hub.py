@@ -148,7 +148,7 @@ def test_checkpoint_strategy_pushes_last_checkpoint_to_a_private_repo(hub, tmp_p
 
 
 def test_a_bad_token_fails_when_the_trainer_is_built(hub, tmp_path):
-    with pytest.raises(HubAccessError, match="token is not valid"):
+    with pytest.raises(HubAccessError, match="no valid token was sent"):
         make_trainer(str(tmp_path / "out"), hub_token="hf_wrong")
     assert hub.repos == {}
 

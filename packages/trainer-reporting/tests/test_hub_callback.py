@@ -113,7 +113,7 @@ def test_the_older_push_to_hub_arguments_name_the_repository(hub, tmp_path):
 
 
 def test_a_bad_token_is_refused_with_a_clear_error(hub, tmp_path):
-    with pytest.raises(HubAccessError, match="token is not valid") as error:
+    with pytest.raises(HubAccessError, match="no valid token was sent") as error:
         HubCallback(hub_args(tmp_path, hub_token="hf_not_a_token"))
     assert "hub_token" in str(error.value)
     assert error.value.__cause__.response.status_code == 401
@@ -249,8 +249,65 @@ def test_a_failed_background_push_is_logged_not_raised(hub, tmp_path, caplog):
     callback.pusher.token = "hf_revoked_token"  # the token stops working mid-run
     save_event(callback, args, 2)
     callback.wait_until_done()
-    assert "refused to push" in caplog.text and "token is not valid" in caplog.text
+    assert "refused to push" in caplog.text and "no valid token was sent" in caplog.text
     assert hub.commits(callback.repo_id) == []
+
+
+def test_a_failed_background_push_names_its_commit(hub, tmp_path, caplog):
+    args = hub_args(tmp_path, hub_strategy="checkpoint")
+    callback = HubCallback(args)
+    callback.pusher.token = "hf_revoked_token"
+    save_event(callback, args, 2)
+    callback.wait_until_done()
+    assert "'Training in progress, step 2'" in caplog.text
+    assert "'Training in progress, step 2, checkpoint' (last-checkpoint/)" in caplog.text
+    assert "_hub_push-" not in caplog.text  # not the staging folder, gone by now
+
+
+def test_a_background_push_is_not_broken_by_a_save_while_it_runs(hub, tmp_path):
+    """push(blocking=False) then save_model(): the save moves the old weights aside and
+    deletes them while the upload may still be reading output_dir."""
+    args = hub_args(tmp_path, hub_strategy="end")
+    callback = HubCallback(args)
+    os.makedirs(args.output_dir)
+    weights = os.path.join(args.output_dir, "model.safetensors")
+    with open(weights, "wb") as file:
+        file.write(WEIGHTS)
+    future = callback.push(args.output_dir, commit_message="End of training", blocking=False)
+    aside = os.path.join(args.output_dir, ".tmp-previous-weights-0000")
+    os.mkdir(aside)  # what save_model does to the weights the push is reading
+    os.replace(weights, os.path.join(aside, "model.safetensors"))
+    with open(weights, "wb") as file:
+        file.write(b"the next save's weights")
+    shutil.rmtree(aside)
+    future.result()
+    callback.wait_until_done()
+    assert hub.repos[callback.repo_id].files["model.safetensors"] == WEIGHTS
+    assert [c.message for c in hub.commits(callback.repo_id)] == ["End of training"]
+    assert sorted(os.listdir(args.output_dir)) == ["model.safetensors"]  # snapshot removed
+
+
+def test_saves_push_nothing_without_push_to_hub(hub, tmp_path):
+    """A manual Trainer.push_to_hub() registers the callback; the saves of a later train()
+    still push only when the arguments ask for it."""
+    args = hub_args(tmp_path, push_to_hub=False)
+    callback = HubCallback(args)
+    save_event(callback, args, 2)
+    assert callback.pusher.jobs == []
+    assert hub.commits(callback.repo_id) == []
+
+
+def test_a_token_given_to_create_the_repository_does_not_stick(hub, tmp_path):
+    args = hub_args(tmp_path, hub_token=None)
+    callback = HubCallback(args, token=DEFAULT_HUB_TOKEN)  # init_hf_repo(token=...)
+    assert callback.repo_id == f"{DEFAULT_HUB_USER}/run-name"
+    os.makedirs(args.output_dir)
+    with open(os.path.join(args.output_dir, "config.json"), "w", encoding="utf-8") as file:
+        file.write("{}")
+    with pytest.raises(HubAccessError, match="no valid token was sent"):
+        callback.push(args.output_dir, commit_message="without a token")
+    callback.push(args.output_dir, commit_message="with one", token=DEFAULT_HUB_TOKEN)
+    assert [c.message for c in hub.commits(callback.repo_id)] == ["with one"]
 
 
 def test_other_processes_push_nothing(hub, tmp_path):

@@ -28,6 +28,7 @@ from trainer_reporting._hub_push import (
     HubPusher,
     copy_model_files,
     stage_checkpoint,
+    stage_output_dir,
     stage_save,
 )
 from trainer_reporting._hub_repo import create_hub_repo, load_hub_client, repo_name_for
@@ -49,7 +50,9 @@ class HubCallback(TrainerCallback):
         args: The run's ``TrainingArguments``; the repository is created at once. Left
             ``None`` (the callback given as a class in ``callbacks=``), it is created at
             the first event, from that event's arguments.
-        token: Overrides ``args.hub_token``.
+        token: Overrides ``args.hub_token`` to create the repository. Pushes use
+            ``args.hub_token`` (or a push's own ``token``), as the reference's do after
+            ``init_hf_repo(token=...)``: one call's token does not stick.
         private: Overrides ``args.hub_private_repo`` (applies to a new repository only).
 
     Raises:
@@ -83,7 +86,7 @@ class HubCallback(TrainerCallback):
             private = self._private if self._private is not None else args.hub_private_repo
             repo_id = create_hub_repo(api, repo_name_for(args), token=token, private=private)
             revision = getattr(args, "hub_revision", None)
-            self.pusher = HubPusher(api, repo_id, token=token, revision=revision)
+            self.pusher = HubPusher(api, repo_id, token=args.hub_token, revision=revision)
         return self.pusher
 
     # ------------------------------------------------------------- events
@@ -92,9 +95,11 @@ class HubCallback(TrainerCallback):
             self._open_repo(args)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Push the checkpoint just written, as ``hub_strategy`` says (main process only)."""
+        """Push the checkpoint just written, as ``hub_strategy`` says (main process only,
+        and only with ``push_to_hub``: a manual ``Trainer.push_to_hub()`` also registers
+        this callback, which must not push the checkpoints of later runs by itself)."""
         strategy = _word(args.hub_strategy)
-        if not state.is_world_process_zero or strategy == "end":
+        if not state.is_world_process_zero or strategy == "end" or not args.push_to_hub:
             return
         pusher = self._open_repo(args)
         if pusher.is_pushing() and not args.hub_always_push:
@@ -136,17 +141,21 @@ class HubCallback(TrainerCallback):
         """Push ``output_dir`` (without checkpoint folders) after the pushes in progress.
 
         Returns the commit's ``CommitInfo``, or a ``Future`` of it when not ``blocking``.
+        A push in the background reads a snapshot of ``output_dir``, so that the caller
+        may save again while it runs.
         """
         if self.pusher is None:
             raise RuntimeError("The Hub repository is not created yet: pass the arguments.")
         self.pusher.wait_until_done()
+        folder = output_dir if blocking else stage_output_dir(output_dir)
         return self.pusher.push_folder(
-            output_dir,
+            folder,
             commit_message=commit_message,
             blocking=blocking,
             ignore_patterns=OUTPUT_DIR_IGNORE,
             token=token,
             revision=revision,
+            remove_after=not blocking,
         )
 
     def wait_until_done(self) -> None:

@@ -24,9 +24,14 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint"
 
-OUTPUT_DIR_IGNORE = ["_*", f"{CHECKPOINT_PREFIX}-*", f".tmp-{CHECKPOINT_PREFIX}-*"]
+OUTPUT_DIR_IGNORE = ["_*", f"{CHECKPOINT_PREFIX}-*", ".tmp-*"]
 """What a push of ``output_dir`` leaves out: checkpoint folders (the strategy decides
-whether they go, and where), half-written ones, and private ``_`` files."""
+whether they go, and where), half-written ones and weights set aside during a save
+(``.tmp-*``), and private ``_`` files."""
+
+_LINKED_SUFFIXES = (".safetensors", ".bin")
+"""``output_dir`` files a snapshot may hard-link: weights, which a save never rewrites in
+place (it moves the old files aside and writes new ones)."""
 
 RESUME_STATE_FILES = (
     "optimizer.pt",
@@ -74,6 +79,26 @@ def stage_save(checkpoint: str, output_dir: str) -> str:
             shutil.copy(os.path.join(output_dir, name), os.path.join(staging, name))
     for name in model_files:
         _link_or_copy(os.path.join(checkpoint, name), os.path.join(staging, name))
+    _copy_subfolders(output_dir, staging)
+    return staging
+
+
+def stage_output_dir(output_dir: str) -> str:
+    """A private folder (``output_dir/_hub_push-*``) holding ``output_dir`` as it is now,
+    for a push that runs in the background (``push_to_hub(blocking=False)``).
+
+    The next ``save_model()`` moves the weights the push is reading out of the way and
+    deletes them, and rewrites the model card in place; the snapshot keeps what this push
+    publishes. Weight files are hard-linked (a save writes new ones rather than rewriting
+    them), the rest is copied.
+    """
+    staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
+    for name in _files_in(output_dir):
+        source, target = os.path.join(output_dir, name), os.path.join(staging, name)
+        if name.endswith(_LINKED_SUFFIXES) and name != "training_args.bin":
+            _link_or_copy(source, target)
+        else:
+            shutil.copy(source, target)
     _copy_subfolders(output_dir, staging)
     return staging
 
@@ -161,6 +186,7 @@ class HubPusher:
 
         ``remove_after``: ``folder`` is a staging folder, deleted once the push is over.
         """
+        what = f"'{commit_message}'" + (f" ({path_in_repo}/)" if path_in_repo else "")
         try:
             result = self.api.upload_folder(
                 repo_id=self.repo_id,
@@ -175,40 +201,51 @@ class HubPusher:
         except Exception as error:
             if remove_after:
                 shutil.rmtree(folder, ignore_errors=True)
-            explained = explain_refusal(error, f"push {folder} to '{self.repo_id}'", self.api)
+            explained = explain_refusal(error, f"push {what} to '{self.repo_id}'", self.api)
             if explained is error:
                 raise
             raise explained from error
         if not blocking:
-            self._track(result, folder, remove_after)
+            self._track(result, folder, what, remove_after)
         elif remove_after:
             shutil.rmtree(folder, ignore_errors=True)
         return result
 
-    def _track(self, job: Future[Any], folder: str, remove_after: bool) -> None:
+    def _track(self, job: Future[Any], folder: str, what: str, remove_after: bool) -> None:
         if not self.is_pushing():
             self.jobs, self._settled = [], []
         settled = threading.Event()
         self.jobs.append(job)
         self._settled.append(settled)
-        job.add_done_callback(lambda done: self._finish(done, folder, remove_after, settled))
+        job.add_done_callback(lambda done: self._finish(done, folder, what, remove_after, settled))
 
     def _finish(
-        self, job: Future[Any], folder: str, remove_after: bool, settled: threading.Event
+        self,
+        job: Future[Any],
+        folder: str,
+        what: str,
+        remove_after: bool,
+        settled: threading.Event,
     ) -> None:
         try:
             if remove_after:
                 shutil.rmtree(folder, ignore_errors=True)
-            self._report_failure(job, folder)
+            self._report_failure(job, what)
         finally:
             settled.set()
 
-    def _report_failure(self, job: Future[Any], folder: str) -> None:
-        """A background push cannot raise into training: its failure is logged."""
+    def _report_failure(self, job: Future[Any], what: str) -> None:
+        """A background push cannot raise into training: its failure is logged, naming
+        the commit (the staging folder it read from is gone by now)."""
         error = job.exception()
         if error is not None:
-            explained = explain_refusal(error, f"push {folder} to '{self.repo_id}'", self.api)
-            logger.error("Pushing %s to the Hub failed: %s", folder, explained)
+            explained = explain_refusal(error, f"push {what} to '{self.repo_id}'", self.api)
+            logger.error(
+                "Pushing %s to '%s' failed (the local files are kept): %s",
+                what,
+                self.repo_id,
+                explained,
+            )
 
     def wait_until_done(self) -> None:
         """Block until every push started so far has finished (successfully or not)."""

@@ -60,7 +60,7 @@ def explain_refusal(error: Exception, action: str, api: Any) -> Exception:
     if isinstance(error, MissingExtraError) or status not in (401, 403):
         return error
     reason = (
-        "the token is not valid" if status == 401 else "the token may not write to that namespace"
+        "no valid token was sent" if status == 401 else "the token may not write to that namespace"
     )
     return HubAccessError(
         f"The Hub at {api.endpoint} refused to {action} (HTTP {status}: {reason}). "
