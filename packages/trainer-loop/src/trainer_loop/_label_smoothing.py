@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -32,7 +33,9 @@ class LabelSmoother:
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
         """Return the smoothed loss: the mean over the labelled positions, or their sum
-        divided by ``num_items_in_batch`` when given.
+        divided by ``num_items_in_batch`` when given. A batch without any labelled
+        position has a loss of 0 (not the NaN of an empty mean): one micro-batch of an
+        accumulation window may hold only padding, and its share of the window is none.
 
         Args:
             model_output: the model's output (a dict with "logits" or a tuple whose
@@ -53,10 +56,31 @@ class LabelSmoother:
             labels.reshape(-1),
             ignore_index=self.ignore_index,
             label_smoothing=self.epsilon,
-            reduction="mean" if num_items_in_batch is None else "sum",
+            reduction="sum",
         )
         if num_items_in_batch is None:
-            return loss
+            return loss / labels.ne(self.ignore_index).sum().clamp(min=1)
         if isinstance(num_items_in_batch, torch.Tensor):  # the count may be on another device
             num_items_in_batch = num_items_in_batch.to(loss.device)
         return loss / num_items_in_batch
+
+
+def label_smoother_for(model: Any, epsilon: float) -> LabelSmoother | None:
+    """The Trainer's smoother for ``label_smoothing_factor=epsilon``; None when off.
+
+    Smoothing spreads one class's probability over the others, which means nothing for a
+    multi-label classifier (independent yes/no per class, float targets): such a model
+    keeps its own loss, with a warning, as in the reference.
+    """
+    if epsilon <= 0:
+        return None
+    config = getattr(model, "config", None)
+    if getattr(config, "problem_type", None) == "multi_label_classification":
+        warnings.warn(
+            "label_smoothing_factor is ignored for a multi-label classification model "
+            "(config.problem_type='multi_label_classification'): it trains with its own loss.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    return LabelSmoother(epsilon=epsilon)

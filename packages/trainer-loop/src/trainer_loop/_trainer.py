@@ -61,7 +61,7 @@ from trainer_loop._inputs import (
     move_to_device,
 )
 from trainer_loop._jit_checkpoint import jit_checkpoint_callbacks
-from trainer_loop._label_smoothing import LabelSmoother
+from trainer_loop._label_smoothing import label_smoother_for
 from trainer_loop._loss_scaling import (
     declared_scaled,
     loss_is_normalised,
@@ -174,11 +174,7 @@ class Trainer(
         )
         self._created_lr_scheduler = False  # whether train() must build a new one
         self._setup_model_placement()
-        self.label_smoother = (
-            LabelSmoother(epsilon=args.label_smoothing_factor)
-            if args.label_smoothing_factor > 0
-            else None
-        )
+        self.label_smoother = label_smoother_for(self.model, args.label_smoothing_factor)
         label_names = args.label_names  # [] means no labels, not the model's default
         self.label_names = list(
             default_label_names(self.model) if label_names is None else label_names
