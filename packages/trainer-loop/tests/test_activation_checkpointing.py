@@ -87,3 +87,48 @@ def test_transformers_5_argument_names_turn_it_on(tmp_path) -> None:
     )
     Trainer(model=model, args=args, train_dataset=_Tokens()).train()
     assert model.is_activation_checkpointing
+
+
+def _tiny_llama(layers: int = 2) -> Any:
+    config = transformers.LlamaConfig(
+        vocab_size=16,
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def test_layer_choices_are_arguments_of_the_method_not_checkpoint_options(tmp_path) -> None:
+    """transformers 5 reads every_n_layers and offload out of the dict (torch's checkpoint
+    would refuse them) and hands the rest to torch.utils.checkpoint."""
+    model = _tiny_llama()
+    kwargs = {"use_reentrant": False, "every_n_layers": 2}
+    args = _args(tmp_path, gradient_checkpointing_kwargs=kwargs)
+    Trainer(model=model, args=args, train_dataset=_Tokens()).train()
+    checkpointed = [layer.gradient_checkpointing for layer in model.model.layers]
+    assert checkpointed == [True, False]
+
+    offloaded = _tiny_llama()
+    args = _args(tmp_path, gradient_checkpointing_kwargs={"offload": True})
+    Trainer(model=offloaded, args=args, train_dataset=_Tokens()).train()
+    assert offloaded.is_activation_checkpointing
+
+
+def test_a_layer_choice_the_method_does_not_take_is_refused_by_name(tmp_path) -> None:
+    class OldStyle(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(6, 1)
+
+        def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return self.linear(input_ids.float()).mean()
+
+        def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None) -> None:
+            pass
+
+    args = _args(tmp_path, gradient_checkpointing_kwargs={"every_n_layers": 2})
+    with pytest.raises(ValueError, match=r"'every_n_layers'.*gradient_checkpointing_enable"):
+        Trainer(model=OldStyle(), args=args, train_dataset=_Tokens()).train()

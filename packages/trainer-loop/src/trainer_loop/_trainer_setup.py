@@ -122,10 +122,27 @@ def enable_activation_checkpointing(model: Any, kwargs: dict[str, Any] | None) -
             "method: implement one (e.g. with torch.utils.checkpoint) or turn "
             "gradient_checkpointing off."
         )
+    checkpoint_kwargs = dict(kwargs or {})
+    # transformers 5's own choices (which layers, activations on the CPU) are arguments
+    # of the method, not options of torch.utils.checkpoint: they leave the dict.
+    options = {
+        name: checkpoint_kwargs.pop(name) for name in _LAYER_OPTIONS if name in checkpoint_kwargs
+    }
+    refused = sorted(name for name in options if not accepts_argument(enable, name))
+    if refused:
+        raise ValueError(
+            f"gradient_checkpointing_kwargs has {', '.join(map(repr, refused))}, but "
+            f"{type(model).__name__}.{enable.__name__}() takes no such argument (transformers "
+            "5 models do): leave it out of gradient_checkpointing_kwargs."
+        )
     if kwargs is not None and accepts_argument(enable, keyword):
-        enable(**{keyword: kwargs})
-    else:
-        enable()
+        options[keyword] = checkpoint_kwargs or None  # as the reference: {} is the default
+    enable(**options)
+
+
+_LAYER_OPTIONS = ("every_n_layers", "offload")
+"""``gradient_checkpointing_kwargs`` keys that transformers 5 hands to
+``activation_checkpointing_enable`` as arguments of their own."""
 
 
 def pick_processing_class(tokenizer: Any, processing_class: Any) -> Any:
