@@ -579,6 +579,7 @@ class EvaluationLoop:
             logger.info("  Num examples = %d", run.expected)
         logger.info("  Batch size = %s", args.eval_batch_size)
         self._iterate(run, model, dataloader)
+        self.trainer.__dict__.pop("_past", None)  # evaluation memories stay out of training
         extra = {"jit_compilation_time": jit_seconds} if jit_seconds is not None else {}
         preparation = getattr(self.trainer, "model_preparation_time", None)
         if preparation is not None:

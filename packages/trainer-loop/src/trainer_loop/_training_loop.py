@@ -181,6 +181,8 @@ class TrainingLoop:
             sampler.set_epoch(epoch)
         if hasattr(getattr(dataloader, "dataset", None), "set_epoch"):
             dataloader.dataset.set_epoch(epoch)
+        if args.past_index >= 0:  # memories do not carry over from an evaluation or epoch
+            trainer._past = None
         trainer.control = trainer.callback_handler.on_epoch_begin(
             args, trainer.state, trainer.control
         )
@@ -416,6 +418,7 @@ class TrainingLoop:
         metrics["train_loss"] = train_loss
         trainer.is_in_train = False
         trainer._training_loop = None  # get_batch_samples has no loop to draw from now
+        trainer.__dict__.pop("_past", None)  # the last step's memories (past_index)
         trainer._memory_tracker.stop_and_update_metrics("train", metrics)
         trainer.log(metrics)
         self._keep_only_best_checkpoint()
