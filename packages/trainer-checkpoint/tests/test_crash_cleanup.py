@@ -127,3 +127,21 @@ def test_rotation_removes_older_leftovers_but_spares_protected_and_newer_ones(tm
     (tmp_path / ".tmp-deleting-checkpoint-3-0123abcd").mkdir()
     store.rotate(out, 1, keep=[str(tmp_path / "checkpoint-2")])
     assert sorted(os.listdir(out)) == ["checkpoint-2", "checkpoint-4", "checkpoint-9"]
+
+
+def test_incomplete_older_folders_count_towards_the_limit_and_are_not_deleted_below_it(
+    tmp_path,
+) -> None:
+    """A user slims older checkpoints to their weights (removes optimizer.pt): a later
+    rotation with room for them keeps them, as the reference does; over the limit they
+    go oldest first, like complete ones."""
+    out = str(tmp_path)
+    store = FolderCheckpointStore(fsync=False)
+    _save(store, out, 2, 4, 6)
+    for step in (2, 4):
+        os.remove(tmp_path / f"checkpoint-{step}" / "optimizer.pt")
+    _save(store, out, 8)
+    assert store.rotate(out, 10) == []
+    assert sorted(os.listdir(out)) == [f"checkpoint-{s}" for s in (2, 4, 6, 8)]
+    assert store.rotate(out, 3) == [os.path.join(out, "checkpoint-2")]
+    assert sorted(os.listdir(out)) == ["checkpoint-4", "checkpoint-6", "checkpoint-8"]

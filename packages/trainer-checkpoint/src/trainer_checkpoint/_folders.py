@@ -217,36 +217,48 @@ def incomplete_folders(output_dir: str) -> list[str]:
 def rotate_checkpoints(output_dir: str, limit: int, *, keep: Collection[str] = ()) -> list[str]:
     """Delete the oldest checkpoints so that at most ``limit`` remain, if it can.
 
-    The newest checkpoint (where a resumed run starts) and the paths in ``keep`` (the
-    best checkpoint, the one training resumed from) are never deleted, and count towards
-    the limit, as in the reference. So ``limit=1`` keeps one folder when the best
+    The newest complete checkpoint (where a resumed run starts) and the paths in ``keep``
+    (the best checkpoint, the one training resumed from) are never deleted, and count
+    towards the limit, as in the reference. So ``limit=1`` keeps one folder when the best
     checkpoint is the newest one, and two (the best and the newest) when the best is
     older: the limit is exceeded only by the protected folders themselves. A
     non-positive limit deletes nothing.
+
+    ``checkpoint-<step>`` folders older than the newest complete one that are not
+    complete themselves (a user kept only the weights, another tool wrote them) count
+    towards the limit like the others, as in the reference, and go only in their turn:
+    rotation never deletes a folder just for being incomplete. Incomplete folders newer
+    than every complete one are left alone (a save may be under way there).
 
     Returns:
         The deleted folders, oldest first.
     """
     if limit is None or limit <= 0:
         return []
-    checkpoints = list_checkpoints(output_dir)
-    protected = {os.path.realpath(path) for path in [*keep, *checkpoints[-1:]] if path}
-    remove_leftovers(output_dir, protected=protected)
-    others = [c for c in checkpoints if os.path.realpath(c) not in protected]
-    survivors = max(limit, len(checkpoints) - len(others))
-    doomed = others[: max(len(checkpoints) - survivors, 0)]
+    remove_leftovers(output_dir)
+    candidates = _candidates(output_dir)
+    complete = [path for _, path in candidates if is_complete(path)]
+    newest = complete[-1] if complete else None
+    newest_step = max((step for step, path in candidates if path == newest), default=None)
+    pool = [
+        path
+        for step, path in candidates
+        if path in complete or (newest_step is not None and step < newest_step)
+    ]
+    protected = {os.path.realpath(path) for path in [*keep, newest] if path}
+    others = [path for path in pool if os.path.realpath(path) not in protected]
+    survivors = max(limit, len(pool) - len(others))
+    doomed = others[: max(len(pool) - survivors, 0)]
     for path in doomed:
         logger.info("Deleting older checkpoint %s (save_total_limit=%d).", path, limit)
     return [path for path in doomed if delete_folder(path)]
 
 
-def remove_leftovers(output_dir: str, *, protected: Collection[str] = ()) -> None:
-    """Delete what crashes left behind, once a newer complete checkpoint exists.
-
-    That is: folders whose deletion was interrupted (always), staging folders of older
-    steps, and ``checkpoint-<step>`` folders older than the newest complete checkpoint
-    that are not complete (a save or deletion done in place by another tool and cut
-    short). Paths in ``protected`` (resolved) stay, whatever they hold.
+def remove_leftovers(output_dir: str) -> None:
+    """Delete what our own interrupted saves and deletions left behind: folders whose
+    deletion was cut short (always), and staging folders of steps older than the newest
+    complete checkpoint. Only hidden folders of ours are touched: a ``checkpoint-<step>``
+    folder is never deleted here, whatever it holds.
     """
     candidates = _candidates(output_dir)
     newest = max((step for step, path in candidates if is_complete(path)), default=None)
@@ -256,17 +268,6 @@ def remove_leftovers(output_dir: str, *, protected: Collection[str] = ()) -> Non
         if name.startswith(DELETING_PREFIX) or older:
             logger.info("Removing %s, left by an interrupted save or deletion.", name)
             shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
-    for step, path in candidates:
-        stale = newest is not None and step < newest and not is_complete(path)
-        if stale and os.path.realpath(path) not in protected:
-            logger.warning(
-                "Deleting %s: an interrupted save or deletion left it incomplete (it lacks "
-                "%s), and checkpoint-%d is newer.",
-                path,
-                ", ".join(missing_parts(path)),
-                newest,
-            )
-            delete_folder(path)
 
 
 def move_aside(path: str) -> str | None:

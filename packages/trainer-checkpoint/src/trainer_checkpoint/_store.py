@@ -291,9 +291,9 @@ class FolderCheckpointStore:
             named = os.path.basename(path).startswith(CHECKPOINT_PREFIX)
             lacks = missing_parts(path) if named else []
             logger.warning(
-                "Ignoring %s: it is not a complete checkpoint%s (left by an interrupted save "
-                "or deletion). Saving with save_total_limit removes it once a newer "
-                "checkpoint exists; or delete it yourself.",
+                "Ignoring %s: it is not a complete checkpoint%s (an interrupted save or "
+                "deletion, or files removed by hand). save_total_limit counts it among "
+                "the older checkpoints; or delete it yourself.",
                 path,
                 f" (it lacks {', '.join(lacks)})" if lacks else "",
             )
@@ -303,8 +303,8 @@ class FolderCheckpointStore:
     def rotate(self, output_dir: str, limit: int, *, keep: Collection[str] = ()) -> list[str]:
         """Delete the oldest checkpoints beyond ``limit``, sparing ``keep`` and the newest.
 
-        Also removes what interrupted saves and deletions left behind (see
-        ``remove_leftovers``).
+        Also removes the hidden folders our interrupted saves and deletions left
+        behind (see ``remove_leftovers``).
         """
         return rotate_checkpoints(output_dir, limit, keep=keep)
 
