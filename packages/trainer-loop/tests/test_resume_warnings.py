@@ -91,3 +91,17 @@ def test_a_model_only_checkpoint_resumes_the_schedule_at_its_step(tmp_path, capl
     assert learning_rates(resumed)[4:] == pytest.approx(learning_rates(uninterrupted)[4:])
     assert "the learning-rate schedule continues at step 4" in caplog.text
     assert "optimizer.pt is missing" in caplog.text
+
+
+def test_a_folder_of_save_model_and_save_state_resumes_with_a_fresh_optimizer(
+    tmp_path, caplog
+) -> None:
+    """The end of many scripts: save_model() then save_state() into output_dir. The
+    reference resumes from that folder (weights and state; a fresh optimizer), so do we."""
+    first = _train(str(tmp_path), max_steps=4, save_strategy="no")
+    first.save_model()
+    first.save_state()
+    with caplog.at_level(logging.WARNING):
+        resumed = _train(str(tmp_path), str(tmp_path), max_steps=8, save_strategy="no")
+    assert resumed.state.global_step == 8
+    assert "optimizer.pt is missing" in caplog.text

@@ -94,12 +94,13 @@ def missing_parts(folder: str) -> list[str]:
 
     It needs ``trainer_state.json`` and the model's state: a weights file, every shard
     its index names, or per-process shards. A full-weights checkpoint written for
-    resuming (it holds ``scheduler.pt``, ``scaler.pt`` or an RNG file, or its
-    ``training_args.json`` says ``save_only_model`` is off) also needs ``optimizer.pt``,
-    and ``scheduler.pt`` when our Trainer wrote it (``training_args.json``): a folder that
-    lacks them was cut short by a crash while another tool wrote or deleted it in place,
-    and resuming from it would restart the optimizer silently. ``save_only_model``
-    checkpoints hold neither and stay complete.
+    resuming (it holds ``scheduler.pt``, ``scaler.pt`` or an RNG file) also needs
+    ``optimizer.pt``, and ``scheduler.pt`` when our Trainer wrote it
+    (``training_args.json``): a folder that lacks them was cut short by a crash while
+    another tool wrote or deleted it in place, and resuming from it would restart the
+    optimizer silently. Folders without any resume file stay complete:
+    ``save_only_model`` checkpoints, and what ``save_model()`` with ``save_state()``
+    writes (which the reference resumes from, with a fresh optimizer).
     """
     names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
     missing = [] if TRAINER_STATE_NAME in names else [TRAINER_STATE_NAME]
@@ -130,10 +131,8 @@ def _missing_resume_files(folder: str, names: set[str]) -> list[str]:
         if TRAINING_ARGS_NAME in names
         else None
     )
-    resumable = (
-        bool(names & {OPTIMIZER_NAME, SCHEDULER_NAME, SCALER_NAME})
-        or any(_RNG_RE.match(name) for name in names)
-        or (ours is not None and ours.get("save_only_model") is False)
+    resumable = bool(names & {OPTIMIZER_NAME, SCHEDULER_NAME, SCALER_NAME}) or any(
+        _RNG_RE.match(name) for name in names
     )
     if not resumable:
         return []
