@@ -66,13 +66,14 @@ def _base() -> torch.nn.Module:
     return transformers.LlamaForCausalLM(config)
 
 
-def _lora() -> torch.nn.Module:
+def _lora(adapter_name: str = "default") -> torch.nn.Module:
     config = peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    return peft.get_peft_model(_base(), config)
+    return peft.get_peft_model(_base(), config, adapter_name=adapter_name)
 
 
 def _adapter(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in peft.get_peft_model_state_dict(model).items()}
+    state = peft.get_peft_model_state_dict(model, adapter_name=model.active_adapter)
+    return {k: v.detach().clone() for k, v in state.items()}
 
 
 def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -128,6 +129,33 @@ def test_a_stopped_and_resumed_lora_run_ends_with_the_adapter_of_an_uninterrupte
     resumed = _lora()
     Trainer(model=resumed, args=args, train_dataset=Tokens()).train(resume_from_checkpoint=True)
     assert _same(_adapter(resumed), _adapter(uninterrupted))
+
+
+def test_an_adapter_with_its_own_name_is_checkpointed_in_its_folder_and_resumes(
+    tmp_path: Path,
+) -> None:
+    """PEFT saves an adapter not named "default" in a sub-folder of that name, as the
+    reference's checkpoints then hold it: such folders are checkpoints, without the full
+    weights beside them, and resume into the adapter of that name."""
+    from trainer.trainer_utils import get_last_checkpoint
+
+    full = _lora("mine")
+    Trainer(model=full, args=_args(tmp_path / "full"), train_dataset=Tokens()).train()
+    args = _args(tmp_path / "stopped")
+    stopped = Trainer(model=_lora("mine"), args=args, train_dataset=Tokens(), callbacks=[StopAt(6)])
+    stopped.train()
+    checkpoint = tmp_path / "stopped" / "checkpoint-4"
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(
+        os.listdir(checkpoint / "mine")
+    )
+    assert not set(os.listdir(checkpoint)) & _FULL_WEIGHTS
+    assert get_last_checkpoint(str(tmp_path / "stopped")) == str(checkpoint)
+    resumed = _lora("mine")
+    Trainer(model=resumed, args=args, train_dataset=Tokens()).train(
+        resume_from_checkpoint=str(checkpoint)
+    )
+    assert resumed.active_adapter == "mine"
+    assert _same(_adapter(resumed), _adapter(full))
 
 
 def test_load_best_model_at_end_loads_the_best_adapter(tmp_path: Path) -> None:

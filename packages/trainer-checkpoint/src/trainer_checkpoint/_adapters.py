@@ -26,6 +26,7 @@ __all__ = [
     "adapter_owner",
     "has_adapter",
     "load_adapter",
+    "named_adapter_folders",
     "wrapped_chain",
 ]
 
@@ -35,12 +36,32 @@ ADAPTER_WEIGHTS_NAME = "adapter_model.bin"
 ADAPTER_WEIGHT_FILES = (ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME)
 
 
-def has_adapter(folder: str) -> bool:
-    """Whether ``folder`` holds an adapter as ``save_pretrained`` of a PEFT model writes it
-    (its config and its weights, at the top of the folder: the default adapter)."""
+def _holds_adapter_files(folder: str) -> bool:
     if not os.path.isfile(os.path.join(folder, ADAPTER_CONFIG_NAME)):
         return False
     return any(os.path.isfile(os.path.join(folder, name)) for name in ADAPTER_WEIGHT_FILES)
+
+
+def named_adapter_folders(folder: str) -> dict[str, str]:
+    """The adapters ``save_pretrained`` of a PEFT model stored in sub-folders of
+    ``folder``, by name: PEFT writes the adapter named "default" at the top and every
+    other one (``get_peft_model(..., adapter_name="mine")``) in a folder of its name."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return {}
+    return {
+        entry.name: entry.path
+        for entry in entries
+        if entry.is_dir() and _holds_adapter_files(entry.path)
+    }
+
+
+def has_adapter(folder: str) -> bool:
+    """Whether ``folder`` holds adapters as ``save_pretrained`` of a PEFT model writes
+    them: config and weights at the top (the "default" adapter) or in sub-folders named
+    after the adapters."""
+    return _holds_adapter_files(folder) or bool(named_adapter_folders(folder))
 
 
 def wrapped_chain(model: Any) -> Iterator[Any]:
@@ -79,7 +100,9 @@ def _active_adapter(owner: Any) -> str:
 
 
 def load_adapter(folder: str, model: Any, *, device: Any = None) -> None:
-    """Load the adapter saved in ``folder`` into ``model``'s active adapter, in place.
+    """Load the adapter saved in ``folder`` into ``model``'s active adapter, in place; or,
+    when ``folder`` stores named adapters in sub-folders, each into the adapter of its
+    name (only the active one trainable, then made active again), as the reference does.
 
     The parameters keep their identity (the optimizer refers to them) and stay
     trainable. The base weights are left as they are: an adapter checkpoint holds none.
@@ -96,11 +119,23 @@ def load_adapter(folder: str, model: Any, *, device: Any = None) -> None:
             "LoraConfig) before loading this checkpoint, or load it with "
             "peft.PeftModel.from_pretrained(base_model, folder)."
         )
+    active = _active_adapter(owner)
+    if _holds_adapter_files(folder):
+        _load_one(owner, folder, active, trainable=True, device=device)
+        return
+    for name, path in named_adapter_folders(folder).items():
+        _load_one(owner, path, name, trainable=name == active, device=device)
+    set_adapter = getattr(owner, "set_adapter", None)
+    if callable(set_adapter):  # loading may have switched to the last adapter loaded
+        set_adapter(active)
+
+
+def _load_one(owner: Any, folder: str, name: str, *, trainable: bool, device: Any) -> None:
     loader = owner.load_adapter
-    options: dict[str, Any] = {"is_trainable": True}
+    options: dict[str, Any] = {"is_trainable": trainable}
     if device is not None and "torch_device" in _named_parameters(loader):
         options["torch_device"] = str(device)
-    result = loader(folder, adapter_name=_active_adapter(owner), **options)
+    result = loader(folder, adapter_name=name, **options)
     missing = list(getattr(result, "missing_keys", None) or [])
     unexpected = list(getattr(result, "unexpected_keys", None) or [])
     if missing or unexpected:
