@@ -216,3 +216,29 @@ def test_a_full_disk_raises_an_error_naming_the_path_and_keeps_earlier_checkpoin
     assert "ERROR: " in result.stdout and str(tmp_path / "checkpoint-2") in result.stdout
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-1"]  # no staging folder left
     FolderCheckpointStore().load_model(str(tmp_path / "checkpoint-1"), nn.Linear(2, 2))
+
+
+class _PretrainedLike(nn.Linear):
+    """A model with its own save_pretrained, recording the options it was given."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2)
+        self.options: dict = {}
+
+    def save_pretrained(self, folder: str, state_dict=None, max_shard_size="50GB", **kw) -> None:
+        self.options = {"max_shard_size": max_shard_size, **kw}
+        torch.save(state_dict, os.path.join(folder, "pytorch_model.bin"))
+
+
+def test_a_model_with_save_pretrained_shards_as_it_does_by_itself(tmp_path) -> None:
+    """The reference's Trainer passes no shard size: a 7B model comes out in the model's
+    own default layout, not cut at our 5GB (unless the store is told a size)."""
+    model = _PretrainedLike()
+    FolderCheckpointStore(fsync=False).save_model(
+        str(tmp_path / "default"), CheckpointContent(model=model)
+    )
+    assert model.options["max_shard_size"] == "50GB"
+    FolderCheckpointStore(fsync=False, max_shard_size="1GB").save_model(
+        str(tmp_path / "told"), CheckpointContent(model=model)
+    )
+    assert model.options["max_shard_size"] == "1GB"

@@ -119,7 +119,9 @@ class FolderCheckpointStore:
         safe_serialization: Weights as safetensors (``save_safetensors``); else
             ``pytorch_model.bin``.
         max_shard_size: Weights beyond this size are split into shards with an index
-            (bytes or a string such as ``"5GB"``).
+            (bytes or a string such as ``"5GB"``). By default a model with its own
+            ``save_pretrained`` shards as it does by itself (as the reference's Trainer
+            leaves it), and other modules beyond 5GB.
         num_processes: Processes that train together (names the RNG files).
         fsync: Flush files to stable storage before a checkpoint is renamed into place
             (turn off only on file systems where a rename is not durable anyway).
@@ -129,7 +131,7 @@ class FolderCheckpointStore:
         self,
         *,
         safe_serialization: bool = True,
-        max_shard_size: int | str = "5GB",
+        max_shard_size: int | str | None = None,
         num_processes: int = 1,
         fsync: bool = True,
     ) -> None:
@@ -261,11 +263,13 @@ class FolderCheckpointStore:
                 state_dict,
                 folder,
                 safe=self.safe_serialization,
-                max_shard_size=self.max_shard_size,
+                max_shard_size=self._plain_shard_size,
                 flusher=flusher,
             )
             return
-        wanted = {"state_dict": state_dict, "max_shard_size": self.max_shard_size}
+        wanted: dict[str, Any] = {"state_dict": state_dict}
+        if self.max_shard_size is not None:
+            wanted["max_shard_size"] = self.max_shard_size
         if not self.safe_serialization:
             wanted["safe_serialization"] = False
         save_pretrained(folder, **_accepted(save_pretrained, wanted))
@@ -276,9 +280,14 @@ class FolderCheckpointStore:
                 state_dict,
                 folder,
                 safe=self.safe_serialization,
-                max_shard_size=self.max_shard_size,
+                max_shard_size=self._plain_shard_size,
                 flusher=flusher,
             )
+
+    @property
+    def _plain_shard_size(self) -> int | str:
+        """The shard size for weights we write ourselves (no ``save_pretrained``)."""
+        return self.max_shard_size if self.max_shard_size is not None else "5GB"
 
     # --------------------------------------------------------------- discovery
     def checkpoints(self, output_dir: str) -> list[str]:
