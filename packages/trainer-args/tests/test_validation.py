@@ -118,6 +118,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ),
     ({"load_best_model_at_end": True}, "load_best_model_at_end"),
     ({"save_strategy": "best"}, "save_strategy"),
+    ({"save_strategy": "best", "eval_strategy": "epoch"}, "metric_for_best_model"),
     # scheduler and data loading
     ({"lr_scheduler_type": "reduce_lr_on_plateau"}, "lr_scheduler_type"),
     ({"dataloader_prefetch_factor": 2}, "dataloader_prefetch_factor"),

@@ -244,12 +244,12 @@ def fill_step_intervals(args: Any) -> None:
 
 
 def fill_best_model(args: Any) -> None:
-    """Tracking a best model defaults the metric to the loss, lower being better; so does
-    ``reduce_lr_on_plateau``, which steps on that metric (as in transformers 5)."""
+    """Loading the best model at the end defaults the metric to the loss, lower being
+    better; so does ``reduce_lr_on_plateau``, which steps on that metric (as in
+    transformers 5). ``save_strategy="best"`` alone names no default: the validation
+    asks for the metric, as transformers 5 does."""
     tracks_best = (
-        args.load_best_model_at_end
-        or args.save_strategy == SaveStrategy.BEST
-        or args.lr_scheduler_type == SchedulerType.REDUCE_ON_PLATEAU
+        args.load_best_model_at_end or args.lr_scheduler_type == SchedulerType.REDUCE_ON_PLATEAU
     )
     if tracks_best and args.metric_for_best_model is None:
         args.metric_for_best_model = "loss"

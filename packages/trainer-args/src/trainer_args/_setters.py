@@ -152,7 +152,9 @@ class SettersMixin:
     ) -> Any:
         """Set the checkpoint arguments: when to save, how many to keep, where.
 
-        ``strategy="best"`` defaults ``metric_for_best_model`` to the loss.
+        ``strategy="best"`` defaults ``metric_for_best_model`` to the loss (a builder
+        call names the strategy on purpose; constructing the arguments with
+        ``save_strategy="best"`` and no metric is refused, as in transformers 5).
         """
         chosen = coerce_enum("strategy", strategy, SaveStrategy)
         self.save_steps = _interval("strategy", chosen, "steps", steps)
@@ -160,6 +162,8 @@ class SettersMixin:
         self.save_total_limit = total_limit
         self.save_on_each_node = on_each_node
         _check(self, "save_total_limit")
+        if chosen == SaveStrategy.BEST and self.metric_for_best_model is None:
+            self.metric_for_best_model = "loss"
         fill_best_model(self)
         return self
 

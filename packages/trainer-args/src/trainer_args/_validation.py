@@ -219,6 +219,14 @@ def check_best_model(args: Any) -> None:
             "an evaluation strategy other than 'no'",
             "'best' saves when an evaluation improves; set eval_strategy='steps' or 'epoch'.",
         )
+    if save == SaveStrategy.BEST and args.metric_for_best_model is None:
+        raise invalid(
+            "metric_for_best_model",
+            None,
+            "a metric name with save_strategy='best'",
+            "'best' saves when that metric improves: name it, e.g. metric_for_best_model="
+            "'loss' or 'accuracy' (a key compute_metrics returns, with or without 'eval_').",
+        )
     if not args.load_best_model_at_end or save == SaveStrategy.BEST:
         return
     if evaluation == IntervalStrategy.NO:
