@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import pytest
 import torch
 from torch import nn
 
@@ -93,3 +94,34 @@ def test_an_adapter_models_sharded_state_holds_the_adapter_only(tmp_path) -> Non
     assert all(torch.equal(v, frozen[k]) for k, v in fresh.base.state_dict().items())
     expected = optimizer.state_dict()["state"][0]["exp_avg"]
     assert torch.equal(other.state_dict()["state"][0]["exp_avg"], expected)
+
+
+def test_a_plain_optimizer_state_is_loaded_by_parameter_name() -> None:
+    """A checkpoint written without sharding (one process, DDP) holds the optimizer's
+    state keyed by position; the sharded runtimes load states keyed by parameter name,
+    so position k becomes the k-th parameter of the optimizer's groups."""
+    from trainer_dist._state_io import load_full_optimizer_state, named_optimizer_state
+
+    model, optimizer = _trained()
+    plain = optimizer.state_dict()
+    named = named_optimizer_state(model, optimizer, plain)
+    assert list(named["state"]) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert named["param_groups"][0]["params"] == list(named["state"])
+    assert named_optimizer_state(model, optimizer, named) is named  # already by name
+
+    torch.manual_seed(1)
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 1))
+    other = torch.optim.AdamW(fresh.parameters(), lr=0.1)
+    load_full_optimizer_state(fresh, other, plain)
+    loaded = other.state_dict()["state"]
+    assert all(torch.equal(loaded[k]["exp_avg"], plain["state"][k]["exp_avg"]) for k in range(4))
+
+
+def test_a_plain_optimizer_state_of_other_groups_is_refused() -> None:
+    from trainer_dist._state_io import named_optimizer_state
+
+    model, optimizer = _trained()
+    plain = optimizer.state_dict()
+    plain["param_groups"][0]["params"] = [0, 1, 2]
+    with pytest.raises(ValueError, match=r"groups of sizes \[3\].*has \[4\]"):
+        named_optimizer_state(model, optimizer, plain)

@@ -129,10 +129,60 @@ def _gathered(value: Any, keep: bool) -> Any:
 def load_full_optimizer_state(
     model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
 ) -> None:
-    """Load an optimizer state from :func:`full_optimizer_state` (every process passes it)."""
+    """Load an optimizer state from :func:`full_optimizer_state` (every process passes it),
+    or a plain ``optimizer.state_dict()`` (keyed by position: a checkpoint written without
+    sharding, by one process or DDP), whose keys are first turned into parameter names."""
     from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
+    state = named_optimizer_state(model, optimizer, state)
     set_optimizer_state_dict(model, optimizer, state, options=_options(full=True))
+
+
+_WRAPPER_NAME_PARTS = frozenset({"_checkpoint_wrapped_module", "_orig_mod", "_fsdp_wrapped_module"})
+"""Module names wrappers (activation checkpointing, ``torch.compile``, FSDP1) insert in
+parameter names, which torch's full optimizer state leaves out."""
+
+
+def named_optimizer_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> dict[str, Any]:
+    """``state`` keyed by parameter name, as torch's full optimizer state is.
+
+    A plain ``optimizer.state_dict()`` numbers the parameters in the order of the
+    optimizer's groups; the Trainer builds the same groups in the same order with or
+    without sharding, so position ``k`` of the saved state is the ``k``-th parameter of
+    ``optimizer`` now. A state already keyed by name is returned as it is.
+
+    Raises:
+        ValueError: the saved groups do not have the sizes of the optimizer's (the
+            checkpoint belongs to another model or another optimizer set-up).
+    """
+    groups = state.get("param_groups") or []
+    if not any(isinstance(key, int) for group in groups for key in group.get("params", [])):
+        return state
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    current = [list(group["params"]) for group in optimizer.param_groups]
+    saved_sizes = [len(group["params"]) for group in groups]
+    if saved_sizes != [len(params) for params in current]:
+        raise ValueError(
+            f"The checkpoint's optimizer state has parameter groups of sizes {saved_sizes}, "
+            f"but this run's optimizer has {[len(params) for params in current]}: it was "
+            "saved for another model or optimizer set-up. Resume with the arguments it "
+            "was saved with, or start a new run from its weights."
+        )
+    by_position = [
+        ".".join(part for part in names[id(p)].split(".") if part not in _WRAPPER_NAME_PARTS)
+        for params in current
+        for p in params
+    ]
+    saved_state = state.get("state", {})
+    return {
+        "state": {by_position[int(key)]: value for key, value in saved_state.items()},
+        "param_groups": [
+            {**group, "params": [by_position[int(key)] for key in group["params"]]}
+            for group in groups
+        ],
+    }
 
 
 def save_sharded(directory: str, model: nn.Module, optimizer: Any | None) -> None:
