@@ -178,6 +178,30 @@ def test_an_optimizer_class_is_refused_with_the_two_ways_to_pass_one(tmp_path) -
         Trainer(model=_Net(), args=_args(tmp_path), optimizers=(torch.optim.AdamW, None))
 
 
+def test_a_name_where_an_optimizer_or_scheduler_belongs_is_refused(tmp_path) -> None:
+    with pytest.raises(TypeError, match=r"optimizers\[0\] is 'adam', not an optimizer.*optim="):
+        Trainer(model=_Net(), args=_args(tmp_path), optimizers=("adam", None))
+    model = _Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TypeError, match=r"optimizers\[1\] is 'cosine'.*lr_scheduler_type"):
+        Trainer(model=model, args=_args(tmp_path), optimizers=(optimizer, "cosine"))
+
+
+@pytest.mark.parametrize(
+    "name", ["compute_metrics", "preprocess_logits_for_metrics", "compute_loss_func"]
+)
+def test_a_function_argument_that_cannot_be_called_is_refused(tmp_path, name) -> None:
+    with pytest.raises(TypeError, match=rf"{name} must be a function, got 'accuracy'"):
+        Trainer(model=_Net(), args=_args(tmp_path), **{name: "accuracy"})
+
+
+def test_a_model_init_that_cannot_be_called_is_refused(tmp_path) -> None:
+    with pytest.raises(TypeError, match=r"model_init must be a function, got int\(\)"):
+        Trainer(args=_args(tmp_path), model_init=3)
+    with pytest.raises(TypeError, match=r"model_init is a model \(_Net\).*model=\.\.\."):
+        Trainer(args=_args(tmp_path), model_init=_Net())
+
+
 def _scheduled(model: nn.Module) -> torch.optim.lr_scheduler.LambdaLR:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)

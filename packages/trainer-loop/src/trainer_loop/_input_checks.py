@@ -296,6 +296,7 @@ def check_given_optimizers(trainer: Any, model: Any, optimizers: Any) -> None:
                 "model.parameters(), lr=...)), or optimizer_cls_and_kwargs=(class, kwargs) "
                 "to let the Trainer build the optimizer."
             )
+    _check_optimizer_kinds(optimizer, scheduler)
     if optimizer is not None and isinstance(model, nn.Module):
         _check_optimizer_holds_model(optimizer, model)
     scheduled = _parameter_ids(getattr(scheduler, "optimizer", None))
@@ -316,6 +317,49 @@ def check_given_optimizers(trainer: Any, model: Any, optimizers: Any) -> None:
             "optimizer, so the learning rate of the one training the model would never "
             "change. Build the scheduler on the optimizer you pass."
         )
+
+
+def _check_optimizer_kinds(optimizer: Any, scheduler: Any) -> None:
+    """Refuse a name or other value where an optimizer or a scheduler object belongs (it
+    would fail only when training starts, on a missing ``param_groups``)."""
+    if optimizer is not None and not (
+        hasattr(optimizer, "param_groups") and callable(getattr(optimizer, "step", None))
+    ):
+        raise TypeError(
+            f"optimizers[0] is {_name(optimizer)}, not an optimizer: pass one built on the "
+            "model (e.g. torch.optim.AdamW(model.parameters(), lr=...)), or None and name "
+            "it in TrainingArguments(optim=...), e.g. optim='adamw_torch'."
+        )
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(
+            f"optimizers[1] is {_name(scheduler)}, not a learning-rate scheduler: pass one "
+            "built on the optimizer (e.g. torch.optim.lr_scheduler.LambdaLR(optimizer, ...)), "
+            "or None and name it in TrainingArguments(lr_scheduler_type=...), e.g. 'cosine'."
+        )
+
+
+def check_functions(**functions: Any) -> None:
+    """Refuse a ``compute_metrics``, ``model_init``, ... that cannot be called (a metric's
+    name, say): it would fail only at the first evaluation, or when training starts."""
+    model_init = functions.get("model_init")
+    if isinstance(model_init, nn.Module):
+        raise TypeError(
+            f"model_init is a model ({type(model_init).__name__}), not a function that "
+            "builds one: pass it as model=..., or pass model_init=lambda: "
+            f"{type(model_init).__name__}(...) to build a fresh model for each run."
+        )
+    for name, function in functions.items():
+        if function is not None and not callable(function):
+            hint = (
+                " (to compute a named metric, wrap it: e.g. evaluate.load(name).compute "
+                "inside a function of the EvalPrediction)"
+                if isinstance(function, str)
+                else ""
+            )
+            raise TypeError(
+                f"{name} must be a function, got {_name(function)}{hint}. Pass a callable, "
+                f"or leave {name} None."
+            )
 
 
 def _check_optimizer_holds_model(optimizer: Any, model: nn.Module) -> None:

@@ -149,6 +149,12 @@ class Trainer(
         _input_checks.check_trainer_inputs(
             self, model, args, data_collator, train_dataset, callbacks, optimizers
         )
+        _input_checks.check_functions(
+            model_init=model_init,
+            compute_metrics=compute_metrics,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+            compute_loss_func=compute_loss_func,
+        )
         self.args = args
         self._memory_tracker = MemoryTracker(args.skip_memory_metrics)
         self._memory_tracker.start("init")
