@@ -397,3 +397,19 @@ def test_disable_tqdm_follows_the_trainer_logger_level() -> None:
 def test_log_levels_are_case_insensitive() -> None:
     args = _build(log_level="INFO", log_level_replica="Error")
     assert (args.log_level, args.log_level_replica) == ("info", "error")
+
+
+def test_a_bool_given_as_a_word_means_what_it_says() -> None:
+    """greater_is_better="False" (from a config file or an environment variable) would
+    keep the worst checkpoint as the best if its truth were taken."""
+    args = _build(
+        greater_is_better="False", disable_tqdm="no", logging_nan_inf_filter="off", do_train="1"
+    )
+    assert args.greater_is_better is False
+    assert (args.disable_tqdm, args.logging_nan_inf_filter, args.do_train) == (False, False, True)
+    with pytest.raises(ValueError, match=r"push_to_hub='maybe' is not valid: expected a bool"):
+        _build(push_to_hub="maybe")
+    # a field with words of its own keeps them
+    assert _build(include_num_input_tokens_seen="non_padding").include_num_input_tokens_seen == (
+        "non_padding"
+    )

@@ -493,6 +493,32 @@ def classify(hint: Any, name: str) -> tuple[str, _Converter, bool]:
     return kind, converter, optional
 
 
+@functools.cache
+def bool_field_names(cls: type) -> frozenset[str]:
+    """The ``init`` fields of the dataclass ``cls`` annotated ``bool`` or ``bool | None``:
+    those a string given in Python (``greater_is_better="False"``) would otherwise pass
+    by its truth, the opposite of what it says."""
+    hints = typing.get_type_hints(cls)
+    names = set()
+    for field in dataclasses.fields(cls):
+        members, _ = _split_optional(hints.get(field.name))
+        if field.init and members == (bool,):
+            names.add(field.name)
+    return frozenset(names)
+
+
+def bool_from_word(text: str) -> bool:
+    """``"true"`` / ``"no"`` / ... as a bool (the words the command line accepts).
+
+    Raises:
+        ValueError: another word, naming the accepted ones.
+    """
+    return _Bool().from_text(text)
+
+
+BOOL_WORDS = _BOOL_WORDS
+
+
 # --------------------------------------------------------------------------- field specs
 
 _LONE_PERCENT = re.compile(r"%(?![(%])")

@@ -33,6 +33,7 @@ from trainer_args._enums import (
     SaveStrategy,
     SchedulerType,
 )
+from trainer_args._field_types import BOOL_WORDS, bool_field_names, bool_from_word
 from trainer_args._fsdp import (
     complete_fsdp_config,
     load_fsdp_config,
@@ -171,8 +172,26 @@ def _check_metric_name(args: Any) -> None:
         raise wrong_type("metric_for_best_model", metric, "a metric name (str), e.g. 'loss'")
 
 
+def read_bool_words(args: Any) -> None:
+    """A bool argument given as a word (``"False"``, ``"no"``, read from a config or an
+    environment variable) means what it says, as on the command line; any other string
+    is refused. Left as a string, ``"False"`` would count as true. Fields that also take
+    words of their own (``include_num_input_tokens_seen="non_padding"``, listed in
+    ``_dict_value_types``) are left to their own reading."""
+    own_words = getattr(type(args), "_dict_value_types", {})
+    for name in bool_field_names(type(args)):
+        value = getattr(args, name)
+        if not isinstance(value, str) or str in own_words.get(name, ()):
+            continue
+        try:
+            setattr(args, name, bool_from_word(value))
+        except ValueError:
+            raise invalid(name, value, "a bool", f"Pass True or False ({BOOL_WORDS}).") from None
+
+
 def parse_values(args: Any) -> None:
     """Bring every structured argument into its canonical type."""
+    read_bool_words(args)
     expand_paths(args)
     drop_masked_tokens(args)
     _check_metric_name(args)
