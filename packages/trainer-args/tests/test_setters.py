@@ -259,7 +259,7 @@ def test_set_dataloader_values() -> None:
         (lambda a: a.set_evaluate("steps", steps=0), "steps"),
         (lambda a: a.set_evaluate("steps", steps=2.5), "steps"),
         (lambda a: a.set_save("steps", steps=0), "steps"),
-        (lambda a: a.set_save(total_limit=-1), "save_total_limit"),
+        (lambda a: a.set_save(total_limit=1.5), "save_total_limit"),
         (lambda a: a.set_logging(level="loud"), "log_level"),
         (lambda a: a.set_push_to_hub("me/m", strategy="never"), "strategy"),
         (lambda a: a.set_optimizer("adamw_magic"), "name"),

@@ -53,7 +53,6 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"logging_steps": -1}, "logging_steps"),
     ({"save_steps": -10}, "save_steps"),
     ({"eval_steps": -3}, "eval_steps"),
-    ({"save_total_limit": -1}, "save_total_limit"),
     ({"dataloader_num_workers": -1}, "dataloader_num_workers"),
     ({"num_train_epochs": -1.0}, "num_train_epochs"),
     ({"learning_rate": -1e-3}, "learning_rate"),
@@ -79,7 +78,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     # a "steps" strategy needs a positive interval
     ({"logging_steps": 0}, "logging_steps"),
     ({"save_steps": 0}, "save_steps"),
-    ({"eval_strategy": "steps", "eval_steps": 0}, "eval_steps"),
+    ({"eval_strategy": "steps", "eval_steps": 0, "logging_steps": 0}, "logging_steps"),
     ({"eval_strategy": "steps", "logging_steps": 0, "logging_strategy": "no"}, "eval_steps"),
     # precision
     ({"fp16": True, "bf16": True}, "bf16"),
@@ -413,3 +412,11 @@ def test_a_bool_given_as_a_word_means_what_it_says() -> None:
     assert _build(include_num_input_tokens_seen="non_padding").include_num_input_tokens_seen == (
         "non_padding"
     )
+
+
+def test_the_references_meanings_of_zero_eval_steps_and_a_negative_limit() -> None:
+    """transformers reads eval_steps=0 as "unset" (logging_steps then) and any
+    save_total_limit <= 0 as "keep every checkpoint"."""
+    args = _build(eval_strategy="steps", eval_steps=0, logging_steps=7, save_total_limit=-1)
+    assert args.eval_steps == 7
+    assert args.save_total_limit == -1

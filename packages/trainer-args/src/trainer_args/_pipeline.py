@@ -253,10 +253,14 @@ def _default_disable_tqdm() -> bool:
 
 
 def fill_step_intervals(args: Any) -> None:
-    """Check the intervals; ``eval_steps`` defaults to ``logging_steps``."""
+    """Check the intervals; ``eval_steps`` defaults to ``logging_steps`` (also when given
+    as 0 with ``eval_strategy="steps"``, which the reference reads as "unset")."""
     args.logging_steps = normalize_step_interval("logging_steps", args.logging_steps)
     args.save_steps = normalize_step_interval("save_steps", args.save_steps)
-    if args.eval_steps is None and args.eval_strategy == IntervalStrategy.STEPS:
+    unset = args.eval_steps is None or (
+        args.eval_steps == 0 and not isinstance(args.eval_steps, bool)
+    )
+    if unset and args.eval_strategy == IntervalStrategy.STEPS:
         args.eval_steps = args.logging_steps
     if args.eval_steps is not None:
         args.eval_steps = normalize_step_interval("eval_steps", args.eval_steps)

@@ -89,7 +89,9 @@ BOUNDS: dict[str, Bound] = {
     "max_steps": Bound(-1, integer=True, note="-1 trains for num_train_epochs instead"),
     "warmup_ratio": Bound(0, 1),
     "warmup_steps": Bound(0, integer=True),
-    "save_total_limit": Bound(0, integer=True, optional=True, note="None or 0 keeps all"),
+    "save_total_limit": Bound(
+        integer=True, optional=True, note="None, 0 or a negative number keeps all"
+    ),
     "seed": Bound(integer=True),
     "data_seed": Bound(integer=True, optional=True),
     "dataloader_num_workers": Bound(0, integer=True),
