@@ -420,3 +420,8 @@ def test_the_references_meanings_of_zero_eval_steps_and_a_negative_limit() -> No
     args = _build(eval_strategy="steps", eval_steps=0, logging_steps=7, save_total_limit=-1)
     assert args.eval_steps == 7
     assert args.save_total_limit == -1
+
+
+def test_an_empty_output_dir_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"output_dir='' is not valid: expected a folder path"):
+        TrainingArguments(output_dir="")

@@ -76,6 +76,13 @@ def expand_paths(args: Any) -> None:
     if not isinstance(args.output_dir, (str, os.PathLike)):
         raise wrong_type("output_dir", args.output_dir, "a folder path (str)")
     args.output_dir = os.path.expanduser(os.fspath(args.output_dir))
+    if not args.output_dir.strip():  # an unset environment variable, say
+        raise invalid(
+            "output_dir",
+            args.output_dir,
+            "a folder path",
+            f"Name the folder, or leave output_dir unset for {DEFAULT_OUTPUT_DIR!r}.",
+        )
     if args.logging_dir is not None:
         args.logging_dir = os.path.expanduser(os.fspath(args.logging_dir))
 

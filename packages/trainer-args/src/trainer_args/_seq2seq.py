@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from trainer_args._help import help_for as _h
-from trainer_args._messages import wrong_type
+from trainer_args._messages import invalid, wrong_type
 from trainer_args._pipeline import finalize
 from trainer_args._training_args import TrainingArguments
 from trainer_args._validation import Bound, check_bounds
@@ -32,7 +32,30 @@ def check_generation(args: Any) -> None:
             "a model id or folder (str), a dict, or a GenerationConfig-like object",
         )
     if isinstance(config, os.PathLike):
-        args.generation_config = os.fspath(config)
+        args.generation_config = config = os.fspath(config)
+    if (
+        isinstance(config, str)
+        and _names_a_local_path(config)
+        and not os.path.exists(os.path.expanduser(config))
+    ):
+        raise invalid(
+            "generation_config",
+            config,
+            "an existing generation_config.json file or a folder holding one",
+            "Check the path (it does not exist here), or pass a model id such as "
+            "'google-t5/t5-small', a dict of generation settings, or a GenerationConfig.",
+        )
+
+
+def _names_a_local_path(value: str) -> bool:
+    """Whether ``value`` can only be a path on this machine, not a Hub model id
+    (``"name"`` or ``"namespace/name"``): absolute, relative to ``.``/``~``, or a file."""
+    return (
+        os.path.isabs(value)
+        or value.startswith((".", "~"))
+        or value.endswith(".json")
+        or value.count("/") > 1
+    )
 
 
 @dataclass(repr=False)
