@@ -257,3 +257,16 @@ def test_a_best_metric_no_evaluation_reports_is_refused_before_the_first_step(tm
         )  # fmt: skip
         trainer.train()
         assert trainer.state.best_metric is not None
+
+
+def test_a_misspelt_best_metric_stops_training_after_saving_the_checkpoint_due(tmp_path) -> None:
+    """compute_metrics reports "accuracy", the arguments name "acurracy": the first
+    evaluation raises, naming what it returned, once the checkpoint of that step is
+    written (the steps trained so far are kept)."""
+    trainer = Trainer(
+        model=_Net(), args=_best_args(tmp_path, "acurracy"), train_dataset=_data(),
+        eval_dataset=_data(4), compute_metrics=lambda prediction: {"accuracy": 0.5},
+    )  # fmt: skip
+    with pytest.raises(KeyError, match=r"returned no 'eval_acurracy'.*eval_accuracy"):
+        trainer.train()
+    assert (Path(trainer.args.output_dir) / "checkpoint-2" / "optimizer.pt").is_file()

@@ -160,13 +160,23 @@ def evaluate_and_save(
     trainer: Trainer, model: Any, trial: Any, ignore_keys: list[str] | None
 ) -> None:
     """Evaluate and save as ``trainer.control`` asks; with ``save_strategy="best"`` a
-    checkpoint is written when the evaluation found a new best metric."""
+    checkpoint is written when the evaluation found a new best metric.
+
+    An evaluation without ``metric_for_best_model`` (a misspelt name) stops training,
+    but only once the checkpoint due at this step is written: the steps trained so far
+    are not lost to the typo.
+    """
     control = trainer.control
     metrics = None
     if control.should_evaluate:
         metrics = trainer._evaluate(trial, ignore_keys)
         model.train()
-        is_best = trainer._determine_best_metric(metrics, trial)
+        try:
+            is_best = trainer._determine_best_metric(metrics, trial)
+        except KeyError:
+            if control.should_save:  # without the metrics, which hold no best to track
+                call_save_checkpoint(trainer, model, trial, None)
+            raise
         if is_best and trainer._checkpoints.save_strategy_is_best():
             control.should_save = True
     if control.should_save:
