@@ -246,9 +246,10 @@ class CountingIterable(IterableDataset):
 
 
 def test_iterable_dataset_needs_and_honours_max_steps(tmp_output) -> None:
-    trainer = Trainer(
-        model=RegressionModel(), args=_args(tmp_output), train_dataset=CountingIterable()
-    )
+    with pytest.raises(ValueError, match="max_steps"):  # when built, as the reference
+        Trainer(model=RegressionModel(), args=_args(tmp_output), train_dataset=CountingIterable())
+    trainer = Trainer(model=RegressionModel(), args=_args(tmp_output))
+    trainer.train_dataset = CountingIterable()  # assigned later: train() checks again
     with pytest.raises(ValueError, match="max_steps"):
         trainer.train()
     trainer = Trainer(

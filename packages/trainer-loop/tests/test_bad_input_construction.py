@@ -280,3 +280,13 @@ def test_writability_is_checked_when_training_starts(tmp_path, monkeypatch) -> N
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     args.save_strategy = "no"
     trainer.train()  # nothing to save: no refusal
+
+
+def test_a_training_stream_without_max_steps_is_refused_when_built(tmp_path) -> None:
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from _data()
+
+    with pytest.raises(ValueError, match=r"train_dataset \(Stream\) has no length.*max_steps"):
+        Trainer(model=_Net(), args=_args(tmp_path, max_steps=-1), train_dataset=Stream())
+    Trainer(model=_Net(), args=_args(tmp_path, max_steps=2), train_dataset=Stream())

@@ -23,6 +23,7 @@ from torch import nn
 
 from trainer_args import TrainingArguments
 from trainer_core import Event, TrainerCallback
+from trainer_loop._dataloader_options import has_length
 from trainer_loop._trainer_setup import PACKAGE_LOGGERS, check_eval_dataset, user_defines
 
 _EVENTS = tuple(event.value for event in Event)
@@ -74,6 +75,7 @@ def check_trainer_inputs(
     check_args(args)
     check_data_collator(data_collator)
     check_train_dataset(train_dataset)
+    check_stream_length(train_dataset, args)
     check_callbacks(callbacks)
     check_given_optimizers(trainer, model, optimizers)
     check_output_dir(args)
@@ -218,6 +220,19 @@ def check_train_dataset(dataset: Any) -> None:
         f"train_dataset is a {type(dataset).__name__} with keys {keys}, not a dataset of "
         "examples: pass one split (e.g. train_dataset=dataset['train']), or turn columns "
         "into examples (e.g. datasets.Dataset.from_dict(columns))."
+    )
+
+
+def check_stream_length(dataset: Any, args: Any) -> None:
+    """Refuse a training stream (no length) without ``max_steps``, as the reference does
+    when it is built: the schedule needs the number of steps, and epochs of a stream
+    cannot be counted. (``train()`` checks again, for a dataset assigned later.)"""
+    if dataset is None or has_length(dataset) or getattr(args, "max_steps", -1) > 0:
+        return
+    raise ValueError(
+        f"train_dataset ({type(dataset).__name__}) has no length, so the number of training "
+        "steps cannot be derived from num_train_epochs: set max_steps to a positive number "
+        "of optimizer steps in TrainingArguments."
     )
 
 
