@@ -105,3 +105,32 @@ def test_a_folder_of_save_model_and_save_state_resumes_with_a_fresh_optimizer(
         resumed = _train(str(tmp_path), str(tmp_path), max_steps=8, save_strategy="no")
     assert resumed.state.global_step == 8
     assert "optimizer.pt is missing" in caplog.text
+
+
+def test_a_metric_driven_schedule_resumes_from_before_its_first_evaluation(tmp_path) -> None:
+    """GreedyLR has taken no step (last_epoch 0) before the first evaluation: its state is
+    restored as saved, not treated as missing and stepped without metrics."""
+    options = {
+        "max_steps": 8,
+        "lr_scheduler_type": "greedy",
+        "eval_strategy": "steps",
+        "eval_steps": 4,
+    }
+
+    def run(output_dir: str, resume: str | None = None) -> Trainer:
+        args = TrainingArguments(
+            output_dir=output_dir,
+            per_device_train_batch_size=4,
+            save_steps=2,
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=True,
+            **options,
+        )
+        trainer = Trainer(model=_Net(), args=args, train_dataset=_Data(), eval_dataset=_Data())
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    run(str(tmp_path))
+    resumed = run(str(tmp_path / "resumed"), str(tmp_path / "checkpoint-2"))
+    assert resumed.state.global_step == 8

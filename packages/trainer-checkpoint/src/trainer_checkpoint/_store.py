@@ -358,18 +358,19 @@ class FolderCheckpointStore:
             rng_state=self._read_rng(checkpoint, process_index),
         )
         states = [
-            (obj, _read_state_of(obj, os.path.join(checkpoint, name), location))
-            for obj, name in (
-                (content.optimizer, OPTIMIZER_NAME),
-                (content.scheduler, SCHEDULER_NAME),
+            (part, obj, _read_state_of(obj, os.path.join(checkpoint, name), location))
+            for part, obj, name in (
+                ("optimizer", content.optimizer, OPTIMIZER_NAME),
+                ("scheduler", content.scheduler, SCHEDULER_NAME),
             )
             if obj is not None
         ]
         if content.model is not None:
             self.load_model(checkpoint, content.model, map_location=map_location)
-        for obj, state in states:
+        for _, obj, state in states:
             if state is not None:
                 obj.load_state_dict(state)
+        loaded.missing_states = tuple(part for part, _, state in states if state is None)
         return loaded
 
     def is_sharded(self, checkpoint: str) -> bool:

@@ -69,12 +69,17 @@ class LoadedCheckpoint:
         scaler_state: The loss scaler's state, if one was stored.
         rng_state: This process's random states (python, numpy, torch, devices and any
             ``rng_extra``), or None when the checkpoint has none (``save_only_model``).
+        missing_states: The parts of ``CheckpointContent`` asked for that the
+            checkpoint held no state for (``"optimizer"``, ``"scheduler"``: a
+            ``save_only_model`` checkpoint), left as they were; empty when a store does
+            not tell.
     """
 
     path: str
     trainer_state: Any = None
     scaler_state: Mapping[str, Any] | None = None
     rng_state: Mapping[str, Any] | None = None
+    missing_states: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -46,6 +46,7 @@ import torch
 
 from trainer_core import CheckpointContent, CheckpointStore, ExportableState, LoadedCheckpoint
 from trainer_loop._inputs import accepts_argument
+from trainer_loop._schedulers import steps_on_metrics
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
@@ -268,13 +269,15 @@ def _catch_up_fresh_schedule(scheduler: Any, loaded: LoadedCheckpoint) -> None:
     the run resumes at, so that the learning rate goes on from there instead of starting
     the warm-up again; the optimizer's moments are lost all the same (the store warns).
 
-    A step-counting scheduler still at its first step while the checkpoint is further on
-    was not restored. ``ReduceLROnPlateau`` follows metrics, not steps, and is left as is.
+    The store says which states it found none for (``missing_states``). A scheduler
+    stepped on metrics (``ReduceLROnPlateau``, ``GreedyLR``) follows evaluations, not
+    steps, and is left as is.
     """
     step = getattr(loaded.trainer_state, "global_step", 0) or 0
-    if step <= 0 or getattr(scheduler, "last_epoch", None) != 0:
+    missing = getattr(loaded, "missing_states", ())
+    if step <= 0 or scheduler is None or "scheduler" not in missing:
         return
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+    if steps_on_metrics(scheduler) or not callable(getattr(scheduler, "step", None)):
         return
     with warnings.catch_warnings():  # stepping before any optimizer.step() is intended
         warnings.simplefilter("ignore", UserWarning)
