@@ -126,3 +126,57 @@ def test_an_adapter_config_without_adapter_weights_is_not_a_checkpoint(tmp_path)
     os.remove(os.path.join(path, "adapter_model.safetensors"))
     with pytest.raises(NotACheckpointError, match="model weights"):
         check_checkpoint(path)
+
+
+class _NamedAdapters(_AdapterModel):
+    """Adapters "default" and "mine" (active), saved as PEFT does: "default" at the top,
+    "mine" in a sub-folder of its name."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.peft_config = {"default": {"r": 2}, "mine": {"r": 2}}
+
+    @property
+    def active_adapters(self) -> list[str]:
+        return ["mine"]
+
+    def save_pretrained(self, folder: str, state_dict: Any = None, **_: Any) -> None:
+        super().save_pretrained(folder, state_dict)
+        super().save_pretrained(os.path.join(folder, "mine"), state_dict)
+
+    def set_adapter(self, name: str) -> None:
+        self.loaded.append(("set_adapter", name, True))
+
+
+def test_named_adapters_load_each_into_its_own_name_then_the_active_one_is_set(tmp_path):
+    content = CheckpointContent(model=_NamedAdapters(0), trainer_state=TrainerState())
+    path = FolderCheckpointStore().save(str(tmp_path), 3, content)
+    assert get_last_checkpoint(str(tmp_path)) == path
+    model = _NamedAdapters(1)
+    load_weights(path, model)
+    assert model.loaded == [
+        (path, "default", False),
+        (os.path.join(path, "mine"), "mine", True),
+        ("set_adapter", "mine", True),
+    ]
+
+
+class _CompositeModel(nn.Linear):
+    """A model whose save_pretrained writes a sub-model that looks like an adapter
+    folder, but has no adapters itself: the full weights must still be written."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2)
+
+    def save_pretrained(self, folder: str, state_dict: Any = None, **_: Any) -> None:
+        _AdapterModel(0).save_pretrained(os.path.join(folder, "speech_adapter"))
+
+
+def test_a_sub_folder_that_is_no_adapter_of_the_model_does_not_replace_its_weights(
+    tmp_path,
+) -> None:
+    content = CheckpointContent(model=_CompositeModel(), trainer_state=TrainerState())
+    path = FolderCheckpointStore().save(str(tmp_path), 1, content)
+    names = set(os.listdir(path))
+    assert "speech_adapter" in names
+    assert names & {"model.safetensors", "pytorch_model.bin"}

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 __all__ = [
     "ADAPTER_CONFIG_NAME",
     "ADAPTER_SAFE_WEIGHTS_NAME",
     "ADAPTER_WEIGHTS_NAME",
+    "adapter_names",
     "adapter_owner",
     "has_adapter",
     "load_adapter",
@@ -57,11 +58,22 @@ def named_adapter_folders(folder: str) -> dict[str, str]:
     }
 
 
-def has_adapter(folder: str) -> bool:
+def has_adapter(folder: str, names: Collection[str] | None = None) -> bool:
     """Whether ``folder`` holds adapters as ``save_pretrained`` of a PEFT model writes
     them: config and weights at the top (the "default" adapter) or in sub-folders named
-    after the adapters."""
-    return _holds_adapter_files(folder) or bool(named_adapter_folders(folder))
+    after the adapters (only those in ``names``, the model's adapters, when given: a
+    composite model may save a sub-model of its own that looks like one)."""
+    if _holds_adapter_files(folder):
+        return True
+    named = named_adapter_folders(folder)
+    return any(name in names for name in named) if names is not None else bool(named)
+
+
+def adapter_names(model: Any) -> list[str] | None:
+    """The names of ``model``'s adapters (its ``peft_config`` keys); None without any."""
+    owner = adapter_owner(model)
+    config = getattr(owner, "peft_config", None) if owner is not None else None
+    return list(config) if isinstance(config, Mapping) else None
 
 
 def wrapped_chain(model: Any) -> Iterator[Any]:
@@ -120,10 +132,13 @@ def load_adapter(folder: str, model: Any, *, device: Any = None) -> None:
             "peft.PeftModel.from_pretrained(base_model, folder)."
         )
     active = _active_adapter(owner)
-    if _holds_adapter_files(folder):
+    named = named_adapter_folders(folder)
+    if not named:  # one adapter, at the top: the one being trained
         _load_one(owner, folder, active, trainable=True, device=device)
         return
-    for name, path in named_adapter_folders(folder).items():
+    if _holds_adapter_files(folder):  # beside named ones, the top holds "default"
+        named = {"default": folder, **named}
+    for name, path in named.items():
         _load_one(owner, path, name, trainable=name == active, device=device)
     set_adapter = getattr(owner, "set_adapter", None)
     if callable(set_adapter):  # loading may have switched to the last adapter loaded

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from trainer_checkpoint._adapters import has_adapter
+from trainer_checkpoint._adapters import adapter_names, has_adapter
 from trainer_checkpoint._durable import Flusher
 from trainer_checkpoint._errors import (
     CheckpointNotFoundError,
@@ -275,7 +275,7 @@ class FolderCheckpointStore:
         save_pretrained(folder, **_accepted(save_pretrained, wanted))
         # save_pretrained wrote no weights: write the state dict. A PEFT model's adapter
         # counts as its weights (the frozen base weights stay out, as in the reference).
-        if not has_weights(folder) and not has_adapter(folder):
+        if not has_weights(folder) and not has_adapter(folder, adapter_names(model) or ()):
             save_weights(
                 state_dict,
                 folder,
