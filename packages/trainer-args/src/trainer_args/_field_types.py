@@ -498,13 +498,25 @@ def bool_field_names(cls: type) -> frozenset[str]:
     """The ``init`` fields of the dataclass ``cls`` annotated ``bool`` or ``bool | None``:
     those a string given in Python (``greater_is_better="False"``) would otherwise pass
     by its truth, the opposite of what it says."""
-    hints = typing.get_type_hints(cls)
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # a subclass's annotation only importable for checkers
+        hints = {}
     names = set()
     for field in dataclasses.fields(cls):
-        members, _ = _split_optional(hints.get(field.name))
-        if field.init and members == (bool,):
+        hint = hints.get(field.name, field.type)
+        if isinstance(hint, str):  # unresolved: read the spelling
+            is_bool = hint.replace(" ", "") in _BOOL_SPELLINGS
+        else:
+            is_bool = _split_optional(hint)[0] == (bool,)
+        if field.init and is_bool:
             names.add(field.name)
     return frozenset(names)
+
+
+_BOOL_SPELLINGS = frozenset(
+    {"bool", "Optional[bool]", "typing.Optional[bool]", "bool|None", "None|bool"}
+)
 
 
 def bool_from_word(text: str) -> bool:
