@@ -349,3 +349,25 @@ def test_a_save_pushes_a_snapshot_that_later_writes_to_output_dir_do_not_change(
     callback.wait_until_done()
     assert not [n for n in os.listdir(args.output_dir) if n.startswith("_hub_push-")]
     assert hub.repos[callback.repo_id].files["model.safetensors"] == WEIGHTS + bytes([2])
+
+
+def test_a_snapshot_keeps_its_files_when_the_next_save_copies_over_them(tmp_path) -> None:
+    """The weights are hard-linked into the snapshot; the next save's copy replaces the
+    file instead of writing into it, and files that are rewritten in place (an adapter's
+    torch.save, the arguments) are copied, not linked."""
+    from trainer_reporting._hub_push import copy_model_files, stage_output_dir
+
+    args = hub_args(tmp_path)
+    os.makedirs(args.output_dir)
+    for name in ("model.safetensors", "adapter_model.bin"):
+        with open(os.path.join(args.output_dir, name), "wb") as file:
+            file.write(b"step 2")
+    staging = stage_output_dir(args.output_dir)
+    checkpoint = write_checkpoint(args, 4)
+    copy_model_files(checkpoint, args.output_dir)
+    with open(os.path.join(args.output_dir, "adapter_model.bin"), "wb") as file:
+        file.write(b"step 4")  # rewritten in place
+    for name in ("model.safetensors", "adapter_model.bin"):
+        with open(os.path.join(staging, name), "rb") as file:
+            assert file.read() == b"step 2"
+    assert not [n for n in os.listdir(args.output_dir) if n.startswith(".tmp-copy-")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -29,9 +30,13 @@ OUTPUT_DIR_IGNORE = ["_*", f"{CHECKPOINT_PREFIX}-*", ".tmp-*"]
 whether they go, and where), half-written ones and weights set aside during a save
 (``.tmp-*``), and private ``_`` files."""
 
-_LINKED_SUFFIXES = (".safetensors", ".bin")
-"""``output_dir`` files a snapshot may hard-link: weights, which a save never rewrites in
-place (it moves the old files aside and writes new ones)."""
+_MOVED_ASIDE_WEIGHTS = re.compile(
+    r"^(?:model|pytorch_model)(?:-\d{5}-of-\d{5})?\.(?:safetensors|bin)$"
+)
+"""``output_dir`` files a snapshot may hard-link: the model weights, which a save never
+rewrites in place (it moves the old files aside and writes new ones, and
+:func:`copy_model_files` replaces them). Anything else may be rewritten in place (a
+``torch.save`` of an adapter, a user's file), so it is copied."""
 
 RESUME_STATE_FILES = (
     "optimizer.pt",
@@ -50,7 +55,12 @@ def copy_model_files(checkpoint: str, output_dir: str) -> list[str]:
     without saving the weights a second time. Returns the names copied."""
     copied = _model_files(checkpoint)
     for name in copied:
-        shutil.copy(os.path.join(checkpoint, name), os.path.join(output_dir, name))
+        # A new file renamed over the old one: a snapshot still reading (hard-linking)
+        # the old file keeps its content.
+        target = os.path.join(output_dir, name)
+        partial = os.path.join(output_dir, f".tmp-copy-{name}")
+        shutil.copy(os.path.join(checkpoint, name), partial)
+        os.replace(partial, target)
     return copied
 
 
@@ -95,7 +105,7 @@ def stage_output_dir(output_dir: str) -> str:
     staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
     for name in _files_in(output_dir):
         source, target = os.path.join(output_dir, name), os.path.join(staging, name)
-        if name.endswith(_LINKED_SUFFIXES) and name != "training_args.bin":
+        if _MOVED_ASIDE_WEIGHTS.match(name):
             _link_or_copy(source, target)
         else:
             shutil.copy(source, target)
