@@ -65,3 +65,19 @@ def test_memories_stay_within_an_epoch_and_out_of_evaluation(tmp_path) -> None:
         ("eval", None),
     ]
     assert not hasattr(trainer, "_past")
+
+
+def test_memories_reset_at_each_epoch_without_evaluations(tmp_path) -> None:
+    model = _MemoryModel()
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_train_epochs=2,
+        past_index=2,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    Trainer(model=model, args=args, train_dataset=_rows(8)).train()
+    assert [shape for _, shape in model.calls] == [None, (4, 5, 8), None, (4, 5, 8)]
