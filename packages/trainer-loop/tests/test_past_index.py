@@ -40,20 +40,24 @@ def _rows(count: int) -> list[dict[str, torch.Tensor]]:
     return [{"input_ids": row, "labels": row} for row in ids]
 
 
-def test_memories_stay_within_an_epoch_and_out_of_evaluation(tmp_path) -> None:
-    model = _MemoryModel()
-    args = TrainingArguments(
+def _args(tmp_path, **overrides) -> TrainingArguments:
+    """Two epochs of two steps, memories at output index 2."""
+    options = dict(
         output_dir=str(tmp_path),
         per_device_train_batch_size=4,
-        per_device_eval_batch_size=3,
         num_train_epochs=2,
         past_index=2,
-        eval_strategy="epoch",
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,
         use_cpu=True,
     )
+    return TrainingArguments(**{**options, **overrides})
+
+
+def test_memories_stay_within_an_epoch_and_out_of_evaluation(tmp_path) -> None:
+    model = _MemoryModel()
+    args = _args(tmp_path, per_device_eval_batch_size=3, eval_strategy="epoch")
     trainer = Trainer(model=model, args=args, train_dataset=_rows(8), eval_dataset=_rows(3))
     trainer.train()
     assert model.calls == [
@@ -69,15 +73,5 @@ def test_memories_stay_within_an_epoch_and_out_of_evaluation(tmp_path) -> None:
 
 def test_memories_reset_at_each_epoch_without_evaluations(tmp_path) -> None:
     model = _MemoryModel()
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_train_epochs=2,
-        past_index=2,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-    )
-    Trainer(model=model, args=args, train_dataset=_rows(8)).train()
+    Trainer(model=model, args=_args(tmp_path), train_dataset=_rows(8)).train()
     assert [shape for _, shape in model.calls] == [None, (4, 5, 8), None, (4, 5, 8)]
