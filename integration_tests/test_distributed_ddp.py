@@ -74,6 +74,9 @@ def test_predict_and_evaluate_match_one_process(
         assert report["predictions"] == pytest.approx(single["predictions"], abs=1e-5)
         assert report["label_ids"] == single["label_ids"]  # one per sample, in order
         assert report["eval_loss"] == pytest.approx(single["eval_loss"], abs=1e-6)
+        # Batch metrics see each sample once, not the filler of the uneven last step.
+        assert report["batch_metric_labels"] == single["label_ids"]
+        assert report["batch_metrics_eval_loss"] == pytest.approx(single["eval_loss"], abs=1e-6)
 
 
 def test_accumulation_micro_steps_skip_the_gradient_all_reduce(

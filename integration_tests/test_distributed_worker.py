@@ -286,10 +286,25 @@ def predictions_of(trainer: Any) -> dict[str, Any]:
     """``Trainer.predict`` and ``evaluate`` over 7 samples (an uneven end on 2 processes)."""
     output = trainer.predict(make_dataset(7))
     metrics = trainer.evaluate(make_dataset(7))
+    batched_labels: list[float] = []
+
+    def batch_metrics(prediction: Any, compute_result: bool = False) -> Any:
+        batched_labels.extend(float(v) for v in prediction.label_ids)
+        return {"rows": len(batched_labels)} if compute_result else None
+
+    compute_metrics, trainer.compute_metrics = trainer.compute_metrics, batch_metrics
+    trainer.args.batch_eval_metrics = True
+    try:
+        batched = trainer.evaluate(make_dataset(7))
+    finally:
+        trainer.compute_metrics = compute_metrics
+        trainer.args.batch_eval_metrics = False
     return {
         "predictions": [float(v) for v in output.predictions],
         "label_ids": [float(v) for v in output.label_ids],
         "eval_loss": metrics["eval_loss"],
+        "batch_metric_labels": batched_labels,
+        "batch_metrics_eval_loss": batched["eval_loss"],
     }
 
 

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -162,19 +162,6 @@ class _Losses:
         return self._outputs.result()
 
 
-def _with_last_flag(batches: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
-    """Yield ``(batch, is_last)``, reading one batch ahead to know which is the last."""
-    iterator = iter(batches)
-    try:
-        current = next(iterator)
-    except StopIteration:
-        return
-    for following in iterator:
-        yield current, False
-        current = following
-    yield current, True
-
-
 def _rows(batch: Any) -> int:
     """Rows in ``batch``: those of its first tensor (1 when it holds none)."""
     if type(batch) is dict:  # the common batch: a dict whose first value is a tensor
@@ -294,6 +281,7 @@ class _EvalRun:
         self.batch_metrics = bool(getattr(args, "batch_eval_metrics", False))
         self.keep_outputs = not self.batch_metrics or description == "Prediction"
         self.metrics: dict[str, Any] = {}
+        self._pending_metrics: tuple[Any, Any, Any, Any] | None = None
         self.observed = 0
         self.steps = 0
         self.flush_every = args.eval_accumulation_steps
@@ -343,8 +331,15 @@ class _EvalRun:
             logits = self._gathered(logits)
         return logits, self._gathered(labels), inputs
 
-    def step(self, model: Any, batch: Any, is_last: bool = False) -> None:
-        """Predict one batch, collect its outputs and run ``on_prediction_step``."""
+    def step(self, model: Any, batch: Any) -> None:
+        """Predict one batch, collect its outputs and run ``on_prediction_step``.
+
+        With batch metrics, the batch's gathered outputs wait for
+        :meth:`settle_batch_metrics`: whether it was the last batch is known only once
+        the loader has been asked for the next one, and the batch must be gathered
+        before that (a distributed loader drops the padding of its uneven last step
+        while that step is the one handed out).
+        """
         trainer = self.trainer
         rows = _rows(batch)
         self.observed += rows
@@ -365,7 +360,7 @@ class _EvalRun:
             losses = _Losses.per_sample(loss, rows) if loss is not None else None
             # The reference hands batch metrics the whole batch, not only its main input.
             whole = batch if self.want_inputs else None
-            self._update_batch_metrics(logits, labels, whole, self._gathered(losses), is_last)
+            self._pending_metrics = (logits, labels, whole, self._gathered(losses))
         trainer.control = self._on_step(self.args, trainer.state, trainer.control)
         self.steps += 1
         every = self.flush_every
@@ -381,7 +376,7 @@ class _EvalRun:
         main_input = trainer._main_input if self.want_inputs else None
         every = self.flush_every or 0
 
-        def local_step(model: Any, batch: Any, is_last: bool = False) -> None:
+        def local_step(model: Any, batch: Any) -> None:
             rows = _rows(batch)
             self.observed += rows
             inputs = main_input(batch) if main_input is not None else None
@@ -404,6 +399,13 @@ class _EvalRun:
     def _flush_all(self) -> None:
         for outputs in (self.losses, self.preds, self.labels, self.inputs):
             outputs.flush()
+
+    def settle_batch_metrics(self, *, is_last: bool) -> None:
+        """Hand the batch :meth:`step` collected last to ``compute_metrics``, telling it
+        whether that was the last batch (``compute_result``); nothing if none waits."""
+        pending, self._pending_metrics = self._pending_metrics, None
+        if pending is not None:
+            self._update_batch_metrics(*pending, is_last)
 
     def _update_batch_metrics(
         self, logits: Any, labels: Any, inputs: Any, losses: Any, is_last: bool
@@ -596,8 +598,10 @@ class EvaluationLoop:
         try:
             with torch.no_grad():
                 if run.batch_metrics:
-                    for batch, is_last in _with_last_flag(dataloader):
-                        step(model, batch, is_last)
+                    for batch in dataloader:
+                        run.settle_batch_metrics(is_last=False)  # the one before this
+                        step(model, batch)
+                    run.settle_batch_metrics(is_last=True)
                 else:
                     for batch in dataloader:
                         step(model, batch)
