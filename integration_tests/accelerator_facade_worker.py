@@ -115,14 +115,18 @@ def make_trainer_class(base: type) -> type:
             return (loss, outputs) if return_outputs else loss
 
         def evaluate(self, eval_dataset: Any = None, **kwargs: Any) -> dict[str, float]:
-            ids, logits = [], []
+            ids, logits, texts = [], [], []
             model = self.accelerator.unwrap_model(self.model)
             for batch in self.get_eval_dataloader(eval_dataset):
                 with torch.no_grad():
                     logits.append(self.accelerator.gather_for_metrics(model(**batch)["logits"]))
-                ids.append(self.accelerator.gather_for_metrics(batch["idx"]))
+                ids.append(self.gather_function(batch["idx"]))  # the reference's shortcut
+                # Objects (generated text, say): one per sample, the padding dropped too.
+                names = [f"s{int(i)}" for i in batch["idx"]]
+                texts.extend(self.accelerator.gather_for_metrics(names))
             self.eval_ids = torch.cat(ids).tolist()
             self.eval_logits = torch.cat(logits).tolist()
+            self.eval_texts = texts
             return super().evaluate(eval_dataset, **kwargs)
 
     return FacadeTrainer
@@ -153,6 +157,7 @@ def main(backend: str, out: str) -> None:
         **trainer.facts,
         "losses": trainer.losses,
         "eval_ids": trainer.eval_ids,
+        "eval_texts": trainer.eval_texts,
         "eval_logits": trainer.eval_logits,
         "eval_loss": metrics["eval_loss"],
     }

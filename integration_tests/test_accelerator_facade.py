@@ -61,6 +61,7 @@ def test_subclass_sees_one_ddp_group_through_the_accelerator(ours: list[dict[str
         assert report["gather"] == [0, 1] and report["objects"] == ["rank0", "rank1"]
         assert report["padded"] == [[float(rank)] * 2]
         assert report["eval_ids"] == list(range(7))  # the padding's repeat dropped
+        assert report["eval_texts"] == [f"s{i}" for i in range(7)]
         assert report["split"] == [[0, 1], [2]][rank]
         assert report["no_sync_grad"] == [[rank + 1.0]]  # not reduced
         assert report["accumulate_grad"] == [[1.5]] and report["accumulate_sync"] is True

@@ -121,3 +121,22 @@ def test_a_direct_call_outside_the_loop_runs_without_gradients(tmp_path) -> None
     assert loss.item() == pytest.approx(0.0) and not loss.requires_grad
     assert not logits.requires_grad and labels is batch["labels"]
     assert trainer.prediction_step(trainer.model, batch, True)[1:] == (None, None)
+
+
+def test_outputs_are_gathered_as_tensors_or_as_lists_of_objects() -> None:
+    """On several processes a prediction_step override's lists of strings (one per
+    sample) go through the runtime's object gather, tensors through its tensor gather."""
+    from trainer_loop._evaluation_loop import _gather_nested
+
+    class TwoProcesses:
+        def gather(self, tensor):
+            return torch.cat([tensor, tensor + 100])
+
+        def gather_objects(self, items):
+            return [*items, *(f"{item}'" for item in items)]
+
+    outputs = ({"texts": ["a", "b"], "ids": torch.tensor([1, 2])}, [torch.tensor([3])], None)
+    gathered = _gather_nested(outputs, TwoProcesses())
+    assert gathered[0]["texts"] == ["a", "b", "a'", "b'"]
+    assert gathered[0]["ids"].tolist() == [1, 2, 101, 102]
+    assert gathered[1][0].tolist() == [3, 103] and gathered[2] is None

@@ -477,3 +477,12 @@ def test_an_eval_dataloader_override_receives_the_trainers_dataset(tmp_path):
     trainer = Own(model=tiny_llama(), args=make_args(tmp_path), eval_dataset=evaluation)
     trainer.evaluate()
     assert received == [evaluation]  # transformers 5 passes it (v4.34 passed None)
+
+
+def test_gather_function_is_gather_for_metrics_with_the_object_switch(tmp_path):
+    """Custom evaluation loops call self.gather_function on each batch's outputs."""
+    trainer = Trainer(model=tiny_llama(), args=make_args(tmp_path, eval_use_gather_object=True))
+    assert trainer.gather_function.keywords == {"use_gather_object": True}
+    assert trainer.gather_function(["a", "b"]) == ["a", "b"]
+    trainer.gather_function = list  # a subclass may replace it
+    assert trainer.gather_function("ab") == ["a", "b"]

@@ -286,9 +286,14 @@ class AcceleratorFacade:
         return self.gather_object(input_data)
 
     def gather_object(self, obj: Any) -> list[Any]:
-        """Every process's picklable ``obj`` in rank order; lists are concatenated."""
+        """Every process's picklable ``obj`` in rank order; lists are concatenated (one
+        item a sample: the padding of an uneven last evaluation step is dropped, as for
+        tensors, where the runtime can tell)."""
         if self.num_processes == 1:
             return list(obj) if isinstance(obj, list) else [obj]
+        gather_objects = getattr(self.runtime, "gather_objects", None)
+        if isinstance(obj, list) and callable(gather_objects):
+            return list(gather_objects(obj))
         parts = [self.runtime.broadcast_object(obj, src=rank) for rank in range(self.num_processes)]
         if all(isinstance(part, list) for part in parts):
             return [item for part in parts for item in part]

@@ -116,8 +116,15 @@ class GatherLimit:
 
     def apply(self, gathered: torch.Tensor) -> torch.Tensor:
         """Drop padding duplicates from ``gathered`` when a padded step is in force."""
+        if gathered.dim() == 0:
+            return gathered
+        return self.apply_to_rows(gathered)
+
+    def apply_to_rows(self, gathered: Any) -> Any:
+        """Drop padding duplicates from a gathered sequence of rows (a tensor, a list of
+        objects) when a padded step is in force and it has the padded step's length."""
         window = self.window
-        if window is None or gathered.dim() == 0 or gathered.shape[0] != window.padded_rows:
+        if window is None or len(gathered) != window.padded_rows:
             return gathered
         return gathered[: window.real_rows]
 

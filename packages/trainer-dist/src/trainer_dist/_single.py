@@ -328,6 +328,10 @@ class SingleProcessRuntime:
         """Return ``obj``: with one process, ``src`` is this one."""
         return obj
 
+    def gather_objects(self, items: list[Any]) -> list[Any]:
+        """``items`` as a list: with one process there is nobody else's to add."""
+        return list(items)
+
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
         """Run the block now: this process is the main one (a shared no-op context)."""
         return _NULL_CONTEXT

@@ -41,6 +41,7 @@ from trainer_loop._nested import (
     detach_to_cpu,
     first_dim,
     map_nested,
+    rebuild,
     to_numpy,
 )
 from trainer_loop._optimizer_methods import set_optimizer_mode
@@ -160,6 +161,34 @@ class _Losses:
         parts.clear()
         self._all_scalars = True
         return self._outputs.result()
+
+
+def _gather_nested(value: Any, runtime: Any) -> Any:
+    """``value`` gathered from every process: tensors with ``runtime.gather``; a list of
+    other objects (one per sample: a ``prediction_step`` override's strings, say) with
+    the runtime's ``gather_objects``, which also drops the padding of an uneven last
+    step; containers walked into. Other values stay this process's."""
+    if isinstance(value, torch.Tensor):
+        return runtime.gather(value)
+    if isinstance(value, Mapping):
+        return rebuild(value, {key: _gather_nested(item, runtime) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        gather_objects = getattr(runtime, "gather_objects", None)
+        objects = isinstance(value, list) and value and not _holds_tensor(value)
+        if objects and callable(gather_objects):
+            return gather_objects(value)
+        return rebuild(value, [_gather_nested(item, runtime) for item in value])
+    return value
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_tensor(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tensor(item) for item in value)
+    return False
 
 
 def _rows(batch: Any) -> int:
@@ -316,8 +345,7 @@ class _EvalRun:
     def _gathered(self, value: Any) -> Any:
         if not self.distributed:
             return value
-        gather = self.runtime.gather
-        return map_nested(lambda t: gather(t) if isinstance(t, torch.Tensor) else t, value)
+        return _gather_nested(value, self.runtime)
 
     def _collected(self, logits: Any, labels: Any, inputs: Any) -> tuple[Any, Any, Any]:
         """Pad and gather one step's outputs across processes (logits preprocessed between,

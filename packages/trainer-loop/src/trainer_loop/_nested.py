@@ -21,7 +21,7 @@ _PENDING_PARTS = 64  # parts held before one joint write into the buffer ...
 _PENDING_BYTES = 8 * 2**20  # ... or bytes, whichever comes first
 
 
-def _rebuild(template: Any, values: Any) -> Any:
+def rebuild(template: Any, values: Any) -> Any:
     """A container of ``template``'s type holding ``values`` (a dict or a list)."""
     if isinstance(template, Mapping):
         if type(template) is dict:
@@ -53,12 +53,12 @@ def map_nested(function: Callable[..., Any], data: Any, *others: Any) -> Any:
             values = {k: map_nested(function, v, *(o[k] for o in others)) for k, v in data.items()}
         except (KeyError, TypeError) as error:
             raise ValueError(_structure_message(data, others)) from error
-        return _rebuild(data, values)
+        return rebuild(data, values)
     if isinstance(data, (list, tuple)):
         if any(not isinstance(o, (list, tuple)) or len(o) != len(data) for o in others):
             raise ValueError(_structure_message(data, others))
         items = [map_nested(function, v, *(o[i] for o in others)) for i, v in enumerate(data)]
-        return _rebuild(data, items)
+        return rebuild(data, items)
     return function(data, *others)
 
 

@@ -13,6 +13,7 @@ signatures of both v4.34 and transformers 5.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Iterator
@@ -67,6 +68,23 @@ class SubclassHookMethods(LogSaveEvaluateMethods):
     @accelerator.setter
     def accelerator(self: Trainer, value: Any) -> None:
         self.__dict__["_accelerator"] = value
+
+    @property
+    def gather_function(self: Trainer) -> Any:
+        """The reference's ``self.gather_function``, which custom evaluation loops call
+        on each batch's outputs: ``accelerator.gather_for_metrics`` with
+        ``use_gather_object=args.eval_use_gather_object`` (assigning it replaces it)."""
+        chosen = self.__dict__.get("_gather_function")
+        if chosen is not None:
+            return chosen
+        return functools.partial(
+            self.accelerator.gather_for_metrics,
+            use_gather_object=bool(getattr(self.args, "eval_use_gather_object", False)),
+        )
+
+    @gather_function.setter
+    def gather_function(self: Trainer, value: Any) -> None:
+        self.__dict__["_gather_function"] = value
 
     def end(self: Trainer) -> None:
         """transformers 5's last call of a script: leaves the process group (through
