@@ -272,6 +272,8 @@ def gathered_eval_ids(trainer: Any, size: int) -> list[int]:
     """Ids of an odd-sized evaluation set gathered the way the evaluation loop does."""
     runtime = trainer.runtime
     ids: list[torch.Tensor] = []
+    names: list[str] = []
+    every_name: list[str] = []
     for batch in trainer.get_eval_dataloader(make_dataset(size)):
         padded = runtime.pad_across_processes(batch["x"], dim=1)
         rows = runtime.gather(padded)
@@ -279,7 +281,14 @@ def gathered_eval_ids(trainer: Any, size: int) -> list[int]:
         if rows.shape[0] != gathered.shape[0]:
             raise RuntimeError(f"rows {rows.shape} and ids {gathered.shape} disagree")
         ids.append(gathered)
-    return [int(i) for i in torch.cat(ids)]
+        own = [f"s{int(i)}" for i in batch["idx"]]  # objects, one per sample
+        names.extend(runtime.gather_objects(own))
+        every_name.extend(runtime.gather_objects(own, drop_padding=False))
+    found = [int(i) for i in torch.cat(ids)]
+    padded_end = runtime.num_processes > 1 and size % runtime.num_processes
+    if names != [f"s{i}" for i in found] or (padded_end and len(every_name) == len(names)):
+        raise RuntimeError(f"objects {names} / {every_name} do not follow the ids {found}")
+    return found
 
 
 def predictions_of(trainer: Any) -> dict[str, Any]:

@@ -439,3 +439,11 @@ def test_one_process_collectives_return_their_input() -> None:
     runtime.wait_for_everyone()
     assert runtime._xla.tags == ["trainer_dist.wait_for_everyone"]
     assert "XlaFSDPRuntime(device=cpu, process=0/1" in repr(runtime)
+
+
+def test_several_xla_processes_refuse_to_gather_objects() -> None:
+    """Lists of objects would otherwise stay this process's own without a word."""
+    runtime = XlaFSDPRuntime(XlaFSDPSettings(), xla=LocalXla(size=2))
+    with pytest.raises(NotImplementedError, match=r"objects across 2 processes"):
+        runtime.gather_objects(["a"])
+    assert XlaFSDPRuntime(XlaFSDPSettings(), xla=LocalXla()).gather_objects(["a"]) == ["a"]

@@ -283,17 +283,21 @@ class AcceleratorFacade:
         collected as objects, lists concatenated in rank order."""
         if not use_gather_object and _holds_tensor(input_data):
             return self.runtime.gather(input_data)
-        return self.gather_object(input_data)
+        if isinstance(input_data, torch.Tensor) and input_data.dim() > 0:
+            input_data = list(input_data)  # as accelerate: one object a row
+        return self._gather_objects(input_data, drop_padding=True)
 
     def gather_object(self, obj: Any) -> list[Any]:
-        """Every process's picklable ``obj`` in rank order; lists are concatenated (one
-        item a sample: the padding of an uneven last evaluation step is dropped, as for
-        tensors, where the runtime can tell)."""
+        """Every process's picklable ``obj`` in rank order; lists are concatenated (every
+        item kept, as accelerate's: :meth:`gather_for_metrics` drops the padding)."""
+        return self._gather_objects(obj, drop_padding=False)
+
+    def _gather_objects(self, obj: Any, *, drop_padding: bool) -> list[Any]:
         if self.num_processes == 1:
             return list(obj) if isinstance(obj, list) else [obj]
         gather_objects = getattr(self.runtime, "gather_objects", None)
         if isinstance(obj, list) and callable(gather_objects):
-            return list(gather_objects(obj))
+            return list(gather_objects(obj, drop_padding=drop_padding))
         parts = [self.runtime.broadcast_object(obj, src=rank) for rank in range(self.num_processes)]
         if all(isinstance(part, list) for part in parts):
             return [item for part in parts for item in part]

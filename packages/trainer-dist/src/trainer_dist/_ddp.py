@@ -294,13 +294,15 @@ class DistributedRuntime(SingleProcessRuntime):
         """Rank ``src``'s ``obj`` on every process (pickled; for small host values)."""
         return broadcast_object(obj, src)
 
-    def gather_objects(self, items: list[Any]) -> list[Any]:
+    def gather_objects(self, items: list[Any], *, drop_padding: bool = True) -> list[Any]:
         """Every process's list of picklable ``items`` (one per sample), concatenated in
         rank order: :meth:`gather` for objects, the padding of an uneven last
-        evaluation step dropped likewise (an extension of the runtime port)."""
+        evaluation step dropped likewise unless ``drop_padding`` is off (an extension of
+        the runtime port)."""
         parts: list[Any] = [None] * self.num_processes
         dist.all_gather_object(parts, list(items))
-        return self._limit.apply_to_rows([item for part in parts for item in part])
+        joined = [item for part in parts for item in part]
+        return self._limit.apply_to_rows(joined) if drop_padding else joined
 
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:
         """Run the block on the main process (of the node if ``local``) while the others

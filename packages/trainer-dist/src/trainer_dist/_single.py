@@ -328,8 +328,18 @@ class SingleProcessRuntime:
         """Return ``obj``: with one process, ``src`` is this one."""
         return obj
 
-    def gather_objects(self, items: list[Any]) -> list[Any]:
-        """``items`` as a list: with one process there is nobody else's to add."""
+    def gather_objects(self, items: list[Any], *, drop_padding: bool = True) -> list[Any]:
+        """``items`` as a list: with one process there is nobody else's to add.
+
+        Raises:
+            NotImplementedError: a subclass running several processes that does not
+                provide an object gather of its own (XLA).
+        """
+        if self.num_processes > 1:
+            raise NotImplementedError(
+                f"Gathering objects across {self.num_processes} processes is not provided "
+                f"by {type(self).__name__}; gather tensors, or run with DDP."
+            )
         return list(items)
 
     def main_process_first(self, *, local: bool = True) -> AbstractContextManager[None]:

@@ -174,7 +174,7 @@ def _gather_nested(value: Any, runtime: Any) -> Any:
         return rebuild(value, {key: _gather_nested(item, runtime) for key, item in value.items()})
     if isinstance(value, (list, tuple)):
         gather_objects = getattr(runtime, "gather_objects", None)
-        objects = isinstance(value, list) and value and not _holds_tensor(value)
+        objects = isinstance(value, list) and not _holds_tensor(value)  # same on every rank
         if objects and callable(gather_objects):
             return gather_objects(value)
         return rebuild(value, [_gather_nested(item, runtime) for item in value])

@@ -73,7 +73,8 @@ class SubclassHookMethods(LogSaveEvaluateMethods):
     def gather_function(self: Trainer) -> Any:
         """The reference's ``self.gather_function``, which custom evaluation loops call
         on each batch's outputs: ``accelerator.gather_for_metrics`` with
-        ``use_gather_object=args.eval_use_gather_object`` (assigning it replaces it)."""
+        ``use_gather_object=args.eval_use_gather_object``. Assigning it replaces it for
+        such loops; the built-in evaluation loop gathers through the runtime itself."""
         chosen = self.__dict__.get("_gather_function")
         if chosen is not None:
             return chosen
