@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from trainer_dist._batches import DeviceDataLoader, move_to_device
+from trainer_dist._batches import DeviceDataLoader, holds_tensor, move_to_device
 from trainer_dist._connector import build_runtime, check_deepspeed_config
 from trainer_dist._ddp import DDPOptions, DistributedRuntime
 from trainer_dist._deepspeed_config import (
@@ -71,6 +71,7 @@ __all__ = [
     "consolidate_xla_fsdp_checkpoint",
     "enable_full_determinism",
     "export_deepspeed_checkpoint",
+    "holds_tensor",
     "join_launched_group",
     "load_deepspeed_config",
     "move_to_device",

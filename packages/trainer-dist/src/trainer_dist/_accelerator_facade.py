@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from trainer_dist._batches import holds_tensor
 from trainer_dist._models import unwrap_model as _unwrap_wrappers
 
 if TYPE_CHECKING:
@@ -281,7 +282,7 @@ class AcceleratorFacade:
         """Gather for metrics: tensors as :meth:`gather` (the runtime drops the rows that
         padded the last evaluation step); anything else (strings, lists of objects) is
         collected as objects, lists concatenated in rank order."""
-        if not use_gather_object and _holds_tensor(input_data):
+        if not use_gather_object and holds_tensor(input_data):
             return self.runtime.gather(input_data)
         if isinstance(input_data, torch.Tensor) and input_data.dim() > 0:
             input_data = list(input_data)  # as accelerate: one object a row
@@ -415,16 +416,6 @@ def _runtime_kind(runtime: Any) -> str | None:
         if module is not None and isinstance(runtime, getattr(module, class_name)):
             return kind
     return None
-
-
-def _holds_tensor(data: Any) -> bool:
-    if isinstance(data, torch.Tensor):
-        return True
-    if isinstance(data, dict):
-        return any(_holds_tensor(value) for value in data.values())
-    if isinstance(data, (list, tuple)):
-        return any(_holds_tensor(item) for item in data)
-    return False
 
 
 def _scale(data: Any, scale: float) -> Any:

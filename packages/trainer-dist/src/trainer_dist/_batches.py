@@ -44,6 +44,18 @@ def move_to_device(data: Any, device: torch.device | str, *, non_blocking: bool 
     return data
 
 
+def holds_tensor(data: Any) -> bool:
+    """Whether ``data`` is a tensor or a dict / list / tuple with one somewhere inside:
+    what decides between gathering tensors and gathering Python objects."""
+    if isinstance(data, torch.Tensor):
+        return True
+    if isinstance(data, Mapping):
+        return any(holds_tensor(value) for value in data.values())
+    if isinstance(data, (list, tuple)):
+        return any(holds_tensor(item) for item in data)
+    return False
+
+
 def _rebuild_mapping(original: Mapping[Any, Any], moved: dict[Any, Any]) -> Mapping[Any, Any]:
     if type(original) is dict:
         return moved

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from trainer_core import EvalLoopOutput, EvalPrediction, PredictionOutput
+from trainer_dist import holds_tensor
 from trainer_loop._nested import (
     PADDING_INDEX,
     NestedAccumulator,
@@ -174,21 +175,11 @@ def _gather_nested(value: Any, runtime: Any) -> Any:
         return rebuild(value, {key: _gather_nested(item, runtime) for key, item in value.items()})
     if isinstance(value, (list, tuple)):
         gather_objects = getattr(runtime, "gather_objects", None)
-        objects = isinstance(value, list) and not _holds_tensor(value)  # same on every rank
+        objects = isinstance(value, list) and not holds_tensor(value)  # same on every rank
         if objects and callable(gather_objects):
             return gather_objects(value)
         return rebuild(value, [_gather_nested(item, runtime) for item in value])
     return value
-
-
-def _holds_tensor(value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return True
-    if isinstance(value, Mapping):
-        return any(_holds_tensor(item) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_holds_tensor(item) for item in value)
-    return False
 
 
 def _rows(batch: Any) -> int:
