@@ -236,14 +236,11 @@ def rotate_checkpoints(output_dir: str, limit: int, *, keep: Collection[str] = (
         return []
     remove_leftovers(output_dir)
     candidates = _candidates(output_dir)
-    complete = [path for _, path in candidates if is_complete(path)]
-    newest = complete[-1] if complete else None
-    newest_step = max((step for step, path in candidates if path == newest), default=None)
-    pool = [
-        path
-        for step, path in candidates
-        if path in complete or (newest_step is not None and step < newest_step)
-    ]
+    complete = [(step, path) for step, path in candidates if is_complete(path)]
+    if not complete:
+        return []
+    newest_step, newest = complete[-1]
+    pool = [path for step, path in candidates if step <= newest_step]
     protected = {os.path.realpath(path) for path in [*keep, newest] if path}
     others = [path for path in pool if os.path.realpath(path) not in protected]
     survivors = max(limit, len(pool) - len(others))

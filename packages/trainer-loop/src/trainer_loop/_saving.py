@@ -274,10 +274,7 @@ def _catch_up_fresh_schedule(scheduler: Any, loaded: LoadedCheckpoint) -> None:
     steps, and is left as is.
     """
     step = getattr(loaded.trainer_state, "global_step", 0) or 0
-    missing = getattr(loaded, "missing_states", ())
-    if step <= 0 or scheduler is None or "scheduler" not in missing:
-        return
-    if steps_on_metrics(scheduler) or not callable(getattr(scheduler, "step", None)):
+    if step <= 0 or "scheduler" not in loaded.missing_states or steps_on_metrics(scheduler):
         return
     with warnings.catch_warnings():  # stepping before any optimizer.step() is intended
         warnings.simplefilter("ignore", UserWarning)

@@ -71,44 +71,38 @@ def _model_files(checkpoint: str) -> list[str]:
 
 def stage_save(checkpoint: str, output_dir: str) -> str:
     """A private folder (``output_dir/_hub_push-*``) holding what a save publishes at the
-    repository root: ``output_dir``'s own files with the checkpoint's model files over them.
-
-    A background push reads its files long after the save, while training goes on and
-    later saves, or ``save_model()``, rewrite ``output_dir``'s files in place: uploading
-    from ``output_dir`` itself could send a file that changed after its hash was sent (the
-    Hub then refuses the upload). The checkpoint's files are hard-linked, since nothing
+    repository root: ``output_dir``'s own files with the checkpoint's model files over them
+    (see :func:`stage_output_dir`). The checkpoint's files are hard-linked, since nothing
     rewrites them (rotation only unlinks them), so the weights are not copied where the
-    file system allows links; ``output_dir``'s own files (model card, ...) are copied, and
-    so are its sub-folders (the TensorBoard logs in ``runs/``, which the Hub shows as the
-    model's training metrics), as they are at this save.
+    file system allows links."""
+    return stage_output_dir(output_dir, over=checkpoint)
+
+
+def stage_output_dir(output_dir: str, *, over: str | None = None) -> str:
+    """A private folder (``output_dir/_hub_push-*``) holding ``output_dir`` as it is now
+    (with the model files of the checkpoint ``over`` in place of its own), for a push
+    that runs in the background.
+
+    Such a push reads its files long after it was asked for, while training goes on and
+    later saves, or ``save_model()``, move the weights it is reading aside and rewrite
+    the model card in place: uploading from ``output_dir`` itself could send a file that
+    changed after its hash was sent (the Hub then refuses it) or has gone. Weight files
+    are hard-linked (a save writes new ones rather than rewriting them); the other files
+    and the sub-folders (the TensorBoard logs in ``runs/``, which the Hub shows as the
+    model's training metrics) are copied as they are now.
     """
     staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
-    model_files = _model_files(checkpoint)
+    replaced = _model_files(over) if over is not None else []
     for name in _files_in(output_dir):
-        if name not in model_files:
-            shutil.copy(os.path.join(output_dir, name), os.path.join(staging, name))
-    for name in model_files:
-        _link_or_copy(os.path.join(checkpoint, name), os.path.join(staging, name))
-    _copy_subfolders(output_dir, staging)
-    return staging
-
-
-def stage_output_dir(output_dir: str) -> str:
-    """A private folder (``output_dir/_hub_push-*``) holding ``output_dir`` as it is now,
-    for a push that runs in the background (``push_to_hub(blocking=False)``).
-
-    The next ``save_model()`` moves the weights the push is reading out of the way and
-    deletes them, and rewrites the model card in place; the snapshot keeps what this push
-    publishes. Weight files are hard-linked (a save writes new ones rather than rewriting
-    them), the rest is copied.
-    """
-    staging = tempfile.mkdtemp(prefix="_hub_push-", dir=output_dir)
-    for name in _files_in(output_dir):
+        if name in replaced:
+            continue
         source, target = os.path.join(output_dir, name), os.path.join(staging, name)
         if _MOVED_ASIDE_WEIGHTS.match(name):
             _link_or_copy(source, target)
         else:
             shutil.copy(source, target)
+    for name in replaced:
+        _link_or_copy(os.path.join(over, name), os.path.join(staging, name))
     _copy_subfolders(output_dir, staging)
     return staging
 
