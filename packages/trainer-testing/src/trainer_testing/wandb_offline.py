@@ -110,12 +110,15 @@ def read_run(path: str | Path, timeout: float = 30.0) -> OfflineRun:
 
     ``wandb.finish()`` can return before wandb's core process has written the file out,
     so the file is read again until it holds the run's exit record (or ``timeout``
-    seconds have passed, after which what is there is returned).
+    seconds have passed, after which what is there is returned). A record still being
+    written is left out of a read, so a read in the middle of a write is not an error.
     """
     deadline = time.monotonic() + timeout
-    records = _records(Path(path).read_bytes())
+    records = _complete_records(Path(path))
     while not _finished(records) and time.monotonic() < deadline:
         time.sleep(0.05)
+        records = _complete_records(Path(path))
+    if not _finished(records):  # the last read, letting a corrupt file say so
         records = _records(Path(path).read_bytes())
     run = OfflineRun()
     for record in records:
@@ -125,6 +128,17 @@ def read_run(path: str | Path, timeout: float = 30.0) -> OfflineRun:
 
 def _finished(records: list[Any]) -> bool:
     return any(record.WhichOneof("record_type") == "exit" for record in records)
+
+
+def _complete_records(path: Path) -> list[Any]:
+    """The records wholly on disk now; one that does not parse yet is still being written,
+    so it and what follows are left for the next read."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        return _records(path.read_bytes())
+    except DecodeError:
+        return []
 
 
 def _records(data: bytes) -> list[Any]:
@@ -140,6 +154,8 @@ def _records(data: bytes) -> list[Any]:
         if length == 0 and kind == 0:
             break
         start = position + _CHUNK_HEADER.size
+        if start + length > len(data):  # the chunk's bytes are not all written yet
+            break
         pending += data[start : start + length]
         position = start + length
         if kind in (_FULL, _LAST):
