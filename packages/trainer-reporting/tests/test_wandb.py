@@ -16,7 +16,7 @@ import pytest
 from trainer_args import TrainingArguments
 from trainer_core import MissingExtraError, TrainerControl, TrainerState
 from trainer_reporting import WandbCallback
-from trainer_testing.wandb_offline import offline_runs, offline_wandb
+from trainer_testing.wandb_offline import offline_runs, offline_wandb, read_run
 
 
 @pytest.fixture
@@ -202,3 +202,23 @@ def test_without_wandb_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(MissingExtraError, match=r"trainer-reporting\[wandb\]"):
         WandbCallback()
+
+
+def test_a_run_file_read_in_the_middle_of_a_write_gives_its_complete_records(
+    wandb_dir: Path, tmp_path: Path
+) -> None:
+    """wandb's core process may still be writing when a test reads: every prefix of a
+    real run file reads as the rows wholly inside it, never as a decode error."""
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="cut")
+    _train(WandbCallback(), args, TrainerState())
+    _finish()
+    (path,) = wandb_dir.glob("wandb/offline-run-*/run-*.wandb")
+    whole, complete = path.read_bytes(), read_run(path)
+    cut = tmp_path / "cut.wandb"
+    seen_lengths = set()
+    for length in range(0, len(whole) + 1, max(1, len(whole) // 97)):
+        cut.write_bytes(whole[:length])
+        history = read_run(cut, timeout=0).history
+        assert history == complete.history[: len(history)]
+        seen_lengths.add(len(history))
+    assert seen_lengths == set(range(len(complete.history) + 1))
