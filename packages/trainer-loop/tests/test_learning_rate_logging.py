@@ -51,3 +51,49 @@ def test_each_log_shows_the_rate_its_step_used(
     trainer.train()
     logged = [entry["learning_rate"] for entry in trainer.state.log_history if "loss" in entry]
     assert logged == pytest.approx(expected)
+
+
+def _plateau_trainer(tmp_path: Path, **overrides: Any) -> Trainer:
+    rows = [{"x": torch.full((2,), 0.01 * i), "labels": torch.tensor(0.0)} for i in range(8)]
+    settings: dict[str, Any] = {
+        "output_dir": str(tmp_path),
+        "per_device_train_batch_size": 2,
+        "max_steps": 4,
+        "eval_strategy": "steps",
+        "eval_steps": 2,
+        "lr_scheduler_type": "reduce_lr_on_plateau",
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+    }
+    args = TrainingArguments(**{**settings, **overrides})
+    evals = {"a": rows[:4], "b": rows[4:]}
+    return Trainer(model=_Regressor(), args=args, train_dataset=rows, eval_dataset=evals)
+
+
+def test_plateau_schedule_with_several_eval_sets_needs_the_metric_named(tmp_path: Path) -> None:
+    """Each set reports eval_<name>_loss: without a name the schedule has nothing to follow,
+    which is said before the first step rather than at the first evaluation."""
+    trainer = _plateau_trainer(tmp_path)
+    with pytest.raises(ValueError, match="metric_for_best_model='eval_a_loss'"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_plateau_schedule_follows_the_named_eval_set(tmp_path: Path) -> None:
+    trainer = _plateau_trainer(tmp_path, metric_for_best_model="eval_b_loss")
+    trainer.train()
+    assert trainer.state.global_step == 4
+    assert trainer.lr_scheduler.best == min(
+        entry["eval_b_loss"] for entry in trainer.state.log_history if "eval_b_loss" in entry
+    )
+
+
+def test_plateau_schedule_on_a_metric_never_reported_names_those_reported(
+    tmp_path: Path,
+) -> None:
+    trainer = _plateau_trainer(tmp_path, metric_for_best_model="eval_b_accurcy")
+    trainer.compute_metrics = lambda prediction: {}  # so the name cannot be refused up front
+    with pytest.raises(KeyError, match=r"'eval_b_accurcy'.*eval_a_loss, eval_a_runtime"):
+        trainer.train()

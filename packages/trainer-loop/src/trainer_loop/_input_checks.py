@@ -85,6 +85,7 @@ def check_training_inputs(trainer: Any) -> None:
     """The checks ``train()`` runs before the first step (see the module docstring)."""
     check_eval_dataset(trainer)
     check_best_metric_reachable(trainer)
+    check_schedule_metric_named(trainer)
     check_output_dir_writable(trainer.args)
 
 
@@ -424,6 +425,37 @@ def check_best_metric_reachable(trainer: Any) -> None:
         "evaluations report only eval_loss and speed figures and training would stop at "
         "the first evaluation. Pass compute_metrics= a function returning "
         f"{{{bare!r}: value}}, or set metric_for_best_model='loss'."
+    )
+
+
+def check_schedule_metric_named(trainer: Any) -> None:
+    """Refuse a schedule stepped on a metric (``reduce_lr_on_plateau``, ``greedy``) with a
+    dict of evaluation datasets and a metric that names none of them.
+
+    Each dataset's figures are reported as ``eval_<name>_<metric>``, so a schedule
+    following ``eval_loss`` (the default) would stop training at the first evaluation.
+
+    Raises:
+        ValueError: no metric names which dataset's figure the schedule follows.
+    """
+    args = trainer.args
+    kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    stepped_on_metrics = kind in ("reduce_lr_on_plateau", "greedy")
+    if trainer.lr_scheduler is not None:  # given through optimizers=
+        stepped_on_metrics = trainer._scheduler_needs_metrics()
+    datasets = trainer.eval_dataset
+    if not stepped_on_metrics or not isinstance(datasets, Mapping) or not datasets:
+        return
+    metric = args.metric_for_best_model or "loss"
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    if any(key.startswith(f"eval_{name}_") for name in datasets):
+        return
+    first = next(iter(datasets))
+    raise ValueError(
+        f"The learning-rate schedule steps on an evaluation metric ({key!r}), but "
+        f"eval_dataset holds several datasets ({', '.join(map(str, datasets))}), each "
+        "reported under its own name. Set metric_for_best_model to the one to follow, "
+        f"e.g. metric_for_best_model='eval_{first}_loss'."
     )
 
 

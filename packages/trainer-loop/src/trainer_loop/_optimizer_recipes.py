@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from trainer_args import UNSUPPORTED_OPTIMIZERS
+from trainer_args import UNSUPPORTED_OPTIMIZERS, check_schedule_free_warmup
 from trainer_loop._adafactor import Adafactor
 from trainer_loop._optim_args import to_bool
 
@@ -145,8 +145,10 @@ def _bnb_ademamix(
 
 
 def _bnb_rmsprop(args: Any, options: dict[str, Any], *, bits: int) -> tuple[type, dict]:
+    """RMSprop keeps bitsandbytes' own epsilon, as the reference builds it: adam_epsilon
+    is Adam's setting (``optim_args`` may still set ``eps``)."""
     cls = _attribute(("bitsandbytes.optim",), "RMSprop")
-    return cls, {"lr": args.learning_rate, "eps": args.adam_epsilon, "optim_bits": bits}
+    return cls, {"lr": args.learning_rate, "optim_bits": bits}
 
 
 def _apex_fused(args: Any, options: dict[str, Any]) -> tuple[type, dict]:
@@ -200,8 +202,11 @@ def _number(key: str, value: Any) -> float:
 
 
 def _torchao_adamw(args: Any, options: dict[str, Any], *, bits: int) -> tuple[type, dict]:
+    """torchao's low-bit AdamW with the reference's quantisation blocks (256 values; the
+    4-bit class would otherwise use 128 and train differently) and no stochastic rounding."""
     modules = ("torchao.optim", "torchao.prototype.low_bit_optim")
-    return _attribute(modules, f"AdamW{bits}bit"), _adam_kwargs(args)
+    kwargs = {**_adam_kwargs(args), "block_size": 256, "bf16_stochastic_round": False}
+    return _attribute(modules, f"AdamW{bits}bit"), kwargs
 
 
 def _schedule_free(args: Any, options: dict[str, Any], *, kind: str) -> tuple[type, dict]:
@@ -212,6 +217,8 @@ def _schedule_free(args: Any, options: dict[str, Any], *, kind: str) -> tuple[ty
     reference's do (see :func:`trainer_loop._optimizer_methods.set_optimizer_mode`).
     """
     cls = _attribute(("schedulefree",), f"{kind}ScheduleFree")
+    if kind != "RAdam":
+        check_schedule_free_warmup(args)  # a share set after construction
     if kind == "SGD":
         return cls, {"lr": args.learning_rate, "warmup_steps": args.warmup_steps}
     kwargs = _adam_kwargs(args)

@@ -55,6 +55,7 @@ __all__ = [
     "get_reduce_on_plateau_schedule",
     "get_scheduler",
     "get_wsd_schedule",
+    "metric_to_step_on",
     "steps_on_metrics",
 ]
 
@@ -68,6 +69,26 @@ not after each optimizer step."""
 def steps_on_metrics(scheduler: Any) -> bool:
     """Whether ``scheduler`` is stepped with an evaluation metric (see ``METRIC_DRIVEN``)."""
     return isinstance(scheduler, METRIC_DRIVEN)
+
+
+def metric_to_step_on(metrics: dict[str, float], metric_for_best_model: str | None) -> float:
+    """The value a metric-driven schedule steps with: ``metric_for_best_model``'s, else
+    the loss.
+
+    Raises:
+        KeyError: the evaluation did not report it (with several evaluation datasets the
+            loss is ``eval_<name>_loss``), naming what it did report.
+    """
+    metric = metric_for_best_model or "loss"
+    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    if key not in metrics:
+        raise KeyError(
+            f"The learning-rate schedule steps on {key!r} (metric_for_best_model="
+            f"{metric_for_best_model!r}), but the evaluation returned "
+            f"{', '.join(sorted(metrics))}. Set metric_for_best_model to one of those "
+            "(with several evaluation datasets, e.g. 'eval_<name>_loss')."
+        )
+    return metrics[key]
 
 
 # --- public factories, one per schedule ---------------------------------------------------

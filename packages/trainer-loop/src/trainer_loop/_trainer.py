@@ -81,7 +81,7 @@ from trainer_loop._optimizers import (
 from trainer_loop._reporters import resolve_reporters
 from trainer_loop._resume import resolve_checkpoint
 from trainer_loop._saving import CheckpointWriter, export_callback_states
-from trainer_loop._schedulers import create_scheduler, steps_on_metrics
+from trainer_loop._schedulers import create_scheduler, metric_to_step_on, steps_on_metrics
 from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import SubclassHookMethods
 from trainer_loop._trainer_setup import (
@@ -734,9 +734,7 @@ class Trainer(
             metrics = self.evaluate(ignore_keys=ignore_keys)
         self._report_to_hp_search(trial, self.state.global_step, metrics)
         if self._scheduler_needs_metrics():
-            metric = self.args.metric_for_best_model or "loss"
-            key = metric if metric.startswith("eval_") else f"eval_{metric}"
-            self.lr_scheduler.step(metrics[key])
+            self.lr_scheduler.step(metric_to_step_on(metrics, self.args.metric_for_best_model))
         return metrics
 
     # ------------------------------------------------------------- saving
