@@ -196,3 +196,59 @@ def test_padding_collator_in_a_dataloader(tokenizer) -> None:
 def test_tokenizer_without_pad_is_rejected() -> None:
     with pytest.raises(TypeError, match=r"pad\(\) method, got dict"):
         DataCollatorWithPadding({})
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "dtype"),
+    [
+        ("label", [3, 1], torch.int64),
+        ("label", [np.int32(3), np.int32(1)], torch.int64),
+        ("label", [0.5, 1.5], torch.float32),
+        ("label", [[1, 0, 1], [0, 1, 0]], torch.float32),  # multi-hot: a float target
+        ("label", [1, 2.5], torch.int64),  # the first example decides, as in the reference
+        ("label_ids", [[1, 0, 2], [2, 2, 0]], torch.int64),
+        ("label_ids", [[0.5, 1.0], [1.0, 0.0]], torch.float32),
+    ],
+)
+def test_label_dtype_follows_the_first_examples_value(
+    key: str, values: list, dtype: torch.dtype
+) -> None:
+    batch = default_data_collator([{"x": [1.0], key: value} for value in values])
+    assert batch["labels"].dtype == dtype
+
+
+def test_label_wins_over_label_ids() -> None:
+    batch = default_data_collator(
+        [{"label": 1, "label_ids": [7, 7]}, {"label": 0, "label_ids": [7, 7]}]
+    )
+    assert batch["labels"].tolist() == [1, 0]
+
+
+def test_a_multi_label_classifier_trains_on_multi_hot_lists(tmp_path) -> None:
+    """Integer multi-hot lists must reach the model as floats: its multi-label loss
+    (BCE) refuses int64 targets, and it tells multi-label apart by the float dtype."""
+    transformers = pytest.importorskip("transformers")
+    from trainer_args import TrainingArguments
+    from trainer_loop import Trainer
+
+    config = transformers.BertConfig(
+        vocab_size=20,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        num_labels=3,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    rows = [{"input_ids": [1, 2 + i % 5, 3], "label": [i % 2, 1, 0]} for i in range(8)]
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    Trainer(model=model, args=args, train_dataset=rows).train()
+    assert model.config.problem_type == "multi_label_classification"

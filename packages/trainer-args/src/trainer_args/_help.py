@@ -293,8 +293,9 @@ HELP: dict[str, str] = {
     ),
     "liger_kernel_config": "transformers 5: options for the Liger kernels (see use_liger_kernel).",
     "use_cache": (
-        "transformers 5: the value transformers sets as model.config.use_cache for training. "
-        "Kept for compatibility; trainer leaves the model's config as it is."
+        "The value Trainer() sets as model.config.use_cache (as transformers 5 does): off "
+        "for training by default, since a generation cache only costs memory there and "
+        "hides packed sequences' boundaries from the attention masks."
     ),
     "project": "transformers 5: the project name trackers group runs under.",
     "trackio_space_id": "transformers 5: the Hugging Face Space that Trackio logs to.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,10 @@ def default_data_collator(
     Contract:
         * Examples are mappings, dataclasses, named tuples or objects with attributes;
           every example has the keys of the first one.
-        * ``label`` / ``label_ids`` become ``labels``: integer values become int64,
-          floats become float32 (tensors keep a floating dtype, integer ones go to int64).
+        * ``label`` / ``label_ids`` become ``labels`` (``label`` when both are there):
+          int64 when the first example's ``label`` (or first ``label_ids`` item) is an
+          integer, else float32, so multi-hot lists are floats (tensors keep a floating
+          dtype, integer ones go to int64).
         * Tensors are stacked, NumPy arrays and scalars are stacked through NumPy, other
           values (numbers, nested lists) get ``torch.tensor``'s dtypes (int64, the
           default float dtype, bool).
@@ -62,14 +65,14 @@ def default_data_collator(
     rows = _as_mappings(features)
     first = rows[0]
     batch: dict[str, torch.Tensor] = {}
+    label_key = next((key for key in _LABEL_KEYS if first.get(key) is not None), None)
+    if label_key is not None:  # "label" wins over "label_ids", as in the reference
+        values = [row[label_key] for row in rows]
+        batch["labels"] = _guarded(label_key, values, partial(_label_tensor, label_key))
     for key, value in first.items():
-        if value is None or _is_text(value):
+        if key in _LABEL_KEYS or value is None or _is_text(value):
             continue
-        values = [row[key] for row in rows]
-        if key in _LABEL_KEYS:
-            batch["labels"] = _guarded(key, values, _label_tensor)
-        else:
-            batch[key] = _guarded(key, values, _value_tensor)
+        batch[key] = _guarded(key, [row[key] for row in rows], _value_tensor)
     if not batch and first:
         raise ValueError(
             f"Cannot collate examples whose values are all text or None (keys: "
@@ -139,17 +142,23 @@ def _python_tensor(values: list[Any]) -> torch.Tensor:
     return torch.tensor(values)  # anything else: let torch decide or explain the failure
 
 
-def _label_tensor(values: list[Any]) -> torch.Tensor:
+def _label_tensor(key: str, values: list[Any]) -> torch.Tensor:
+    """Labels' dtype follows the first example's value, as in the reference: an integer
+    class id (``label``: 3, or ``label_ids``: [3, 0, 1]) makes int64 labels; anything else
+    (a float score, or a multi-hot list ``label``: [1, 0, 1] for multi-label
+    classification, whose loss takes floats) makes float32 labels."""
     first = values[0]
     if isinstance(first, torch.Tensor):
         stacked = torch.stack(values)
         return stacked if stacked.is_floating_point() else stacked.long()
     array = np.asarray(values)
-    if array.dtype.kind in "biu":
-        return torch.from_numpy(array.astype(np.int64, copy=False))
-    if array.dtype.kind == "f":
-        return torch.from_numpy(array.astype(np.float32, copy=False))
-    raise TypeError(f"labels must be numbers, got dtype {array.dtype}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"labels must be numbers, got dtype {array.dtype}")
+    probe = first
+    if key == "label_ids" and isinstance(first, (list, tuple, np.ndarray)) and len(first):
+        probe = first[0]
+    integral = isinstance(probe, (int, np.integer))
+    return torch.from_numpy(array.astype(np.int64 if integral else np.float32, copy=False))
 
 
 def _rename_labels(batch: Any) -> Any:

@@ -86,6 +86,7 @@ from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import SubclassHookMethods
 from trainer_loop._trainer_setup import (
     apply_process_log_level,
+    apply_use_cache,
     check_batch_metrics_signature,
     check_model_or_init,
     check_optimizers,
@@ -208,6 +209,7 @@ class Trainer(
         # these decisions too; train() takes them again for the model it prepares.
         self._bind_step_signatures(self.model)
         self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
+        apply_use_cache(self.model, self.args.use_cache)
         self._memory_tracker.stop("init")
 
     # ------------------------------------------------------------- set-up
@@ -584,6 +586,7 @@ class Trainer(
             return
         self._seed_everything()
         self.model = self.call_model_init(trial)
+        apply_use_cache(self.model, self.args.use_cache)
         if self.place_model_on_device:
             self._move_model_to_device(self.model, self.runtime.device)
         self.model_wrapped = self.model

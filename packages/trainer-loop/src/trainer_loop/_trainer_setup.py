@@ -145,6 +145,24 @@ _LAYER_OPTIONS = ("every_n_layers", "offload")
 ``activation_checkpointing_enable`` as arguments of their own."""
 
 
+def apply_use_cache(model: Any, use_cache: bool) -> None:
+    """Set ``model.config.use_cache`` to ``args.use_cache`` (False by default), as
+    transformers 5 does for the model it trains.
+
+    A key/value cache serves generation, not training: kept on, it costs memory at every
+    step, and transformers' attention masks then ignore packed sequences' boundaries
+    (``DataCollatorWithFlattening``), so packed batches would attend across examples.
+    Models without a settable config (none, or a plain dict) are left alone.
+    """
+    config = getattr(model, "config", None)
+    if config is None or isinstance(config, dict):
+        return
+    try:
+        config.use_cache = use_cache
+    except (AttributeError, TypeError):  # a read-only config object
+        return
+
+
 def pick_processing_class(tokenizer: Any, processing_class: Any) -> Any:
     if tokenizer is not None and processing_class is not None and tokenizer is not processing_class:
         raise ValueError(
