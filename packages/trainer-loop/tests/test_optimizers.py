@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -375,6 +377,54 @@ def test_schedule_free_warmup_share_set_after_construction_is_refused(tmp_path: 
     args.set_lr_scheduler(warmup_ratio=0.2)
     with pytest.raises(ValueError, match=r"warmup_ratio=0\.2"):
         create_optimizer(nn.Linear(2, 2), args)
+
+
+@pytest.fixture
+def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write a stand-in for an optional package the machine lacks, importable by name.
+
+    torchao is not a dev dependency: installed, it changes transformers' own behaviour
+    (its image processors then require torchvision), which other tests rely on.
+    """
+    created: list[str] = []
+
+    def write(name: str, files: dict[str, str]) -> None:
+        for relative, source in files.items():
+            path = tmp_path / "site" / name / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(source))
+        created.append(name)
+
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    yield write
+    for name in created:
+        for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+            sys.modules.pop(module, None)
+    importlib.invalidate_caches()
+
+
+def test_torchao_low_bit_adamw_gets_the_reference_block_size(fake_package, tmp_path: Path) -> None:
+    if importlib.util.find_spec("torchao") is not None:
+        pytest.skip("the real torchao is installed (the next test runs it)")
+    recorder = """
+        import torch
+
+        class _Recording(torch.optim.AdamW):
+            def __init__(self, params, *, block_size, bf16_stochastic_round, **kwargs):
+                super().__init__(params, **kwargs)
+                self.built_with = {"block_size": block_size, "round": bf16_stochastic_round}
+
+        class AdamW4bit(_Recording):
+            pass
+
+        class AdamW8bit(_Recording):
+            pass
+        """
+    fake_package("torchao", {"__init__.py": "", "optim/__init__.py": recorder})
+    importlib.invalidate_caches()
+    for optim in ("adamw_torch_4bit", "adamw_torch_8bit"):
+        optimizer = create_optimizer(nn.Linear(2, 2), make_args(tmp_path, optim=optim))
+        assert optimizer.built_with == {"block_size": 256, "round": False}
 
 
 def test_torchao_4bit_adamw_quantises_in_blocks_of_256(tmp_path: Path) -> None:
