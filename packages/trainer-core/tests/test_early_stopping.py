@@ -44,7 +44,7 @@ def run_evaluations(
     key = key if key.startswith("eval_") else f"eval_{key}"
     greater = args.greater_is_better
     if greater is None:
-        greater = args.metric_for_best_model not in ("loss", "eval_loss")
+        greater = not args.metric_for_best_model.endswith("loss")
     better = (lambda a, b: a > b) if greater else (lambda a, b: a < b)
     for number, value in enumerate(values, start=1):
         control = handler.on_evaluate(args, state, control, {key: value})
@@ -85,6 +85,13 @@ def test_direction_defaults_from_the_metric_name_when_unset() -> None:
     args = make_args(metric_for_best_model="accuracy", greater_is_better=None)
     assert run_evaluations(EarlyStoppingCallback(), args, [0.5, 0.6, 0.55]) == 3
     args = make_args(metric_for_best_model="eval_loss", greater_is_better=None)
+    assert run_evaluations(EarlyStoppingCallback(), args, [0.5, 0.4, 0.45]) == 3
+
+
+@pytest.mark.parametrize("metric", ["mlm_loss", "eval_ce_loss"])
+def test_any_metric_named_like_a_loss_is_minimised_when_unset(metric: str) -> None:
+    """As the arguments decide it at construction: a name ending in "loss" is a loss."""
+    args = make_args(metric_for_best_model=metric, greater_is_better=None)
     assert run_evaluations(EarlyStoppingCallback(), args, [0.5, 0.4, 0.45]) == 3
 
 

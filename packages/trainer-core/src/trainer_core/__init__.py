@@ -7,6 +7,7 @@ imports torch, so configuration, reporting and search code can depend on it chea
 
 from __future__ import annotations
 
+from trainer_core._best_metric import best_metric_greater_is_better, best_metric_key
 from trainer_core._callbacks import CallbackHandler, TrainerCallback
 from trainer_core._checkpoint_port import CheckpointContent, CheckpointStore, LoadedCheckpoint
 from trainer_core._early_stopping import EarlyStoppingCallback
@@ -81,6 +82,8 @@ __all__ = [
     "TrainerState",
     "UnknownPluginError",
     "available_plugins",
+    "best_metric_greater_is_better",
+    "best_metric_key",
     "default_compute_objective",
     "import_optional",
     "installed_plugins",

@@ -6,6 +6,7 @@ import logging
 import operator
 from typing import Any
 
+from trainer_core._best_metric import best_metric_greater_is_better, best_metric_key
 from trainer_core._callbacks import TrainerCallback
 from trainer_core._flow import eval_strategy_of
 from trainer_core._state import ExportableState, TrainerControl, TrainerState
@@ -44,7 +45,9 @@ class EarlyStoppingCallback(TrainerCallback, ExportableState):
         self, args: Any, state: TrainerState, control: TrainerControl, metric_value: float
     ) -> None:
         """Reset the counter if ``metric_value`` improves on the best value, else count one."""
-        better = operator.gt if _greater_is_better(args) else operator.lt
+        greater = getattr(args, "greater_is_better", None)
+        maximise = best_metric_greater_is_better(args.metric_for_best_model, greater)
+        better = operator.gt if maximise else operator.lt
         threshold = self.early_stopping_threshold or 0.0
         best = state.best_metric
         if best is None or (better(metric_value, best) and abs(metric_value - best) > threshold):
@@ -83,7 +86,7 @@ class EarlyStoppingCallback(TrainerCallback, ExportableState):
         **kwargs: Any,
     ) -> None:
         """Count this evaluation and request a stop once patience runs out."""
-        key = _metric_key(args.metric_for_best_model)
+        key = best_metric_key(args.metric_for_best_model)
         value = (metrics or {}).get(key)
         if value is None:
             logger.warning(
@@ -124,22 +127,3 @@ def _configuration_problems(args: Any) -> list[str]:
             'eval_strategy (evaluation_strategy) to "steps" or "epoch"'
         )
     return problems
-
-
-def _metric_key(metric_for_best_model: str) -> str:
-    """The key the metric has in evaluation results, which carry an ``eval_`` prefix."""
-    if metric_for_best_model.startswith("eval_"):
-        return metric_for_best_model
-    return f"eval_{metric_for_best_model}"
-
-
-def _greater_is_better(args: Any) -> bool:
-    """``args.greater_is_better``, or when unset, what the metric's name implies.
-
-    Unset, the loss (``"loss"`` or ``"eval_loss"``) is minimised and any other metric
-    maximised, the default the arguments themselves apply.
-    """
-    value = getattr(args, "greater_is_better", None)
-    if value is not None:
-        return bool(value)
-    return args.metric_for_best_model not in ("loss", "eval_loss")

@@ -84,6 +84,7 @@ def check_trainer_inputs(
 def check_training_inputs(trainer: Any) -> None:
     """The checks ``train()`` runs before the first step (see the module docstring)."""
     check_eval_dataset(trainer)
+    check_best_model_metric_set(trainer.args)
     check_best_metric_reachable(trainer)
     check_schedule_metric_named(trainer)
     check_output_dir_writable(trainer.args)
@@ -399,6 +400,36 @@ def _parameter_ids(optimizer: Any) -> set[int]:
 
 
 # --------------------------------------------------------------------- metrics
+def check_best_model_metric_set(args: Any) -> None:
+    """Refuse best-model tracking switched on after the arguments were built with no
+    metric to track.
+
+    Construction fills or asks for ``metric_for_best_model``; a script that sets
+    ``load_best_model_at_end`` or ``save_strategy="best"`` afterwards skips that, and
+    would otherwise train without saving or loading any best model.
+
+    Raises:
+        ValueError: best-model tracking is on and ``metric_for_best_model`` is None.
+    """
+    if args.metric_for_best_model is not None:
+        return
+    save_strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
+    wanted = [
+        name
+        for name, on in (
+            ("load_best_model_at_end=True", args.load_best_model_at_end),
+            ('save_strategy="best"', save_strategy == "best"),
+        )
+        if on
+    ]
+    if wanted:
+        raise ValueError(
+            f"{' and '.join(wanted)} needs metric_for_best_model, which is None (the "
+            "setting was changed after the arguments were built). Set "
+            "metric_for_best_model, e.g. 'loss' or a key compute_metrics returns."
+        )
+
+
 def check_best_metric_reachable(trainer: Any) -> None:
     """Refuse a ``metric_for_best_model`` no evaluation of this run can report.
 

@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import torch
 
-from trainer_core import CheckpointContent, CheckpointStore, ExportableState, LoadedCheckpoint
+from trainer_core import (
+    CheckpointContent,
+    CheckpointStore,
+    ExportableState,
+    LoadedCheckpoint,
+    best_metric_greater_is_better,
+    best_metric_key,
+)
 from trainer_loop._inputs import accepts_argument
 from trainer_loop._schedulers import steps_on_metrics
 
@@ -530,8 +537,7 @@ class CheckpointWriter:
         args, state = self.trainer.args, self.trainer.state
         if not metrics or args.metric_for_best_model is None:
             return False
-        key = args.metric_for_best_model
-        key = key if key.startswith("eval_") else f"eval_{key}"
+        key = best_metric_key(args.metric_for_best_model)
         if key not in metrics:
             raise KeyError(
                 f"metric_for_best_model={args.metric_for_best_model!r}: the evaluation "
@@ -539,8 +545,7 @@ class CheckpointWriter:
                 "of those (with or without the 'eval_' prefix)."
             )
         value = float(metrics[key])
-        greater = args.greater_is_better
-        greater = greater if greater is not None else key not in ("eval_loss",)
+        greater = best_metric_greater_is_better(key, args.greater_is_better)
         best = state.best_metric
         if best is None:
             best = -math.inf if greater else math.inf

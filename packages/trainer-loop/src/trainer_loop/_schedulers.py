@@ -34,6 +34,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from trainer_args import SchedulerType
+from trainer_core import best_metric_key
 from trainer_loop import _lr_factors as factors
 from trainer_loop._greedy_lr import GreedyLR
 
@@ -79,8 +80,7 @@ def metric_to_step_on(metrics: dict[str, float], metric_for_best_model: str | No
         KeyError: the evaluation did not report it (with several evaluation datasets the
             loss is ``eval_<name>_loss``), naming what it did report.
     """
-    metric = metric_for_best_model or "loss"
-    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    key = best_metric_key(metric_for_best_model or "loss")
     if key not in metrics:
         raise KeyError(
             f"The learning-rate schedule steps on {key!r} (metric_for_best_model="
