@@ -20,7 +20,10 @@ _WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_
 
 
 def launched_world_size() -> int:
-    """How many processes the launcher that started this one announced (1 without one).
+    """How many processes the launcher that started this one announced; without a
+    launcher, the size of a process group the script started itself
+    (``torch.multiprocessing.spawn`` + ``init_process_group(rank=..., world_size=...)``),
+    which is kept and used; else 1.
 
     Raises:
         ValueError: a launcher variable is set to something that is not an integer.
@@ -36,6 +39,8 @@ def launched_world_size() -> int:
                 f"Environment variable {name}={raw!r} is not an integer. Launchers set it "
                 f"to the number of processes; unset it or fix the launch command."
             ) from None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
     return 1
 
 
