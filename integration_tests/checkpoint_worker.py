@@ -282,7 +282,8 @@ def run_fsdp_from_one(out: str, checkpoints: str) -> dict[str, Any]:
 
 
 def run_nodes(out: str) -> dict[str, Any]:
-    """Two nodes without shared storage: each writes into ``<out>/<run>/node<N>``."""
+    """Two nodes without shared storage: each writes into ``<out>/<run>/node<N>``; and
+    two nodes sharing ``<out>/ddp_each_node_shared``."""
     node = int(os.environ["GROUP_RANK"])
     result: dict[str, Any] = {"node": node, "local_rank": int(os.environ["LOCAL_RANK"])}
     runs: list[tuple[str, dict[str, Any], bool]] = [
@@ -303,6 +304,11 @@ def run_nodes(out: str) -> dict[str, Any]:
         save_steps=4,
     )
     result["sharded_error"] = _sharded_without_shared_storage(out, node)
+    # Both nodes' writers fill one folder: storage the nodes share, save_on_each_node set
+    # "just in case" (the reference tolerates it).
+    shared = os.path.join(out, "ddp_each_node_shared")
+    overrides = {"save_on_each_node": True, "save_steps": 2, "save_total_limit": 2}
+    result["ddp_each_node_shared"] = _run(shared, {}, **overrides)
     return result
 
 

@@ -88,3 +88,19 @@ def test_sharded_checkpoints_without_shared_storage_fail_clearly_on_every_node(
         assert "do not all see that folder" in report["sharded_error"]
         folder = out / "fsdp_sharded_each_node" / f"node{node}"
         assert list(folder.iterdir()) == []  # no checkpoint, no staging folder left
+
+
+def test_with_save_on_each_node_on_shared_storage_one_checkpoint_is_published(
+    nodes: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """Both nodes' main processes write into the same staging folder; the first of them
+    publishes it, whole, with both processes' RNG files (the second rename failed)."""
+    out, reports = nodes
+    folder = out / "ddp_each_node_shared"
+    assert _steps(folder) == ["checkpoint-6", "checkpoint-8"]  # rotated to the limit
+    names = {p.name for p in (folder / "checkpoint-8").iterdir()}
+    assert {"rng_state_0.pth", "rng_state_1.pth", "optimizer.pt", "trainer_state.json"} <= names
+    assert not [name for name in names if name.startswith(".")]  # no writer signatures
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no staging left
+    stored = worker.base.weights_of(read_weights(str(folder / "checkpoint-8")))
+    assert max_difference(stored, reports[0]["ddp_each_node_shared"]["weights"]) == 0.0

@@ -93,10 +93,37 @@ def _no_barrier() -> None:
 
 
 def _fresh_folder(output_dir: str, staging: str) -> None:
-    """An empty staging folder (a crashed save may have left one behind)."""
+    """An empty staging folder (a crashed save may have left one behind).
+
+    Writers on nodes that share storage all do this before the same barrier, so the
+    folder may already have been made again by another: that one is used.
+    """
     os.makedirs(output_dir, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
+    os.makedirs(staging, exist_ok=True)
+
+
+# Writers sign the staging folder. With save_on_each_node on storage the nodes share,
+# several writers fill the same folder; only the first signer renames it into place.
+_SIGNATURE_PREFIX = ".writer-"
+
+
+def _sign(staging: str, process_index: int) -> None:
+    open(os.path.join(staging, f"{_SIGNATURE_PREFIX}{process_index}"), "w").close()
+
+
+def _first_signature(staging: str) -> int:
+    return min(
+        int(name.removeprefix(_SIGNATURE_PREFIX))
+        for name in os.listdir(staging)
+        if name.startswith(_SIGNATURE_PREFIX)
+    )
+
+
+def _remove_signatures(staging: str) -> None:
+    for name in os.listdir(staging):
+        if name.startswith(_SIGNATURE_PREFIX):
+            os.remove(os.path.join(staging, name))
 
 
 def _resumable(content: CheckpointContent) -> bool:
@@ -186,9 +213,15 @@ class FolderCheckpointStore:
                 if is_writer:
                     sharded = sharded_writer is not None
                     self._write_shared(staging, content, flusher, sharded=sharded)
+                    _sign(staging, process_index)
                 barrier()
+                publishes = False
                 if is_writer:
                     flusher.finish(staging)
+                    publishes = _first_signature(staging) == process_index
+                barrier()  # every writer has read the signatures before one is published
+                if publishes:
+                    _remove_signatures(staging)
                     self._publish(staging, final)
         except BaseException as error:
             if is_writer:
