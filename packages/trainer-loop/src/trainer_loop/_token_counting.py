@@ -7,9 +7,10 @@ input's elements that differ from the processing class's ``pad_token_id``; witho
 either, every element (with a warning, once).
 
 An "all" count is a host integer (the tensor's shape). A non-padding count is a tensor
-on the batch's device: reading it would wait for the device at every step, so the loop
-adds these up on the device and reads the total at logging, evaluation and save steps
-only (the performance contract).
+on the batch's device, added up there; the loop reads the total after each counted
+micro-batch, as the reference does, because callbacks read
+``state.num_input_tokens_seen`` at every step (a token budget that stops training).
+Runs that count no tokens pay nothing.
 """
 
 from __future__ import annotations

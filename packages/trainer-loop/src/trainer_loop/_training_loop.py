@@ -6,7 +6,8 @@ per-step bookkeeping, and calls back into the Trainer's overridable methods
 (``training_step``, ``log``, ``evaluate``, ...) for everything a subclass may change.
 
 Hot-path rules: nothing in a step forces a host-device synchronisation unless the user
-asked for a log, an evaluation or a save at that step.
+asked for a log, an evaluation or a save at that step, or for a token count that needs
+one to stay current for callbacks (see ``TrainingLoop._count_tokens``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class TrainingLoop:
         self.sync_each_batch = syncs_each_batch(self.args)
         self.tracker = LossTracker(filter_nan_inf=self.args.logging_nan_inf_filter)
         self.tokens_seen = 0  # this process's count known on the host (see TokenCounter)
+        self.tokens_stale = False  # counted tokens the state's total does not include yet
         self.token_counter = TokenCounter(
             non_padding=counts_non_padding(self.args),
             pad_token_id=getattr(trainer.processing_class, "pad_token_id", None),
@@ -339,21 +341,38 @@ class TrainingLoop:
         return total
 
     def _count_tokens(self, inputs: Any) -> None:
+        """Count one micro-batch and bring the state's total up to date at once.
+
+        Callbacks (a token-budget stop in ``on_step_end``, say) and the rest of the step
+        read ``state.num_input_tokens_seen`` as the reference keeps it: including this
+        micro-batch. When that needs a synchronisation, the reference pays one per
+        micro-batch too (a gather); without token counting nothing here runs.
+        """
         main_input = self.trainer._main_input(inputs)
         if main_input is not None:
             self.tokens_seen += self.token_counter.add(inputs, main_input)
-            if self.trainer.runtime.num_processes == 1 and self.token_counter.device is None:
-                self.trainer.state.num_input_tokens_seen = self.tokens_seen
         else:
             self.token_counter.warn_missing(self.trainer.model, inputs)
+        # Set on every process alike, whatever it counted: the sync may be a collective.
+        self.tokens_stale = True
+        self._sync_tokens_seen()
 
     def _sync_tokens_seen(self) -> None:
-        """Bring the state's token count up to date: the processes' counts summed (a
-        collective), or counts still on the device read; at log, evaluation and save
-        steps only."""
+        """Bring the state's token count up to date: the host count, the processes'
+        counts summed (a collective), or counts still on the device read.
+
+        Each counted micro-batch calls it, so logs, evaluations, checkpoints and the
+        final metrics need no sync of their own; a later call (an overridden
+        ``_maybe_log_save_evaluate`` logs through one) finds nothing new and returns,
+        on every process alike.
+        """
+        if not self.tokens_stale:
+            return
+        self.tokens_stale = False
         runtime = self.trainer.runtime
         counted_on_device = self.token_counter.device
-        if not self.count_tokens or (runtime.num_processes == 1 and counted_on_device is None):
+        if runtime.num_processes == 1 and counted_on_device is None:
+            self.trainer.state.num_input_tokens_seen = self.tokens_seen
             return
         if runtime.num_processes == 1:
             total = self.token_counter.total(self.tokens_seen, counted_on_device.device)
@@ -370,8 +389,6 @@ class TrainingLoop:
         trainer = self.trainer
         if trainer.control.should_log and trainer.state.global_step > self.last_logged_step:
             self._log_training_progress()
-        elif trainer.control.should_evaluate or trainer.control.should_save:
-            self._sync_tokens_seen()  # the evaluation's log and the checkpoint record it
         evaluate_and_save(trainer, self.model, self.trial, self.ignore_keys_for_eval)
 
     def _log_training_progress(self) -> None:
@@ -384,7 +401,6 @@ class TrainingLoop:
             logs["grad_norm"] = float(self.grad_norm.detach().float().item())
         step_rate = self.step_learning_rate
         logs["learning_rate"] = trainer._get_learning_rate() if step_rate is None else step_rate
-        self._sync_tokens_seen()
         self.last_logged_step = state.global_step
         trainer.store_flos()
         if self.log_takes_start_time:
@@ -405,7 +421,6 @@ class TrainingLoop:
         steps_trained = state.global_step - self.initial_global_step
         train_loss = self.tracker.total / max(steps_trained, 1e-3)
         trainer.store_flos()
-        self._sync_tokens_seen()
         num_tokens = state.num_input_tokens_seen if args.include_tokens_per_second else None
         metrics = speed_metrics(
             "train",

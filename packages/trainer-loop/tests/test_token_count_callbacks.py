@@ -1,0 +1,138 @@
+"""``state.num_input_tokens_seen`` as callbacks read it between logging steps.
+
+transformers 5 adds every micro-batch's tokens to the state as it trains on it, so a
+callback's ``on_substep_end`` / ``on_step_end`` sees the running count (a token-budget
+stop relies on it), whether the count is a host integer (``"all"``) or a tensor on the
+device (``"non_padding"``). Logged values and the final count stay what they were.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from trainer_args import TrainingArguments
+from trainer_core import TrainerCallback
+from trainer_loop import Trainer, _training_loop
+
+LENGTH, REAL, ROWS, BATCH = 6, 4, 16, 2
+PER_ROW = {"all": LENGTH, "non_padding": REAL}
+
+
+class _Padded(Dataset):
+    """Rows of ``LENGTH`` ids of which the first ``REAL`` are tokens, the rest padding."""
+
+    def __len__(self) -> int:
+        return ROWS
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        mask = (torch.arange(LENGTH) < REAL).long()
+        ids = (torch.arange(LENGTH) + 1 + index % 3) * mask
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(1.0)}
+
+
+class _TokenModel(nn.Module):
+    main_input_name = "input_ids"
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(16, 1)
+
+    def forward(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: Any = None
+    ) -> dict[str, torch.Tensor]:
+        out = self.embedding(input_ids).mean(dim=(1, 2))
+        return {"loss": nn.functional.mse_loss(out, labels)}
+
+
+class _Reader(TrainerCallback):
+    """Records the count at each event; stops training once it reaches ``budget``."""
+
+    def __init__(self, budget: int | None = None) -> None:
+        self.budget = budget
+        self.substeps: list[int] = []
+        self.steps: list[int] = []
+        self.pre_optimizer: list[int] = []
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        self.substeps.append(state.num_input_tokens_seen)
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.pre_optimizer.append(state.num_input_tokens_seen)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.num_input_tokens_seen)
+        if self.budget is not None and state.num_input_tokens_seen >= self.budget:
+            control.should_training_stop = True
+
+
+def _train(tmp_path: Path, reader: _Reader, **overrides: Any) -> Trainer:
+    settings: dict[str, Any] = {
+        "per_device_train_batch_size": BATCH,
+        "num_train_epochs": 1,
+        "logging_steps": 500,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+        **overrides,
+    }
+    args = TrainingArguments(str(tmp_path), **settings)
+    trainer = Trainer(model=_TokenModel(), args=args, train_dataset=_Padded(), callbacks=[reader])
+    trainer.train()
+    return trainer
+
+
+@pytest.mark.parametrize("mode", ["all", "non_padding"])
+def test_callbacks_see_the_count_including_the_current_micro_batch(
+    mode: str, tmp_path: Path
+) -> None:
+    reader = _Reader()
+    _train(tmp_path, reader, include_num_input_tokens_seen=mode, gradient_accumulation_steps=2)
+    micro = BATCH * PER_ROW[mode]
+    steps = ROWS // (2 * BATCH)
+    assert reader.substeps == [micro * (2 * step + 1) for step in range(steps)]
+    assert reader.pre_optimizer == reader.steps == [micro * 2 * (s + 1) for s in range(steps)]
+
+
+@pytest.mark.parametrize("mode", ["all", "non_padding"])
+def test_a_token_budget_callback_stops_training_at_its_step(mode: str, tmp_path: Path) -> None:
+    reader = _Reader(budget=20)
+    trainer = _train(tmp_path, reader, include_num_input_tokens_seen=mode)
+    per_step = BATCH * PER_ROW[mode]
+    stop = -(-20 // per_step)  # the first step whose running count reaches the budget
+    assert reader.steps == [per_step * (step + 1) for step in range(stop)]
+    assert trainer.state.global_step == stop
+    assert trainer.state.num_input_tokens_seen == per_step * stop
+
+
+def test_logged_and_final_counts_are_unchanged(tmp_path: Path) -> None:
+    reader = _Reader()
+    trainer = _train(tmp_path, reader, include_num_input_tokens_seen="non_padding", logging_steps=3)
+    logged = [e["num_input_tokens_seen"] for e in trainer.state.log_history if "loss" in e]
+    per_step = BATCH * REAL
+    assert logged == [3 * per_step, 6 * per_step]  # steps 3 and 6 of 8
+    final = trainer.state.log_history[-1]  # the run's metrics
+    assert final["num_input_tokens_seen"] == trainer.state.num_input_tokens_seen
+    assert trainer.state.num_input_tokens_seen == ROWS * REAL == reader.steps[-1]
+
+
+def test_without_token_counting_nothing_is_counted_or_synchronised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path stays free of any host read or collective for the count."""
+
+    def forbidden(*args: Any) -> None:
+        raise AssertionError("tokens counted or synchronised with counting off")
+
+    monkeypatch.setattr(_training_loop.TrainingLoop, "_count_tokens", forbidden)
+    monkeypatch.setattr(_training_loop.TokenCounter, "total", forbidden)
+    reader = _Reader()
+    _train(tmp_path, reader, logging_steps=1, gradient_accumulation_steps=2)
+    assert reader.steps == [0] * (ROWS // (2 * BATCH))
