@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import warnings
 from typing import Any
 
@@ -294,3 +296,117 @@ def test_seq2seq_rebuild_is_equal() -> None:
         generation_config={"num_beams": 4},
     )
     assert Seq2SeqTrainingArguments(**args.to_dict()) == args
+
+
+# --- edits in copies: dataclasses.replace and to_dict rebuilds ----------------------------
+
+TWIN_EDITS: list[tuple[dict[str, Any], str, Any, dict[str, Any]]] = [
+    # (built with, spelling edited, new value, {attribute: value expected in the copy})
+    ({"eval_strategy": "epoch"}, "eval_strategy", "no", {"evaluation_strategy": "no"}),
+    ({"eval_strategy": "epoch"}, "evaluation_strategy", "steps", {"eval_strategy": "steps"}),
+    ({"evaluation_strategy": "epoch"}, "eval_strategy", "steps", {"evaluation_strategy": "steps"}),
+    (
+        {"include_for_metrics": ["inputs", "loss"]},
+        "include_for_metrics",
+        [],
+        {"include_inputs_for_metrics": False},
+    ),
+    (
+        {"include_for_metrics": ["inputs", "loss"]},
+        "include_inputs_for_metrics",
+        False,
+        {"include_for_metrics": ["loss"]},
+    ),
+    (
+        {"train_sampling_strategy": "group_by_length"},
+        "train_sampling_strategy",
+        "random",
+        {"group_by_length": False},
+    ),
+    (
+        {"group_by_length": True},
+        "group_by_length",
+        False,
+        {"train_sampling_strategy": "random"},
+    ),
+    (
+        {"activation_checkpointing": True},
+        "gradient_checkpointing",
+        False,
+        {"activation_checkpointing": False},
+    ),
+    (
+        {"gradient_checkpointing": True},
+        "activation_checkpointing",
+        False,
+        {"gradient_checkpointing": False},
+    ),
+    (
+        {"gradient_checkpointing_kwargs": {"use_reentrant": True}},
+        "activation_checkpointing_kwargs",
+        {"use_reentrant": False},
+        {"gradient_checkpointing_kwargs": {"use_reentrant": False}},
+    ),
+]
+
+
+def _edit_by_replace(args: TrainingArguments, name: str, value: Any) -> TrainingArguments:
+    return dataclasses.replace(args, **{name: value})
+
+
+def _edit_by_json(args: TrainingArguments, name: str, value: Any) -> TrainingArguments:
+    config = json.loads(args.to_json_string())
+    config[name] = value
+    return TrainingArguments(**config)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("edit", [_edit_by_replace, _edit_by_json])
+@pytest.mark.parametrize(("built", "name", "value", "expected"), TWIN_EDITS)
+def test_editing_either_spelling_in_a_copy_wins(
+    edit: Any, built: dict[str, Any], name: str, value: Any, expected: dict[str, Any]
+) -> None:
+    """The other spelling still holds the old value in the copy's fields: it yields,
+    and both spellings read the edited value (v4.34 code reads the old name)."""
+    copy = edit(TrainingArguments("out", **built), name, value)
+    assert getattr(copy, name) == value
+    for other, wanted in expected.items():
+        assert getattr(copy, other) == wanted
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("edit", [_edit_by_replace, _edit_by_json])
+def test_an_edited_eval_strategy_reaches_what_follows_from_it(edit: Any) -> None:
+    args = TrainingArguments("out", eval_strategy="epoch", eval_steps=7)
+    copy = edit(args, "eval_strategy", "steps")
+    assert copy.evaluation_strategy is IntervalStrategy.STEPS and copy.eval_steps == 7
+    assert edit(copy, "eval_strategy", "epoch") == args
+
+
+def test_a_copy_that_edits_both_spellings_differently_is_refused() -> None:
+    args = TrainingArguments("out", eval_strategy="epoch")
+    with pytest.raises(ValueError, match="two spellings of one setting"):
+        dataclasses.replace(args, eval_strategy="no", evaluation_strategy="steps")
+    agreeing = dataclasses.replace(args, eval_strategy="no", evaluation_strategy="no")
+    assert agreeing.evaluation_strategy is IntervalStrategy.NO
+
+
+def test_a_copy_sees_spellings_assigned_after_construction() -> None:
+    """The record follows assignments, so a later copy compares against the new value."""
+    args = TrainingArguments("out", eval_strategy="epoch")
+    args.evaluation_strategy = "no"
+    assert dataclasses.replace(args, eval_strategy="steps").evaluation_strategy == "steps"
+    args.set_evaluate(strategy="epoch")
+    assert dataclasses.replace(args, evaluation_strategy="no").eval_strategy == "no"
+
+
+def test_the_spellings_record_is_bookkeeping_only() -> None:
+    """Not compared, not shown in repr or TensorBoard's hparams; a record that is not a
+    dict (hand-written) is ignored, so the usual rules apply."""
+    args = TrainingArguments("out", eval_strategy="epoch")
+    assert args == TrainingArguments("out", eval_strategy="epoch", _resolved_spellings={})
+    assert "_resolved_spellings" not in repr(args)
+    assert "_resolved_spellings" in args.to_dict()
+    with pytest.raises(ValueError, match="two spellings of one setting"):
+        TrainingArguments("out", eval_strategy="no", evaluation_strategy="epoch",
+                          _resolved_spellings="x")  # fmt: skip

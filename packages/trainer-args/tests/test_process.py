@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -39,6 +40,13 @@ def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
 def _launch(monkeypatch: pytest.MonkeyPatch, **variables: int) -> None:
     for name, value in variables.items():
         monkeypatch.setenv(name, str(value))
+
+
+def test_ddp_timeout_delta_is_the_timeout_as_a_timedelta() -> None:
+    """Public in transformers 4.34 and 5: what init_process_group takes."""
+    assert TrainingArguments("out", ddp_timeout=90).ddp_timeout_delta == timedelta(seconds=90)
+    assert TrainingArguments("out").ddp_timeout_delta == timedelta(minutes=30)
+    assert TrainingArguments("out", ddp_timeout=None).ddp_timeout_delta == timedelta(minutes=30)
 
 
 def test_single_process_defaults() -> None:

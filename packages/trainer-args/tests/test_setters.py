@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import math
 
 import pytest
@@ -212,6 +213,17 @@ def test_set_push_to_hub_values() -> None:
     assert args.hub_token == "hf_secret" and args.hub_private_repo and args.hub_always_push
 
 
+def test_set_push_to_hub_takes_transformers5s_revision_and_private_default() -> None:
+    """transformers 5 adds ``revision`` (last, so v4.34's positional calls keep their
+    meaning) and defaults ``private_repo`` to None: the organisation's default."""
+    args = TrainingArguments("out").set_push_to_hub("me/model", revision="dev")
+    assert (args.hub_revision, args.hub_private_repo) == ("dev", None)
+    positional = TrainingArguments("out").set_push_to_hub("me/m", "end", "tok", False, True)
+    assert (positional.hub_private_repo, positional.hub_always_push) == (False, True)
+    assert positional.hub_revision is None
+    assert TrainingArguments(**args.to_dict()).hub_private_repo is None
+
+
 def test_set_optimizer_values() -> None:
     args = TrainingArguments("out").set_optimizer(
         "adafactor",
@@ -281,12 +293,18 @@ def test_get_warmup_steps() -> None:
 
 
 def test_a_warmup_steps_below_one_is_a_share_of_the_run(tmp_path) -> None:
-    """transformers 5 dropped warmup_ratio: its users write the share as warmup_steps."""
+    """transformers 5 dropped warmup_ratio: its users write the share as warmup_steps,
+    and read it back from there (field, to_dict, training_args.json) as they wrote it."""
     args = TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.25)
-    assert (args.warmup_steps, args.warmup_ratio, args.get_warmup_steps(10)) == (0, 0.25, 3)
+    assert (args.warmup_steps, args.warmup_ratio, args.get_warmup_steps(10)) == (0.25, 0.0, 3)
+    assert args.to_dict()["warmup_steps"] == 0.25
+    assert json.loads(args.to_json_string())["warmup_steps"] == 0.25
+    assert TrainingArguments(**args.to_dict()) == args
     assert TrainingArguments(output_dir=str(tmp_path), warmup_steps=4.0).warmup_steps == 4
     args.set_lr_scheduler(name="cosine", warmup_steps=0.05, max_steps=100)
-    assert args.get_warmup_steps(100) == 5
+    assert (args.warmup_steps, args.get_warmup_steps(100)) == (0.05, 5)
+    both = TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.1, warmup_ratio=0.1)
+    assert both.get_warmup_steps(95) == 10
     with pytest.raises(ValueError, match=r"warmup_ratio=0\.1 contradict"):
         TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.2, warmup_ratio=0.1)
     with pytest.raises(TypeError, match=r"warmup_steps=2\.5"):
@@ -294,4 +312,14 @@ def test_a_warmup_steps_below_one_is_a_share_of_the_run(tmp_path) -> None:
     (parsed,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--warmup_steps", "0.1"]
     )
-    assert (parsed.warmup_steps, parsed.warmup_ratio) == (0, 0.1)
+    assert (parsed.warmup_steps, parsed.warmup_ratio) == (0.1, 0.0)
+
+
+def test_a_v434_warmup_ratio_still_counts(tmp_path) -> None:
+    """v4.34's warmup_ratio, given alone or in a set_lr_scheduler call, and a ratio with a
+    step count (the count wins), read as before."""
+    args = TrainingArguments(output_dir=str(tmp_path), warmup_ratio=0.2)
+    assert (args.warmup_steps, args.warmup_ratio, args.get_warmup_steps(10)) == (0, 0.2, 2)
+    assert args.set_lr_scheduler(warmup_ratio=0.3).get_warmup_steps(10) == 3
+    with pytest.raises(ValueError, match=r"warmup_ratio=0\.3 contradict"):
+        args.set_lr_scheduler(warmup_ratio=0.3, warmup_steps=0.5)

@@ -285,6 +285,18 @@ def test_values_from_training_arguments() -> None:
     assert ArgumentValues(warmup_ratio=0.25).warmup_steps_for(10) == math.ceil(2.5)
 
 
+@pytest.mark.parametrize(
+    ("warmup", "expected"), [({"warmup_steps": 0.1}, 10), ({"warmup_ratio": 0.1}, 10)]
+)
+def test_a_warm_up_share_fills_auto_as_that_share_of_the_run(
+    warmup: dict[str, float], expected: int
+) -> None:
+    """transformers 5 writes a share as a fractional warmup_steps; v4.34 as warmup_ratio."""
+    args = TrainingArguments(output_dir="unused", **warmup)
+    values = ArgumentValues.from_arguments(args, world_size=1)
+    assert values.warmup_steps_for(100) == expected
+
+
 def test_the_launcher_precision_applies_when_the_arguments_ask_for_none() -> None:
     plain = TrainingArguments(output_dir="unused")
     values = ArgumentValues.from_arguments(plain, world_size=1, launcher_precision="bf16")

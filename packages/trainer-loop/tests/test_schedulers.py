@@ -337,6 +337,15 @@ def test_create_scheduler_fractional_warmup_steps_are_a_ratio() -> None:
     assert rates == pytest.approx([0.0, LR / 4, LR / 2, 3 * LR / 4, LR])
 
 
+def test_create_scheduler_reads_a_warmup_share_kept_in_training_arguments(tmp_path: Path) -> None:
+    """TrainingArguments keeps transformers 5's warmup_steps=0.2 as given (warmup_ratio
+    stays 0): the schedule still warms up over a fifth of the run."""
+    args = make_args(tmp_path, lr_scheduler_type="constant_with_warmup", warmup_steps=0.2)
+    assert (args.warmup_steps, args.warmup_ratio) == (0.2, 0.0)
+    rates = run(create_scheduler(args, make_optimizer(), num_training_steps=20), 5)
+    assert rates == pytest.approx([0.0, LR / 4, LR / 2, 3 * LR / 4, LR])
+
+
 def test_create_scheduler_prefers_the_arguments_own_warmup_rule() -> None:
     args = SimpleNamespace(lr_scheduler_type="constant_with_warmup", warmup_steps=0,
                            get_warmup_steps=lambda total: total // 5)  # fmt: skip

@@ -105,6 +105,7 @@ def test_run_holds_params_metrics_tags_and_finishes(
     assert run.info.status == "FINISHED"
     assert run.data.params["learning_rate"] == str(args.learning_rate)
     assert run.data.params["hidden_size"] == "8"
+    assert "_resolved_spellings" not in run.data.params  # a private record, not a setting
     assert "notes" not in run.data.params
     assert "'notes'" in caplog.text
     assert {"team": "ml", "release": "rc1"}.items() <= run.data.tags.items()

@@ -73,6 +73,7 @@ def test_run_holds_config_history_summary_and_models(
     assert run.config["learning_rate"] == args.learning_rate
     assert run.config["hidden_size"] == 8
     assert run.config["model/num_parameters"] == 17
+    assert not [key for key in run.config if key.startswith("_resolved")]  # private record
     assert run.history == [
         {"train/loss": 0.5, "train/learning_rate": 0.01, "train/global_step": 2},
         {"eval/loss": 0.25, "train/global_step": 4},

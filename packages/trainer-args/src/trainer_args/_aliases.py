@@ -7,6 +7,15 @@ so are ``include_inputs_for_metrics=True`` and ``"inputs" in include_for_metrics
 spellings exist as fields and always hold the same value: at construction the one the
 user gave wins (giving both with different values is an error), and afterwards assigning
 either one updates the other.
+
+Copies. ``dataclasses.replace(args, eval_strategy="no")`` and a rebuild from an edited
+``args.to_dict()`` hand the constructor both spellings, one edited and one still holding
+the old value: from the values alone that is exactly a user giving two contradicting
+spellings. So a finished object records what each spelling held in the private field
+``_resolved_spellings`` (kept up to date on assignment); replace() and to_dict() pass it
+on, and the copy's construction applies an edit to one spelling as an assignment after
+construction would (:func:`apply_spelling_edits`). Arguments built without that record
+(user code, transformers' ``to_dict()``) follow the rules below unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from typing import Any
 
 from trainer_args._enums import IntervalStrategy
 from trainer_args._messages import coerce_enum, conflict, invalid, wrong_type
+from trainer_args._serialization import to_plain
 from trainer_args._transformers5 import mirror_sampling_strategy
 
 METRIC_INCLUDES: tuple[str, ...] = ("inputs", "loss")
@@ -152,3 +162,53 @@ def mirror_alias(args: Any, name: str, value: Any) -> None:
         object.__setattr__(args, CHECKPOINTING_TWINS[name], value)
     else:
         object.__setattr__(args, name, value)
+
+
+TWIN_SPELLINGS: tuple[tuple[str, str], ...] = (
+    ("evaluation_strategy", "eval_strategy"),
+    ("include_inputs_for_metrics", "include_for_metrics"),
+    ("group_by_length", "train_sampling_strategy"),
+    ("gradient_checkpointing", "activation_checkpointing"),
+    ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"),
+)
+"""Each setting stored under two names: (older spelling, newer spelling)."""
+
+TWIN_NAMES: frozenset[str] = frozenset(name for pair in TWIN_SPELLINGS for name in pair)
+
+SPELLINGS_RECORD = "_resolved_spellings"
+"""The private field where finished arguments record every twin's value (module doc)."""
+
+
+def remember_spellings(args: Any) -> None:
+    """Record the current value of every spelling, as plain data, in ``_resolved_spellings``."""
+    record = {name: to_plain(getattr(args, name)) for name in sorted(TWIN_NAMES)}
+    object.__setattr__(args, SPELLINGS_RECORD, record)
+
+
+def apply_spelling_edits(args: Any) -> None:
+    """In a copy of finished arguments, let the spelling that was edited win.
+
+    A pair where exactly one spelling differs from the record gets that value on both,
+    as assigning it after construction would; a pair where both differ is left for the
+    usual rules (an error when they contradict). Without a record, nothing happens.
+    """
+    record = getattr(args, SPELLINGS_RECORD, None)
+    if not isinstance(record, dict):
+        return
+    for pair in TWIN_SPELLINGS:
+        edited = [name for name in pair if _differs(args, name, record)]
+        if len(edited) == 1:
+            mirror_alias(args, edited[0], getattr(args, edited[0]))
+
+
+def _differs(args: Any, name: str, record: dict[str, Any]) -> bool:
+    """Whether ``name`` holds another value than the record (compared as plain data, so
+    that ``"epoch"`` from a JSON file equals ``IntervalStrategy.EPOCH``)."""
+    return name in record and to_plain(getattr(args, name)) != record[name]
+
+
+def assign_setting(args: Any, name: str, value: Any) -> None:
+    """Assign ``name`` on finished arguments: twins stay in step, and the record follows."""
+    mirror_alias(args, name, value)
+    if name in TWIN_NAMES:
+        remember_spellings(args)

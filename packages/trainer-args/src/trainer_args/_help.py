@@ -201,7 +201,13 @@ HELP: dict[str, str] = {
     "hub_model_id": "Hub repository to push to, as 'user/name' or 'organization/name'.",
     "hub_strategy": "What to push, when: 'end', 'every_save', 'checkpoint', 'all_checkpoints'.",
     "hub_token": "Token for pushing to the Hub; never serialised or printed.",
-    "hub_private_repo": "Create the Hub repository as private.",
+    "_resolved_spellings": (
+        "Internal: what each pair of spellings of one setting held in the arguments this "
+        "copy was made from; set by TrainingArguments, not by hand."
+    ),
+    "hub_private_repo": (
+        "Create the Hub repository as private; None leaves it to the organisation's default."
+    ),
     "hub_always_push": "Push even while the previous upload is still running.",
     "gradient_checkpointing": "Recompute activations in backward to save memory.",
     "include_inputs_for_metrics": "Same as include_for_metrics=['inputs'].",
@@ -211,7 +217,7 @@ HELP: dict[str, str] = {
     "push_to_hub_token": "Deprecated: use hub_token.",
     "mp_parameters": "SageMaker model-parallel parameters (SageMaker launcher only).",
     "auto_find_batch_size": (
-        "Retry with 90% of the batch size each time a step runs out of memory."
+        "Retry with 90 percent of the batch size each time a step runs out of memory."
     ),
     "full_determinism": (
         "Make training reproducible with deterministic algorithms (slower); affects "

@@ -3,11 +3,13 @@
 1. parse: paths expanded, option strings split into enum lists, mappings loaded;
 2. deprecations: old spellings moved onto their replacements (``FutureWarning``);
 3. aliases and enums: both spellings of the evaluation strategy (and of activation
-   checkpointing, and of the metric includes) agree, names become enum members;
+   checkpointing, the metric includes and the sampling order) agree, an edit made in a
+   copy winning (``_aliases``); names become enum members;
 4. derived defaults: values left unset that follow from others (``logging_dir``,
    ``run_name``, ``eval_steps``, ``metric_for_best_model``, ...);
 5. validation: every rule of ``_validation.RULES``;
-6. hooks: with DeepSpeed only, the installed arguments hooks (``_hooks``), e.g.
+6. record: what each pair of spellings resolved to (``_resolved_spellings``);
+7. hooks: with DeepSpeed only, the installed arguments hooks (``_hooks``), e.g.
    trainer-dist's registration of a ZeRO-3 config for ``from_pretrained``.
 
 Every stage is idempotent, which is what makes ``TrainingArguments(**args.to_dict())``
@@ -21,6 +23,8 @@ from typing import Any
 
 from trainer_args._accumulation_kwargs import apply_accumulation_kwargs
 from trainer_args._aliases import (
+    apply_spelling_edits,
+    remember_spellings,
     resolve_activation_checkpointing,
     resolve_eval_strategy,
     resolve_metric_includes,
@@ -45,7 +49,7 @@ from trainer_args._json_args import load_mapping
 from trainer_args._launch_env import read_launch_env
 from trainer_args._messages import coerce_enum, invalid, wrong_type
 from trainer_args._serialization import is_masked_secret
-from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
+from trainer_args._steps import normalize_step_interval, normalize_warmup
 from trainer_args._transformers5 import resolve_transformers5_fields
 from trainer_args._validation import RULES
 
@@ -202,7 +206,7 @@ def parse_values(args: Any) -> None:
     expand_paths(args)
     drop_masked_tokens(args)
     _check_metric_name(args)
-    fold_fractional_warmup(args)
+    normalize_warmup(args)
     reject_sharded_ddp(args)
     load_fsdp_config(args)
     normalize_option_lists(args)
@@ -225,7 +229,9 @@ def parse_values(args: Any) -> None:
 
 
 def coerce_enums(args: Any) -> None:
-    """Name arguments become enum members (which still compare equal to the strings)."""
+    """Name arguments become enum members (which still compare equal to the strings);
+    the two spellings of one setting agree (an edit made in a copy wins first)."""
+    apply_spelling_edits(args)
     resolve_eval_strategy(args)
     resolve_metric_includes(args)
     resolve_activation_checkpointing(args)
@@ -329,5 +335,6 @@ def finalize(args: Any, extra_rules: tuple[Any, ...] = ()) -> None:
     fill_defaults(args)
     for rule in (*RULES, *extra_rules):
         rule(args)
+    remember_spellings(args)
     object.__setattr__(args, "_finalized", True)
     run_argument_hooks(args)  # last: hooks see finished arguments (DeepSpeed runs only)

@@ -14,15 +14,22 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer_args._device import DevicePlan, plan_device, require_torch, torch_if_installed
 from trainer_args._enums import TRAINER_LOG_LEVELS, ParallelMode
 from trainer_args._launch_env import read_launch_env
 
+if TYPE_CHECKING:
+    from datetime import timedelta
+
 PROCESS_GROUP_HOOKS_GROUP = "trainer.process_group_hooks"
 """``trainer_core.PROCESS_GROUP_HOOKS_GROUP``, spelled out so that ``import trainer_args``
 does not load the plugin loader."""
+
+DEFAULT_PROCESS_GROUP_TIMEOUT_S = 1800
+"""torch's default collective timeout (``default_pg_timeout``), used when ``ddp_timeout``
+is None."""
 
 TRAINER_LOGGER = "trainer"
 """Name of the package logger whose level ``log_level="passive"`` leaves in place."""
@@ -53,6 +60,7 @@ class ProcessMixin:
     deepspeed: Any
     log_level: str
     log_level_replica: str
+    ddp_timeout: int | None
 
     # --- ranks (environment only) --------------------------------------------------------
 
@@ -192,6 +200,17 @@ class ProcessMixin:
     def eval_batch_size(self) -> int:
         """Batch size of one evaluation step of this process: per device x max(1, n_gpu)."""
         return self.per_device_eval_batch_size * max(1, self.n_gpu)
+
+    @property
+    def ddp_timeout_delta(self) -> timedelta:
+        """``ddp_timeout`` as the ``datetime.timedelta`` that
+        ``torch.distributed.init_process_group`` takes; ``None`` gives torch's own default,
+        30 minutes (transformers fails on it). ``datetime`` is imported here, not with the
+        package."""
+        from datetime import timedelta
+
+        seconds = DEFAULT_PROCESS_GROUP_TIMEOUT_S if self.ddp_timeout is None else self.ddp_timeout
+        return timedelta(seconds=seconds)
 
     @property
     def place_model_on_device(self) -> bool:

@@ -49,6 +49,12 @@ def is_masked_secret(name: str, value: Any) -> bool:
     return name.endswith("_token") and value == f"<{name.upper()}>"
 
 
+def _unshown_fields(args: Any) -> set[str]:
+    """Fields declared ``repr=False`` (bookkeeping such as ``_resolved_spellings``): kept
+    in ``to_dict`` so that a rebuild carries them, left out of ``repr`` and the hparams."""
+    return {spec.name for spec in fields(args) if not spec.repr}
+
+
 class SerializationMixin:
     """``to_dict``, ``to_json_string``, ``to_sanitized_dict`` and a token-free ``repr``."""
 
@@ -81,13 +87,18 @@ class SerializationMixin:
             "train_batch_size": self.train_batch_size,
             "eval_batch_size": self.eval_batch_size,
         }
+        hidden = _unshown_fields(self)
         return {
             key: value if isinstance(value, _SANITIZED_TYPES) else str(value)
             for key, value in data.items()
+            if key not in hidden
         }
 
     def __repr__(self) -> str:
-        body = ",\n".join(f"  {key}={value!r}" for key, value in self.to_dict().items())
+        hidden = _unshown_fields(self)
+        body = ",\n".join(
+            f"  {key}={value!r}" for key, value in self.to_dict().items() if key not in hidden
+        )
         return f"{type(self).__name__}(\n{body},\n)"
 
     __str__ = __repr__

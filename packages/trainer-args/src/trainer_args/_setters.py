@@ -23,7 +23,7 @@ from trainer_args._enums import (
 )
 from trainer_args._messages import coerce_enum, conflict, invalid
 from trainer_args._pipeline import fill_best_model, normalize_report_to
-from trainer_args._steps import fold_fractional_warmup, normalize_step_interval
+from trainer_args._steps import normalize_step_interval, normalize_warmup, warmup_share
 from trainer_args._transformers5 import check_multiprocessing_context
 from trainer_args._validation import (
     BOUNDS,
@@ -196,16 +196,24 @@ class SettersMixin:
         model_id: str,
         strategy: str | HubStrategy = "every_save",
         token: str | None = None,
-        private_repo: bool = False,
+        private_repo: bool | None = None,
         always_push: bool = False,
+        revision: str | None = None,
     ) -> Any:
-        """Turn ``push_to_hub`` on and set the repository, strategy and credentials."""
+        """Turn ``push_to_hub`` on and set the repository, strategy and credentials.
+
+        ``private_repo=None`` (the default, as in transformers 5) leaves a new repository's
+        visibility to the Hub: public unless the organisation's default is private.
+        ``revision`` (transformers 5) is the branch, tag or commit pushed to; it comes
+        last so that v4.34's positional calls keep their meaning.
+        """
         self.push_to_hub = True
         self.hub_model_id = model_id
         self.hub_strategy = coerce_enum("strategy", strategy, HubStrategy)
         self.hub_token = token
         self.hub_private_repo = private_repo
         self.hub_always_push = always_push
+        self.hub_revision = revision
         return self
 
     def set_optimizer(
@@ -240,13 +248,13 @@ class SettersMixin:
         warmup_steps: float = 0,
     ) -> Any:
         """Set the learning-rate schedule and the run length it spans (a ``warmup_steps``
-        below 1 is a share of the run, as in transformers 5)."""
+        below 1 is a share of the run, as in transformers 5, and is stored as given)."""
         self.lr_scheduler_type = coerce_enum("name", name, SchedulerType)
         self.num_train_epochs = num_epochs
         self.max_steps = max_steps
         self.warmup_ratio = warmup_ratio
         self.warmup_steps = warmup_steps
-        fold_fractional_warmup(self)
+        normalize_warmup(self)
         _check(self, "num_train_epochs", "max_steps", "warmup_ratio", "warmup_steps")
         return self
 
@@ -300,12 +308,10 @@ class SettersMixin:
     def get_warmup_steps(self, num_training_steps: int) -> int:
         """Number of warm-up steps for a run of ``num_training_steps`` optimizer steps.
 
-        ``warmup_steps`` when it is a step count >= 1, else ``ceil(warmup_ratio *
-        num_training_steps)``. Construction folds a ``warmup_steps`` below 1 into
-        ``warmup_ratio``; one assigned afterwards is read as that share of the run too, as
-        transformers 5 reads it.
+        ``warmup_steps`` when it is a step count >= 1, else ``ceil(share *
+        num_training_steps)`` where the share is a ``warmup_steps`` below 1 (transformers
+        5's spelling, kept as given) or else ``warmup_ratio`` (v4.34's).
         """
         if self.warmup_steps >= 1:
             return int(self.warmup_steps)
-        ratio = self.warmup_steps if self.warmup_steps > 0 else self.warmup_ratio
-        return math.ceil(num_training_steps * ratio)
+        return math.ceil(num_training_steps * warmup_share(self))

@@ -98,9 +98,14 @@ def _bad_warmup(steps: float) -> Exception:
     return TypeError(str(error)) if growing else error
 
 
-def fold_fractional_warmup(args: Any) -> None:
-    """``warmup_steps`` below 1 is a fraction of the run (transformers 5, which dropped
-    ``warmup_ratio``): it becomes ``warmup_ratio``; a whole float becomes an int.
+def normalize_warmup(args: Any) -> None:
+    """``warmup_steps`` below 1 is a share of the run (transformers 5, which dropped
+    ``warmup_ratio``): it is kept as given, and readers resolve it with
+    ``get_warmup_steps``; a whole float becomes an int.
+
+    Storing the share in ``warmup_steps`` (not in ``warmup_ratio``) keeps the field, its
+    ``to_dict()`` and ``training_args.json`` as the user wrote them, as transformers 5
+    keeps them. A ``warmup_ratio`` given too must be 0 or the same share.
 
     Raises:
         ValueError: the fraction contradicts a ``warmup_ratio`` given too, or the float
@@ -120,4 +125,12 @@ def fold_fractional_warmup(args: Any) -> None:
             "warmup_steps", steps, "warmup_ratio", args.warmup_ratio,
             "A warmup_steps below 1 is the warm-up's share of the run; give one of them.",
         )  # fmt: skip
-    args.warmup_ratio, args.warmup_steps = steps, 0
+
+
+def warmup_share(args: Any) -> float:
+    """The warm-up as a share of the run: a ``warmup_steps`` below 1, else ``warmup_ratio``
+    (0 when ``warmup_steps`` is a step count, which takes precedence)."""
+    steps = args.warmup_steps
+    if steps >= 1:
+        return 0.0
+    return steps if steps > 0 else args.warmup_ratio

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional, Union
 
-from trainer_args._aliases import mirror_alias
+from trainer_args._aliases import assign_setting
 from trainer_args._enums import (
     DDP_BACKENDS,
     HALF_PRECISION_BACKENDS,
@@ -306,6 +306,13 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         metadata=_h("train_sampling_strategy", choices=list(TRAIN_SAMPLING_STRATEGIES)),
     )
 
+    # Not an argument: what each pair of spellings above held when these arguments were
+    # finished. dataclasses.replace() and to_dict() carry it into a copy, so that the
+    # spelling the copy edits wins over its stale twin (see _aliases). Not compared.
+    _resolved_spellings: Optional[dict] = field(
+        default=None, repr=False, compare=False, metadata=_h("_resolved_spellings")
+    )
+
     # Values the constructor takes beyond a field's annotation, which HfArgumentParser's
     # dict / JSON / YAML paths pass through (the constructor checks them): transformers
     # 5's training_args.json writes hub_private_repo null and fsdp true; a warmup below 1
@@ -324,6 +331,6 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         # After construction, the two spellings of one setting stay in step: assigning
         # eval_strategy also updates evaluation_strategy, and so on (see _aliases).
         if self.__dict__.get("_finalized", False):
-            mirror_alias(self, name, value)
+            assign_setting(self, name, value)
             return
         object.__setattr__(self, name, value)

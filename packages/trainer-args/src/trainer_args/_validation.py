@@ -88,7 +88,7 @@ BOUNDS: dict[str, Bound] = {
     "num_train_epochs": Bound(0),
     "max_steps": Bound(-1, integer=True, note="-1 trains for num_train_epochs instead"),
     "warmup_ratio": Bound(0, 1),
-    "warmup_steps": Bound(0, integer=True),
+    "warmup_steps": Bound(0, note="a value below 1 is a share of the run"),
     "save_total_limit": Bound(
         integer=True, optional=True, note="None, 0 or a negative number keeps all"
     ),
@@ -160,18 +160,26 @@ def check_schedule_free_warmup(args: Any) -> None:
     """Refuse a warm-up given as a share of the run to a schedule-free optimizer.
 
     The optimizer is built with its warm-up as a step count, before the number of
-    training steps is known, so a share (``warmup_ratio``, or a fractional
-    ``warmup_steps``) could only be dropped or misread as a count.
+    training steps is known, so a share (``warmup_ratio``, or a ``warmup_steps`` below 1)
+    could only be dropped or misread as a count.
     """
     optim = getattr(args.optim, "value", args.optim)
-    if optim in SELF_WARMING_OPTIMIZERS and args.warmup_ratio > 0:
-        raise invalid(
-            "warmup_ratio",
-            args.warmup_ratio,
-            f"0 with optim={optim!r}",
-            "A schedule-free optimizer warms up over a number of steps it is built with; "
-            "pass warmup_steps as a whole number of steps instead of a share of the run.",
-        )
+    if optim not in SELF_WARMING_OPTIMIZERS:
+        return
+    if 0 < args.warmup_steps < 1:
+        raise _share_refused("warmup_steps", args.warmup_steps, "a whole number of steps", optim)
+    if args.warmup_ratio > 0:
+        raise _share_refused("warmup_ratio", args.warmup_ratio, "0", optim)
+
+
+def _share_refused(name: str, share: float, allowed: str, optim: str) -> ValueError:
+    return invalid(
+        name,
+        share,
+        f"{allowed} with optim={optim!r}",
+        "A schedule-free optimizer warms up over a number of steps it is built with; "
+        "pass warmup_steps as a whole number of steps instead of a share of the run.",
+    )
 
 
 def check_optimizer_name(name: str, value: Any) -> None:

@@ -85,6 +85,8 @@ class ArgumentValues:
         if not (fp16 or bf16) and launcher_precision in ("fp16", "bf16"):
             fp16, bf16 = launcher_precision == "fp16", launcher_precision == "bf16"
         defaults = cls()
+        # transformers 5 gives a warm-up share as a fractional warmup_steps (0.1).
+        warmup = float(getattr(args, "warmup_steps", 0) or 0)
         return cls(
             per_device_train_batch_size=int(args.per_device_train_batch_size),
             gradient_accumulation_steps=int(args.gradient_accumulation_steps),
@@ -95,8 +97,8 @@ class ArgumentValues:
             adam_beta2=float(getattr(args, "adam_beta2", defaults.adam_beta2)),
             adam_epsilon=float(getattr(args, "adam_epsilon", defaults.adam_epsilon)),
             weight_decay=float(getattr(args, "weight_decay", defaults.weight_decay)),
-            warmup_steps=int(getattr(args, "warmup_steps", 0) or 0),
-            warmup_ratio=float(getattr(args, "warmup_ratio", 0.0) or 0.0),
+            warmup_steps=int(warmup) if warmup >= 1 else 0,
+            warmup_ratio=warmup if 0 < warmup < 1 else float(getattr(args, "warmup_ratio", 0.0)),
             fp16=fp16,
             bf16=bf16,
             fp16_opt_level=str(getattr(args, "fp16_opt_level", defaults.fp16_opt_level)),

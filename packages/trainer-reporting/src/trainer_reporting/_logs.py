@@ -84,6 +84,12 @@ def model_config_dict(model: Any) -> dict[str, Any] | None:
     return dict(to_dict()) if callable(to_dict) else None
 
 
+def run_settings(args: Any) -> dict[str, Any]:
+    """``args.to_dict()`` without private entries: what a tracker shows as the run's
+    settings (our arguments keep a ``_``-named record there for rebuilding copies)."""
+    return {key: value for key, value in args.to_dict().items() if not key.startswith("_")}
+
+
 def model_config_json(model: Any) -> str | None:
     """The model's configuration as JSON text, or None if it has none."""
     config = getattr(model, "config", None)

@@ -9,7 +9,7 @@ import re
 from typing import Any, ClassVar
 
 from trainer_core import TrainerCallback, TrainerControl, TrainerState, import_optional
-from trainer_reporting._logs import env_flag, model_config_dict, scalar_value
+from trainer_reporting._logs import env_flag, model_config_dict, run_settings, scalar_value
 from trainer_reporting._mlflow_params import run_params
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class MLflowCallback(TrainerCallback):
             return
         self._start_run(args, state)
         self._run_id = self._ml_flow.active_run().info.run_id
-        params = {**(model_config_dict(model) or {}), **args.to_dict()}
+        params = {**(model_config_dict(model) or {}), **run_settings(args)}
         logged = self._ml_flow.get_run(self._run_id).data.params  # resumed or script's run
         for batch in run_params(params, logged):
             self._ml_flow.log_params(batch)  # MLflow's own setting decides: see on_log

@@ -14,6 +14,7 @@ from trainer_reporting._logs import (
     env_flag,
     model_config_dict,
     rewrite_logs,
+    run_settings,
 )
 from trainer_reporting._wandb_model import final_model_metadata, model_artifact, numeric_summary
 
@@ -134,7 +135,7 @@ class WandbCallback(TrainerCallback):
 
     @staticmethod
     def _run_config(args: Any, model: Any) -> dict[str, Any]:
-        config = {**(model_config_dict(model) or {}), **args.to_dict()}
+        config = {**(model_config_dict(model) or {}), **run_settings(args)}
         parameters = count_parameters(model)
         if parameters is not None:
             config["model/num_parameters"] = parameters
