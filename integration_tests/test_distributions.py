@@ -49,6 +49,7 @@ GUARDED_ELSEWHERE = {
     ("trainer-testing", "huggingface_hub"): "the stand-in Hub's client set-up, on use",
     ("trainer-testing", "sigopt"): "the stand-in SigOpt server's client set-up, on use",
     ("trainer-testing", "wandb"): "the offline W&B helper, for tests that use wandb",
+    ("trainer-testing", "google"): "protobuf's DecodeError, in that helper (wandb brings it)",
 }
 """Third-party imports a package does not declare, each behind a guard other than
 ``try: ... except ImportError`` (which the scan recognises by itself), with the reason."""
