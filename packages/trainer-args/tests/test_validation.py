@@ -425,18 +425,3 @@ def test_the_references_meanings_of_zero_eval_steps_and_a_negative_limit() -> No
 def test_an_empty_output_dir_is_refused() -> None:
     with pytest.raises(ValueError, match=r"output_dir='' is not valid: expected a folder path"):
         TrainingArguments(output_dir="")
-
-
-@pytest.mark.parametrize("optim", ["schedule_free_adamw", "schedule_free_sgd"])
-@pytest.mark.parametrize(
-    ("warmup", "named"),
-    [({"warmup_steps": 0.1}, "warmup_steps"), ({"warmup_ratio": 0.1}, "warmup_ratio")],
-)
-def test_schedule_free_optimizers_refuse_a_warmup_share(
-    optim: str, warmup: dict[str, float], named: str
-) -> None:
-    """They are built with a step count before the run length is known; a share kept in
-    warmup_steps (as given) is refused as a warmup_ratio is, naming what was passed."""
-    with pytest.raises(ValueError, match=rf"^{named}=0\.1 is not valid.*schedule-free"):
-        _build(optim=optim, **warmup)
-    assert _build(optim=optim, warmup_steps=5).warmup_steps == 5

@@ -242,3 +242,19 @@ def test_a_model_with_save_pretrained_shards_as_it_does_by_itself(tmp_path) -> N
         str(tmp_path / "told"), CheckpointContent(model=model)
     )
     assert model.options["max_shard_size"] == "1GB"
+
+
+def test_a_second_writer_of_shared_storage_finds_the_checkpoint_published(tmp_path) -> None:
+    """save_on_each_node on storage the nodes share: a stale directory listing may let
+    two writers elect themselves; the second finds the folder in place, not an error."""
+    store = FolderCheckpointStore()
+    final, staging = tmp_path / "checkpoint-2", tmp_path / ".tmp-checkpoint-2"
+    staging.mkdir()
+    (staging / "trainer_state.json").write_text("{}")
+    (staging / ".writer-0").touch()
+    store._publish_shared(str(staging), str(final))  # the first writer
+    store._publish_shared(str(staging), str(final))  # the second: already published
+    assert sorted(p.name for p in final.iterdir()) == ["trainer_state.json"]
+    missing = tmp_path / "checkpoint-4"
+    with pytest.raises(FileNotFoundError):  # nothing published by anyone: a real failure
+        store._publish_shared(str(tmp_path / ".tmp-checkpoint-4"), str(missing))

@@ -205,7 +205,7 @@ def test_tokenizer_without_pad_is_rejected() -> None:
         ("label", [np.int32(3), np.int32(1)], torch.int64),
         ("label", [0.5, 1.5], torch.float32),
         ("label", [[1, 0, 1], [0, 1, 0]], torch.float32),  # multi-hot: a float target
-        ("label", [1, 2.5], torch.int64),  # the first example decides, as in the reference
+        ("label", [1, 2.5], torch.float32),  # not truncated to [1, 2], as the reference does
         ("label_ids", [[1, 0, 2], [2, 2, 0]], torch.int64),
         ("label_ids", [[0.5, 1.0], [1.0, 0.0]], torch.float32),
     ],

@@ -97,3 +97,23 @@ def test_plateau_schedule_on_a_metric_never_reported_names_those_reported(
     trainer.compute_metrics = lambda prediction: {}  # so the name cannot be refused up front
     with pytest.raises(KeyError, match=r"'eval_b_accurcy'.*eval_a_loss, eval_a_runtime"):
         trainer.train()
+
+
+def test_plateau_schedule_trusts_an_evaluate_override_with_several_eval_sets(
+    tmp_path: Path,
+) -> None:
+    """A subclass's evaluate may report keys of its own: here each set's call also
+    reports its loss as eval_loss, which the schedule then follows."""
+
+    class Averaging(Trainer):
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            return {**metrics, "eval_loss": metrics[f"{metric_key_prefix}_loss"]}
+
+    base = _plateau_trainer(tmp_path)
+    trainer = Averaging(
+        model=base.model, args=base.args, train_dataset=base.train_dataset,
+        eval_dataset=base.eval_dataset,
+    )  # fmt: skip
+    trainer.train()
+    assert trainer.state.global_step == 4

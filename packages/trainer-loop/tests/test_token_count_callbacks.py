@@ -136,3 +136,22 @@ def test_without_token_counting_nothing_is_counted_or_synchronised(
     reader = _Reader()
     _train(tmp_path, reader, logging_steps=1, gradient_accumulation_steps=2)
     assert reader.steps == [0] * (ROWS // (2 * BATCH))
+
+
+def test_a_token_rate_alone_reads_the_count_at_logs_and_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without include_num_input_tokens_seen no callback is promised the count, so the
+    count is read when a log or the final metrics need it, not after each micro-batch."""
+    reads: list[int] = []
+    real_sync = _training_loop.TrainingLoop._sync_tokens_seen
+
+    def counting_sync(loop: Any) -> None:
+        if loop.tokens_stale:
+            reads.append(loop.trainer.state.global_step)
+        real_sync(loop)
+
+    monkeypatch.setattr(_training_loop.TrainingLoop, "_sync_tokens_seen", counting_sync)
+    trainer = _train(tmp_path, _Reader(), include_tokens_per_second=True, logging_steps=4)
+    assert reads == [4, 8]  # the log at step 4 and the end (step 8, also a log)
+    assert trainer.state.num_input_tokens_seen == ROWS * LENGTH

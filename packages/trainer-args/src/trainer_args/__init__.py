@@ -24,7 +24,6 @@ from trainer_args._parser import HfArgumentParser
 from trainer_args._seq2seq import Seq2SeqTrainingArguments
 from trainer_args._steps import resolve_steps
 from trainer_args._training_args import TrainingArguments
-from trainer_args._validation import check_schedule_free_warmup
 
 __all__: list[str] = [
     "FSDP_SWITCH_KEYS",
@@ -41,7 +40,6 @@ __all__: list[str] = [
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
     "TrainingArguments",
-    "check_schedule_free_warmup",
     "fsdp_option_words",
     "merge_fsdp_switches",
     "resolve_steps",

@@ -145,41 +145,8 @@ def check_names(args: Any) -> None:
 
 
 def check_optimizer(args: Any) -> None:
-    """GaLore, APOLLO and LOMO are names of the reference this trainer cannot run, and
-    schedule-free optimizers warm up by a step count only."""
+    """GaLore, APOLLO and LOMO are names of the reference this trainer cannot run."""
     check_optimizer_name("optim", args.optim)
-    check_schedule_free_warmup(args)
-
-
-SELF_WARMING_OPTIMIZERS = ("schedule_free_adamw", "schedule_free_sgd")
-"""Optimizers that warm the learning rate up themselves, over a number of steps they are
-built with (before the run's length is known)."""
-
-
-def check_schedule_free_warmup(args: Any) -> None:
-    """Refuse a warm-up given as a share of the run to a schedule-free optimizer.
-
-    The optimizer is built with its warm-up as a step count, before the number of
-    training steps is known, so a share (``warmup_ratio``, or a ``warmup_steps`` below 1)
-    could only be dropped or misread as a count.
-    """
-    optim = getattr(args.optim, "value", args.optim)
-    if optim not in SELF_WARMING_OPTIMIZERS:
-        return
-    if 0 < args.warmup_steps < 1:
-        raise _share_refused("warmup_steps", args.warmup_steps, "a whole number of steps", optim)
-    if args.warmup_ratio > 0:
-        raise _share_refused("warmup_ratio", args.warmup_ratio, "0", optim)
-
-
-def _share_refused(name: str, share: float, allowed: str, optim: str) -> ValueError:
-    return invalid(
-        name,
-        share,
-        f"{allowed} with optim={optim!r}",
-        "A schedule-free optimizer warms up over a number of steps it is built with; "
-        "pass warmup_steps as a whole number of steps instead of a share of the run.",
-    )
 
 
 def check_optimizer_name(name: str, value: Any) -> None:

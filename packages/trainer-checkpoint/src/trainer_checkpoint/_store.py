@@ -112,12 +112,15 @@ def _sign(staging: str, process_index: int) -> None:
     open(os.path.join(staging, f"{_SIGNATURE_PREFIX}{process_index}"), "w").close()
 
 
-def _first_signature(staging: str) -> int:
-    return min(
-        int(name.removeprefix(_SIGNATURE_PREFIX))
-        for name in os.listdir(staging)
-        if name.startswith(_SIGNATURE_PREFIX)
-    )
+def _first_signature(staging: str, own: int) -> int:
+    """The lowest signer; a listing that a network file system serves stale may miss
+    the others (or this one), so it counts as signed by this writer too."""
+    signers = [own]
+    for name in os.listdir(staging):
+        suffix = name.removeprefix(_SIGNATURE_PREFIX)
+        if name.startswith(_SIGNATURE_PREFIX) and suffix.isdigit():
+            signers.append(int(suffix))
+    return min(signers)
 
 
 def _remove_signatures(staging: str) -> None:
@@ -218,11 +221,10 @@ class FolderCheckpointStore:
                 publishes = False
                 if is_writer:
                     flusher.finish(staging)
-                    publishes = _first_signature(staging) == process_index
+                    publishes = _first_signature(staging, process_index) == process_index
                 barrier()  # every writer has read the signatures before one is published
                 if publishes:
-                    _remove_signatures(staging)
-                    self._publish(staging, final)
+                    self._publish_shared(staging, final)
         except BaseException as error:
             if is_writer:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -252,6 +254,16 @@ class FolderCheckpointStore:
             _write_json(folder, SHARDED_STATE_NAME, {"num_processes": self.num_processes})
         if content.trainer_state is not None:
             content.trainer_state.save_to_json(os.path.join(folder, TRAINER_STATE_NAME))
+
+    def _publish_shared(self, staging: str, final: str) -> None:
+        """Publish a staging folder other writers may share: when a stale listing let
+        two of them elect themselves, the second finds the folder already in place."""
+        try:
+            _remove_signatures(staging)
+            self._publish(staging, final)
+        except FileNotFoundError:
+            if os.path.exists(staging) or not os.path.isdir(final):
+                raise  # not another writer's publication: a real failure
 
     def _publish(self, staging: str, final: str) -> None:
         publish(staging, final)  # the same step saved again replaces it atomically

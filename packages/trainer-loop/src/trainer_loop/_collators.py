@@ -146,7 +146,8 @@ def _label_tensor(key: str, values: list[Any]) -> torch.Tensor:
     """Labels' dtype follows the first example's value, as in the reference: an integer
     class id (``label``: 3, or ``label_ids``: [3, 0, 1]) makes int64 labels; anything else
     (a float score, or a multi-hot list ``label``: [1, 0, 1] for multi-label
-    classification, whose loss takes floats) makes float32 labels."""
+    classification, whose loss takes floats) makes float32 labels, and so do integer
+    ids mixed with fractions, which int64 would truncate."""
     first = values[0]
     if isinstance(first, torch.Tensor):
         stacked = torch.stack(values)
@@ -157,7 +158,9 @@ def _label_tensor(key: str, values: list[Any]) -> torch.Tensor:
     probe = first
     if key == "label_ids" and isinstance(first, (list, tuple, np.ndarray)) and len(first):
         probe = first[0]
-    integral = isinstance(probe, (int, np.integer))
+    # Class ids only when every value is one: the reference would truncate [1, 2.5] to
+    # [1, 2] because the first example holds an int.
+    integral = isinstance(probe, (int, np.integer)) and array.dtype.kind in "biu"
     return torch.from_numpy(array.astype(np.int64 if integral else np.float32, copy=False))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from trainer_args import TrainingArguments
-from trainer_core import Event, TrainerCallback
+from trainer_core import Event, TrainerCallback, best_metric_key
 from trainer_loop._dataloader_options import has_length
 from trainer_loop._trainer_setup import PACKAGE_LOGGERS, check_eval_dataset, user_defines
 
@@ -477,8 +477,12 @@ def check_schedule_metric_named(trainer: Any) -> None:
     datasets = trainer.eval_dataset
     if not stepped_on_metrics or not isinstance(datasets, Mapping) or not datasets:
         return
-    metric = args.metric_for_best_model or "loss"
-    key = metric if metric.startswith("eval_") else f"eval_{metric}"
+    strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
+    if strategy == "no" or user_defines(trainer, _EVALUATION_OVERRIDES):
+        return  # no evaluation during training, or one that may report other keys
+    if _callbacks_may_add_metrics(trainer):
+        return
+    key = best_metric_key(args.metric_for_best_model or "loss")
     if any(key.startswith(f"eval_{name}_") for name in datasets):
         return
     first = next(iter(datasets))

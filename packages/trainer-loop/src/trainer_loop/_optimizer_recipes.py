@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from trainer_args import UNSUPPORTED_OPTIMIZERS, check_schedule_free_warmup
+from trainer_args import UNSUPPORTED_OPTIMIZERS
 from trainer_loop._adafactor import Adafactor
 from trainer_loop._optim_args import to_bool
 
@@ -210,20 +210,24 @@ def _torchao_adamw(args: Any, options: dict[str, Any], *, bits: int) -> tuple[ty
 
 
 def _schedule_free(args: Any, options: dict[str, Any], *, kind: str) -> tuple[type, dict]:
-    """Schedule-free optimizers warm up themselves, from ``args.warmup_steps``.
+    """Schedule-free optimizers warm up themselves over ``args.warmup_steps`` steps.
+
+    A warm-up given as a share of the run (``warmup_ratio``, or ``warmup_steps`` below 1)
+    is left to the learning-rate schedule, which knows the run's length; the optimizer,
+    built before that is known, gets no warm-up of its own then (transformers passes the
+    share on as if it were a step count).
 
     They keep two copies of the weights: the training loop calls ``optimizer.train()``
     before each training step and the evaluation loop ``optimizer.eval()``, as the
     reference's do (see :func:`trainer_loop._optimizer_methods.set_optimizer_mode`).
     """
     cls = _attribute(("schedulefree",), f"{kind}ScheduleFree")
-    if kind != "RAdam":
-        check_schedule_free_warmup(args)  # a share set after construction
+    warmup_steps = int(args.warmup_steps) if args.warmup_steps >= 1 else 0
     if kind == "SGD":
-        return cls, {"lr": args.learning_rate, "warmup_steps": args.warmup_steps}
+        return cls, {"lr": args.learning_rate, "warmup_steps": warmup_steps}
     kwargs = _adam_kwargs(args)
     if kind == "AdamW":
-        kwargs["warmup_steps"] = args.warmup_steps
+        kwargs["warmup_steps"] = warmup_steps
     return cls, kwargs
 
 

@@ -130,6 +130,9 @@ class TrainingLoop:
         self.zero_grad = gradient_resetter(model, self.parameters)
         self.count_flops = trainer._counts_flops()
         self.count_tokens = args.include_num_input_tokens_seen or args.include_tokens_per_second
+        # Callbacks read state.num_input_tokens_seen only when it is asked for; a token
+        # rate alone needs the count at logs and at the end, not after each micro-batch.
+        self.sync_tokens_each_batch = bool(args.include_num_input_tokens_seen)
         processes = trainer.runtime.num_processes
         # With several processes, losses are normalised by the items of all of them.
         self.count_items = processes > 1 and bool(
@@ -355,16 +358,16 @@ class TrainingLoop:
             self.token_counter.warn_missing(self.trainer.model, inputs)
         # Set on every process alike, whatever it counted: the sync may be a collective.
         self.tokens_stale = True
-        self._sync_tokens_seen()
+        if self.sync_tokens_each_batch:
+            self._sync_tokens_seen()
 
     def _sync_tokens_seen(self) -> None:
         """Bring the state's token count up to date: the host count, the processes'
         counts summed (a collective), or counts still on the device read.
 
-        Each counted micro-batch calls it, so logs, evaluations, checkpoints and the
-        final metrics need no sync of their own; a later call (an overridden
-        ``_maybe_log_save_evaluate`` logs through one) finds nothing new and returns,
-        on every process alike.
+        With ``include_num_input_tokens_seen`` each counted micro-batch calls it; with
+        only a token rate asked for, logs, evaluations, checkpoints and the final metrics
+        do. A call that finds nothing new returns, on every process alike.
         """
         if not self.tokens_stale:
             return
@@ -387,7 +390,10 @@ class TrainingLoop:
             self.log_override(epoch)
             return
         trainer = self.trainer
-        if trainer.control.should_log and trainer.state.global_step > self.last_logged_step:
+        control = trainer.control
+        if control.should_log or control.should_evaluate or control.should_save:
+            self._sync_tokens_seen()  # the log, the evaluation's log and the checkpoint
+        if control.should_log and trainer.state.global_step > self.last_logged_step:
             self._log_training_progress()
         evaluate_and_save(trainer, self.model, self.trial, self.ignore_keys_for_eval)
 
@@ -421,6 +427,7 @@ class TrainingLoop:
         steps_trained = state.global_step - self.initial_global_step
         train_loss = self.tracker.total / max(steps_trained, 1e-3)
         trainer.store_flos()
+        self._sync_tokens_seen()
         num_tokens = state.num_input_tokens_seen if args.include_tokens_per_second else None
         metrics = speed_metrics(
             "train",
