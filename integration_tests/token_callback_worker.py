@@ -18,35 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import Dataset
+
+from trainer_testing.models import PaddedTokenDataset, TokenEmbeddingModel
 
 LENGTH, REAL, ROWS, BATCH, BUDGET = 6, 4, 32, 2, 90
-
-
-class Padded(Dataset):
-    def __len__(self) -> int:
-        return ROWS
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        mask = (torch.arange(LENGTH) < REAL).long()
-        ids = (torch.arange(LENGTH) + 1 + index % 3) * mask
-        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(1.0)}
-
-
-class TokenModel(nn.Module):
-    main_input_name = "input_ids"
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embedding = nn.Embedding(16, 1)
-
-    def forward(
-        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: Any = None
-    ) -> dict[str, torch.Tensor]:
-        out = self.embedding(input_ids).mean(dim=(1, 2))
-        return {"loss": nn.functional.mse_loss(out, labels)}
 
 
 def train(out: str, mode: str, budget: int | None) -> dict[str, Any]:
@@ -77,7 +52,12 @@ def train(out: str, mode: str, budget: int | None) -> dict[str, Any]:
         ddp_timeout=120,
         include_num_input_tokens_seen=mode,
     )
-    trainer = Trainer(model=TokenModel(), args=args, train_dataset=Padded(), callbacks=[Reader()])
+    trainer = Trainer(
+        model=TokenEmbeddingModel(),
+        args=args,
+        train_dataset=PaddedTokenDataset(ROWS, LENGTH, REAL),
+        callbacks=[Reader()],
+    )
     trainer.train()
     history = trainer.state.log_history
     return {

@@ -12,43 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from trainer_args import TrainingArguments
 from trainer_core import TrainerCallback
 from trainer_loop import Trainer, _training_loop
+from trainer_testing.models import PaddedTokenDataset, TokenEmbeddingModel
 
 LENGTH, REAL, ROWS, BATCH = 6, 4, 16, 2
 PER_ROW = {"all": LENGTH, "non_padding": REAL}
-
-
-class _Padded(Dataset):
-    """Rows of ``LENGTH`` ids of which the first ``REAL`` are tokens, the rest padding."""
-
-    def __len__(self) -> int:
-        return ROWS
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        mask = (torch.arange(LENGTH) < REAL).long()
-        ids = (torch.arange(LENGTH) + 1 + index % 3) * mask
-        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(1.0)}
-
-
-class _TokenModel(nn.Module):
-    main_input_name = "input_ids"
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embedding = nn.Embedding(16, 1)
-
-    def forward(
-        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: Any = None
-    ) -> dict[str, torch.Tensor]:
-        out = self.embedding(input_ids).mean(dim=(1, 2))
-        return {"loss": nn.functional.mse_loss(out, labels)}
 
 
 class _Reader(TrainerCallback):
@@ -84,7 +55,12 @@ def _train(tmp_path: Path, reader: _Reader, **overrides: Any) -> Trainer:
         **overrides,
     }
     args = TrainingArguments(str(tmp_path), **settings)
-    trainer = Trainer(model=_TokenModel(), args=args, train_dataset=_Padded(), callbacks=[reader])
+    trainer = Trainer(
+        model=TokenEmbeddingModel(),
+        args=args,
+        train_dataset=PaddedTokenDataset(ROWS, LENGTH, REAL),
+        callbacks=[reader],
+    )
     trainer.train()
     return trainer
 

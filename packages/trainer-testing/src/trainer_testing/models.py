@@ -42,3 +42,41 @@ class RegressionModel(nn.Module):
         if labels is not None:
             out["loss"] = nn.functional.mse_loss(prediction, labels)
         return out
+
+
+class PaddedTokenDataset(Dataset):
+    """Rows of ``length`` token ids whose first ``real`` are tokens and the rest padding
+    (id 0, mask 0): a token count knows its answer ("all": ``length`` a row,
+    "non_padding": ``real``)."""
+
+    def __init__(self, rows: int, length: int = 6, real: int = 4) -> None:
+        self.rows, self.length, self.real = rows, length, real
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        mask = (torch.arange(self.length) < self.real).long()
+        ids = (torch.arange(self.length) + 1 + index % 3) * mask
+        return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor(1.0)}
+
+
+class TokenEmbeddingModel(nn.Module):
+    """A one-number embedding averaged over the tokens: a model with ``input_ids`` as its
+    main input, for token-counting tests (seeded, so every process starts alike)."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, vocab_size: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(vocab_size, 1)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        out = self.embedding(input_ids).mean(dim=(1, 2))
+        return {"loss": nn.functional.mse_loss(out, labels)}
