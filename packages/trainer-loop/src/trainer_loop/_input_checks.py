@@ -24,6 +24,7 @@ from torch import nn
 from trainer_args import TrainingArguments
 from trainer_core import Event, TrainerCallback, best_metric_key
 from trainer_loop._dataloader_options import has_length
+from trainer_loop._schedulers import METRIC_DRIVEN_TYPES
 from trainer_loop._trainer_setup import PACKAGE_LOGGERS, check_eval_dataset, user_defines
 
 _EVENTS = tuple(event.value for event in Event)
@@ -413,15 +414,11 @@ def check_best_model_metric_set(args: Any) -> None:
     """
     if args.metric_for_best_model is not None:
         return
-    save_strategy = str(getattr(args.save_strategy, "value", args.save_strategy))
-    wanted = [
-        name
-        for name, on in (
-            ("load_best_model_at_end=True", args.load_best_model_at_end),
-            ('save_strategy="best"', save_strategy == "best"),
-        )
-        if on
-    ]
+    wanted = []
+    if args.load_best_model_at_end:
+        wanted.append("load_best_model_at_end=True")
+    if str(getattr(args.save_strategy, "value", args.save_strategy)) == "best":
+        wanted.append('save_strategy="best"')
     if wanted:
         raise ValueError(
             f"{' and '.join(wanted)} needs metric_for_best_model, which is None (the "
@@ -470,10 +467,10 @@ def check_schedule_metric_named(trainer: Any) -> None:
         ValueError: no metric names which dataset's figure the schedule follows.
     """
     args = trainer.args
-    kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
-    stepped_on_metrics = kind in ("reduce_lr_on_plateau", "greedy")
     if trainer.lr_scheduler is not None:  # given through optimizers=
         stepped_on_metrics = trainer._scheduler_needs_metrics()
+    else:
+        stepped_on_metrics = args.lr_scheduler_type in METRIC_DRIVEN_TYPES
     datasets = trainer.eval_dataset
     if not stepped_on_metrics or not isinstance(datasets, Mapping) or not datasets:
         return

@@ -39,6 +39,7 @@ from trainer_loop import _lr_factors as factors
 from trainer_loop._greedy_lr import GreedyLR
 
 __all__ = [
+    "METRIC_DRIVEN_TYPES",
     "SCHEDULER_NAMES",
     "TYPE_TO_SCHEDULER_FUNCTION",
     "GreedyLR",
@@ -65,6 +66,13 @@ Scheduler = LRScheduler | ReduceLROnPlateau | GreedyLR
 METRIC_DRIVEN: tuple[type, ...] = (ReduceLROnPlateau, GreedyLR)
 """Schedulers the Trainer steps with the evaluation metric, after each evaluation, and
 not after each optimizer step."""
+
+
+METRIC_DRIVEN_TYPES: tuple[SchedulerType, ...] = (
+    SchedulerType.REDUCE_ON_PLATEAU,
+    SchedulerType.GREEDY,
+)
+"""The ``lr_scheduler_type`` names that build a ``METRIC_DRIVEN`` scheduler."""
 
 
 def steps_on_metrics(scheduler: Any) -> bool:

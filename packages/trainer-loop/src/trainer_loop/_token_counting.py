@@ -35,7 +35,8 @@ def counts_non_padding(args: Any) -> bool:
 
 
 class TokenCounter:
-    """Adds up one process's input tokens without a host synchronisation per batch.
+    """Adds up one process's input tokens; reading the total (``total``) is the only
+    host synchronisation, which the loop decides when to pay.
 
     ``host`` holds what is known on the host (whole-tensor counts, and the share a
     resumed run starts from); ``device`` the non-padding counts, still on the device.

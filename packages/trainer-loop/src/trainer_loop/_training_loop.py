@@ -344,12 +344,14 @@ class TrainingLoop:
         return total
 
     def _count_tokens(self, inputs: Any) -> None:
-        """Count one micro-batch and bring the state's total up to date at once.
+        """Count one micro-batch; with ``include_num_input_tokens_seen``, bring the
+        state's total up to date at once.
 
         Callbacks (a token-budget stop in ``on_step_end``, say) and the rest of the step
         read ``state.num_input_tokens_seen`` as the reference keeps it: including this
         micro-batch. When that needs a synchronisation, the reference pays one per
-        micro-batch too (a gather); without token counting nothing here runs.
+        micro-batch too (a gather). A token rate alone is read lazily (see
+        ``_sync_tokens_seen``); without token counting nothing here runs.
         """
         main_input = self.trainer._main_input(inputs)
         if main_input is not None:
