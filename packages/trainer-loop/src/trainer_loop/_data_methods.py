@@ -9,7 +9,7 @@ name; the work itself is done by the data modules (``_dataloaders``, ``_samplers
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
@@ -19,6 +19,15 @@ from trainer_loop._dataloader_options import has_length, num_examples
 from trainer_loop._dataloaders import build_dataloader
 from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._subclass_hooks import call_train_sampler, signature_columns
+
+
+class _KeptLoader(NamedTuple):
+    """An evaluation loader and what it was built for."""
+
+    dataset: Any
+    runtime: Any
+    batch_size: int
+    loader: Any
 
 
 class DataMethods:
@@ -31,6 +40,7 @@ class DataMethods:
     eval_dataset: Any
     label_names: list[str]
     processing_class: Any
+    runtime: Any
     _train_batch_size: int
 
     @staticmethod
@@ -85,12 +95,39 @@ class DataMethods:
 
     def get_eval_dataloader(self, eval_dataset: Any | str | None = None) -> DataLoader:
         """The evaluation DataLoader; ``eval_dataset`` may name one of a dict of datasets."""
+        key = eval_dataset if isinstance(eval_dataset, str) else "eval"
         if isinstance(eval_dataset, str):
             eval_dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]  # dict of datasets
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise ValueError("Trainer: evaluation requires an eval_dataset.")
-        return self._eval_dataloader(dataset, "evaluation")
+        if not self._keeps_eval_workers():
+            return self._eval_dataloader(dataset, "evaluation")
+        return self._kept_eval_dataloader(key, dataset)
+
+    def _keeps_eval_workers(self) -> bool:
+        return bool(self.args.dataloader_persistent_workers and self.args.dataloader_num_workers)
+
+    def _kept_eval_dataloader(self, key: str, dataset: Any) -> DataLoader:
+        """The evaluation loader built for ``dataset`` before, so that its persistent
+        workers serve every evaluation instead of a fresh set starting each time.
+
+        A loader is reused only for the same dataset object, batch size and runtime: a
+        different dataset passed under the same name, or a runtime rebuilt by a new
+        ``train()``, gets a loader of its own.
+        """
+        kept = self.__dict__.setdefault("_eval_dataloaders", {})
+        entry = kept.get(key)
+        if (
+            entry is not None
+            and entry.dataset is dataset
+            and entry.runtime is self.runtime
+            and entry.batch_size == self.args.eval_batch_size
+        ):
+            return entry.loader
+        loader = self._eval_dataloader(dataset, "evaluation")
+        kept[key] = _KeptLoader(dataset, self.runtime, self.args.eval_batch_size, loader)
+        return loader
 
     def get_test_dataloader(self, test_dataset: Any) -> DataLoader:
         """The test DataLoader for ``predict``."""
