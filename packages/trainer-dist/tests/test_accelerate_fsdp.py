@@ -122,3 +122,30 @@ def test_values_accelerate_would_not_give_are_named(
 def test_a_garbled_min_num_params_is_named() -> None:
     with pytest.raises(ValueError, match=r"FSDP_MIN_NUM_PARAMS='lots'"):
         settings(FSDP_AUTO_WRAP_POLICY="SIZE_BASED_WRAP", FSDP_MIN_NUM_PARAMS="lots")
+
+
+def test_fsdp_version_2_defaults_to_sharded_state_dicts_as_accelerate_does() -> None:
+    unset = {"FSDP_STATE_DICT_TYPE": None}
+    assert settings(FSDP_VERSION="2", **unset).state_dict_type == "SHARDED_STATE_DICT"
+    assert settings(FSDP_VERSION="1", **unset).state_dict_type == "FULL_STATE_DICT"
+    chosen = settings(FSDP_VERSION="2", FSDP_STATE_DICT_TYPE="FULL_STATE_DICT")
+    assert chosen.state_dict_type == "FULL_STATE_DICT"
+
+
+@pytest.mark.parametrize("minimum", ["0", None])
+def test_size_based_wrapping_without_a_minimum_uses_torchs_default(minimum: str | None) -> None:
+    chosen = settings(FSDP_AUTO_WRAP_POLICY="SIZE_BASED_WRAP", FSDP_MIN_NUM_PARAMS=minimum)
+    assert (chosen.auto_wrap, chosen.min_num_params) == (True, 100_000_000)
+    assert chosen.layer_classes is None
+
+
+def test_options_not_honoured_here_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="trainer_dist._accelerate_fsdp"):
+        settings(FSDP_IGNORED_MODULES="router", FSDP_ACTIVATION_CHECKPOINTING_OFFLOAD="true")
+    warned = caplog.text
+    assert "FSDP_IGNORED_MODULES=router" in warned and "fsdp_ignored_modules" in warned
+    assert "FSDP_ACTIVATION_CHECKPOINTING_OFFLOAD=true" in warned
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trainer_dist._accelerate_fsdp"):
+        settings()  # the reference example sets the offload variable to false
+    assert caplog.text == ""

@@ -39,6 +39,12 @@ VALUES = ArgumentValues(
     warmup_ratio=0.1,
     bf16=True,
     fp16_opt_level="O2",
+    zero_stage=3,  # as an accelerate launch would announce them
+    offload_optimizer_device="cpu",
+    offload_param_device="nvme",
+    offload_optimizer_nvme_path="/nvme/optimizer",
+    offload_param_nvme_path="/nvme/params",
+    gather_16bit_weights_on_save=True,
 )
 FACTS = TrainingFacts(hidden_size=64, num_training_steps=95)
 
@@ -62,6 +68,12 @@ EXPECTED: dict[str, Any] = {
     "bfloat16.enabled": True,
     "amp.enabled": False,
     "amp.opt_level": "O2",
+    "zero_optimization.stage": 3,
+    "zero_optimization.offload_optimizer.device": "cpu",
+    "zero_optimization.offload_param.device": "nvme",
+    "zero_optimization.offload_optimizer.nvme_path": "/nvme/optimizer",
+    "zero_optimization.offload_param.nvme_path": "/nvme/params",
+    "zero_optimization.stage3_gather_16bit_weights_on_model_save": True,
     "zero_optimization.reduce_bucket_size": 4096,  # 64 x 64
     "zero_optimization.stage3_prefetch_bucket_size": 3686,  # int(0.9 x 64 x 64)
     "zero_optimization.stage3_param_persistence_threshold": 640,  # 10 x 64
@@ -91,7 +103,6 @@ def all_auto() -> dict[str, Any]:
     config = nested(dict.fromkeys(EXPECTED, "auto"))
     config["optimizer"]["type"] = "AdamW"
     config["scheduler"]["type"] = "WarmupDecayLR"
-    config["zero_optimization"]["stage"] = 3
     return config
 
 
@@ -130,7 +141,9 @@ def test_a_file_holding_a_list_is_refused(tmp_path: Path) -> None:
 
 def test_reading_facts_of_a_config() -> None:
     config = DeepSpeedConfig(all_auto())
-    assert config.zero_stage == 3
+    with pytest.raises(ValueError, match="resolve"):
+        config.zero_stage  # noqa: B018  # "auto" until the launcher's stage fills it
+    assert config.resolve_arguments(VALUES).zero_stage == 3
     assert config.has_optimizer and config.has_scheduler
     assert DeepSpeedConfig({}).zero_stage == 0
     assert not DeepSpeedConfig({}).has_optimizer
@@ -343,4 +356,85 @@ def test_accelerate_plugin_options_become_a_config() -> None:
         "stage3_gather_16bit_weights_on_model_save": True,
     }
     assert launcher_mixed_precision(environ) == "bf16"
+
+
+# The "auto" entries accelerate's DeepSpeed plugin fills for the reference, from the
+# launcher's variables or its defaults (a public ZeRO-3 config writes "auto" for the
+# 16-bit save).
+PLUGIN_AUTOS = {
+    "zero_optimization": {
+        "stage": "auto",
+        "offload_optimizer": {"device": "auto", "nvme_path": "auto"},
+        "offload_param": {"device": "auto", "nvme_path": "auto"},
+        "stage3_gather_16bit_weights_on_model_save": "auto",
+    }
+}
+
+
+def test_the_plugin_autos_take_accelerate_defaults_without_a_launcher() -> None:
+    values = ArgumentValues().with_launcher({})
+    resolved = DeepSpeedConfig(PLUGIN_AUTOS).resolve_arguments(values)
+    assert resolved.to_dict()["zero_optimization"] == {
+        "stage": 2,
+        "offload_optimizer": {"device": "none"},
+        "offload_param": {"device": "none"},
+        "stage3_gather_16bit_weights_on_model_save": False,
+    }
+
+
+def test_the_plugin_autos_take_the_launchers_values() -> None:
+    environ = {
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "nvme",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_NVME_PATH": "/local_nvme",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "cpu",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_NVME_PATH": "none",
+        "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "true",
+    }
+    values = ArgumentValues().with_launcher(environ)
+    resolved = DeepSpeedConfig(PLUGIN_AUTOS).resolve_arguments(values)
+    assert resolved.to_dict()["zero_optimization"] == {
+        "stage": 3,
+        "offload_optimizer": {"device": "nvme", "nvme_path": "/local_nvme"},
+        "offload_param": {"device": "cpu"},
+        "stage3_gather_16bit_weights_on_model_save": True,
+    }
+
+
+def test_written_out_plugin_values_win_over_the_launcher() -> None:
+    config = {"zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}}}
+    values = ArgumentValues().with_launcher({"ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"})
+    assert DeepSpeedConfig(config).resolve_arguments(values).to_dict() == {
+        **config,
+        "train_micro_batch_size_per_gpu": 8,
+        "gradient_accumulation_steps": 1,
+        "train_batch_size": 8,
+        "gradient_clipping": 1.0,
+    }
+
+
+def test_save_on_each_node_tells_deepspeed_its_storage_is_node_local() -> None:
+    config = {"zero_optimization": {"stage": 2}, "checkpoint": {"tag_validation": "Warn"}}
+    values = ArgumentValues(save_on_each_node=True)
+    resolved = DeepSpeedConfig(config).resolve_arguments(values)
+    assert resolved.get("checkpoint") == {"tag_validation": "Warn", "use_node_local_storage": True}
+    assert DeepSpeedConfig(config).resolve_arguments(ArgumentValues()).get("checkpoint") == {
+        "tag_validation": "Warn"
+    }
+    args = TrainingArguments(output_dir="unused", save_on_each_node=True)
+    assert ArgumentValues.from_arguments(args, world_size=1).save_on_each_node
+
+
+def test_batch_sizes_written_out_are_not_held_to_the_arguments_during_a_batch_search() -> None:
+    config = {"train_micro_batch_size_per_gpu": 4, "train_batch_size": 4, "gradient_clipping": 0.3}
+    strict = ArgumentValues(per_device_train_batch_size=16)
+    with pytest.raises(DeepSpeedConfigMismatchError) as raised:
+        DeepSpeedConfig(config).resolve_arguments(strict)
+    assert len(raised.value.mismatches) == 3
+    searching = ArgumentValues(per_device_train_batch_size=16, auto_find_batch_size=True)
+    with pytest.raises(DeepSpeedConfigMismatchError) as raised:
+        DeepSpeedConfig(config).resolve_arguments(searching)
+    assert [m.key for m in raised.value.mismatches] == ["gradient_clipping"]
+    args = TrainingArguments(output_dir="unused", auto_find_batch_size=True)
+    assert ArgumentValues.from_arguments(args, world_size=1).auto_find_batch_size
     assert launcher_mixed_precision({"ACCELERATE_MIXED_PRECISION": "no"}) is None

@@ -10,8 +10,11 @@ validation (:func:`trainer_dist._fsdp_settings.parse_fsdp`) as the arguments.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 _STRATEGY_NAMES = ("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD", "HYBRID_SHARD_ZERO2")
 """accelerate's sharding strategies in the order of their numbers (1 is FULL_SHARD)."""
@@ -26,6 +29,15 @@ _FLAGS = {
     "FSDP_ACTIVATION_CHECKPOINTING": "activation_checkpointing",
     "FSDP_CPU_RAM_EFFICIENT_LOADING": "cpu_ram_efficient_loading",
 }
+_NOT_HONOURED = {
+    "FSDP_IGNORED_MODULES": "fsdp_ignored_modules (the modules are sharded with the rest)",
+    "FSDP_ACTIVATION_CHECKPOINTING_OFFLOAD": (
+        "fsdp_activation_checkpointing_offload (checkpointed activations stay on the device)"
+    ),
+}
+_SIZE_POLICY_DEFAULT = 100_000_000
+"""torch's ``size_based_auto_wrap_policy`` default, which accelerate keeps for a
+``fsdp_min_num_params`` of 0 or none."""
 
 
 def accelerate_fsdp_request(environ: Mapping[str, str]) -> tuple[str, dict[str, Any]] | None:
@@ -56,7 +68,11 @@ def accelerate_fsdp_request(environ: Mapping[str, str]) -> tuple[str, dict[str, 
         ).lower()
     elif prefetch == "NO_PREFETCH":
         config["backward_prefetch"] = "no_prefetch"
-    state_dict_type = _upper(environ, "FSDP_STATE_DICT_TYPE")
+    # accelerate's default: full state dicts for FSDP 1, sharded ones for FSDP 2.
+    version_2 = environ.get("FSDP_VERSION", "1").strip() == "2"
+    state_dict_type = _upper(environ, "FSDP_STATE_DICT_TYPE") or (
+        "SHARDED_STATE_DICT" if version_2 else ""
+    )
     if state_dict_type:
         config["state_dict_type"] = _one_of(
             "FSDP_STATE_DICT_TYPE", state_dict_type, _STATE_DICT_TYPES, key="fsdp_state_dict_type"
@@ -64,7 +80,22 @@ def accelerate_fsdp_request(environ: Mapping[str, str]) -> tuple[str, dict[str, 
     for variable, key in _FLAGS.items():
         if environ.get(variable, "").strip():
             config[key] = _true(environ, variable)
+    _warn_not_honoured(environ)
     return " ".join(words), config
+
+
+def _warn_not_honoured(environ: Mapping[str, str]) -> None:
+    for variable, setting in _NOT_HONOURED.items():
+        raw = environ.get(variable, "").strip()
+        if raw and raw.lower() not in ("none", "false", "0", "no"):
+            logger.warning(
+                "accelerate launch set %s=%s, which this trainer does not support: %s. "
+                "Remove %s from the accelerate config to silence this warning.",
+                variable,
+                raw,
+                setting,
+                setting.split(" ")[0],
+            )
 
 
 def _strategy(environ: Mapping[str, str]) -> str:
@@ -101,13 +132,13 @@ def _wrapping(environ: Mapping[str, str], config: dict[str, Any]) -> list[str]:
             config["transformer_layer_cls_to_wrap"] = classes
         return ["auto_wrap"]
     if policy == "SIZE_BASED_WRAP":
-        raw = environ.get("FSDP_MIN_NUM_PARAMS", "").strip() or "100000000"
+        raw = environ.get("FSDP_MIN_NUM_PARAMS", "").strip() or "0"
         if not raw.isdigit():
             raise ValueError(
                 f"FSDP_MIN_NUM_PARAMS={raw!r} is not a whole number of parameters "
                 f"(accelerate config key fsdp_min_num_params)."
             )
-        config["min_num_params"] = int(raw)
+        config["min_num_params"] = int(raw) or _SIZE_POLICY_DEFAULT
         return ["auto_wrap"]
     return []
 

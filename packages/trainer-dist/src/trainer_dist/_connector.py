@@ -170,7 +170,7 @@ def deepspeed_argument_values(args: Any, environ: Mapping[str, str]) -> Argument
     world = launched_world_size()
     values = ArgumentValues.from_arguments(
         args, world_size=world, launcher_precision=launcher_mixed_precision(environ)
-    )
+    ).with_launcher(environ)
     if not sharding_options(args, num_processes=world).split_batches:
         return values
     micro = values.per_device_train_batch_size // world

@@ -17,6 +17,7 @@ This module imports neither torch nor deepspeed: it works on plain dicts.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -53,6 +54,17 @@ class ArgumentValues:
         fp16: fp16 mixed precision (training or full evaluation).
         bf16: bf16 mixed precision (training or full evaluation).
         fp16_opt_level: apex's opt level, repeated by DeepSpeed's ``amp`` section.
+        save_on_each_node: each node writes its own checkpoints (DeepSpeed is then told
+            its storage is node-local).
+        auto_find_batch_size: the batch size may shrink after an out-of-memory error, so
+            written-out batch sizes are not held against the arguments.
+        zero_stage: the ZeRO stage ``accelerate launch`` asked for (2 when it did not
+            say), filling a ``"stage": "auto"``.
+        offload_optimizer_device: the launcher's optimizer offload device (``"none"``).
+        offload_param_device: the launcher's parameter offload device (``"none"``).
+        offload_optimizer_nvme_path: the launcher's NVMe path for the optimizer, if any.
+        offload_param_nvme_path: the launcher's NVMe path for the parameters, if any.
+        gather_16bit_weights_on_save: the launcher's ``zero3_save_16bit_model``.
     """
 
     per_device_train_batch_size: int = 8
@@ -69,6 +81,14 @@ class ArgumentValues:
     fp16: bool = False
     bf16: bool = False
     fp16_opt_level: str = "O1"
+    save_on_each_node: bool = False
+    auto_find_batch_size: bool = False
+    zero_stage: int = 2
+    offload_optimizer_device: str = "none"
+    offload_param_device: str = "none"
+    offload_optimizer_nvme_path: str | None = None
+    offload_param_nvme_path: str | None = None
+    gather_16bit_weights_on_save: bool = False
 
     @classmethod
     def from_arguments(
@@ -102,7 +122,30 @@ class ArgumentValues:
             fp16=fp16,
             bf16=bf16,
             fp16_opt_level=str(getattr(args, "fp16_opt_level", defaults.fp16_opt_level)),
+            save_on_each_node=bool(getattr(args, "save_on_each_node", False)),
+            auto_find_batch_size=bool(getattr(args, "auto_find_batch_size", False)),
         )
+
+    def with_launcher(self, environ: Mapping[str, str]) -> ArgumentValues:
+        """These values with the DeepSpeed settings of an ``accelerate launch`` (its
+        ``ACCELERATE_DEEPSPEED_*`` variables, else accelerate's defaults): they fill the
+        config's ``"auto"`` stage, offload and 16-bit-save entries, as accelerate's
+        plugin does for the reference."""
+        launcher: dict[str, Any] = {}
+        for variable, field_name in _LAUNCHER_VALUES.items():
+            raw = environ.get(variable, "").strip()
+            if raw and raw.lower() != "auto":
+                launcher[field_name] = raw
+        if "zero_stage" in launcher:
+            launcher["zero_stage"] = int(launcher["zero_stage"])
+        if "gather_16bit_weights_on_save" in launcher:
+            launcher["gather_16bit_weights_on_save"] = _enabled(
+                launcher["gather_16bit_weights_on_save"]
+            )
+        for path in ("offload_optimizer_nvme_path", "offload_param_nvme_path"):
+            if str(launcher.get(path, "")).lower() == "none":
+                launcher.pop(path)
+        return dataclasses.replace(self, **launcher)
 
     def warmup_steps_for(self, num_training_steps: int) -> int:
         """Warm-up steps of a run of ``num_training_steps`` (as ``get_warmup_steps``)."""
@@ -148,6 +191,12 @@ class AutoKey:
     value: Callable[[ArgumentValues, TrainingFacts | None], Any]
     must_match: bool = True
     fill_when_missing: bool = False
+    batch_size: bool = False
+
+    def checks_match(self, values: ArgumentValues) -> bool:
+        """Whether a written-out value must equal the computed one: batch sizes are not
+        held to the arguments while ``auto_find_batch_size`` may change them."""
+        return self.must_match and not (self.batch_size and values.auto_find_batch_size)
 
 
 def _square(facts: TrainingFacts | None, factor: float) -> int | None:
@@ -178,6 +227,7 @@ AUTO_KEYS: tuple[AutoKey, ...] = (
         "arguments",
         lambda v, f: v.per_device_train_batch_size,
         fill_when_missing=True,
+        batch_size=True,
     ),
     AutoKey(
         "gradient_accumulation_steps",
@@ -192,6 +242,7 @@ AUTO_KEYS: tuple[AutoKey, ...] = (
         "arguments",
         lambda v, f: v.per_device_train_batch_size * v.gradient_accumulation_steps * v.world_size,
         fill_when_missing=True,
+        batch_size=True,
     ),
     AutoKey(
         "gradient_clipping",
@@ -231,6 +282,50 @@ AUTO_KEYS: tuple[AutoKey, ...] = (
         lambda v, f: False,
     ),
     AutoKey("amp.opt_level", "fp16_opt_level", "arguments", lambda v, f: v.fp16_opt_level),
+    # What accelerate's DeepSpeed plugin fills for the reference: the launcher's choice,
+    # else its defaults. A value written out wins over the launcher's.
+    AutoKey(
+        "zero_optimization.stage",
+        "accelerate launch's zero_stage (2 by default)",
+        "arguments",
+        lambda v, f: v.zero_stage,
+        must_match=False,
+    ),
+    AutoKey(
+        "zero_optimization.offload_optimizer.device",
+        "accelerate launch's offload_optimizer_device ('none' by default)",
+        "arguments",
+        lambda v, f: v.offload_optimizer_device,
+        must_match=False,
+    ),
+    AutoKey(
+        "zero_optimization.offload_param.device",
+        "accelerate launch's offload_param_device ('none' by default)",
+        "arguments",
+        lambda v, f: v.offload_param_device,
+        must_match=False,
+    ),
+    AutoKey(
+        "zero_optimization.offload_optimizer.nvme_path",
+        "accelerate launch's offload_optimizer_nvme_path",
+        "arguments",
+        lambda v, f: v.offload_optimizer_nvme_path,
+        must_match=False,
+    ),
+    AutoKey(
+        "zero_optimization.offload_param.nvme_path",
+        "accelerate launch's offload_param_nvme_path",
+        "arguments",
+        lambda v, f: v.offload_param_nvme_path,
+        must_match=False,
+    ),
+    AutoKey(
+        "zero_optimization.stage3_gather_16bit_weights_on_model_save",
+        "accelerate launch's zero3_save_16bit_model (false by default)",
+        "arguments",
+        lambda v, f: v.gather_16bit_weights_on_save,
+        must_match=False,
+    ),
     AutoKey(
         "scheduler.params.warmup_num_steps",
         "warmup_steps (or warmup_ratio x the run's optimizer steps), at least 1",
@@ -370,8 +465,19 @@ class DeepSpeedConfig:
 
     @property
     def zero_stage(self) -> int:
-        """The ZeRO stage (0 when the config has no ``zero_optimization`` section)."""
-        return int(self.get("zero_optimization.stage", 0) or 0)
+        """The ZeRO stage (0 when the config has no ``zero_optimization`` section).
+
+        Raises:
+            ValueError: the stage is still ``"auto"`` (read it from the config that
+                :meth:`resolve_arguments` returns).
+        """
+        stage = self.get("zero_optimization.stage", 0)
+        if stage == AUTO:
+            raise ValueError(
+                'zero_optimization.stage is "auto" until the config is resolved against the '
+                "arguments (resolve_arguments)."
+            )
+        return int(stage or 0)
 
     @property
     def has_optimizer(self) -> bool:
@@ -412,6 +518,8 @@ class DeepSpeedConfig:
         """
         resolved = self._resolved(values, None, "arguments")
         _enable_requested_precision(resolved._config, values)
+        if values.save_on_each_node:  # DeepSpeed assumes storage every node shares
+            resolved._config.setdefault("checkpoint", {})["use_node_local_storage"] = True
         fillable = {entry.key for entry in AUTO_KEYS}
         _refuse_autos_left([path for path in _auto_paths(resolved._config) if path not in fillable])
         return resolved
@@ -436,7 +544,7 @@ class DeepSpeedConfig:
             mismatch
             for entry in AUTO_KEYS
             if entry.phase == phase
-            for mismatch in _fill(config, entry, entry.value(values, facts))
+            for mismatch in _fill(config, entry, entry.value(values, facts), values)
         ]
         if mismatches:
             raise DeepSpeedConfigMismatchError(mismatches)
@@ -446,7 +554,9 @@ class DeepSpeedConfig:
         return f"DeepSpeedConfig(zero_stage={self.zero_stage}, keys={sorted(self._config)})"
 
 
-def _fill(config: dict[str, Any], entry: AutoKey, value: Any) -> Iterator[Mismatch]:
+def _fill(
+    config: dict[str, Any], entry: AutoKey, value: Any, values: ArgumentValues
+) -> Iterator[Mismatch]:
     """Fill ``entry`` in ``config`` in place; yield the mismatch when there is one."""
     *parents, leaf = entry.key.split(".")
     node = _section(config, parents, create=entry.fill_when_missing)
@@ -461,7 +571,7 @@ def _fill(config: dict[str, Any], entry: AutoKey, value: Any) -> Iterator[Mismat
             )
         else:
             node[leaf] = value
-    elif entry.must_match and not _same(current, value):
+    elif entry.checks_match(values) and not _same(current, value):
         yield Mismatch(entry.key, current, entry.source, value)
 
 
@@ -523,6 +633,16 @@ def _auto_paths(node: Any, prefix: str = "") -> Iterator[str]:
 
 
 # ------------------------------------------------------ accelerate launch
+_LAUNCHER_VALUES = {
+    # accelerate variable -> ArgumentValues field it fills "auto" entries with
+    "ACCELERATE_DEEPSPEED_ZERO_STAGE": "zero_stage",
+    "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "offload_optimizer_device",
+    "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "offload_param_device",
+    "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_NVME_PATH": "offload_optimizer_nvme_path",
+    "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_NVME_PATH": "offload_param_nvme_path",
+    "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "gather_16bit_weights_on_save",
+}
+
 _PLUGIN_ENVIRONMENT = {
     # accelerate variable -> (config path, converter)
     "ACCELERATE_DEEPSPEED_ZERO_STAGE": ("zero_optimization.stage", int),

@@ -95,9 +95,10 @@ def zero3_init_config(args: Any, environ: Mapping[str, str] | None = None) -> di
     if config is None:
         return None
     from_accelerate = not getattr(args, "deepspeed", None)
-    if not wants_zero3_init(config, from_accelerate=from_accelerate, environ=env):
+    resolved = config.resolve_arguments(deepspeed_argument_values(args, env))  # fills "auto" stage
+    if not wants_zero3_init(resolved, from_accelerate=from_accelerate, environ=env):
         return None
-    return config.resolve_arguments(deepspeed_argument_values(args, env)).to_dict()
+    return resolved.to_dict()
 
 
 def register_zero3_init(args: Any) -> Any | None:
