@@ -136,9 +136,27 @@ class _Nothing(TrainerCallback):
     pass
 
 
-def test_a_stream_that_yields_nothing_stops_training(tmp_path) -> None:
+def test_a_stream_that_yields_nothing_is_refused(tmp_path) -> None:
     trainer = _trainer(tmp_path, _Nothing(), dataset=_Empty(), max_steps=3)
-    assert trainer.train().global_step == 0  # instead of looping over empty epochs
+    with pytest.raises(ValueError, match="yielded no batch at all"):  # not empty epochs
+        trainer.train()
+
+
+class _OneShot(IterableDataset):
+    """A stream that can be read once: its second pass yields nothing."""
+
+    def __init__(self) -> None:
+        self.rows = iter([{"x": torch.ones(2), "labels": torch.ones(1)} for _ in range(4)])
+
+    def __iter__(self) -> Any:
+        return self.rows
+
+
+def test_a_stream_that_runs_dry_later_stops_training_with_a_warning(tmp_path, caplog) -> None:
+    trainer = _trainer(tmp_path, _Nothing(), dataset=_OneShot(), max_steps=5)
+    with caplog.at_level("WARNING"):
+        assert trainer.train().global_step == 2  # two batches, then an empty second pass
+    assert "yielded no batch in epoch 1: stopping training at step 2 of 5" in caplog.text
 
 
 # ----------------------------------------------------- details scripts written for

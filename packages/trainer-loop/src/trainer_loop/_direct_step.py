@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from trainer_loop._inputs import move_to_device
+from trainer_loop._inputs import call_model, move_to_device
 from trainer_loop._model_outputs import loss_from_outputs
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def build_direct_step(trainer: Trainer, model: nn.Module) -> DirectStep | None:
         if move:
             inputs = move_to_device(inputs, device)
         with autocast():
-            outputs = model(**inputs)
+            outputs = call_model(model, inputs)
         loss = loss_from_outputs(outputs)
         backward(loss)
         return loss.detach()

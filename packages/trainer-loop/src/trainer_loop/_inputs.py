@@ -33,6 +33,32 @@ def move_to_device(data: Any, device: torch.device) -> Any:
     return data
 
 
+def call_model(model: Any, inputs: Any) -> Any:
+    """``model(**inputs)``, saying what to change when the batch is not a mapping.
+
+    Python's own error ("argument after ** must be a mapping, not list") starts with the
+    model's whole repr and does not point at the collator that built the batch. The
+    check runs only once the call has failed, so a working step pays nothing for it.
+    """
+    try:
+        return model(**inputs)
+    except TypeError:
+        if isinstance(inputs, Mapping):
+            raise  # the model's own error
+        raise TypeError(_not_a_mapping(inputs)) from None
+
+
+def _not_a_mapping(inputs: Any) -> str:
+    kind = type(inputs).__name__
+    size = f" of {len(inputs)} items" if isinstance(inputs, (list, tuple)) else ""
+    return (
+        f"The batch is a {kind}{size}, but Trainer calls model(**batch), which needs a dict "
+        "(or another mapping) from the forward's argument names to tensors, e.g. "
+        "{'input_ids': ..., 'labels': ...}. Make the data_collator (or, with the default "
+        "collator, the dataset's items) return such dicts."
+    )
+
+
 def count_loss_items(
     inputs: Mapping[str, Any], label_name: str | None, *, shifted: bool = False
 ) -> torch.Tensor | None:
@@ -78,19 +104,22 @@ def model_accepts_loss_kwargs(model: Any) -> bool:
     model types its ``**kwargs`` so, but many (BERT's heads, T5) compute a plain mean
     loss and ignore the count, and would then be trained with their loss multiplied by
     the number of processes and micro-batches. Such models get the count applied from
-    outside instead (see :func:`count_loss_items`), which is exact for mean losses.
+    outside instead (see :func:`count_loss_items`), which is exact for mean losses. A
+    model of the user's whose ``forward(**kwargs)`` reads ``num_items_in_batch`` by name
+    is given it, as the reference would.
     """
     declared = getattr(model, "accepts_loss_kwargs", None)
     if declared is not None:
         return bool(declared) and _forward_takes_kwargs(model)
     if accepts_argument(model.forward, "num_items_in_batch"):
         return True
-    return _forward_takes_kwargs(model) and _passes_kwargs_to_loss(type(model))
+    return _forward_takes_kwargs(model) and _forward_uses_count(type(model))
 
 
 @functools.lru_cache(maxsize=64)
-def _passes_kwargs_to_loss(model_class: type) -> bool:
-    """Whether the class's ``forward`` calls ``<something>.loss_function(..., **kwargs)``.
+def _forward_uses_count(model_class: type) -> bool:
+    """Whether the class's ``forward`` calls ``<something>.loss_function(..., **kwargs)``
+    or names ``num_items_in_batch`` (``kwargs.get("num_items_in_batch")``...).
 
     Read from the source once per class; a forward whose source cannot be read makes no
     promise (the count is then applied from outside).
@@ -99,12 +128,21 @@ def _passes_kwargs_to_loss(model_class: type) -> bool:
         tree = ast.parse(textwrap.dedent(inspect.getsource(model_class.forward)))
     except (OSError, TypeError, SyntaxError):
         return False
-    return any(
+    return any(_passes_kwargs_to_loss(node) or _names_count(node) for node in ast.walk(tree))
+
+
+def _passes_kwargs_to_loss(node: ast.AST) -> bool:
+    return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "loss_function"
         and any(keyword.arg is None for keyword in node.keywords)
-        for node in ast.walk(tree)
+    )
+
+
+def _names_count(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Constant) and node.value == "num_items_in_batch") or (
+        isinstance(node, ast.Name) and node.id == "num_items_in_batch"
     )
 
 

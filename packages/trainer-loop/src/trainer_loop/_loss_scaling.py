@@ -90,3 +90,32 @@ def loss_is_normalised(trainer: Trainer) -> bool:
     if compute_loss_is_overridden(trainer):
         return True
     return trainer._model_takes_num_items and trainer.label_smoother is None
+
+
+def count_reaches_user_code(trainer: Trainer) -> bool:
+    """Whether a window of one micro-batch needs its ``num_items_in_batch`` counted.
+
+    The loop skips counting a lone micro-batch on one process: a loss divided by its own
+    item count is its mean, so the built-in path and transformers' models (whose loss
+    functions do exactly that) need no count. Code of the user's may use the number
+    itself, and gets it as under the reference: ``compute_loss_func``, an overridden
+    ``training_step`` or ``compute_loss`` that takes it, and a model of the user's own
+    that reads it.
+    """
+    from trainer_loop._trainer import Trainer
+
+    if trainer.compute_loss_func is not None:
+        return True
+    step_overridden = type(
+        trainer
+    ).training_step is not Trainer.training_step or "training_step" in vars(trainer)
+    if step_overridden and trainer._training_step_takes_num_items:
+        return True
+    if compute_loss_is_overridden(trainer) and trainer._count_goes_to_compute_loss:
+        return True
+    if not trainer._model_takes_num_items:
+        return False
+    model = trainer.runtime.unwrap_model(trainer.model)
+    if callable(getattr(model, "get_base_model", None)):  # a PEFT wrapper: ask its model
+        model = model.get_base_model()
+    return not type(model).__module__.startswith("transformers.")

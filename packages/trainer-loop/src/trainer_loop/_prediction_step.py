@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from trainer_loop._inputs import move_to_device
+from trainer_loop._inputs import call_model, move_to_device
 from trainer_loop._model_outputs import loss_from_outputs
 
 if TYPE_CHECKING:
@@ -111,9 +111,9 @@ class PredictionStep:
                 inputs = move_to_device(inputs, move_to)
             labels = inputs.get(label) if label is not None else None
             if labels is None and not (can_return_loss and inputs.get("return_loss")):
-                outputs = model(**inputs)
+                outputs = call_model(model, inputs)
                 return None, None if loss_only else logits_of(outputs, ignore), None
-            outputs = model(**inputs)
+            outputs = call_model(model, inputs)
             loss = loss_from_outputs(outputs, require_scalar=False)
             if loss.requires_grad:
                 loss = loss.detach()
@@ -139,7 +139,7 @@ class PredictionStep:
     ) -> tuple[torch.Tensor | None, Any]:
         if with_loss:
             if self.direct:
-                outputs = model(**inputs)
+                outputs = call_model(model, inputs)
                 loss = loss_from_outputs(outputs, require_scalar=False)
             else:
                 loss, outputs = self.trainer.compute_loss(model, inputs, return_outputs=True)
@@ -148,7 +148,7 @@ class PredictionStep:
             if loss.ndim:  # a per-sample or per-device loss
                 loss = loss.mean()
             return loss, None if loss_only else logits_of(outputs, self._ignore_with_loss)
-        outputs = model(**inputs)
+        outputs = call_model(model, inputs)
         if self._past_index >= 0:
             self.trainer._past = outputs[self._past_index - 1]
         return None, None if loss_only else logits_of(outputs, self.ignore)

@@ -42,7 +42,7 @@ from torch import nn
 
 from trainer_args import TrainingArguments
 from trainer_core import EvalPrediction, PredictionOutput, Runtime, TrainerCallback
-from trainer_loop._inputs import is_causal_lm
+from trainer_loop._inputs import call_model, is_causal_lm
 from trainer_loop._nested import PADDING_INDEX
 from trainer_loop._trainer import Trainer
 
@@ -363,7 +363,7 @@ class Seq2SeqTrainer(Trainer):
         Causal language models have their labels shifted, as in ``compute_loss``.
         """
         labels = inputs["labels"]
-        outputs = model(**inputs)
+        outputs = call_model(model, inputs)
         if self.label_smoother is not None:
             shift = is_causal_lm(self.runtime.unwrap_model(model))
             return self.label_smoother(outputs, labels, shift_labels=shift)

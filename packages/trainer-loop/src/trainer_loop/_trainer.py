@@ -11,6 +11,7 @@ and device, precision and processes in the runtime (trainer-dist).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import warnings
@@ -55,6 +56,7 @@ from trainer_loop._hp_search import HyperparameterSearchMethods
 from trainer_loop._hub import HubMethods
 from trainer_loop._inputs import (
     accepts_argument,
+    call_model,
     count_loss_items,
     is_causal_lm,
     model_accepts_loss_kwargs,
@@ -63,6 +65,7 @@ from trainer_loop._inputs import (
 from trainer_loop._jit_checkpoint import jit_checkpoint_callbacks
 from trainer_loop._label_smoothing import label_smoother_for
 from trainer_loop._loss_scaling import (
+    count_reaches_user_code,
     declared_scaled,
     loss_is_normalised,
     passes_count_to_compute_loss,
@@ -188,7 +191,9 @@ class Trainer(
         )
         self.can_return_loss = can_return_loss(self.model)
         self._train_batch_size = args.train_batch_size
-        self._current_window = 1  # micro-batches in the accumulation window being run
+        # Micro-batches in the accumulation window being run (the reference's name:
+        # training_step overrides copied from it divide by it).
+        self.current_gradient_accumulation_steps = 1
         self._data_parallel = False
         self._signature_columns: list[str] | None = None
         self._setup_callbacks(callbacks)
@@ -402,27 +407,26 @@ class Trainer(
     ) -> Any:
         """The loss of one batch: the model's own, or label smoothing / ``compute_loss_func``."""
         labels = None
-        if (
-            self.label_smoother is not None or self.compute_loss_func is not None
-        ) and "labels" in inputs:
+        loss_func = self.compute_loss_func
+        if (self.label_smoother is not None or loss_func is not None) and "labels" in inputs:
             inputs = dict(inputs)
             labels = inputs.pop("labels")
         if num_items_in_batch is not None and self._model_takes_num_items:
             inputs = {**inputs, "num_items_in_batch": num_items_in_batch}
-        outputs = model(**inputs)
+        outputs = call_model(model, inputs)
         if self.args.past_index >= 0:
             self._past = outputs[self.args.past_index]
-        if labels is not None:
-            loss = self._loss_from_labels(model, outputs, labels, num_items_in_batch)
+        if loss_func is not None:  # called without labels too: it may not need them
+            if labels is None:
+                _warn_labelless_loss_func()
+            loss = loss_func(outputs, labels, num_items_in_batch=num_items_in_batch)
+        elif labels is not None:
+            loss = self._smoothed_loss(model, outputs, labels)
         else:
             loss = loss_from_outputs(outputs, require_scalar=False)  # reduced later
         return (loss, outputs) if return_outputs else loss
 
-    def _loss_from_labels(
-        self, model: nn.Module, outputs: Any, labels: torch.Tensor, num_items: Any
-    ) -> torch.Tensor:
-        if self.compute_loss_func is not None:
-            return self.compute_loss_func(outputs, labels, num_items_in_batch=num_items)
+    def _smoothed_loss(self, model: nn.Module, outputs: Any, labels: torch.Tensor) -> torch.Tensor:
         shift = getattr(self, "_loss_items_shifted", None)  # decided once per training run
         if shift is None:
             shift = is_causal_lm(self.runtime.unwrap_model(model))
@@ -440,7 +444,7 @@ class Trainer(
         inputs = self._prepare_inputs(inputs)
         weight = (
             self._accumulation_weight(inputs, num_items_in_batch)
-            if self._current_window != 1 or num_items_in_batch is not None
+            if self.current_gradient_accumulation_steps != 1 or num_items_in_batch is not None
             else None
         )
         with self.compute_loss_context_manager():
@@ -467,7 +471,7 @@ class Trainer(
         None means "leave the loss as it is" (no accumulation, or the loss is already
         divided by the window's item count: see ``_loss_scaling``).
         """
-        window = self._current_window
+        window = self.current_gradient_accumulation_steps
         if num_items is None:
             return None if declared_scaled(self) else 1.0 / window
         # With average_tokens_across_devices, num_items counts every process's items and
@@ -486,7 +490,7 @@ class Trainer(
     def _call_training_step(
         self, model: nn.Module, inputs: Any, num_items: Any, window: int
     ) -> torch.Tensor:
-        self._current_window = window
+        self.current_gradient_accumulation_steps = window
         if self._training_step_takes_num_items:
             return self.training_step(model, inputs, num_items)
         return self.training_step(model, inputs)
@@ -622,6 +626,35 @@ class Trainer(
         model.train()
         return model
 
+    @property
+    def model_accepts_loss_kwargs(self) -> bool:
+        """Whether ``compute_loss`` hands the model the window's ``num_items_in_batch``.
+
+        The reference's attribute, which overrides of ``training_step`` read to tell
+        whether the loss is already divided by that count. Ours is the effective answer:
+        a model is counted in only when it divides by the count (see
+        ``model_accepts_loss_kwargs`` in ``_inputs``), not for any ``**kwargs``. Setting
+        it (or a class attribute of that name) overrides the detection, as on the
+        reference.
+        """
+        return self._model_takes_num_items
+
+    @model_accepts_loss_kwargs.setter
+    def model_accepts_loss_kwargs(self, accepts: bool) -> None:
+        self.__dict__["_loss_kwargs_declared"] = bool(accepts)
+        self._model_takes_num_items = bool(accepts)
+        if "_loss_is_normalised" in self.__dict__:  # the decisions that follow from it
+            self._count_goes_to_compute_loss = passes_count_to_compute_loss(self)
+            self._loss_is_normalised = loss_is_normalised(self)
+            self._count_every_window = count_reaches_user_code(self)
+
+    def _declared_loss_kwargs(self) -> bool | None:
+        """The user's ``model_accepts_loss_kwargs``: set on the instance or the class."""
+        if isinstance(getattr(type(self), "model_accepts_loss_kwargs", None), property):
+            return self.__dict__.get("_loss_kwargs_declared")
+        value = getattr(self, "model_accepts_loss_kwargs", None)  # a subclass's attribute
+        return None if value is None else bool(value)
+
     def _bind_step_signatures(self, model: nn.Module) -> None:
         """Decide once per run how the loop calls overridable methods (user overrides may
         use the reference's older signatures)."""
@@ -631,13 +664,19 @@ class Trainer(
         self._compute_loss_takes_num_items = accepts_argument(
             self.compute_loss, "num_items_in_batch"
         )
-        self._model_takes_num_items = model_accepts_loss_kwargs(self.runtime.unwrap_model(model))
+        declared = self._declared_loss_kwargs()
+        self._model_takes_num_items = (
+            model_accepts_loss_kwargs(self.runtime.unwrap_model(model))
+            if declared is None
+            else declared
+        )
         self._loss_label_name = self.label_names[0] if self.label_names else None
         self._normalise_by_items = self._loss_label_name is not None
         self._loss_items_shifted = is_causal_lm(self.runtime.unwrap_model(model))
         # Fixed for the run (see _loss_scaling): decided here, not at every micro-step.
         self._count_goes_to_compute_loss = passes_count_to_compute_loss(self)
         self._loss_is_normalised = loss_is_normalised(self)
+        self._count_every_window = count_reaches_user_code(self)
         self._data_parallel = self.args.n_gpu > 1  # DataParallel returns one loss per GPU
 
     def _enable_gradient_checkpointing(self) -> None:
@@ -757,3 +796,13 @@ class Trainer(
     def save_state(self) -> None:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
         self._checkpoints.save_state()
+
+
+@functools.cache
+def _warn_labelless_loss_func() -> None:
+    """Said once: a batch without labels still goes to ``compute_loss_func``."""
+    logger.warning(
+        "compute_loss_func is set but the batch holds no 'labels': it is called with "
+        "labels=None (a loss that needs no labels is fine; otherwise check the collator "
+        "and args.label_names)."
+    )

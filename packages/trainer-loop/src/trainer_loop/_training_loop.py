@@ -206,6 +206,13 @@ class TrainingLoop:
             control = trainer.control
             if control.should_epoch_stop or control.should_training_stop:
                 break
+        if consumed == 0 and trainer.state.global_step == 0:
+            raise ValueError(
+                "The train dataloader yielded no batch at all: the train_dataset is empty "
+                f"({type(dataloader.dataset).__name__}). Check that the dataset (or the "
+                "stream behind an IterableDataset) yields examples, and that filtering "
+                "or dataloader_drop_last did not remove them all."
+            )
         if consumed == 0:  # another pass would yield nothing either: stop, as the reference
             logger.warning(
                 "The train dataloader yielded no batch in epoch %d: stopping training at step "
@@ -244,7 +251,9 @@ class TrainingLoop:
         trainer, args = self.trainer, self.args
         handler = trainer.callback_handler
         trainer.control = handler.on_step_begin(args, trainer.state, trainer.control)
-        if len(window) == 1 and not (self.count_items or self.custom_windows):
+        if len(window) == 1 and not (
+            self.count_items or self.custom_windows or trainer._count_every_window
+        ):
             self._micro_step(window[0], None, 1)  # no accumulation: the common case
         elif not self._accumulate(window):
             self.zero_grad()  # the partial window's gradients must not leak into a later step
