@@ -177,6 +177,21 @@ def drop_masked_tokens(args: Any) -> None:
             setattr(args, spec.name, None)
 
 
+def normalize_label_names(value: Any) -> list[str] | None:
+    """``None`` stays None (the model's usual names); one name becomes ``[name]``, as a
+    list of names is expected everywhere (``list("labels")`` would be its letters)."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise wrong_type(
+            "label_names", value, "a list of input key names (str), e.g. label_names=['labels']"
+        )
+    if "" in names:
+        raise invalid("label_names", list(names), "non-empty key names", "Drop the empty name.")
+    return list(names)
+
+
 def _check_metric_name(args: Any) -> None:
     metric = args.metric_for_best_model
     if metric is not None and not isinstance(metric, str):
@@ -206,6 +221,7 @@ def parse_values(args: Any) -> None:
     expand_paths(args)
     drop_masked_tokens(args)
     _check_metric_name(args)
+    args.label_names = normalize_label_names(args.label_names)
     normalize_warmup(args)
     reject_sharded_ddp(args)
     load_fsdp_config(args)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trainer_args._compile_backend import check_compile_backend
 from trainer_args._enums import (
     APEX_OPT_LEVELS,
     DDP_BACKENDS,
@@ -294,5 +295,6 @@ RULES = (
     check_scheduler,
     check_dataloader,
     check_fsdp,
+    check_compile_backend,
 )
 """Every rule, in the order construction runs them."""

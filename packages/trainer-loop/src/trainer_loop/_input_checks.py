@@ -19,13 +19,21 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from trainer_args import TrainingArguments
 from trainer_core import Event, TrainerCallback, best_metric_key
 from trainer_loop._dataloader_options import has_length
+from trainer_loop._optimizer_recipes import TORCH_NATIVE
+from trainer_loop._optimizers import get_optimizer_cls_and_kwargs
 from trainer_loop._schedulers import METRIC_DRIVEN_TYPES
-from trainer_loop._trainer_setup import PACKAGE_LOGGERS, check_eval_dataset, user_defines
+from trainer_loop._trainer_setup import (
+    PACKAGE_LOGGERS,
+    check_eval_dataset,
+    check_processing_class,
+    user_defines,
+)
 
 _EVENTS = tuple(event.value for event in Event)
 
@@ -85,9 +93,12 @@ def check_trainer_inputs(
 def check_training_inputs(trainer: Any) -> None:
     """The checks ``train()`` runs before the first step (see the module docstring)."""
     check_eval_dataset(trainer)
+    check_processing_class(trainer.processing_class)  # may be assigned since
+    check_float16_adam_epsilon(trainer)
     check_best_model_metric_set(trainer.args)
     check_best_metric_reachable(trainer)
     check_schedule_metric_named(trainer)
+    check_best_metric_names_a_dataset(trainer)
     check_output_dir_writable(trainer.args)
 
 
@@ -356,6 +367,60 @@ def _check_optimizer_kinds(optimizer: Any, scheduler: Any) -> None:
         )
 
 
+FLOAT16_ZERO_EPSILON = 2.0**-25
+"""The largest Adam epsilon float16 rounds to 0: half the smallest positive float16
+number (2**-24 ≈ 5.96e-8, a subnormal), ≈ 2.98e-8; the default 1e-8 is below it. With
+the epsilon 0, torch's AdamW divides by 0 wherever a gradient is 0 (or so small that its
+square underflows: below about 5e-3 with beta2=0.999), and the weight becomes NaN at the
+first step. Any larger epsilon is held as at least 2**-24 and keeps the update finite
+(checked with torch 2.x on CPU: 1e-8 and 2.98e-8 give NaN, 2.99e-8 and 6e-8 do not)."""
+
+_OPTIMIZER_OVERRIDES = (
+    "create_optimizer",
+    "create_optimizer_and_scheduler",
+    "get_optimizer_cls_and_kwargs",
+)
+
+
+def check_float16_adam_epsilon(trainer: Any) -> None:
+    """Refuse training float16 weights with the AdamW ``args.optim`` builds when float16
+    rounds its epsilon to 0 (see ``FLOAT16_ZERO_EPSILON``).
+
+    Only what NaNs for certain is refused: torch's unfused AdamW (``adamw_torch``,
+    ``adamw_hf``), which computes the update in the weights' dtype, built by the Trainer.
+    ``adamw_torch_fused`` computes it in float32 and trains such weights; bfloat16
+    weights hold an epsilon of 1e-8; an optimizer passed in ``optimizers=``, built by
+    an override, or by DeepSpeed is the user's (or DeepSpeed's) choice.
+
+    Raises:
+        ValueError: naming the epsilon and the three ways out.
+    """
+    if trainer.optimizer is not None or trainer.optimizer_cls_and_kwargs is not None:
+        return
+    args = trainer.args
+    name = "adafactor" if args.adafactor else str(getattr(args.optim, "value", args.optim))
+    if args.deepspeed or name not in TORCH_NATIVE or user_defines(trainer, _OPTIMIZER_OVERRIDES):
+        return
+    optimizer_cls, kwargs = get_optimizer_cls_and_kwargs(args)
+    eps = kwargs.get("eps", 1.0)
+    if optimizer_cls is not torch.optim.AdamW or kwargs.get("fused") or eps > FLOAT16_ZERO_EPSILON:
+        return
+    model = trainer.model  # None in a search trial's copy, until model_init rebuilds it
+    if model is None or not any(
+        p.requires_grad and p.dtype == torch.float16 for p in model.parameters()
+    ):
+        return
+    setting = f"adam_epsilon={eps!r}" if eps == args.adam_epsilon else f"optim_args eps={eps!r}"
+    raise ValueError(
+        f"The model has trainable float16 weights, and optim={name!r} (torch's AdamW) "
+        f"would update them in float16 with {setting}, which float16 rounds to 0 (as any "
+        "epsilon up to 2**-25 ≈ 3e-8): every weight whose gradient is 0 would turn into "
+        "NaN at the first step. Keep the model in float32 and pass fp16=True (or "
+        "bf16=True) for mixed precision; or raise the epsilon, e.g. adam_epsilon=1e-4; or "
+        "use optim='adamw_torch_fused', which computes the update in float32."
+    )
+
+
 def check_functions(**functions: Any) -> None:
     """Refuse a ``compute_metrics``, ``model_init``, ... that cannot be called (a metric's
     name, say): it would fail only at the first evaluation, or when training starts."""
@@ -471,17 +536,12 @@ def check_schedule_metric_named(trainer: Any) -> None:
         stepped_on_metrics = trainer._scheduler_needs_metrics()
     else:
         stepped_on_metrics = args.lr_scheduler_type in METRIC_DRIVEN_TYPES
-    datasets = trainer.eval_dataset
-    if not stepped_on_metrics or not isinstance(datasets, Mapping) or not datasets:
-        return
-    strategy = str(getattr(args.eval_strategy, "value", args.eval_strategy))
-    if strategy == "no" or user_defines(trainer, _EVALUATION_OVERRIDES):
-        return  # no evaluation during training, or one that may report other keys
-    if _callbacks_may_add_metrics(trainer):
+    if not stepped_on_metrics or not _reports_per_dataset(trainer):
         return
     key = best_metric_key(args.metric_for_best_model or "loss")
-    if any(key.startswith(f"eval_{name}_") for name in datasets):
+    if _names_a_dataset(key, trainer.eval_dataset):
         return
+    datasets = trainer.eval_dataset
     first = next(iter(datasets))
     raise ValueError(
         f"The learning-rate schedule steps on an evaluation metric ({key!r}), but "
@@ -489,6 +549,54 @@ def check_schedule_metric_named(trainer: Any) -> None:
         "reported under its own name. Set metric_for_best_model to the one to follow, "
         f"e.g. metric_for_best_model='eval_{first}_loss'."
     )
+
+
+def check_best_metric_names_a_dataset(trainer: Any) -> None:
+    """Refuse a ``metric_for_best_model`` that names none of several evaluation datasets.
+
+    With ``eval_dataset`` a dict, each dataset is evaluated on its own and its figures
+    are reported as ``eval_<name>_<metric>`` (as the reference names them), so the best
+    model (``load_best_model_at_end``, ``save_strategy="best"``, early stopping: all
+    track ``metric_for_best_model``) could not be found under ``eval_loss``, the default,
+    and training would stop at the first evaluation.
+
+    Raises:
+        ValueError: naming the metrics each dataset reports and the name to set.
+    """
+    metric = trainer.args.metric_for_best_model
+    if metric is None or not _reports_per_dataset(trainer):
+        return
+    key = best_metric_key(metric)
+    datasets = trainer.eval_dataset
+    if _names_a_dataset(key, datasets):
+        return
+    bare = key.removeprefix("eval_")
+    first = next(iter(datasets))
+    reported = ", ".join(f"eval_{name}_{bare}" for name in datasets)
+    raise ValueError(
+        f"metric_for_best_model={metric!r}, but eval_dataset holds several datasets, each "
+        f"evaluated on its own: the evaluations report {reported}, and no {key!r}, so "
+        "training would stop at the first evaluation. Set metric_for_best_model to the "
+        f"dataset's metric to follow, e.g. metric_for_best_model='{first}_{bare}' (or "
+        f"'eval_{first}_{bare}')."
+    )
+
+
+def _reports_per_dataset(trainer: Any) -> bool:
+    """Whether evaluations during training report each dataset of a dict of evaluation
+    datasets under its own name, and nothing else could add the plain metric (an
+    evaluation override, or a callback acting on ``on_evaluate``)."""
+    datasets = trainer.eval_dataset
+    if not isinstance(datasets, Mapping) or not datasets:
+        return False
+    strategy = str(getattr(trainer.args.eval_strategy, "value", trainer.args.eval_strategy))
+    if strategy == "no" or user_defines(trainer, _EVALUATION_OVERRIDES):
+        return False
+    return not _callbacks_may_add_metrics(trainer)
+
+
+def _names_a_dataset(key: str, datasets: Mapping[Any, Any]) -> bool:
+    return any(key.startswith(f"eval_{name}_") for name in datasets)
 
 
 def _callbacks_may_add_metrics(trainer: Any) -> bool:

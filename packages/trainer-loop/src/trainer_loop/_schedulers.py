@@ -17,7 +17,9 @@ In the formulas below ``s`` is the scheduler's step count, ``W`` the warmup step
 - ``polynomial`` and ``cosine_with_min_lr`` read the initial learning rate from
   ``optimizer.defaults["lr"]``; groups with other rates are scaled by the same factor.
 - Unknown ``scheduler_specific_kwargs`` keys are rejected with the accepted ones listed,
-  instead of a ``TypeError`` from deep inside a factory.
+  instead of a ``TypeError`` from deep inside a factory; numbers given as text
+  (``{"power": "0.5"}``, from JSON or a command line) are read as numbers where the
+  factory expects one (``_scheduler_kwargs``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from trainer_args import SchedulerType
 from trainer_core import best_metric_key
 from trainer_loop import _lr_factors as factors
 from trainer_loop._greedy_lr import GreedyLR
+from trainer_loop._scheduler_kwargs import numbers_from_text
 
 __all__ = [
     "METRIC_DRIVEN_TYPES",
@@ -434,7 +437,8 @@ def get_scheduler(
             f"Valid names: {', '.join(SCHEDULER_NAMES)}."
         )
     factory = TYPE_TO_SCHEDULER_FUNCTION.get(SchedulerType(name), schedule.factory)
-    kwargs = dict(scheduler_specific_kwargs or {})
+    target = _FACTORY_CLASSES.get(factory, factory)
+    kwargs = numbers_from_text(target, scheduler_specific_kwargs or {}, name)
     if schedule.needs_warmup:
         _put(kwargs, "num_warmup_steps", _required(num_warmup_steps, "num_warmup_steps", name))
     if schedule.needs_training_steps:
@@ -442,7 +446,7 @@ def get_scheduler(
         _put(kwargs, "num_training_steps", steps)
     elif schedule.accepts_training_steps and num_training_steps is not None:
         _put(kwargs, "num_training_steps", num_training_steps)
-    _check_accepted(factory, kwargs, name)
+    _check_accepted(target, kwargs, name)
     return factory(optimizer, **kwargs)
 
 
@@ -470,8 +474,7 @@ _FACTORY_CLASSES: dict[Callable[..., Scheduler], type] = {
 }
 
 
-def _check_accepted(factory: Callable[..., Scheduler], kwargs: dict[str, Any], name: str) -> None:
-    target = _FACTORY_CLASSES.get(factory, factory)
+def _check_accepted(target: Callable[..., Any], kwargs: dict[str, Any], name: str) -> None:
     accepted = [p for p in inspect.signature(target).parameters if p != "optimizer"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:

@@ -186,6 +186,8 @@ class Trainer(
         self._setup_model_placement()
         self.label_smoother = label_smoother_for(self.model, args.label_smoothing_factor)
         label_names = args.label_names  # [] means no labels, not the model's default
+        if isinstance(label_names, str):  # one name, assigned after the arguments were built
+            label_names = [label_names]
         self.label_names = list(
             default_label_names(self.model) if label_names is None else label_names
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import numbers
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -164,11 +166,45 @@ def apply_use_cache(model: Any, use_cache: bool) -> None:
 
 
 def pick_processing_class(tokenizer: Any, processing_class: Any) -> Any:
+    """The one of ``tokenizer`` / ``processing_class`` given, checked to be an instance."""
     if tokenizer is not None and processing_class is not None and tokenizer is not processing_class:
         raise ValueError(
             "Pass either `tokenizer` or `processing_class` (the same thing), not both."
         )
-    return processing_class if processing_class is not None else tokenizer
+    if processing_class is None:
+        check_processing_class(tokenizer, "tokenizer")
+        return tokenizer
+    check_processing_class(processing_class, "processing_class")
+    return processing_class
+
+
+def check_processing_class(value: Any, name: str = "processing_class") -> None:
+    """Refuse a name, a number or a class where a tokenizer or processor instance belongs.
+
+    Any other object is accepted (a tokenizer, processor, feature extractor, image
+    processor, or one of the user's own): the Trainer only saves it with the model and
+    asks it to pad. A name or a class would be ignored until the first save or the
+    default collator, which then fail without naming the argument.
+    """
+    if value is None:
+        return
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        raise TypeError(
+            f"{name} is the name or path {text!r}, not a tokenizer or processor: load it "
+            f"first, e.g. {name}=AutoTokenizer.from_pretrained({text!r}) (AutoProcessor or "
+            "AutoImageProcessor for other kinds of input)."
+        )
+    if isinstance(value, type):
+        raise TypeError(
+            f"{name} is the class {value.__name__}, not an instance: pass one, e.g. "
+            f"{name}={value.__name__}.from_pretrained(name)."
+        )
+    if isinstance(value, (bytes, numbers.Number)):
+        raise TypeError(
+            f"{name} is {type(value).__name__}, not a tokenizer or processor: pass an "
+            "instance (e.g. AutoTokenizer.from_pretrained(name)), or None."
+        )
 
 
 def check_optimizers(optimizers: tuple[Any, Any], model_init: Any) -> tuple[Any, Any]:

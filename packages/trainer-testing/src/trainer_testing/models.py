@@ -6,6 +6,8 @@ given, and "logits"), train in milliseconds on a CPU and have answers a test can
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -80,3 +82,19 @@ class TokenEmbeddingModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         out = self.embedding(input_ids).mean(dim=(1, 2))
         return {"loss": nn.functional.mse_loss(out, labels)}
+
+
+class VectorRegressionModel(nn.Module):
+    """``x @ w + b`` over ``features`` inputs with a mean-squared loss: a plain module
+    whose ``forward`` names its inputs and takes no ``**kwargs`` (seeded, so two built
+    alike hold the same weights and their training runs can be compared)."""
+
+    def __init__(self, features: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(features, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, Any]:
+        logits = self.linear(x).squeeze(-1)
+        loss = None if labels is None else ((logits - labels) ** 2).mean()
+        return {"loss": loss, "logits": logits}
