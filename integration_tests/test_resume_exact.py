@@ -117,8 +117,9 @@ def test_an_output_folder_given_as_the_checkpoint_is_refused_with_the_fix(tmp_pa
 def test_bad_resume_arguments_raise_clear_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="holds no complete checkpoint"):
         _train(str(tmp_path / "empty"), resume=True)
-    with pytest.raises(FileNotFoundError, match="no such folder"):
+    with pytest.raises(FileNotFoundError, match="no such folder") as missing:
         _train(str(tmp_path / "x"), resume=str(tmp_path / "missing"))
+    assert isinstance(missing.value, ValueError)  # what the reference raises there
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "readme.txt").write_text("not a checkpoint")
     with pytest.raises(NotACheckpointError, match="not a complete checkpoint"):

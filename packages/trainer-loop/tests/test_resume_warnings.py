@@ -134,3 +134,18 @@ def test_a_metric_driven_schedule_resumes_from_before_its_first_evaluation(tmp_p
     run(str(tmp_path))
     resumed = run(str(tmp_path / "resumed"), str(tmp_path / "checkpoint-2"))
     assert resumed.state.global_step == 8
+
+
+def test_a_fresh_run_beside_an_earlier_runs_checkpoints_is_warned_about(
+    tmp_path, caplog
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="trainer_loop"):
+        _train(str(tmp_path))  # the first run: nothing there yet
+    assert "already holds checkpoints" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="trainer_loop"):
+        _train(str(tmp_path))  # a second run from scratch in the same folder
+    assert "already holds checkpoints (checkpoint-2, checkpoint-4)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="trainer_loop"):
+        _train(str(tmp_path), save_strategy="no")  # saves nothing: nothing mixes
+    assert "already holds checkpoints" not in caplog.text

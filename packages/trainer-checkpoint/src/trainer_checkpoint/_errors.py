@@ -11,8 +11,12 @@ __all__ = [
 ]
 
 
-class CheckpointNotFoundError(FileNotFoundError):
-    """A checkpoint path that does not exist, or no checkpoint where one was required."""
+class CheckpointNotFoundError(FileNotFoundError, ValueError):
+    """A checkpoint path that does not exist, or no checkpoint where one was required.
+
+    Also a ``ValueError``: the reference raises that for a ``resume_from_checkpoint``
+    that names no folder, and scripts catch it so.
+    """
 
 
 class NotACheckpointError(ValueError):

@@ -79,10 +79,12 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
     Raises:
         ValueError: ``True`` but ``output_dir`` holds no complete checkpoint, or a path
             to a folder of checkpoints (an ``output_dir``) instead of one of them.
-        FileNotFoundError: a path that does not exist.
+        FileNotFoundError: a path that does not exist (a ``ValueError`` too, which the
+            reference raises there).
         TypeError: neither a bool, None nor a path.
     """
     if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        _warn_of_earlier_run(trainer)
         return None
     output_dir = trainer.args.output_dir
     if resume_from_checkpoint is True:
@@ -101,7 +103,9 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
         )
     path = os.fspath(resume_from_checkpoint)
     if not os.path.isdir(path):
-        raise FileNotFoundError(
+        from trainer_checkpoint import CheckpointNotFoundError  # a ValueError too, as there
+
+        raise CheckpointNotFoundError(
             f"resume_from_checkpoint={path!r}: no such folder. Pass a checkpoint-<step> "
             f"folder (e.g. {os.path.join(output_dir, 'checkpoint-500')}) or True for the "
             "latest one in output_dir."
@@ -123,6 +127,35 @@ def _checkpoint_step(path: str) -> int | None:
     prefix = f"{CHECKPOINT_PREFIX}-"
     suffix = name[len(prefix) :] if name.startswith(prefix) else ""
     return int(suffix) if suffix.isdigit() else None
+
+
+def _warn_of_earlier_run(trainer: Trainer) -> None:
+    """Warn when a run starts afresh in an ``output_dir`` holding another run's checkpoints.
+
+    They are kept, but they mix with this run's: ``save_total_limit`` counts them and
+    keeps the highest steps (so an earlier run's later checkpoint outlives this run's
+    older ones), and ``resume_from_checkpoint=True`` picks the highest step, whichever
+    run wrote it. The reference orders them by modification time instead, which a copy
+    or a network file system can reorder; step numbers cannot be, so we keep them and
+    say so here, once, before anything is saved.
+    """
+    args = trainer.args
+    if (
+        not args.should_save
+        or str(getattr(args.save_strategy, "value", args.save_strategy)) == "no"
+    ):
+        return
+    earlier = trainer.checkpoint_store.checkpoints(args.output_dir)
+    if earlier:
+        logger.warning(
+            "output_dir %s already holds checkpoints (%s) and this run starts from "
+            "scratch. They are kept and mixed with this run's: save_total_limit counts "
+            "them and keeps the highest steps, and resume_from_checkpoint=True picks the "
+            "highest step of either run. Pass resume_from_checkpoint=True to continue "
+            "that run, or use another output_dir (or move them) to start anew.",
+            args.output_dir,
+            ", ".join(os.path.basename(path) for path in earlier),
+        )
 
 
 def _warn_of_newer_checkpoints(trainer: Trainer, checkpoint: str) -> None:

@@ -85,6 +85,7 @@ from trainer_loop._reporters import resolve_reporters
 from trainer_loop._resume import resolve_checkpoint
 from trainer_loop._saving import CheckpointWriter, export_callback_states
 from trainer_loop._schedulers import create_scheduler, metric_to_step_on, steps_on_metrics
+from trainer_loop._special_tokens import align_special_tokens
 from trainer_loop._speed_metrics import speed_metrics
 from trainer_loop._subclass_hooks import SubclassHookMethods
 from trainer_loop._trainer_setup import (
@@ -602,6 +603,7 @@ class Trainer(
     def _prepare_for_training(self, max_steps: int) -> nn.Module:
         """Checkpointing, wrapping, optimizer and scheduler; return the model to train."""
         self._enable_gradient_checkpointing()
+        align_special_tokens(self.model, self.processing_class)  # before any save or eval
         model = self.model
         # The runtime places the model (FSDP unit by unit, so never whole on one device)
         # and orders wrapping (and compiling) it and building the optimizer and
