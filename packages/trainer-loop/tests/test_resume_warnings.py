@@ -136,9 +136,7 @@ def test_a_metric_driven_schedule_resumes_from_before_its_first_evaluation(tmp_p
     assert resumed.state.global_step == 8
 
 
-def test_a_fresh_run_beside_an_earlier_runs_checkpoints_is_warned_about(
-    tmp_path, caplog
-) -> None:
+def test_a_fresh_run_beside_an_earlier_runs_checkpoints_is_warned_about(tmp_path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="trainer_loop"):
         _train(str(tmp_path))  # the first run: nothing there yet
     assert "already holds checkpoints" not in caplog.text
