@@ -90,3 +90,44 @@ def test_wrapper_survives_pickling() -> None:
     restored = pickle.loads(pickle.dumps(wrapped))
     assert restored.device == wrapped.device
     assert len(restored) == 1
+
+
+class _EpochRecordingSampler(torch.utils.data.Sampler[int]):
+    def __init__(self, size: int) -> None:
+        self.size, self.epochs = size, []
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(range(self.size))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs.append(epoch)
+
+
+class _EpochCountingStream(IterableDataset):
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(torch.arange(4))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs.append(epoch)
+
+
+def test_set_epoch_and_total_batch_size_as_on_accelerates_loaders() -> None:
+    """Callbacks written for accelerate call ``train_dataloader.set_epoch`` and read
+    ``total_batch_size``: the sampler (or a streamed dataset) is told the epoch."""
+    sampler = _EpochRecordingSampler(6)
+    loader = DeviceDataLoader(
+        DataLoader(TensorDataset(torch.arange(6)), batch_size=3, sampler=sampler),
+        torch.device("cpu"),
+    )
+    loader.set_epoch(2)
+    assert sampler.epochs == [2]
+    assert loader.total_batch_size == 3
+    stream = _EpochCountingStream()
+    DeviceDataLoader(DataLoader(stream, batch_size=2), torch.device("cpu")).set_epoch(1)
+    assert stream.epochs == [1]

@@ -110,7 +110,8 @@ class TrainerState:
 
     Attributes:
         epoch: Progress in epochs; the fractional part is the share of the current epoch
-            done.
+            done. ``0`` (an int, as the reference's) until the first step, so metrics
+            and logs taken before training read ``'epoch': 0``.
         global_step: Optimizer updates completed.
         max_steps: Optimizer updates this training will run.
         logging_steps: Log every this many steps (resolved from a ratio if one was given).
@@ -136,7 +137,7 @@ class TrainerState:
             converted to that mapping on construction.
     """
 
-    epoch: float = 0.0
+    epoch: float = 0
     global_step: int = 0
     max_steps: int = 0
     logging_steps: int = 500

@@ -103,6 +103,31 @@ class DeviceDataLoader:
     def __len__(self) -> int:
         return len(self.base_dataloader)
 
+    @property
+    def total_batch_size(self) -> int | None:
+        """Samples one step takes (accelerate's loaders have it; one process: the batch size)."""
+        return getattr(self.base_dataloader, "batch_size", None)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch``, as accelerate's loaders do when a callback asks.
+
+        The loop already calls ``sampler.set_epoch`` at each epoch; callbacks written for
+        accelerate call this on the ``train_dataloader`` they are given. A wrapped loader
+        with its own ``set_epoch`` is told, else the sampler, else a dataset that counts
+        epochs (a streamed one).
+        """
+        own = getattr(self.base_dataloader, "set_epoch", None)
+        if callable(own):  # a loader of the user's that keeps its own epochs
+            own(epoch)
+            return
+        sampler = getattr(self, "sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)
+            return
+        dataset = getattr(self, "dataset", None)
+        if callable(getattr(dataset, "set_epoch", None)):
+            dataset.set_epoch(epoch)
+
     def __getattr__(self, name: str) -> Any:
         # Only called for names not found on the wrapper itself. Reading through __dict__
         # avoids infinite recursion while the object is being unpickled or copied.
