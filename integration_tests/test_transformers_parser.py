@@ -52,3 +52,26 @@ def test_the_fsdp_option_alone_turns_fsdp_on_in_both_parsers(tmp_path: Path) -> 
         "full_shard",
         "auto_wrap",
     ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "option", "value", "field", "expected"),
+    [
+        (TrainingArguments, "--warmup_steps", "0.1", "warmup_steps", 0.1),  # a share
+        (TrainingArguments, "--warmup_steps", "5", "warmup_steps", 5),
+        (
+            Seq2SeqTrainingArguments,
+            "--generation_config",
+            "t5-small",
+            "generation_config",
+            "t5-small",
+        ),
+    ],
+)
+def test_options_whose_annotations_the_parser_once_misread(
+    arguments: type, option: str, value: str, field: str, expected: object, tmp_path: Path
+) -> None:
+    argv = ["--output_dir", str(tmp_path), "--report_to", "none", option, value]
+    for parser in (TransformersParser(arguments), HfArgumentParser(arguments)):
+        (parsed,) = parser.parse_args_into_dataclasses(argv)
+        assert getattr(parsed, field) == expected

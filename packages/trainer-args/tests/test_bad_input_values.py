@@ -96,3 +96,21 @@ def test_the_backend_is_not_checked_when_torch_is_missing(monkeypatch) -> None:
         lambda name, *rest: None if name == "torch" else real_find_spec(name, *rest),
     )
     assert _build(torch_compile_backend="my_backend").torch_compile_backend == "my_backend"
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("false", False), ("True", True), ("no", False), ("all", True), (0, False), (True, True)],
+)
+def test_token_count_words_from_a_config_file_mean_what_they_say(
+    given: object, stored: bool
+) -> None:
+    args = TrainingArguments(output_dir="out", include_num_input_tokens_seen=given)
+    assert args.include_num_input_tokens_seen is stored
+
+
+def test_token_count_keeps_non_padding_and_refuses_other_words() -> None:
+    kept = TrainingArguments(output_dir="out", include_num_input_tokens_seen="non_padding")
+    assert kept.include_num_input_tokens_seen == "non_padding"
+    with pytest.raises(ValueError, match=r"include_num_input_tokens_seen='bogus'.*'non_padding'"):
+        TrainingArguments(output_dir="out", include_num_input_tokens_seen="bogus")

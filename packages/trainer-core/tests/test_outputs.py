@@ -35,6 +35,7 @@ def test_eval_prediction_with_losses_only_puts_them_third() -> None:
 def test_eval_prediction_with_everything_has_four_items() -> None:
     prediction = EvalPrediction("p", "l", inputs="i", losses="x")
     assert tuple(prediction) == ("p", "l", "i", "x")
+    assert prediction.elements == ("p", "l", "i", "x")  # transformers 5's attribute
     assert prediction[1:3] == ("l", "i")
 
 

@@ -201,8 +201,12 @@ def test_ignore_keys_and_the_configs_keys_to_ignore_drop_outputs(tmp_path) -> No
 
     model = Line()
     model.config = type("Config", (), {"keys_to_ignore_at_inference": ["logits"]})()
-    predictions = Trainer(model=model, args=_args(tmp_path)).predict(Lines(5)).predictions
-    assert set(predictions) == {"twice"}
+    trainer = Trainer(model=model, args=_args(tmp_path))
+    assert set(trainer.predict(Lines(5)).predictions) == {"twice"}
+    # Changed between two predictions, as transformers reads it each time.
+    model.config.keys_to_ignore_at_inference = ["doubled"]
+    only_logits = trainer.predict(Lines(5)).predictions
+    assert isinstance(only_logits, np.ndarray) and only_logits.shape == (5,)
 
 
 def test_sequences_of_different_widths_are_padded_with_minus_100(tmp_path) -> None:

@@ -24,8 +24,8 @@ from typing import Any, Literal, Union
 NO_DEFAULT: Any = dataclasses.MISSING
 """Marks a field without a default (the option is required)."""
 
-_TRUE_WORDS = frozenset({"true", "t", "yes", "y", "on", "1"})
-_FALSE_WORDS = frozenset({"false", "f", "no", "n", "off", "0"})
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "on", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "off", "0"})
 _BOOL_WORDS = "true/false, yes/no, on/off or 1/0"
 
 
@@ -64,9 +64,9 @@ class _Bool(_Converter):
 
     def from_text(self, text: str) -> bool:
         word = text.strip().lower()
-        if word in _TRUE_WORDS:
+        if word in TRUE_WORDS:
             return True
-        if word in _FALSE_WORDS:
+        if word in FALSE_WORDS:
             return False
         raise ValueError(f"write {_BOOL_WORDS}")
 

@@ -71,7 +71,8 @@ class Seq2SeqTrainingArguments(TrainingArguments):
     predict_with_generate: bool = field(default=False, metadata=_h("predict_with_generate"))
     generation_max_length: Optional[int] = field(default=None, metadata=_h("generation_max_length"))
     generation_num_beams: Optional[int] = field(default=None, metadata=_h("generation_num_beams"))
-    generation_config: Union[str, os.PathLike, dict, None] = field(
+    # None second: transformers' HfArgumentParser then reads the option as a str.
+    generation_config: Union[str, None, os.PathLike, dict] = field(  # noqa: RUF036
         default=None, metadata=_h("generation_config")
     )
 

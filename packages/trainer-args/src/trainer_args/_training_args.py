@@ -102,7 +102,8 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
         default="linear", metadata=_h("lr_scheduler_type")
     )
     warmup_ratio: float = field(default=0.0, metadata=_h("warmup_ratio"))
-    warmup_steps: int = field(default=0, metadata={**_h("warmup_steps"), "type": float})
+    # float for the parsers (transformers' too): below 1 it is a share of the run.
+    warmup_steps: float = field(default=0, metadata={**_h("warmup_steps"), "type": float})
     log_level: Optional[str] = field(
         default="passive", metadata=_h("log_level", choices=_LOG_CHOICES)
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainer_args._field_types import FALSE_WORDS, TRUE_WORDS
 from trainer_args._messages import conflict, invalid
 
 TRAIN_SAMPLING_STRATEGIES: tuple[str, ...] = (
@@ -43,17 +44,36 @@ TOKEN_COUNT_WORDS: dict[str, bool] = {"no": False, "all": True}
 """transformers 5's ``include_num_input_tokens_seen`` words for this package's bools."""
 
 
-def normalize_token_count_mode(value: Any) -> Any:
-    """``include_num_input_tokens_seen``: transformers 5's ``"no"``/``"all"`` become
-    ``False``/``True``; anything else is kept as given.
+def normalize_token_count_mode(value: Any) -> bool | str:
+    """``include_num_input_tokens_seen``: a bool, or ``"non_padding"``.
 
-    ``"no"`` must not be stored as is: a non-empty string is true, and the loop would
-    count the tokens the user switched off. ``"non_padding"`` is kept: the loop counts
-    the attention mask's ones then. Other words count every token, as in transformers.
+    transformers 5's ``"no"``/``"all"`` become ``False``/``True``, and so do bool words
+    from a config file (``"false"``, ``"yes"``): no word may be stored as it is, since
+    a non-empty string is true and the loop would count tokens the user switched off.
+    ``"non_padding"`` is kept: the loop counts the attention mask's ones then.
+
+    Raises:
+        ValueError: any other value, naming the ones accepted.
     """
-    if isinstance(value, str) and value in TOKEN_COUNT_WORDS:
-        return TOKEN_COUNT_WORDS[value]
-    return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word == "non_padding":
+            return word
+        if word in TOKEN_COUNT_WORDS:
+            return TOKEN_COUNT_WORDS[word]
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+    raise invalid(
+        "include_num_input_tokens_seen",
+        value,
+        "True / False (or true/false, yes/no as words), or transformers 5's 'all', 'no' "
+        "or 'non_padding'",
+        "'non_padding' counts only the tokens the attention mask keeps.",
+    )
 
 
 def _refuse(name: str, value: Any, why: str, fix: str) -> ValueError:

@@ -42,6 +42,11 @@ class EvalPrediction:
             items += (self.losses,)
         return items
 
+    @property
+    def elements(self) -> tuple[Any, ...]:
+        """The tuple it unpacks to (transformers 5's attribute of that name)."""
+        return self._as_tuple()
+
     def __iter__(self) -> Any:
         return iter(self._as_tuple())
 

@@ -67,6 +67,8 @@ class PredictionStep:
             and ignore_keys is self.ignore_keys
             and trainer.model is self._model
             and trainer.is_in_train == self._in_train
+            # keys_to_ignore_at_inference may have been set on the config since
+            and (ignore_keys is not None or _ignore_set(trainer, None) == self.ignore)
         )
 
     def __call__(
@@ -189,14 +191,10 @@ def full_eval_dtype(args: Any) -> torch.dtype | None:
 
 
 def _ignore_set(trainer: Trainer, ignore_keys: list[str] | None) -> frozenset[str]:
-    """``ignore_keys``, or the model's default, as a set (the default cached per model)."""
+    """``ignore_keys``, or the model config's current default, as a set."""
     if ignore_keys is not None:
         return frozenset(ignore_keys)
-    cached = getattr(trainer, "_ignore_keys_cache", None)
-    if cached is None or cached[0] is not trainer.model:
-        cached = (trainer.model, frozenset(_ignored_at_inference(trainer)))
-        trainer._ignore_keys_cache = cached
-    return cached[1]
+    return frozenset(_ignored_at_inference(trainer))
 
 
 def _ignored_at_inference(trainer: Trainer) -> list[str]:
