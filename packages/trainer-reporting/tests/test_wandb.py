@@ -214,7 +214,8 @@ def test_a_run_file_read_in_the_middle_of_a_write_gives_its_complete_records(
     _train(WandbCallback(), args, TrainerState())
     _finish()
     (path,) = wandb_dir.glob("wandb/offline-run-*/run-*.wandb")
-    whole, complete = path.read_bytes(), read_run(path)
+    complete = read_run(path)  # waits for the exit record: the file is whole after it
+    whole = path.read_bytes()
     cut = tmp_path / "cut.wandb"
     seen_lengths = set()
     for length in range(0, len(whole) + 1, max(1, len(whole) // 97)):
