@@ -401,14 +401,14 @@ def check_float16_adam_epsilon(trainer: Any) -> None:
     name = "adafactor" if args.adafactor else str(getattr(args.optim, "value", args.optim))
     if args.deepspeed or name not in TORCH_NATIVE or user_defines(trainer, _OPTIMIZER_OVERRIDES):
         return
-    optimizer_cls, kwargs = get_optimizer_cls_and_kwargs(args)
-    eps = kwargs.get("eps", 1.0)
-    if optimizer_cls is not torch.optim.AdamW or kwargs.get("fused") or eps > FLOAT16_ZERO_EPSILON:
-        return
     model = trainer.model  # None in a search trial's copy, until model_init rebuilds it
     if model is None or not any(
         p.requires_grad and p.dtype == torch.float16 for p in model.parameters()
     ):
+        return
+    optimizer_cls, kwargs = get_optimizer_cls_and_kwargs(args)
+    eps = kwargs.get("eps", 1.0)
+    if optimizer_cls is not torch.optim.AdamW or kwargs.get("fused") or eps > FLOAT16_ZERO_EPSILON:
         return
     setting = f"adam_epsilon={eps!r}" if eps == args.adam_epsilon else f"optim_args eps={eps!r}"
     raise ValueError(

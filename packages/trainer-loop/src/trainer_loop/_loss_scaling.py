@@ -20,6 +20,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from trainer_loop._trainer_setup import user_defines
+
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
 
@@ -102,14 +104,9 @@ def count_reaches_user_code(trainer: Trainer) -> bool:
     ``training_step`` or ``compute_loss`` that takes it, and a model of the user's own
     that reads it.
     """
-    from trainer_loop._trainer import Trainer
-
     if trainer.compute_loss_func is not None:
         return True
-    step_overridden = type(
-        trainer
-    ).training_step is not Trainer.training_step or "training_step" in vars(trainer)
-    if step_overridden and trainer._training_step_takes_num_items:
+    if trainer._training_step_takes_num_items and user_defines(trainer, ("training_step",)):
         return True
     if compute_loss_is_overridden(trainer) and trainer._count_goes_to_compute_loss:
         return True

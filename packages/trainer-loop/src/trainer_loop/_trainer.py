@@ -647,10 +647,8 @@ class Trainer(
     def model_accepts_loss_kwargs(self, accepts: bool) -> None:
         self.__dict__["_loss_kwargs_declared"] = bool(accepts)
         self._model_takes_num_items = bool(accepts)
-        if "_loss_is_normalised" in self.__dict__:  # the decisions that follow from it
-            self._count_goes_to_compute_loss = passes_count_to_compute_loss(self)
-            self._loss_is_normalised = loss_is_normalised(self)
-            self._count_every_window = count_reaches_user_code(self)
+        if "_loss_is_normalised" in self.__dict__:  # bound already: decide again
+            self._decide_loss_scaling()
 
     def _declared_loss_kwargs(self) -> bool | None:
         """The user's ``model_accepts_loss_kwargs``: set on the instance or the class."""
@@ -677,11 +675,15 @@ class Trainer(
         self._loss_label_name = self.label_names[0] if self.label_names else None
         self._normalise_by_items = self._loss_label_name is not None
         self._loss_items_shifted = is_causal_lm(self.runtime.unwrap_model(model))
-        # Fixed for the run (see _loss_scaling): decided here, not at every micro-step.
+        self._decide_loss_scaling()
+        self._data_parallel = self.args.n_gpu > 1  # DataParallel returns one loss per GPU
+
+    def _decide_loss_scaling(self) -> None:
+        """Fixed for the run (see ``_loss_scaling``): decided when the step's signatures
+        are bound, or when ``model_accepts_loss_kwargs`` is set; never per micro-step."""
         self._count_goes_to_compute_loss = passes_count_to_compute_loss(self)
         self._loss_is_normalised = loss_is_normalised(self)
         self._count_every_window = count_reaches_user_code(self)
-        self._data_parallel = self.args.n_gpu > 1  # DataParallel returns one loss per GPU
 
     def _enable_gradient_checkpointing(self) -> None:
         if not self.args.gradient_checkpointing:
