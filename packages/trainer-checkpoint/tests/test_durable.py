@@ -101,6 +101,38 @@ def test_the_flusher_finishes_every_file_and_reports_failures(tmp_path) -> None:
             flusher.finish(str(folder))
 
 
+def test_files_another_writer_renames_meanwhile_are_flushed_as_they_end_up(
+    tmp_path, monkeypatch
+) -> None:
+    """Two nodes' writers sharing storage fill one staging folder: the other writer's
+    temporary file may be renamed between this writer's listing and its flush (seen in
+    CI as a failed save). It is skipped then, and its final name flushed by finish()."""
+    from trainer_checkpoint import _durable
+
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    temporary, final = folder / ".trainer_state.json.99.tmp", folder / "trainer_state.json"
+    temporary.write_text("{}")
+    real_walk, real_fsync = os.walk, _durable._fsync_path
+    flushed: list[str] = []
+
+    def walk_then_other_writer_renames(top, *args, **kwargs):
+        yield from real_walk(top, *args, **kwargs)
+        if temporary.exists():
+            temporary.rename(final)
+
+    def recording_fsync(path: str) -> None:
+        real_fsync(path)
+        flushed.append(os.path.basename(path))
+
+    monkeypatch.setattr(os, "walk", walk_then_other_writer_renames)
+    monkeypatch.setattr(_durable, "_fsync_path", recording_fsync)
+    with Flusher(enabled=True) as flusher:
+        flusher.flush_written(str(folder))
+        flusher.finish(str(folder))
+    assert "trainer_state.json" in flushed and ".trainer_state.json.99.tmp" not in flushed
+
+
 _TOO_LARGE = textwrap.dedent(
     """
     import resource, signal, sys, torch

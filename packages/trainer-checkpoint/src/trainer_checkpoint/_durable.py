@@ -158,7 +158,8 @@ class Flusher:
         self.enabled = enabled
         self._pool = ThreadPoolExecutor(max_workers=1) if enabled else None
         self._futures: list[Future[None]] = []
-        self._done: set[str] = set()
+        self._closed: set[str] = set()  # written and flushed by this flusher itself
+        self._started: set[str] = set()  # others' files whose flush started early
 
     def __enter__(self) -> Flusher:
         return self
@@ -182,35 +183,57 @@ class Flusher:
         if self._pool is None:
             handle.close()
             return
-        self._done.add(os.path.realpath(handle.path))
+        self._closed.add(os.path.realpath(handle.path))
         self._futures.append(self._pool.submit(handle.sync_and_close))
 
     def flush_written(self, folder: str) -> None:
         """Start flushing, in the background, the files in ``folder`` that other code
-        wrote (``save_pretrained``) and that were not handed over before."""
+        wrote (``save_pretrained``) and that were not handed over before.
+
+        Other processes may still be writing into ``folder`` (the RNG files, or a second
+        node's writer sharing the storage): a file of theirs can be renamed or removed
+        between the listing and its flush, so a vanished file is skipped here, and
+        :meth:`finish` flushes what is there once everybody is done.
+        """
         if self._pool is None:
             return
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                path = os.path.realpath(os.path.join(root, name))
-                if path not in self._done:
-                    self._done.add(path)
-                    self._futures.append(self._pool.submit(_fsync_path, path))
+        for path in _files_under(folder):
+            if path not in self._closed and path not in self._started:
+                self._started.add(path)
+                self._futures.append(self._pool.submit(_fsync_if_present, path))
 
     def finish(self, folder: str) -> None:
         """Wait for every flush (raising its error), flush the files of ``folder`` written
-        by others (RNG files, shards, ``save_pretrained``) and then the folders."""
+        by others (RNG files, shards, ``save_pretrained``) and then the folders.
+
+        Every file this flusher did not write is flushed here, also those whose flush
+        :meth:`flush_written` started: a file can have been replaced since (another
+        writer's atomic rename), and flushing a file already on the disk costs little.
+        """
         if self._pool is None:
             return
         for future in self._futures:
             future.result()
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                path = os.path.join(root, name)
-                if os.path.realpath(path) not in self._done:
-                    _fsync_path(path)
+        for path in _files_under(folder):
+            if path not in self._closed:
+                _fsync_path(path)
         for root, _dirs, _files in os.walk(folder, topdown=False):
             _fsync_path(root)
+
+
+def _files_under(folder: str) -> list[str]:
+    return [
+        os.path.realpath(os.path.join(root, name))
+        for root, _dirs, files in os.walk(folder)
+        for name in files
+    ]
+
+
+def _fsync_if_present(path: str) -> None:
+    try:
+        _fsync_path(path)
+    except FileNotFoundError:
+        pass  # another writer's temporary file, renamed or removed since the listing
 
 
 def _fsync_path(path: str) -> None:
