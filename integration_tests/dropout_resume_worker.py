@@ -1,17 +1,20 @@
 """The script ``test_distributed_dropout_resume.py`` launches: a model with dropout,
-trained on 2 processes without stopping, or resumed from one of its mid-epoch checkpoints.
+trained on 2 processes without stopping (in ``<out>/full``), then resumed from its
+mid-epoch checkpoint-2, copied alone into ``<out>/resumed``.
 
-Not a test module: its work runs only under ``__main__``. Each process writes its final
-weights to ``<out>/rank<N>.json``.
+Both runs share one launch (each costs seconds of start-up): the resumed Trainer seeds
+and then restores every random generator from the checkpoint, so nothing the first run
+left in the processes reaches it. Not a test module: its work runs only under
+``__main__``. Each process writes both runs' final weights to ``<out>/rank<N>.json``.
 
-    torchrun --nproc_per_node 2 dropout_resume_worker.py full <out>
-    torchrun --nproc_per_node 2 dropout_resume_worker.py resume <out> <checkpoint>
+    torchrun --nproc_per_node 2 dropout_resume_worker.py <out>
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -47,9 +50,15 @@ def train(out: str, checkpoint: str | None) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    scenario, out, *rest = argv
+    (out,) = argv
     torch.set_num_threads(1)
-    result = train(out, rest[0] if scenario == "resume" else None)
+    result = {"full": train(os.path.join(out, "full"), None)}
+    # Resume in a folder holding only the mid-epoch checkpoint.
+    checkpoint = os.path.join(out, "resumed", "checkpoint-2")
+    if torch.distributed.get_rank() == 0:
+        shutil.copytree(os.path.join(out, "full", "checkpoint-2"), checkpoint)
+    torch.distributed.barrier()  # the copy is complete before any process resumes
+    result["resumed"] = train(os.path.join(out, "resumed"), checkpoint)
     rank = int(os.environ.get("RANK", "0"))
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle)

@@ -5,6 +5,11 @@ The training script is ``test_distributed_worker.py``; each process writes what 
 ``rank<N>.json``. Every test checks that the processes formed one group of 2 and saw
 different samples: two processes that each trained alone on all the data would also end
 with identical weights, and that is the failure these tests are here to catch.
+
+Four launches: torchrun, ``accelerate launch`` and ``torch.distributed.launch`` (2
+processes each), and one plain ``python`` process that computes the one-process
+reference and then resumes torchrun's checkpoint (one launch for both: each launch
+costs seconds of start-up, and neither part depends on a fresh process).
 """
 
 from __future__ import annotations
@@ -24,12 +29,6 @@ assert_one_group_with_sharded_data = worker.assert_one_group_with_sharded_data
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One process, batch 4: the reference the 2-process runs must reproduce."""
-    return launch("python", tmp_path_factory.mktemp("single"), "single")[0]
-
-
-@pytest.fixture(scope="module")
 def ddp_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ddp")
 
@@ -37,6 +36,23 @@ def ddp_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def torchrun_ddp(ddp_output: Path) -> list[dict[str, Any]]:
     return launch("torchrun", ddp_output, "ddp")
+
+
+@pytest.fixture(scope="module")
+def one_process(
+    tmp_path_factory: pytest.TempPathFactory, torchrun_ddp: list[dict[str, Any]], ddp_output: Path
+) -> dict[str, Any]:
+    """One plain process: ``single`` (the reference), then ``resume`` of the checkpoint
+    torchrun's 2 processes wrote (hence after ``torchrun_ddp``)."""
+    checkpoint = str(ddp_output / "checkpoint-4")
+    out = tmp_path_factory.mktemp("one_process")
+    return launch("python", out, "single,resume", "--shards", checkpoint)[0]
+
+
+@pytest.fixture(scope="module")
+def single(one_process: dict[str, Any]) -> dict[str, Any]:
+    """One process, batch 4: the reference the 2-process runs must reproduce."""
+    return one_process["single"]
 
 
 def test_two_processes_form_one_group_and_shard_the_data(
@@ -119,7 +135,7 @@ def test_torch_distributed_launch_passes_local_rank(tmp_path: Path, single: dict
 
 
 def test_a_checkpoint_written_by_two_processes_resumes_on_one(
-    torchrun_ddp: list[dict[str, Any]], ddp_output: Path, single: dict[str, Any], tmp_path: Path
+    ddp_output: Path, single: dict[str, Any], one_process: dict[str, Any]
 ) -> None:
     checkpoint = ddp_output / "checkpoint-4"
     # One set of weights and optimizer state (written by the main process), one RNG file
@@ -129,7 +145,7 @@ def test_a_checkpoint_written_by_two_processes_resumes_on_one(
         "rng_state_0.pth",
         "rng_state_1.pth",
     ]
-    resumed = launch("python", tmp_path, "resume", "--shards", str(checkpoint))[0]
+    resumed = one_process["resume"]  # resumed from this checkpoint in one process
     assert resumed["steps"] == 8
     assert len(resumed["seen"]) == 16  # only the second epoch was left to train
     assert max_difference(resumed["weights"], single["weights"]) < 1e-5

@@ -6,11 +6,12 @@ first batch. That iterator draws its seed from torch's global generator, so on r
 draw came after the checkpoint's generator states were restored: every later dropout mask
 shifted and the weights drifted (on one CPU process the loader is not wrapped, and that
 resume was exact). transformers' Trainer resumes these runs exactly.
+
+One torchrun launch trains both runs (see ``dropout_resume_worker.py``).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 worker = load_script("test_distributed_worker.py")
 
 
-def _torchrun(out: Path, *arguments: str) -> list[dict]:
+def test_a_mid_epoch_resume_on_two_processes_reproduces_the_dropout_run(tmp_path: Path) -> None:
     command = [
         str(Path(sys.executable).parent / "torchrun"),
         "--nproc_per_node",
@@ -31,17 +32,13 @@ def _torchrun(out: Path, *arguments: str) -> list[dict]:
         "--master_port",
         str(worker.free_port()),
         str(HERE / "dropout_resume_worker.py"),
-        *arguments,
+        str(tmp_path),
     ]
-    return worker.run_launched(command, out, 2, timeout=120)
-
-
-def test_a_mid_epoch_resume_on_two_processes_reproduces_the_dropout_run(tmp_path: Path) -> None:
-    full = _torchrun(tmp_path / "full", "full", str(tmp_path / "full"))
+    reports = worker.run_launched(command, tmp_path, 2, timeout=120)
+    full = [report["full"] for report in reports]
     assert [report["world_size"] for report in full] == [2, 2]
-    # resume in a folder holding only the mid-epoch checkpoint
-    checkpoint = tmp_path / "resumed" / "checkpoint-2"
-    shutil.copytree(tmp_path / "full" / "checkpoint-2", checkpoint)
-    resumed = _torchrun(tmp_path / "resumed", "resume", str(tmp_path / "resumed"), str(checkpoint))
+    # resumed (in a folder holding only the mid-epoch checkpoint-2) in the same processes
+    resumed = [report["resumed"] for report in reports]
+    assert (tmp_path / "resumed" / "checkpoint-2").is_dir()
     for before, after in zip(full, resumed, strict=True):
         assert worker.max_difference(before["weights"], after["weights"]) == 0.0

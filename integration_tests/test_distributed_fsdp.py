@@ -4,6 +4,11 @@ Every strategy must train to the weights one process reaches with the same globa
 (which is also what DDP reaches, see test_distributed_ddp.py), with parameters really
 sharded (``DTensor``) in one group of 2. A sharded checkpoint written by 2 processes is
 loaded back by 2 processes and by 1.
+
+Three launches: torchrun and ``accelerate launch`` (2 processes each), and one plain
+``python`` process that computes the one-process reference and then loads torchrun's
+sharded checkpoint (one launch for both: each launch costs seconds of start-up, and
+neither part depends on a fresh process).
 """
 
 from __future__ import annotations
@@ -52,14 +57,25 @@ LAUNCHED = [*VARIANTS, BF16_VARIANT]
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return launch("python", tmp_path_factory.mktemp("single"), "single")[0]
-
-
-@pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     out = tmp_path_factory.mktemp("fsdp")
     return out, launch("torchrun", out, "fsdp", "--variants", json.dumps(LAUNCHED))
+
+
+@pytest.fixture(scope="module")
+def one_process(
+    tmp_path_factory: pytest.TempPathFactory, fsdp_run: tuple[Path, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """One plain process: ``single`` (the reference, batch 4), then ``load_shards`` of the
+    sharded checkpoint that ``fsdp_run``'s 2 processes wrote (hence after it)."""
+    shards = str(fsdp_run[0] / "sharded")
+    out = tmp_path_factory.mktemp("one_process")
+    return launch("python", out, "single,load_shards", "--shards", shards)[0]
+
+
+@pytest.fixture(scope="module")
+def single(one_process: dict[str, Any]) -> dict[str, Any]:
+    return one_process["single"]
 
 
 @pytest.mark.parametrize("number", range(len(VARIANTS)))
@@ -132,11 +148,10 @@ def test_sharded_state_round_trips_on_two_processes(
 
 
 def test_a_sharded_checkpoint_of_two_processes_loads_in_one(
-    fsdp_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+    fsdp_run: tuple[Path, list[dict[str, Any]]], one_process: dict[str, Any]
 ) -> None:
-    out, reports = fsdp_run
-    shards = str(out / "sharded")
-    loaded = launch("python", tmp_path, "load_shards", "--shards", shards)[0]
+    _, reports = fsdp_run
+    loaded = one_process["load_shards"]  # fsdp_run's <out>/sharded, loaded in one process
     assert max_difference(loaded["weights"], reports[0]["variants"][0]["weights"]) == 0.0
 
 

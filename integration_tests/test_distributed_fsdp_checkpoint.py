@@ -7,6 +7,11 @@ the gathered full weights; only the main process writes anything but its own RNG
 and shards; and both kinds of checkpoints resume on one process, while a sharded
 checkpoint written by one FSDP process resumes on two. The training script is
 ``checkpoint_worker.py``.
+
+Three launches: torchrun with 1 process (``fsdp_alone``); torchrun with 2 processes,
+which run ``fsdp`` and then resume ``fsdp_alone``'s checkpoint (``fsdp_from_one``: one
+launch for both, as each launch costs seconds of start-up); and plain ``python``
+(``one``), which resumes the 2-process checkpoints.
 """
 
 from __future__ import annotations
@@ -30,9 +35,30 @@ FORMATS = ["full", "sharded"]
 
 
 @pytest.fixture(scope="module")
-def fsdp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+def alone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """``fsdp_alone`` (torchrun, 1 process): its folder and report."""
+    out = tmp_path_factory.mktemp("fsdp_alone")
+    return out, worker.launch(out, "fsdp_alone", processes=1, torchrun=True)[0]
+
+
+@pytest.fixture(scope="module")
+def two_processes(
+    tmp_path_factory: pytest.TempPathFactory, alone: tuple[Path, dict[str, Any]]
+) -> tuple[Path, list[dict[str, Any]]]:
+    """torchrun, 2 processes: ``fsdp``, then ``fsdp_from_one`` (which resumes ``alone``'s
+    checkpoint, hence after it); each scenario's results under its name."""
     out = tmp_path_factory.mktemp("fsdp_checkpoints")
-    return out, worker.launch(out, "fsdp")
+    checkpoints = ["--checkpoints", str(alone[0])]
+    return out, worker.launch(out, "fsdp,fsdp_from_one", *checkpoints)
+
+
+@pytest.fixture(scope="module")
+def fsdp(two_processes: tuple[Path, list[dict[str, Any]]]) -> tuple[Path, list[dict[str, Any]]]:
+    """The ``fsdp`` scenario: its folder, and each rank's results with the group facts."""
+    out, reports = two_processes
+    group = ("world_size", "ranks")
+    views = [{**report["fsdp"], **{key: report[key] for key in group}} for report in reports]
+    return out / "fsdp", views
 
 
 def _stored(folder: Path) -> dict[str, list[float]]:
@@ -140,18 +166,19 @@ def test_checkpoints_of_two_processes_resume_on_one(
 
 
 def test_a_sharded_checkpoint_of_one_process_resumes_on_two(
-    fsdp: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+    fsdp: tuple[Path, list[dict[str, Any]]],
+    alone: tuple[Path, dict[str, Any]],
+    two_processes: tuple[Path, list[dict[str, Any]]],
 ) -> None:
     """The other direction: torch's distributed checkpoint reshards one process's state
     (weights and optimizer) over two, mid-epoch (sampler position included)."""
     _, (main, _replica) = fsdp
-    alone = worker.launch(tmp_path / "alone", "fsdp_alone", processes=1, torchrun=True)[0]
-    assert (alone["sharded"]["runtime"], alone["sharded"]["format"]) == ("FSDPRuntime", "sharded")
-    assert alone["world_size"] == 1
-    checkpoints = ["--checkpoints", str(tmp_path / "alone")]
-    reports = worker.launch(tmp_path / "two", "fsdp_from_one", *checkpoints)
+    _, lone = alone
+    assert (lone["sharded"]["runtime"], lone["sharded"]["format"]) == ("FSDPRuntime", "sharded")
+    assert lone["world_size"] == 1
+    _, reports = two_processes  # fsdp_from_one resumed alone's checkpoint-3 on 2 processes
     assert [report["world_size"] for report in reports] == [2, 2]
-    resumed = reports[0]["sharded"]
-    assert resumed["steps"] == alone["sharded"]["steps"] == 8
-    assert max_difference(resumed["weights"], alone["sharded"]["weights"]) < 1e-5
+    resumed = reports[0]["fsdp_from_one"]["sharded"]
+    assert resumed["steps"] == lone["sharded"]["steps"] == 8
+    assert max_difference(resumed["weights"], lone["sharded"]["weights"]) < 1e-5
     assert max_difference(resumed["weights"], main["sharded"]["weights"]) < 1e-5

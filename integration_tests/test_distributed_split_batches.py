@@ -5,7 +5,9 @@ the logged batch sizes, evaluation, prediction, an uneven last batch and a mid-e
 resume stay right.
 
 The worker is ``split_batches_worker.py``; the reference is the same script run by
-plain ``python`` (one process, no split, the same batch of 4).
+plain ``python`` (one process, no split, the same batch of 4). Two launches: that one,
+and one torchrun launch whose 2 processes train every split run one after the other
+(each launch costs seconds of start-up).
 """
 
 from __future__ import annotations
@@ -31,25 +33,44 @@ BASE = {
 SPLIT = {**BASE, "accelerator_config": {"split_batches": True}}
 
 
-def _run(out: Path, overrides: dict[str, Any], *, processes: int, resume: str = "") -> list[Any]:
+def _run(out: Path, runs: dict[str, dict[str, Any]], *, processes: int) -> list[Any]:
+    """Launch the worker for ``runs`` (name -> overrides, trained in order, each in
+    ``out/<name>``); return each rank's report."""
     if processes == 1:
         command = [sys.executable]
     else:
         port = str(worker.free_port())
         command = [str(worker.BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", port]
-    command += [str(SCRIPT), str(out), json.dumps(overrides), *([resume] if resume else [])]
+    command += [str(SCRIPT), str(out), json.dumps(runs)]
     return worker.run_launched(command, out, processes)
 
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One process, batches of 4, 2 micro-batches a step: the run to reproduce."""
-    return _run(tmp_path_factory.mktemp("single"), BASE, processes=1)[0]
+    return _run(tmp_path_factory.mktemp("single"), {"single": BASE}, processes=1)[0]["single"]
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    return _run(tmp_path_factory.mktemp("split"), SPLIT, processes=2)
+def launched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """2 processes: ``split``; ``whole``, 18 samples with a checkpoint every step; and
+    ``resumed``, the same run resumed from ``whole``'s checkpoint-1 (inside epoch 1)."""
+    out = tmp_path_factory.mktemp("split")
+    uneven = {**SPLIT, "dataset_size": 18}
+    runs = {
+        "split": SPLIT,
+        "whole": {**uneven, "save_strategy": "steps", "save_steps": 1},
+        "resumed": {**uneven, "resume_from_checkpoint": str(out / "whole" / "checkpoint-1")},
+    }
+    return out, _run(out, runs, processes=2)
+
+
+@pytest.fixture(scope="module")
+def split(launched: tuple[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The ``split`` run of each rank, with the group facts."""
+    _, reports = launched
+    group = ("world_size", "ranks")
+    return [{**report["split"], **{key: report[key] for key in group}} for report in reports]
 
 
 def test_each_process_trains_on_its_half_of_every_batch(
@@ -92,19 +113,18 @@ def test_evaluation_and_prediction_hold_every_sample_once(
         assert difference < 1e-5
 
 
-def test_an_uneven_end_and_a_mid_epoch_resume(tmp_path: Path) -> None:
+def test_an_uneven_end_and_a_mid_epoch_resume(
+    launched: tuple[Path, list[dict[str, Any]]],
+) -> None:
     """18 samples: each epoch ends with 2 real samples of 4, filled from the epoch's
     start; resuming inside the first epoch ends at the uninterrupted run's weights."""
-    saving = {**SPLIT, "dataset_size": 18, "save_strategy": "steps", "save_steps": 1}
-    whole = _run(tmp_path / "whole", saving, processes=2)
+    _, reports = launched
+    whole = [report["whole"] for report in reports]
     last = [whole[0]["batches"][4], whole[1]["batches"][4]]  # epoch 1's last batch
     first = whole[0]["batches"][0] + whole[1]["batches"][0]
     assert last[1] == first[:2]  # rank 1's half: the filler, not new samples
     assert whole[0]["steps"] == 6  # 5 batches an epoch: 3 steps
-    checkpoint = str(tmp_path / "whole" / "checkpoint-1")  # inside the first epoch
-    resumed = _run(
-        tmp_path / "resumed", {**SPLIT, "dataset_size": 18}, processes=2, resume=checkpoint
-    )
+    resumed = [report["resumed"] for report in reports]  # from whole's checkpoint-1
     assert resumed[0]["steps"] == 6
     assert resumed[0]["batches"] == whole[0]["batches"][2:]
     assert resumed[1]["batches"] == whole[1]["batches"][2:]

@@ -7,6 +7,11 @@ checks that the processes really form one group (all-gathering their ranks): a r
 which each process trains alone is the failure these tests guard against.
 
     torchrun --nproc_per_node 2 test_distributed_worker.py ddp <out>
+    python test_distributed_worker.py single,load_shards <out> --shards <folder>
+
+Several comma-separated scenarios run one after the other in the same processes (one
+launch instead of several, each of which costs seconds of start-up); each works in
+``<out>/<scenario>`` and the report holds its results under its name.
 """
 
 from __future__ import annotations
@@ -527,27 +532,39 @@ def run_load_shards(out: str, shards: str) -> dict[str, Any]:
     return {"weights": weights_of(runtime.state_dict(model))}
 
 
+def run_scenario(scenario: str, out: str, options: argparse.Namespace) -> dict[str, Any]:
+    """Run one scenario with its output under ``out``; return what it observed."""
+    if scenario == "ddp":
+        return run_ddp(out, options.accumulation)
+    if scenario == "fsdp":
+        return run_fsdp(out, json.loads(options.variants))
+    if scenario == "single":
+        return run_single(out)
+    if scenario == "resume":
+        return run_resume(out, options.shards)
+    if scenario == "load_shards":
+        return run_load_shards(out, options.shards)
+    raise SystemExit(f"unknown scenario {scenario!r}")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario")
+    parser.add_argument("scenario", help="a scenario, or several separated by commas")
     parser.add_argument("out")
     parser.add_argument("--accumulation", type=int, default=1)
     parser.add_argument("--variants", default="[]", help="JSON list of fsdp settings")
     parser.add_argument("--shards", default="")
     options, launcher_arguments = parser.parse_known_args(argv)
     torch.set_num_threads(1)
-    if options.scenario == "ddp":
-        result = run_ddp(options.out, options.accumulation)
-    elif options.scenario == "fsdp":
-        result = run_fsdp(options.out, json.loads(options.variants))
-    elif options.scenario == "single":
-        result = run_single(options.out)
-    elif options.scenario == "resume":
-        result = run_resume(options.out, options.shards)
-    elif options.scenario == "load_shards":
-        result = run_load_shards(options.out, options.shards)
+    scenarios = options.scenario.split(",")
+    if len(scenarios) == 1:
+        result = run_scenario(scenarios[0], options.out, options)
     else:
-        raise SystemExit(f"unknown scenario {options.scenario!r}")
+        result = {}
+        for scenario in scenarios:
+            folder = os.path.join(options.out, scenario)
+            os.makedirs(folder, exist_ok=True)
+            result[scenario] = run_scenario(scenario, folder, options)
     result.update(group_facts())
     result["local_rank_argument"] = _local_rank_argument(options.out, launcher_arguments)
     rank = result["ranks"][0] if result["world_size"] == 1 else _rank()

@@ -8,11 +8,16 @@ This file is also the script the tests launch, one process per rank:
     torchrun --nproc_per_node 2 test_hp_search_multiprocess.py <scenario> <out>
     python test_hp_search_multiprocess.py single <out>
 
-Each process writes what it saw to ``<out>/rank<r>.json``.
+Each process writes what it saw to ``<out>/rank<r>.json``. Three launches: ``single``
+(1 process), ``optuna,sigopt`` (2 processes: the optuna searches, then the SigOpt one
+against a local server, in the same group; each launch costs seconds of start-up) and
+``fail`` (2 processes), which needs a launch of its own: its group must be created with
+a short collective timeout, and the failed trial leaves that group unusable.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -164,26 +169,37 @@ def _write(out: str, rank: int, report: dict[str, Any]) -> None:
         json.dump(report, handle)
 
 
-def main(scenario: str, out: str) -> None:
-    """Run ``scenario`` in this process; write its report and leave."""
+def _optuna_searches(out: str) -> dict[str, Any]:
+    return {
+        "basic": _basic_search(os.path.join(out, "basic"), 2),
+        "pruned": _pruned_search(os.path.join(out, "pruned")),
+        "pareto": _pareto_search(os.path.join(out, "pareto")),
+    }
+
+
+def main(scenarios: str, out: str) -> None:
+    """Run ``scenarios`` (comma-separated: ``optuna,sigopt`` runs both searches one after
+    the other in the same group) in this process; write their report and leave."""
     from _worker_exit import leave_group_and_exit
 
     rank = int(os.environ.get("RANK", "0"))
-    if scenario == "single":
-        _write(out, rank, {"basic": _basic_search(os.path.join(out, "basic"), 1)})
-    elif scenario == "optuna":
-        report = {"basic": _basic_search(os.path.join(out, "basic"), 2)}
-        report["pruned"] = _pruned_search(os.path.join(out, "pruned"))
-        report["pareto"] = _pareto_search(os.path.join(out, "pareto"))
-        _write(out, rank, report)
-    elif scenario == "sigopt":
-        _write(out, rank, _sigopt_search(out))
-    else:  # "fail": the group is broken, so leave without its barrier
+    if scenarios == "fail":  # the group is broken, so leave without its barrier
         _write(out, rank, _failing_search(out))
         while rank == 1 and not os.path.exists(os.path.join(out, "rank0.json")):
             time.sleep(0.2)  # stay in the group until rank 0 has given up on it
         sys.stdout.flush()
         os._exit(0)
+    report: dict[str, Any] = {}
+    for scenario in scenarios.split(","):
+        if scenario == "single":
+            report["basic"] = _basic_search(os.path.join(out, "basic"), 1)
+        elif scenario == "optuna":
+            report.update(_optuna_searches(out))
+        elif scenario == "sigopt":
+            report["sigopt"] = _sigopt_search(os.path.join(out, "sigopt"))
+        else:
+            raise SystemExit(f"unknown scenario {scenario!r}")
+    _write(out, rank, report)
     leave_group_and_exit()
 
 
@@ -204,7 +220,9 @@ def _helpers() -> ModuleType:
     return load_script("test_distributed_worker.py")
 
 
-def _launch(out: Path, scenario: str, processes: int = 2) -> list[dict[str, Any]]:
+def _launch(
+    out: Path, scenario: str, processes: int = 2, timeout: float = 90
+) -> list[dict[str, Any]]:
     worker = _helpers()
     if processes == 1:
         command = [sys.executable]
@@ -212,7 +230,7 @@ def _launch(out: Path, scenario: str, processes: int = 2) -> list[dict[str, Any]
         port = str(worker.free_port())
         command = [str(worker.BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", port]
     command += [__file__, scenario, str(out)]
-    return worker.run_launched(command, out, processes, timeout=90)
+    return worker.run_launched(command, out, processes, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +239,25 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def launched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+def searches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The 2-process launch: the optuna searches, then (when the ``sigopt`` client is
+    installed) the SigOpt one, driven by a local server; what the server recorded too."""
+    from trainer_testing import LocalSigOptServer
+
     out = tmp_path_factory.mktemp("optuna")
-    return out, _launch(out, "optuna")
+    sigopt = importlib.util.find_spec("sigopt") is not None
+    server = LocalSigOptServer(projects=("huggingface",))
+    with server, pytest.MonkeyPatch.context() as environment:
+        for key, value in server.env().items():
+            environment.setenv(key, value)  # the launched processes inherit it
+        # Two searches' worth of work: more time than a single search gets.
+        reports = _launch(out, "optuna,sigopt" if sigopt else "optuna", timeout=150)
+    return {"out": out, "reports": reports, "sigopt_runs": list(server.runs.values())}
+
+
+@pytest.fixture(scope="module")
+def launched(searches: dict[str, Any]) -> tuple[Path, list[dict[str, Any]]]:
+    return searches["out"], searches["reports"]
 
 
 def _max_difference(left: dict[str, list[float]], right: dict[str, list[float]]) -> float:
@@ -282,16 +316,11 @@ def test_a_trial_failing_on_one_process_ends_the_search_on_every_process(tmp_pat
     assert first["seconds"] < 40
 
 
-def test_a_sigopt_search_runs_on_every_process(tmp_path, monkeypatch):
-    from trainer_testing import LocalSigOptServer
-
+def test_a_sigopt_search_runs_on_every_process(searches):
     pytest.importorskip("sigopt")
-    with LocalSigOptServer(projects=("huggingface",)) as server:
-        for key, value in server.env().items():
-            monkeypatch.setenv(key, value)
-        first, second = _launch(tmp_path, "sigopt")
+    first, second = (report["sigopt"] for report in searches["reports"])
     assert first["best"] == second["best"]
-    runs = list(server.runs.values())
+    runs = searches["sigopt_runs"]
     assert len(runs) == 2  # one experiment, driven by the main process only
     for mine, theirs, run in zip(first["trials"], second["trials"], runs, strict=True):
         assert mine["lr"] == theirs["lr"] == run["assignments"]["learning_rate"]

@@ -25,21 +25,36 @@ def _space(_trial: object) -> dict[str, object]:
     return {"learning_rate": tune.grid_search([1e-1, 1e-2])}
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """One local cluster for the tests that search on one (each start costs seconds),
+    started by the caller as a user's script would."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 def _trainer(tmp_path, **args) -> FakeSearchTrainer:
     return FakeSearchTrainer(
         RayTuneBackend(), FakeSearchArgs(str(tmp_path), **args), hp_space=_space
     )
 
 
+def test_an_unpicklable_trainer_is_refused_naming_the_attribute(tmp_path) -> None:
+    trainer = _trainer(tmp_path)
+    trainer.lock = threading.Lock()
+    with pytest.raises(TypeError, match=r"'lock' \(lock\)"):
+        RayTuneBackend().run(trainer, 1, "minimize")
+    assert not ray.is_initialized()  # so it runs before the tests sharing a cluster
+
+
 @pytest.mark.slow
-def test_two_trials_on_a_local_cluster_return_the_best_with_its_checkpoint(tmp_path) -> None:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        trainer = _trainer(tmp_path)  # the backend that runs is the one the trainer reports to
-        best = trainer.backend.run(trainer, 1, "minimize", keep_checkpoints_num=1, verbose=0)
-        assert ray.is_initialized(), "a cluster the caller started is left running"
-    finally:
-        ray.shutdown()
+def test_two_trials_on_a_local_cluster_return_the_best_with_its_checkpoint(
+    tmp_path, cluster
+) -> None:
+    trainer = _trainer(tmp_path)  # the backend that runs is the one the trainer reports to
+    best = trainer.backend.run(trainer, 1, "minimize", keep_checkpoints_num=1, verbose=0)
+    assert ray.is_initialized(), "a cluster the caller started is left running"
     assert best.hyperparameters == {"learning_rate": 1e-2}
     assert best.objective == pytest.approx(quadratic_loss({"learning_rate": 1e-2}, 3))
     analysis = best.run_summary
@@ -59,7 +74,7 @@ def test_two_trials_on_a_local_cluster_return_the_best_with_its_checkpoint(tmp_p
 
 
 @pytest.mark.slow
-def test_ray_scope_ranks_trials_by_the_reports_it_names(tmp_path) -> None:
+def test_ray_scope_ranks_trials_by_the_reports_it_names(tmp_path, cluster) -> None:
     """ray_scope="all" picks the trial with the best report at any evaluation, where
     "last" (the default) would pick the one that ended best."""
     trainer = FakeSearchTrainer(
@@ -68,23 +83,11 @@ def test_ray_scope_ranks_trials_by_the_reports_it_names(tmp_path) -> None:
         hp_space=_space,
         loss=dipping_loss,
     )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        best = trainer.backend.run(trainer, 1, "minimize", verbose=0)
-    finally:
-        ray.shutdown()
+    best = trainer.backend.run(trainer, 1, "minimize", verbose=0)
     assert best.hyperparameters == {"learning_rate": 1e-1}  # dipped to 0.5 at step 2
     assert best.objective == pytest.approx(2.0)  # the objective is its last report
     by_last = best.run_summary.get_best_trial(metric="objective", mode="min", scope="last")
     assert by_last.config == {"learning_rate": 1e-2}
-
-
-def test_an_unpicklable_trainer_is_refused_naming_the_attribute(tmp_path) -> None:
-    trainer = _trainer(tmp_path)
-    trainer.lock = threading.Lock()
-    with pytest.raises(TypeError, match=r"'lock' \(lock\)"):
-        RayTuneBackend().run(trainer, 1, "minimize")
-    assert not ray.is_initialized()
 
 
 def test_a_scheduler_needing_evaluations_requires_evaluation_during_training(tmp_path) -> None:

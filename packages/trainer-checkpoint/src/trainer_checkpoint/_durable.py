@@ -25,6 +25,7 @@ final ``fsync`` does all of the work.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -230,10 +231,9 @@ def _files_under(folder: str) -> list[str]:
 
 
 def _fsync_if_present(path: str) -> None:
-    try:
+    # Another writer's temporary file may have been renamed or removed since the listing.
+    with contextlib.suppress(FileNotFoundError):
         _fsync_path(path)
-    except FileNotFoundError:
-        pass  # another writer's temporary file, renamed or removed since the listing
 
 
 def _fsync_path(path: str) -> None:
