@@ -353,14 +353,11 @@ def main(argv: list[str]) -> None:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose among {SCENARIOS}")
     torch.set_num_threads(1)
-    if len(scenarios) == 1:
-        result = run_scenario(scenarios[0], options.out, options.checkpoints)
-    else:
-        result = {}
-        for scenario in scenarios:
-            folder = os.path.join(options.out, scenario)
-            os.makedirs(folder, exist_ok=True)
-            result[scenario] = run_scenario(scenario, folder, options.checkpoints)
+    result = base.run_scenarios(
+        scenarios,
+        options.out,
+        lambda scenario, out: run_scenario(scenario, out, options.checkpoints),
+    )
     result.update(base.group_facts())
     rank = int(os.environ.get("RANK", "0"))
     with open(os.path.join(options.out, f"rank{rank}.json"), "w", encoding="utf-8") as handle:

@@ -56,9 +56,7 @@ def two_processes(
 def fsdp(two_processes: tuple[Path, list[dict[str, Any]]]) -> tuple[Path, list[dict[str, Any]]]:
     """The ``fsdp`` scenario: its folder, and each rank's results with the group facts."""
     out, reports = two_processes
-    group = ("world_size", "ranks")
-    views = [{**report["fsdp"], **{key: report[key] for key in group}} for report in reports]
-    return out / "fsdp", views
+    return out / "fsdp", worker.base.scenario_reports(reports, "fsdp")
 
 
 def _stored(folder: Path) -> dict[str, list[float]]:

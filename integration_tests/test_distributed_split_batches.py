@@ -69,8 +69,7 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[
 def split(launched: tuple[Path, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """The ``split`` run of each rank, with the group facts."""
     _, reports = launched
-    group = ("world_size", "ranks")
-    return [{**report["split"], **{key: report[key] for key in group}} for report in reports]
+    return worker.scenario_reports(reports, "split")
 
 
 def test_each_process_trains_on_its_half_of_every_batch(

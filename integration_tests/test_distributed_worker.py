@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -532,6 +532,32 @@ def run_load_shards(out: str, shards: str) -> dict[str, Any]:
     return {"weights": weights_of(runtime.state_dict(model))}
 
 
+def run_scenarios(
+    scenarios: list[str], out: str, run: Callable[[str, str], dict[str, Any]]
+) -> dict[str, Any]:
+    """``run(scenario, folder)`` for each scenario, one after the other in this process.
+
+    One scenario writes into ``out`` and its result is the report; several (one launch
+    instead of several, each of which costs seconds of start-up) each write into
+    ``<out>/<scenario>``, and the report holds their results under their names.
+    """
+    if len(scenarios) == 1:
+        return run(scenarios[0], out)
+    result: dict[str, Any] = {}
+    for scenario in scenarios:
+        folder = os.path.join(out, scenario)
+        os.makedirs(folder, exist_ok=True)
+        result[scenario] = run(scenario, folder)
+    return result
+
+
+def scenario_reports(reports: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
+    """Each rank's results of one scenario of a launch that ran several, with the group
+    facts (``world_size``, ``ranks``) the launch reported once for all of them."""
+    group = ("world_size", "ranks")
+    return [{**report[scenario], **{key: report[key] for key in group}} for report in reports]
+
+
 def run_scenario(scenario: str, out: str, options: argparse.Namespace) -> dict[str, Any]:
     """Run one scenario with its output under ``out``; return what it observed."""
     if scenario == "ddp":
@@ -556,15 +582,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--shards", default="")
     options, launcher_arguments = parser.parse_known_args(argv)
     torch.set_num_threads(1)
-    scenarios = options.scenario.split(",")
-    if len(scenarios) == 1:
-        result = run_scenario(scenarios[0], options.out, options)
-    else:
-        result = {}
-        for scenario in scenarios:
-            folder = os.path.join(options.out, scenario)
-            os.makedirs(folder, exist_ok=True)
-            result[scenario] = run_scenario(scenario, folder, options)
+    result = run_scenarios(
+        options.scenario.split(","),
+        options.out,
+        lambda scenario, out: run_scenario(scenario, out, options),
+    )
     result.update(group_facts())
     result["local_rank_argument"] = _local_rank_argument(options.out, launcher_arguments)
     rank = result["ranks"][0] if result["world_size"] == 1 else _rank()
