@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from trainer_args import (
+    AcceleratorConfig,
     DebugOption,
     IntervalStrategy,
     OptimizerNames,
@@ -57,11 +58,11 @@ MAPPINGS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ),
     (
         {"dispatch_batches": False},
-        {"accelerator_config": {"dispatch_batches": False}, "dispatch_batches": None},
+        {"accelerator_config": AcceleratorConfig(dispatch_batches=False), "dispatch_batches": None},
     ),
     (
         {"split_batches": True},
-        {"accelerator_config": {"split_batches": True}, "split_batches": None},
+        {"accelerator_config": AcceleratorConfig(split_batches=True), "split_batches": None},
     ),
 ]
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from trainer_args import (
+    AcceleratorConfig,
     DebugOption,
     FSDPOption,
     IntervalStrategy,
@@ -335,7 +336,7 @@ def test_mapping_arguments_accept_json_text_and_files(tmp_path: Path) -> None:
     )
     assert args.lr_scheduler_kwargs == {"num_cycles": 2}
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}
-    assert args.accelerator_config == {"even_batches": False}
+    assert args.accelerator_config == AcceleratorConfig(even_batches=False)
     assert args.deepspeed == {"zero_optimization": {"stage": 1}}
 
 

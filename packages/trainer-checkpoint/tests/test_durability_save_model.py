@@ -1,9 +1,16 @@
-"""``save_model`` into a folder that holds another model's weights: no stale file is read."""
+"""``save_model`` into a folder that holds another model's weights: no stale file is read,
+and a save that fails or is killed midway leaves the earlier model whole."""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -11,12 +18,20 @@ from torch import nn
 
 import trainer_checkpoint._durable as durable
 from trainer_checkpoint import FolderCheckpointStore, read_weights
+from trainer_checkpoint._model_folder import SAVE_STAGING_PREFIX
 from trainer_core import CheckpointContent
 
 
 def _model(width: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(width, width), nn.Linear(width, 2))
+
+
+class _Args:
+    """What the Trainer passes as ``training_args`` (only the JSON form matters here)."""
+
+    def to_json_string(self) -> str:
+        return json.dumps({"output_dir": "out"})
 
 
 def _same(stored: dict[str, torch.Tensor], model: nn.Module) -> bool:
@@ -62,3 +77,124 @@ def test_a_failed_save_model_puts_the_earlier_weights_back(tmp_path, monkeypatch
     monkeypatch.undo()
     assert _same(read_weights(folder), earlier)
     assert os.listdir(folder) == ["model.safetensors"]
+
+
+# A process killed in the middle of save_model: the first write into the new weight file
+# writes half of what it was given, then the process is SIGKILLed.
+_KILLED_WHILE_WRITING = textwrap.dedent(
+    """
+    import os, signal, sys
+    import torch
+    from torch import nn
+    import trainer_checkpoint._durable as durable
+    from trainer_checkpoint import FolderCheckpointStore
+    from trainer_core import CheckpointContent
+
+    def dying_write(self, data):
+        view = memoryview(data).cast("B")
+        os.write(self.fd, view[: len(view) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    durable.DurableFile.write = dying_write
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    FolderCheckpointStore().save_model(sys.argv[1], CheckpointContent(model=model))
+    """
+)
+
+# Killed in the instant between moving the earlier weights aside and moving its own in.
+_KILLED_WHILE_MOVING_IN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from torch import nn
+    import trainer_checkpoint._model_folder as model_folder
+    from trainer_checkpoint import FolderCheckpointStore
+    from trainer_core import CheckpointContent
+
+    set_aside = model_folder._set_aside_weights
+
+    def set_aside_and_die(folder):
+        set_aside(folder)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    model_folder._set_aside_weights = set_aside_and_die
+    FolderCheckpointStore().save_model(sys.argv[1], CheckpointContent(model=nn.Linear(4, 2)))
+    """
+)
+
+
+def _killed(script: str, folder: str) -> None:
+    result = subprocess.run([sys.executable, "-c", script, folder], check=False)
+    assert result.returncode == -signal.SIGKILL, result
+
+
+def test_a_save_model_killed_while_writing_leaves_the_earlier_model_whole(tmp_path) -> None:
+    folder = str(tmp_path)
+    earlier = _model(8, 0)
+    FolderCheckpointStore(max_shard_size=100).save_model(folder, CheckpointContent(model=earlier))
+    shards = sorted(os.listdir(folder))
+    _killed(_KILLED_WHILE_WRITING, folder)
+
+    assert _same(read_weights(folder), earlier)  # every shard and the index untouched
+    hidden = [n for n in sorted(os.listdir(folder)) if n.startswith(".")]
+    assert sorted(set(os.listdir(folder)) - set(hidden)) == shards
+    assert len(hidden) == 1 and hidden[0].startswith(SAVE_STAGING_PREFIX)
+    assert os.listdir(os.path.join(folder, hidden[0]))  # the half-written file is in there
+
+    later = _model(4, 1)
+    FolderCheckpointStore().save_model(folder, CheckpointContent(model=later))
+    assert _same(read_weights(folder), later)
+    assert sorted(os.listdir(folder)) == ["model.safetensors"]  # the dead save's folder went
+
+
+def test_weights_a_killed_save_had_moved_aside_come_back(tmp_path) -> None:
+    folder = str(tmp_path)
+    earlier = _model(4, 0)
+    FolderCheckpointStore().save_model(folder, CheckpointContent(model=earlier))
+    _killed(_KILLED_WHILE_MOVING_IN, folder)
+    assert not os.path.exists(os.path.join(folder, "model.safetensors"))
+
+    # A save without weights (the arguments alone) finds them hidden and puts them back.
+    FolderCheckpointStore().save_model(folder, CheckpointContent(training_args=_Args()))
+    assert _same(read_weights(folder), earlier)
+    assert not [n for n in os.listdir(folder) if n.startswith(".")]
+    assert "training_args.json" in os.listdir(folder)
+
+
+def test_hidden_folders_of_live_writers_and_other_hosts_are_left_alone(tmp_path) -> None:
+    folder = str(tmp_path)
+    host = socket.gethostname()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        try:
+            kept = [
+                f"{SAVE_STAGING_PREFIX}{host}-{live.pid}-0123abcd",  # another writer, saving
+                f"{SAVE_STAGING_PREFIX}other-host-{os.getpid()}-0123abcd",  # on other storage
+                f"{SAVE_STAGING_PREFIX}{host}-{os.getpid()}-0123abcd",  # this process's own
+            ]
+            for name in kept:
+                os.mkdir(os.path.join(folder, name))
+            FolderCheckpointStore().save_model(folder, CheckpointContent(model=_model(4, 0)))
+        finally:
+            live.kill()
+    assert sorted(os.listdir(folder)) == sorted([*kept, "model.safetensors"])
+
+
+def test_a_sub_folder_save_pretrained_writes_is_replaced_whole(tmp_path) -> None:
+    class TwoAdapters(nn.Linear):
+        """Writes its second adapter into a sub-folder, as PEFT's save_pretrained does."""
+
+        def __init__(self, files: list[str]) -> None:
+            super().__init__(2, 2)
+            self.files = files
+
+        def save_pretrained(self, folder: str, **_: object) -> None:
+            os.makedirs(os.path.join(folder, "second"))
+            for name in self.files:
+                with open(os.path.join(folder, "second", name), "w") as handle:
+                    handle.write(name)
+
+    folder = str(tmp_path)
+    FolderCheckpointStore().save_model(folder, CheckpointContent(model=TwoAdapters(["a", "b"])))
+    FolderCheckpointStore().save_model(folder, CheckpointContent(model=TwoAdapters(["c"])))
+    assert os.listdir(os.path.join(folder, "second")) == ["c"]
+    assert not [n for n in os.listdir(folder) if n.startswith(".")]

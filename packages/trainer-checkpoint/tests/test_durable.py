@@ -113,7 +113,7 @@ def test_files_another_writer_renames_meanwhile_are_flushed_as_they_end_up(
     folder.mkdir()
     temporary, final = folder / ".trainer_state.json.99.tmp", folder / "trainer_state.json"
     temporary.write_text("{}")
-    real_walk, real_fsync = os.walk, _durable._fsync_path
+    real_walk, real_fsync = os.walk, _durable.fsync_path
     flushed: list[str] = []
 
     def walk_then_other_writer_renames(top, *args, **kwargs):
@@ -126,7 +126,7 @@ def test_files_another_writer_renames_meanwhile_are_flushed_as_they_end_up(
         flushed.append(os.path.basename(path))
 
     monkeypatch.setattr(os, "walk", walk_then_other_writer_renames)
-    monkeypatch.setattr(_durable, "_fsync_path", recording_fsync)
+    monkeypatch.setattr(_durable, "fsync_path", recording_fsync)
     with Flusher(enabled=True) as flusher:
         flusher.flush_written(str(folder))
         flusher.finish(str(folder))

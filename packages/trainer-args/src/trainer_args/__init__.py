@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trainer_args._accelerator_config import AcceleratorConfig
 from trainer_args._accumulation_kwargs import syncs_each_batch
 from trainer_args._enums import (
     UNSUPPORTED_OPTIMIZERS,
@@ -28,6 +29,7 @@ from trainer_args._training_args import TrainingArguments
 __all__: list[str] = [
     "FSDP_SWITCH_KEYS",
     "UNSUPPORTED_OPTIMIZERS",
+    "AcceleratorConfig",
     "DebugOption",
     "FSDPOption",
     "HfArgumentParser",

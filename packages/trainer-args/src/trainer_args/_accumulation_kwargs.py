@@ -50,8 +50,11 @@ def apply_accumulation_kwargs(args: Any) -> None:
 
 def accumulation_kwargs(args: Any) -> dict[str, Any]:
     """The ``gradient_accumulation_kwargs`` of ``args.accelerator_config`` (``{}`` if unset)."""
-    config = getattr(args, "accelerator_config", None) or {}
-    return dict(config.get("gradient_accumulation_kwargs") or {})
+    config = getattr(args, "accelerator_config", None)
+    if config is None:
+        return {}
+    options = config if isinstance(config, dict) else config.to_dict()
+    return dict(options.get("gradient_accumulation_kwargs") or {})
 
 
 def syncs_each_batch(args: Any) -> bool:

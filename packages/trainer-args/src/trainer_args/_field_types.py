@@ -262,19 +262,31 @@ class _TextOrDict(_Converter):
         return text
 
     def from_value(self, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return dict(value)
         if isinstance(value, (str, *self._others)):
             return value
-        raise ValueError
+        options = _options_of(value)
+        if options is None:
+            raise ValueError
+        return options
 
     def exact(self, value: Any) -> bool:
-        return isinstance(value, (Mapping, str, *self._others))
+        return isinstance(value, (str, *self._others)) or _options_of(value) is not None
 
     def to_text(self, value: Any) -> str:
-        if isinstance(value, Mapping):
-            return json.dumps(dict(value))
+        options = _options_of(value)
+        if options is not None:
+            return json.dumps(options)
         return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def _options_of(value: Any) -> dict[str, Any] | None:
+    """A mapping, or a config object (``AcceleratorConfig``: ``to_dict()``), as a dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    to_dict = getattr(value, "to_dict", None)
+    if isinstance(value, type) or not callable(to_dict):
+        return None
+    return dict(to_dict())
 
 
 class _JsonDict(_Converter):

@@ -21,6 +21,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from trainer_args._accelerator_config import (
+    ACCELERATOR_CONFIG_KEYS,
+    AcceleratorConfig,
+    given_accelerator_options,
+)
 from trainer_args._accumulation_kwargs import apply_accumulation_kwargs
 from trainer_args._aliases import (
     apply_spelling_edits,
@@ -52,18 +57,6 @@ from trainer_args._serialization import is_masked_secret
 from trainer_args._steps import normalize_step_interval, normalize_warmup
 from trainer_args._transformers5 import resolve_transformers5_fields
 from trainer_args._validation import RULES
-
-ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = (
-    "split_batches",
-    "dispatch_batches",
-    "even_batches",
-    "use_seedable_sampler",
-    "non_blocking",
-    "gradient_accumulation_kwargs",
-    "use_configured_state",
-)
-"""Keys ``accelerator_config`` may hold (accelerate's data-loader and state options)."""
-
 
 # --- 1. parse ------------------------------------------------------------------------
 
@@ -148,7 +141,11 @@ def _load_deepspeed(value: Any) -> Any:
 
 
 def _load_accelerator_config(value: Any) -> dict[str, Any] | None:
-    config = load_mapping("accelerator_config", value, allow_path=True)
+    """The options given, as a dict (wrapped into an ``AcceleratorConfig`` once every
+    stage that may move a deprecated option into it has run)."""
+    config = given_accelerator_options(value)
+    if config is None:
+        config = load_mapping("accelerator_config", value, allow_path=True)
     unknown = sorted(set(config or {}) - set(ACCELERATOR_CONFIG_KEYS))
     if unknown:
         raise invalid(
@@ -351,6 +348,7 @@ def finalize(args: Any, extra_rules: tuple[Any, ...] = ()) -> None:
     fill_defaults(args)
     for rule in (*RULES, *extra_rules):
         rule(args)
+    args.accelerator_config = AcceleratorConfig(**(args.accelerator_config or {}))
     remember_spellings(args)
     object.__setattr__(args, "_finalized", True)
     run_argument_hooks(args)  # last: hooks see finished arguments (DeepSpeed runs only)

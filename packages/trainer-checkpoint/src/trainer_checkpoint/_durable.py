@@ -42,6 +42,7 @@ __all__ = [
     "DurableFile",
     "Flusher",
     "can_write_safetensors",
+    "fsync_path",
     "start_writeback",
     "write_safetensors",
 ]
@@ -217,9 +218,9 @@ class Flusher:
             future.result()
         for path in _files_under(folder):
             if path not in self._closed:
-                _fsync_path(path)
+                fsync_path(path)
         for root, _dirs, _files in os.walk(folder, topdown=False):
-            _fsync_path(root)
+            fsync_path(root)
 
 
 def _files_under(folder: str) -> list[str]:
@@ -233,10 +234,11 @@ def _files_under(folder: str) -> list[str]:
 def _fsync_if_present(path: str) -> None:
     # Another writer's temporary file may have been renamed or removed since the listing.
     with contextlib.suppress(FileNotFoundError):
-        _fsync_path(path)
+        fsync_path(path)
 
 
-def _fsync_path(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """Flush one file (or a folder's entries, such as a rename) to stable storage."""
     fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
     try:
         os.fsync(fd)

@@ -44,7 +44,6 @@ __all__ = [
     "TRAINING_ARGS_NAME",
     "checkpoint_name",
     "delete_folder",
-    "fsync_path",
     "has_sharded_state",
     "incomplete_folders",
     "is_complete",
@@ -294,12 +293,3 @@ def delete_folder(path: str) -> bool:
         return False
     shutil.rmtree(aside, ignore_errors=True)
     return True
-
-
-def fsync_path(path: str) -> None:
-    """Flush one file (or a folder's entries) to stable storage."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

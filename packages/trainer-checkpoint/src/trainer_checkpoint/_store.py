@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from trainer_checkpoint._adapters import adapter_names, has_adapter
-from trainer_checkpoint._durable import Flusher
+from trainer_checkpoint._durable import Flusher, fsync_path
 from trainer_checkpoint._errors import (
     CheckpointNotFoundError,
     CheckpointSaveError,
@@ -54,13 +54,13 @@ from trainer_checkpoint._folders import (
     TRAINING_ARGS_NAME,
     checkpoint_name,
     delete_folder,
-    fsync_path,
     has_sharded_state,
     incomplete_folders,
     list_checkpoints,
     missing_parts,
     rotate_checkpoints,
 )
+from trainer_checkpoint._model_folder import save_into_folder
 from trainer_checkpoint._publish import publish
 from trainer_checkpoint._reading import earlier_checkpoint_hint, read_part
 from trainer_checkpoint._rng import capture_rng_state, restore_rng_state, rng_file_name
@@ -68,9 +68,7 @@ from trainer_checkpoint._safe_load import safe_load
 from trainer_checkpoint._weights import (
     has_weights,
     load_weights,
-    put_back_weights,
     save_weights,
-    set_aside_weights,
 )
 from trainer_core import CheckpointContent, LoadedCheckpoint, TrainerState
 
@@ -275,20 +273,16 @@ class FolderCheckpointStore:
 
         A model with ``save_pretrained`` (transformers) saves itself, so that
         ``from_pretrained(output_dir)`` works; any other module is written as a state
-        dict that ``load_state_dict`` (or :meth:`load_model`) reads back. Weight files
-        an earlier save left in ``output_dir`` are removed (see ``set_aside_weights``);
-        if this save fails, they are put back.
+        dict that ``load_state_dict`` (or :meth:`load_model`) reads back. The files are
+        written aside and moved in once complete (see ``_model_folder``): a save that
+        fails or is killed leaves the model saved there before whole, and a new one
+        leaves none of the earlier model's weight files behind.
         """
-        os.makedirs(output_dir, exist_ok=True)
-        earlier = set_aside_weights(output_dir) if content.model is not None else None
-        try:
-            self._write_model(output_dir, content, Flusher(enabled=False))
-        except BaseException:
-            if earlier is not None:
-                put_back_weights(earlier, output_dir)
-            raise
-        if earlier is not None:
-            shutil.rmtree(earlier, ignore_errors=True)
+        save_into_folder(
+            output_dir,
+            lambda staging: self._write_model(staging, content, Flusher(enabled=False)),
+            replaces_weights=content.model is not None,
+        )
 
     def _write_model(self, folder: str, content: CheckpointContent, flusher: Flusher) -> None:
         if content.model is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,10 +36,9 @@ __all__ = [
     "has_weights",
     "load_weights",
     "parse_size",
-    "put_back_weights",
     "read_weights",
     "save_weights",
-    "set_aside_weights",
+    "weight_files",
 ]
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -48,7 +46,6 @@ SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 WEIGHTS_NAME = "pytorch_model.bin"
 WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 _WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
-_ASIDE_PREFIX = ".tmp-previous-weights-"
 _SHARD_RE = re.compile(r"^(?:model|pytorch_model)-\d{5}-of-\d{5}\.(?:safetensors|bin)$")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20}
 _UNITS |= {"GIB": 2**30, "TB": 10**12}
@@ -73,37 +70,15 @@ def parse_size(size: int | str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-def set_aside_weights(folder: str) -> str | None:
-    """Move the model weight files in ``folder`` (either format: single file, shards,
-    index) into a new hidden sub-folder before a model is saved there; return it, or
-    None when there were none.
-
-    A save rewrites only the files of its own layout: a ``model.safetensors`` left by an
-    earlier model beside new shards, or earlier shards beside a new single file, would be
-    read instead of the new weights or mixed with them (the single file is read first, by
-    us and by ``from_pretrained``). Once the save succeeds the sub-folder is deleted; if
-    it fails, :func:`put_back_weights` restores the earlier files.
-    """
-    names = sorted(
+def weight_files(folder: str) -> list[str]:
+    """Names of the model weight files in ``folder``, in every layout we or the
+    reference write (single file, shards, index; safetensors or pickle)."""
+    return sorted(
         name
         for name in (os.listdir(folder) if os.path.isdir(folder) else [])
         if (name in _WEIGHT_FILES or _SHARD_RE.match(name))
         and os.path.isfile(os.path.join(folder, name))
     )
-    if not names:
-        return None
-    aside = os.path.join(folder, f"{_ASIDE_PREFIX}{uuid.uuid4().hex[:8]}")
-    os.mkdir(aside)
-    for name in names:
-        os.replace(os.path.join(folder, name), os.path.join(aside, name))
-    return aside
-
-
-def put_back_weights(aside: str, folder: str) -> None:
-    """Undo :func:`set_aside_weights`: the earlier files replace what a failed save wrote."""
-    for name in os.listdir(aside):
-        os.replace(os.path.join(aside, name), os.path.join(folder, name))
-    os.rmdir(aside)
 
 
 def has_weights(folder: str) -> bool:

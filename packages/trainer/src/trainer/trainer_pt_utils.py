@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trainer_args import AcceleratorConfig
 from trainer_loop import LabelSmoother, LengthGroupedSampler, get_parameter_names
 
-__all__ = ["LabelSmoother", "LengthGroupedSampler", "get_parameter_names"]
+__all__ = ["AcceleratorConfig", "LabelSmoother", "LengthGroupedSampler", "get_parameter_names"]
