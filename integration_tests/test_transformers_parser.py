@@ -75,3 +75,11 @@ def test_options_whose_annotations_the_parser_once_misread(
     for parser in (TransformersParser(arguments), HfArgumentParser(arguments)):
         (parsed,) = parser.parse_args_into_dataclasses(argv)
         assert getattr(parsed, field) == expected
+
+
+@pytest.mark.parametrize("parser", [TransformersParser, HfArgumentParser])
+def test_help_shows_every_argument_and_no_bookkeeping_field(parser: type) -> None:
+    """``_resolved_spellings`` is a field (a copy must carry it) but no option to offer."""
+    text = parser(TrainingArguments).format_help()
+    assert "--per_device_train_batch_size" in text and "--accelerator_config" in text
+    assert "_resolved_spellings" not in text and "RESOLVED" not in text

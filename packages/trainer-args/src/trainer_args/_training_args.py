@@ -14,6 +14,7 @@ torch loaded lazily) and ``_serialization`` (``to_dict`` and friends).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional, Union
 
@@ -309,9 +310,13 @@ class TrainingArguments(SettersMixin, ProcessMixin, SerializationMixin):
 
     # Not an argument: what each pair of spellings above held when these arguments were
     # finished. dataclasses.replace() and to_dict() carry it into a copy, so that the
-    # spelling the copy edits wins over its stale twin (see _aliases). Not compared.
+    # spelling the copy edits wins over its stale twin (see _aliases). Not compared, and
+    # left out of --help (ours and transformers' parser: argparse.SUPPRESS).
     _resolved_spellings: Optional[dict] = field(
-        default=None, repr=False, compare=False, metadata=_h("_resolved_spellings")
+        default=None,
+        repr=False,
+        compare=False,
+        metadata=_h("_resolved_spellings", help=argparse.SUPPRESS),
     )
 
     # Values the constructor takes beyond a field's annotation, which HfArgumentParser's
