@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -198,3 +199,20 @@ def test_a_sub_folder_save_pretrained_writes_is_replaced_whole(tmp_path) -> None
     FolderCheckpointStore().save_model(folder, CheckpointContent(model=TwoAdapters(["c"])))
     assert os.listdir(os.path.join(folder, "second")) == ["c"]
     assert not [n for n in os.listdir(folder) if n.startswith(".")]
+
+
+def test_a_model_card_save_pretrained_updates_keeps_what_it_held(tmp_path) -> None:
+    class TaggingModel(nn.Linear):
+        """Adds a line to an existing README.md, as PEFT's save_pretrained adds its tags."""
+
+        def save_pretrained(self, folder: str, **_: object) -> None:
+            card = Path(folder) / "README.md"
+            earlier = card.read_text() if card.exists() else ""
+            card.write_text(earlier + "library_name: peft\n")
+
+    folder = tmp_path
+    (folder / "README.md").write_text("# The Trainer's model card\n")
+    FolderCheckpointStore().save_model(str(folder), CheckpointContent(model=TaggingModel(2, 2)))
+    assert (folder / "README.md").read_text() == "# The Trainer's model card\nlibrary_name: peft\n"
+    FolderCheckpointStore().save_model(str(folder), CheckpointContent(model=nn.Linear(2, 2)))
+    assert (folder / "README.md").read_text() == "# The Trainer's model card\nlibrary_name: peft\n"

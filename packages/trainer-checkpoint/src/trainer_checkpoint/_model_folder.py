@@ -12,6 +12,11 @@ pickle) move aside before the new ones move in: a different layout would otherwi
 a stale file that loaders read first (the single file wins over shards, in
 ``from_pretrained`` and here). If moving in fails they are put back.
 
+A writer that updates a file already in the folder rather than replacing it finds it in
+the staging folder too: PEFT's ``save_pretrained`` adds its tags to an existing
+``README.md`` (the Trainer's model card) and would otherwise replace the card with a
+fresh one.
+
 Two writers may save into one folder at once (``save_on_each_node`` on shared storage):
 hidden folders carry their writer's host and process id, and only those of a process that
 no longer runs on this host are cleaned up.
@@ -34,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 SAVE_STAGING_PREFIX = ".tmp-save-model-"
 _ASIDE_PREFIX = ".tmp-previous-weights-"
+_UPDATED_IN_PLACE = ("README.md",)  # files a writer reads back and updates
 
 
 def save_into_folder(folder: str, write: Callable[[str], None], *, replaces_weights: bool) -> None:
@@ -46,6 +52,9 @@ def save_into_folder(folder: str, write: Callable[[str], None], *, replaces_weig
     _clean_up_after_dead_writers(folder)
     staging = _hidden_folder(folder, SAVE_STAGING_PREFIX)
     try:
+        for name in _UPDATED_IN_PLACE:
+            if os.path.isfile(os.path.join(folder, name)):
+                shutil.copy2(os.path.join(folder, name), os.path.join(staging, name))
         write(staging)
         _move_in(staging, folder, replaces_weights=replaces_weights)
     finally:
