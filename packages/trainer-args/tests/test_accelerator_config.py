@@ -109,3 +109,21 @@ def test_transformers_own_config_object_is_accepted() -> None:
     config = TrainingArguments("out", accelerator_config=theirs).accelerator_config
     assert config == AcceleratorConfig(split_batches=True)
     assert config.to_dict() == theirs.to_dict()  # the same options, the same defaults
+
+
+def test_it_reads_as_the_mapping_the_arguments_kept_before() -> None:
+    config = TrainingArguments("out", accelerator_config={"split_batches": True}).accelerator_config
+    assert "split_batches" in config and "no_such_option" not in config
+    assert dict(config) == {**config} == config.to_dict()
+    assert dict(config)["split_batches"] is True and len(config) == 7
+    assert config != {"split_batches": True}  # equal only to a config, as transformers' is
+
+
+@pytest.mark.parametrize(("old", "value"), [("split_batches", True), ("dispatch_batches", False)])
+def test_arguments_rebuilt_from_to_dict_take_a_deprecated_option(old: str, value: bool) -> None:
+    """to_dict() spells out every option's default; a deprecated option given beside
+    them replaces a default, and contradicts only a value someone chose."""
+    stored = TrainingArguments("out").to_dict()
+    with pytest.warns(FutureWarning, match=old):
+        rebuilt = TrainingArguments(**{**stored, old: value})
+    assert rebuilt.accelerator_config[old] is value

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,104 @@ def test_a_model_card_save_pretrained_updates_keeps_what_it_held(tmp_path) -> No
     assert (folder / "README.md").read_text() == "# The Trainer's model card\nlibrary_name: peft\n"
     FolderCheckpointStore().save_model(str(folder), CheckpointContent(model=nn.Linear(2, 2)))
     assert (folder / "README.md").read_text() == "# The Trainer's model card\nlibrary_name: peft\n"
+
+
+# Killed while it moves the earlier weights aside, after the first of them: the index of
+# the earlier, sharded model goes first, so the folder no longer counts as holding a model
+# and the next save puts every shard back instead of deleting the only copy of one.
+_KILLED_WHILE_SETTING_ASIDE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from torch import nn
+    import trainer_checkpoint._model_folder as model_folder
+    from trainer_checkpoint import FolderCheckpointStore
+    from trainer_core import CheckpointContent
+
+    real_replace = os.replace
+
+    def replace_once_then_die(source, target):
+        real_replace(source, target)
+        if model_folder._ASIDE_PREFIX in target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    model_folder.os.replace = replace_once_then_die
+    FolderCheckpointStore().save_model(sys.argv[1], CheckpointContent(model=nn.Linear(4, 2)))
+    """
+)
+
+
+def test_a_kill_while_the_earlier_shards_move_aside_loses_none_of_them(tmp_path) -> None:
+    folder = str(tmp_path)
+    earlier = _model(8, 0)
+    FolderCheckpointStore(max_shard_size=100).save_model(folder, CheckpointContent(model=earlier))
+    _killed(_KILLED_WHILE_SETTING_ASIDE, folder)
+    assert "model.safetensors.index.json" not in os.listdir(folder)  # moved first
+
+    FolderCheckpointStore().save_model(folder, CheckpointContent(training_args=_Args()))
+    assert _same(read_weights(folder), earlier)
+    assert not [n for n in os.listdir(folder) if n.startswith(".")]
+
+
+def test_a_symbolic_link_to_a_sub_folder_is_replaced_by_the_new_folder(tmp_path) -> None:
+    class Adapters(nn.Linear):
+        def save_pretrained(self, folder: str, **_: object) -> None:
+            os.makedirs(os.path.join(folder, "second"))
+            Path(folder, "second", "adapter.json").write_text("{}")
+
+    folder, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder.mkdir()
+    (folder / "second").symlink_to(elsewhere, target_is_directory=True)
+    FolderCheckpointStore().save_model(str(folder), CheckpointContent(model=Adapters(2, 2)))
+    assert not (folder / "second").is_symlink()
+    assert os.listdir(folder / "second") == ["adapter.json"]
+    assert os.path.isdir(elsewhere)  # what the link pointed at is left alone
+
+
+# Two writers saving the same model into one folder at once, over and over, as the main
+# processes of two nodes do under save_on_each_node on shared storage. The files are
+# small and both start at the same moment, so that their renames interleave.
+_SAVING_IN_A_LOOP = textwrap.dedent(
+    """
+    import os, sys, time
+    from trainer_checkpoint._model_folder import save_into_folder
+
+    def write(staging):
+        for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                     "model.safetensors.index.json", "adapter_config.json"):
+            with open(os.path.join(staging, name), "w") as handle:
+                handle.write(name)
+        for sub in ("second", "third"):
+            os.mkdir(os.path.join(staging, sub))
+            with open(os.path.join(staging, sub, "adapter_config.json"), "w") as handle:
+                handle.write(sub)
+
+    folder, saves, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    while time.time() < start:
+        pass
+    for _ in range(saves):
+        save_into_folder(folder, write, replaces_weights=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_writers_saving_into_one_folder_at_once_both_succeed(tmp_path) -> None:
+    folder, start = str(tmp_path), f"{time.time() + 3:.3f}"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _SAVING_IN_A_LOOP, folder, "400", start])
+        for _ in range(2)
+    ]
+    assert [writer.wait(timeout=240) for writer in writers] == [0, 0]
+    names = sorted(os.listdir(folder))
+    assert names == [
+        "adapter_config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "second",
+        "third",
+    ]
+    assert [os.listdir(tmp_path / sub) for sub in ("second", "third")] == [
+        ["adapter_config.json"]
+    ] * 2

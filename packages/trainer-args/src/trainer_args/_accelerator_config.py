@@ -12,15 +12,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["ACCELERATOR_CONFIG_KEYS", "AcceleratorConfig", "given_accelerator_options"]
+__all__ = [
+    "ACCELERATOR_CONFIG_KEYS",
+    "ACCELERATOR_DEFAULTS",
+    "AcceleratorConfig",
+    "given_accelerator_options",
+]
 
 
 @dataclasses.dataclass
-class AcceleratorConfig:
+class AcceleratorConfig(Mapping[str, Any]):
     """accelerate's options that the Trainer honours (the names and defaults of
-    transformers' ``AcceleratorConfig``)."""
+    transformers' ``AcceleratorConfig``).
+
+    Also a read-only mapping of every option (``config["split_batches"]``, ``in``,
+    ``dict(config)``, ``**config``), as code written when the arguments kept a dict reads
+    it. Equality is the dataclass's: two configs with the same options.
+    """
 
     split_batches: bool = False
     """Each process takes its share of one batch of ``per_device_*_batch_size`` samples
@@ -54,30 +65,33 @@ class AcceleratorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as a new dict (nested values copied)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return dataclasses.asdict(self)
 
     def pop(self, key: str, default: Any = None) -> Any:
         """The option's value, reset to its default here (transformers' ``pop``)."""
         if key not in ACCELERATOR_CONFIG_KEYS:
             return default
         value = getattr(self, key)
-        setattr(self, key, _DEFAULTS[key])
+        setattr(self, key, ACCELERATOR_DEFAULTS[key])
         return value
 
     def __getitem__(self, key: str) -> Any:
-        """``config["split_batches"]``, as when the arguments kept a dict."""
         if key not in ACCELERATOR_CONFIG_KEYS:
             raise KeyError(key)
         return getattr(self, key)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """``config.get("split_batches")``, as when the arguments kept a dict."""
-        return getattr(self, key) if key in ACCELERATOR_CONFIG_KEYS else default
+    def __iter__(self) -> Iterator[str]:
+        return iter(ACCELERATOR_CONFIG_KEYS)
+
+    def __len__(self) -> int:
+        return len(ACCELERATOR_CONFIG_KEYS)
 
 
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(AcceleratorConfig)}
+ACCELERATOR_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(AcceleratorConfig)
+}
 
-ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = tuple(_DEFAULTS)
+ACCELERATOR_CONFIG_KEYS: tuple[str, ...] = tuple(ACCELERATOR_DEFAULTS)
 """Keys ``accelerator_config`` may hold."""
 
 
@@ -96,5 +110,5 @@ def given_accelerator_options(config: Any) -> dict[str, Any] | None:
     return {
         key: value
         for key, value in to_dict().items()
-        if key not in _DEFAULTS or _DEFAULTS[key] != value
+        if key not in ACCELERATOR_DEFAULTS or ACCELERATOR_DEFAULTS[key] != value
     }

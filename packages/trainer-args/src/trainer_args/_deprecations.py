@@ -11,6 +11,7 @@ import os
 import warnings
 from typing import Any
 
+from trainer_args._accelerator_config import ACCELERATOR_DEFAULTS
 from trainer_args._enums import DebugOption
 from trainer_args._messages import conflict
 
@@ -159,7 +160,9 @@ def _accelerator_fields(args: Any) -> None:
             continue
         _warn(f"{old} is deprecated; use accelerator_config={{{old!r}: {value!r}}}.")
         config = dict(args.accelerator_config or {})
-        if config.get(old, value) != value:
+        # A default there is no choice to contradict: arguments rebuilt from to_dict()
+        # spell out every option of accelerator_config.
+        if config.get(old, value) not in (value, ACCELERATOR_DEFAULTS[old]):
             raise conflict(
                 old,
                 value,

@@ -72,12 +72,22 @@ def parse_size(size: int | str) -> int:
 
 def weight_files(folder: str) -> list[str]:
     """Names of the model weight files in ``folder``, in every layout we or the
-    reference write (single file, shards, index; safetensors or pickle)."""
+    reference write (single file, shards, index; safetensors or pickle).
+
+    The files :func:`has_weights` looks for (the single file, the index) come first, the
+    shards after: moved away in this order, a folder stops counting as holding weights
+    before any shard leaves it; moved back in reverse, it counts again only once every
+    shard is back.
+    """
+    names = os.listdir(folder) if os.path.isdir(folder) else []
     return sorted(
-        name
-        for name in (os.listdir(folder) if os.path.isdir(folder) else [])
-        if (name in _WEIGHT_FILES or _SHARD_RE.match(name))
-        and os.path.isfile(os.path.join(folder, name))
+        (
+            name
+            for name in names
+            if (name in _WEIGHT_FILES or _SHARD_RE.match(name))
+            and os.path.isfile(os.path.join(folder, name))
+        ),
+        key=lambda name: (name not in _WEIGHT_FILES, name),
     )
 
 
