@@ -318,3 +318,16 @@ def test_two_writers_saving_into_one_folder_at_once_both_succeed(tmp_path) -> No
     assert [os.listdir(tmp_path / sub) for sub in ("second", "third")] == [
         ["adapter_config.json"]
     ] * 2
+
+
+def test_another_hosts_day_old_leftover_is_named_not_deleted(tmp_path, caplog) -> None:
+    old, recent = (tmp_path / f"{SAVE_STAGING_PREFIX}other-host-{n}-0123abcd" for n in (1234, 5678))
+    for path in (old, recent):
+        path.mkdir()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    with caplog.at_level("WARNING", logger="trainer_checkpoint"):
+        FolderCheckpointStore().save_model(str(tmp_path), CheckpointContent(model=_model(4, 0)))
+    assert old.is_dir() and recent.is_dir()
+    assert str(old) in caplog.text and "another host" in caplog.text
+    assert str(recent) not in caplog.text
