@@ -468,3 +468,59 @@ def test_a_loss_from_compute_metrics_replaces_the_mean_loss_as_in_the_reference(
     metrics = trainer.evaluate(Masked(4, 4))
     assert metrics["eval_loss"] == 5.0
     assert metrics["eval_runtime"] >= 0  # the loop's own prefixed keys are not replaced
+
+
+# ---------------------------------------- a model that returns a loss without labels
+class _Contrastive(nn.Module):
+    """CLIP-style: ``forward(..., return_loss=True)`` scores each x against every y."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(4, 8)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, return_loss: bool = True) -> dict:
+        similarity = self.a(x) @ self.b(y).T
+        outputs = {"logits_per_x": similarity}
+        if return_loss:
+            targets = torch.arange(len(x))
+            outputs = {"loss": nn.functional.cross_entropy(similarity, targets), **outputs}
+        return outputs
+
+
+def _pairs(count: int = 8) -> list[dict[str, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    return [
+        {"x": torch.randn(4, generator=generator), "y": torch.randn(4, generator=generator)}
+        for _ in range(count)
+    ]
+
+
+def test_a_model_returning_its_loss_without_labels_is_evaluated_with_it(tmp_path) -> None:
+    """As in the reference: no label names and ``return_loss`` on (the batch's, else the
+    forward's default) computes the loss, with ``()`` as the labels."""
+    torch.manual_seed(0)
+    model = _Contrastive()
+    seen = []
+
+    def metrics(prediction):
+        seen.append(prediction.label_ids)
+        return {"rows": len(prediction.predictions)}
+
+    args = TrainingArguments(
+        str(tmp_path), per_device_eval_batch_size=4, report_to="none", use_cpu=True
+    )
+    trainer = Trainer(model=model, args=args, compute_metrics=metrics)
+    assert trainer.label_names == [] and trainer.can_return_loss
+    result = trainer.evaluate(_pairs())
+    with torch.no_grad():
+        expected = [model(**_stack(_pairs()[i : i + 4]))["loss"].item() for i in (0, 4)]
+    assert result["eval_loss"] == pytest.approx(sum(expected) / 2)
+    assert result["eval_rows"] == 8 and seen == [()]
+    output = trainer.predict(_pairs())
+    assert output.label_ids == () and output.predictions.shape == (8, 4)  # no loss column
+    trainer.data_collator = lambda rows: {**_stack(rows), "return_loss": False}
+    assert "eval_loss" not in trainer.evaluate(_pairs())  # the batch's own choice wins
+
+
+def _stack(rows):
+    return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}

@@ -230,3 +230,68 @@ def test_a_collator_returning_a_list_gets_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"batch is a list of 2 items.*data_collator") as caught:
         trainer.train()
     assert "Linear(" not in str(caught.value)  # not the model's repr
+
+
+# ------------------------------------------------------------------- at evaluation
+# transformers 5 hands each evaluation batch's own labelled-item count to the same code.
+def test_compute_loss_func_gets_each_batch_count_at_evaluation(tmp_path: Path) -> None:
+    counts: list[Any] = []
+
+    def summed_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> Any:
+        counts.append(num_items_in_batch)
+        return ((outputs["logits"] - labels) ** 2).sum() / num_items_in_batch
+
+    model = _Regressor()
+    trainer = Trainer(
+        model=model,
+        args=_args(tmp_path, per_device_eval_batch_size=3),
+        compute_loss_func=summed_loss,
+    )
+    loss = trainer.evaluate(_examples())["eval_loss"]  # batches of 3, 3 and 2
+    assert [int(count) for count in counts] == [3, 3, 2]
+    with torch.no_grad():
+        per_batch = [
+            ((model.linear(batch["x"]).squeeze(-1) - batch["labels"]) ** 2).mean().item()
+            for batch in (_stacked(_examples()[i : i + 3]) for i in (0, 3, 6))
+        ]
+    # Each batch's loss is its mean; the evaluation averages them over the samples.
+    assert loss == pytest.approx((3 * per_batch[0] + 3 * per_batch[1] + 2 * per_batch[2]) / 8)
+
+
+def test_compute_loss_override_and_counting_model_get_the_count_at_evaluation(
+    tmp_path: Path,
+) -> None:
+    seen: list[Any] = []
+
+    class _Recording(Trainer):
+        def compute_loss(
+            self, model: nn.Module, inputs: Any, return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:  # fmt: skip
+            seen.append(num_items_in_batch)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    model = _CountReadingRegressor()
+    args = _args(tmp_path, per_device_eval_batch_size=4)
+    _Recording(model=model, args=args).evaluate(_examples(6))
+    assert [int(count) for count in seen] == [4, 2]
+    assert [int(count) for count in model.counts_seen] == [4, 2]
+
+
+def test_a_plain_model_is_evaluated_without_a_count(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    class _Recording(Trainer):
+        def compute_loss(
+            self, model: nn.Module, inputs: Any, return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:  # fmt: skip
+            seen.append(num_items_in_batch)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    _Recording(model=_Regressor(), args=_args(tmp_path)).evaluate(_examples(4))
+    assert seen == [None]  # as under transformers, for a model that takes no **kwargs
+
+
+def _stacked(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.stack([row[key] for row in rows]) for key in rows[0]}

@@ -120,6 +120,8 @@ def test_train_evaluate_and_predict_report_memory_with_init_on_the_first(tmp_pat
         "train_mem_cpu_peaked_delta",
     ):
         assert key in train_metrics
+    # What the process held when __init__ began (the model and data built before it).
+    assert train_metrics["before_init_mem_cpu"] > 50 * MB  # torch alone is more
     # The evaluations inside train were counted in train, not reported on their own.
     during = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
     assert during and not any("eval_mem_cpu_alloc_delta" in entry for entry in during)
@@ -128,6 +130,7 @@ def test_train_evaluate_and_predict_report_memory_with_init_on_the_first(tmp_pat
     assert (
         "eval_mem_cpu_alloc_delta" in eval_metrics
         and "init_mem_cpu_alloc_delta" not in eval_metrics
+        and "before_init_mem_cpu" not in eval_metrics
     )
     assert "test_mem_cpu_peaked_delta" in trainer.predict(Wide(8)).metrics
 

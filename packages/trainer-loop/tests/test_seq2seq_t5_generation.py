@@ -155,22 +155,22 @@ def test_label_smoothing_with_generation_smooths_a_forward_given_the_labels(tmp_
     assert output.metrics["test_loss"] == pytest.approx(_loss_per_batch(model, _smoothed))
 
 
-def test_compute_loss_func_with_generation_gets_outputs_of_a_forward_given_the_labels(
-    tmp_path,
-) -> None:
+def test_a_generating_step_reports_the_models_own_loss_not_compute_loss_funcs(tmp_path) -> None:
+    """As in the reference, whose generating step reads the model's loss (or the smoothed
+    one): ``compute_loss_func`` applies to training and to evaluation without generation."""
+
     def doubled(outputs, labels, num_items_in_batch=None):
         return 2 * functional.cross_entropy(
             outputs.logits.reshape(-1, outputs.logits.shape[-1]), labels.reshape(-1)
         )
 
-    model = _tiny_t5()
+    model = _tiny_t5().eval()
+    own = _loss_per_batch(model, lambda m, batch: m(**batch).loss)
     args = _args(tmp_path, generation_max_length=6)
     trainer = Seq2SeqTrainer(
         model=model, args=args, data_collator=collate, compute_loss_func=doubled
     )
-    loss = trainer.predict(_dataset()).metrics["test_loss"]
-    expected = _loss_per_batch(model, lambda m, batch: 2 * m(**batch).loss)
-    assert loss == pytest.approx(expected)
+    assert trainer.predict(_dataset()).metrics["test_loss"] == pytest.approx(own)
 
 
 @pytest.mark.filterwarnings("ignore:Using the model-agnostic default `max_length`")

@@ -100,13 +100,19 @@ def count_reaches_user_code(trainer: Trainer) -> bool:
     The loop skips counting a lone micro-batch on one process: a loss divided by its own
     item count is its mean, so the built-in path and transformers' models (whose loss
     functions do exactly that) need no count. Code of the user's may use the number
-    itself, and gets it as under the reference: ``compute_loss_func``, an overridden
-    ``training_step`` or ``compute_loss`` that takes it, and a model of the user's own
-    that reads it.
+    itself, and gets it as under the reference: an overridden ``training_step`` that
+    takes it, and the loss code of :func:`loss_code_reads_count`.
     """
-    if trainer.compute_loss_func is not None:
-        return True
     if trainer._training_step_takes_num_items and user_defines(trainer, ("training_step",)):
+        return True
+    return loss_code_reads_count(trainer)
+
+
+def loss_code_reads_count(trainer: Trainer) -> bool:
+    """Whether loss code of the user's reads ``num_items_in_batch``: ``compute_loss_func``,
+    an overridden ``compute_loss`` that is given it, or a model of the user's own that
+    reads it. Evaluation hands them each batch's own count, as the reference does."""
+    if trainer.compute_loss_func is not None:
         return True
     if compute_loss_is_overridden(trainer) and trainer._count_goes_to_compute_loss:
         return True

@@ -10,10 +10,12 @@ With ``skip_memory_metrics=False`` each stage reports, in bytes:
   ``torch.cuda.memory_allocated`` and ``max_memory_allocated`` of the current device.
 
 Stages are ``init``, ``train``, ``eval`` and ``test``. The ``init`` figures are added to
-the metrics of the first stage reported after it. Only the outermost stage is measured:
-an evaluation inside ``train`` is counted in ``train`` (CUDA has a single peak counter, so
-nested stages cannot be measured apart). The CPU peak is sampled by a thread every
-millisecond, so a peak shorter than that can be missed.
+the metrics of the first stage reported after it, with ``before_init_mem_cpu`` (and
+``before_init_mem_gpu`` on CUDA): the memory in use when ``__init__`` began, which the
+deltas leave out (the model is usually built before the Trainer). Only the outermost
+stage is measured: an evaluation inside ``train`` is counted in ``train`` (CUDA has a
+single peak counter, so nested stages cannot be measured apart). The CPU peak is sampled
+by a thread every millisecond, so a peak shorter than that can be missed.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class MemoryTracker:
         self._sampler: _PeakSampler | None = None
         self._cpu_start = 0
         self._gpu_start = 0
+        self._before_init: dict[str, int] = {}  # memory in use when init began
 
     def start(self, stage: str | None = None) -> None:
         """Begin measuring ``stage`` unless another stage is being measured already.
@@ -151,6 +154,10 @@ class MemoryTracker:
             figures["gpu_alloc"] = gpu_end - self._gpu_start
             figures["gpu_peaked"] = max(0, torch.cuda.max_memory_allocated() - gpu_end)
         self.figures[stage] = figures
+        if stage == "init":
+            self._before_init = {"cpu": self._cpu_start}
+            if self.cuda:
+                self._before_init["gpu"] = self._gpu_start
         self.stage, self._sampler = None, None
         return True
 
@@ -165,6 +172,9 @@ class MemoryTracker:
         for name in stages:
             for kind, value in self.figures[name].items():
                 metrics[f"{name}_mem_{kind}_delta"] = value
+        if stages[0] == "init":
+            for device, used in self._before_init.items():
+                metrics[f"before_init_mem_{device}"] = used
 
     def stop_and_update_metrics(
         self, stage: str | dict[str, float] | None = None, metrics: dict[str, float] | None = None

@@ -6,8 +6,15 @@ forward needs an autocast context, and whether the batch can go straight to the 
 That last shortcut is taken when a Trainer overrides none of ``_prepare_inputs``,
 ``compute_loss``, ``compute_loss_context_manager`` and ``autocast_smart_context_manager``
 (on its class or on the instance) and uses no label smoothing, ``compute_loss_func`` or
-``past_index``: then ``compute_loss`` would only call the model and read its loss, which
-the step does itself. Any override gets the full path, so it runs exactly as documented.
+``past_index``, and its model does not read ``num_items_in_batch``: then
+``compute_loss`` would only call the model and read its loss, which the step does
+itself. Any override gets the full path, so it runs exactly as documented.
+
+Loss code of the user's that reads ``num_items_in_batch`` (``compute_loss_func``, an
+overridden ``compute_loss``, a model of the user's own) gets each batch's labelled-item
+count, as in training and in the reference. A model that returns a loss without labels
+(``return_loss=True`` in its ``forward``: CLIP, PatchTSMixer) has its loss computed when
+there are no label names, with ``()`` as the labels, as in the reference.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from trainer_loop._inputs import call_model, move_to_device
+from trainer_loop._inputs import call_model, count_loss_items, move_to_device
+from trainer_loop._loss_scaling import loss_code_reads_count
 from trainer_loop._model_outputs import loss_from_outputs
 
 if TYPE_CHECKING:
@@ -56,7 +64,10 @@ class PredictionStep:
         self._needs_autocast = not (full_eval or _autocast_is_noop(trainer))
         self._past_index = args.past_index
         self._can_return_loss = bool(trainer.can_return_loss)
-        self.direct = _can_go_direct(trainer)
+        self._counts = bool(getattr(trainer, "_count_goes_to_compute_loss", False)) and (
+            loss_code_reads_count(trainer)
+        )
+        self.direct = _can_go_direct(trainer) and not self._counts
         device = trainer.runtime.device
         self._move_to = device if self.direct and device.type != "cpu" else None
 
@@ -85,7 +96,9 @@ class PredictionStep:
         elif self._move_to is not None:
             inputs = move_to_device(inputs, self._move_to)
         labels = self._labels(inputs)
-        with_loss = labels is not None or (self._can_return_loss and inputs.get("return_loss"))
+        with_loss = labels is not None
+        if not with_loss and self._loss_without_labels(inputs):
+            with_loss, labels = True, ()
         if not self._needs_autocast:
             loss, logits = self._forward(model, inputs, with_loss, loss_only)
         else:
@@ -105,14 +118,16 @@ class PredictionStep:
         """
         if not self.direct or self._needs_autocast or len(self.label_names) > 1:
             return lambda model, inputs: self(model, inputs, loss_only)
-        label, move_to, can_return_loss = self._one_label, self._move_to, self._can_return_loss
+        label, move_to, without_labels = self._one_label, self._move_to, self._loss_without_labels
         ignore, ignore_with_loss = self.ignore, self._ignore_with_loss
 
         def direct_step(model: Any, inputs: Any) -> tuple[Any, Any, Any]:
             if move_to is not None:
                 inputs = move_to_device(inputs, move_to)
             labels = inputs.get(label) if label is not None else None
-            if labels is None and not (can_return_loss and inputs.get("return_loss")):
+            if labels is None and label is None and without_labels(inputs):
+                labels = ()
+            elif labels is None:
                 outputs = call_model(model, inputs)
                 return None, None if loss_only else logits_of(outputs, ignore), None
             outputs = call_model(model, inputs)
@@ -126,6 +141,14 @@ class PredictionStep:
             return loss, logits_of(outputs, ignore_with_loss), labels
 
         return direct_step
+
+    def _loss_without_labels(self, inputs: Mapping[str, Any]) -> bool:
+        """Whether a batch without labels still has its loss computed: only when there are
+        no label names, by the batch's ``return_loss``, else the forward's default."""
+        if self.label_names:
+            return False
+        asked = inputs.get("return_loss")
+        return bool(self._can_return_loss if asked is None else asked)
 
     def _labels(self, inputs: Mapping[str, Any]) -> Any:
         """The batch's labels (a tuple for several names); None unless all are present."""
@@ -143,6 +166,14 @@ class PredictionStep:
             if self.direct:
                 outputs = call_model(model, inputs)
                 loss = loss_from_outputs(outputs, require_scalar=False)
+            elif self._counts:
+                trainer = self.trainer
+                count = count_loss_items(
+                    inputs, trainer._loss_label_name, shifted=trainer._loss_items_shifted
+                )
+                loss, outputs = trainer.compute_loss(
+                    model, inputs, return_outputs=True, num_items_in_batch=count
+                )
             else:
                 loss, outputs = self.trainer.compute_loss(model, inputs, return_outputs=True)
             if loss.requires_grad:

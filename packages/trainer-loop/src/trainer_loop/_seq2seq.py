@@ -43,6 +43,8 @@ from torch import nn
 from trainer_args import TrainingArguments
 from trainer_core import EvalPrediction, PredictionOutput, Runtime, TrainerCallback
 from trainer_loop._inputs import call_model, is_causal_lm
+from trainer_loop._loss_scaling import compute_loss_is_overridden
+from trainer_loop._model_outputs import loss_from_outputs
 from trainer_loop._nested import PADDING_INDEX
 from trainer_loop._trainer import Trainer
 
@@ -340,34 +342,32 @@ class Seq2SeqTrainer(Trainer):
         return getattr(tokens, "sequences", tokens)  # return_dict_in_generate=True
 
     def _loss_of(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+        """The loss of a generating step, as the reference's: the model's own loss of a
+        forward pass given the labels, or the smoothed one with ``label_smoothing_factor``.
+
+        ``compute_loss_func`` is not applied here, as in the reference (the same model
+        evaluated without ``predict_with_generate`` does apply it). An overridden
+        ``compute_loss`` is, unless a label smoother replaces the loss.
+        """
         with torch.no_grad(), self.compute_loss_context_manager():
-            if self._keeps_labels_for_loss(model):
-                loss = self._loss_with_labels_kept(model, inputs)
-            else:
+            if self.label_smoother is None and compute_loss_is_overridden(self):
                 loss = self.compute_loss(model, inputs)
+            else:
+                loss = self._model_loss(model, inputs)
         return loss.detach().mean()
 
-    def _keeps_labels_for_loss(self, model: nn.Module) -> bool:
-        """Whether the loss is computed from outputs of a forward pass given the labels:
-        with a label smoother or ``compute_loss_func``, for a model that takes labels."""
-        if self.label_smoother is None and self.compute_loss_func is None:
-            return False
-        return _takes_keyword(self.runtime.unwrap_model(model).forward, "labels")
-
-    def _loss_with_labels_kept(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
-        """The smoothed (or ``compute_loss_func``) loss of a forward pass given the labels.
-
-        ``compute_loss`` takes the labels out of the inputs in these modes, which leaves
-        an encoder-decoder model (T5, BART) without the decoder inputs it derives from
-        them; the reference's generating step keeps them in, and so does this one.
-        Causal language models have their labels shifted, as in ``compute_loss``.
-        """
+    def _model_loss(self, model: nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
+        """The forward keeps the labels: an encoder-decoder model (T5, BART) builds its
+        decoder inputs from them. Causal language models have their labels shifted for
+        smoothing, as in ``compute_loss``."""
+        unwrapped = self.runtime.unwrap_model(model)
         labels = inputs["labels"]
+        if self.label_smoother is None:
+            return loss_from_outputs(call_model(model, inputs), require_scalar=False)
+        if not _takes_keyword(unwrapped.forward, "labels"):
+            inputs = {k: v for k, v in inputs.items() if k != "labels"}
         outputs = call_model(model, inputs)
-        if self.label_smoother is not None:
-            shift = is_causal_lm(self.runtime.unwrap_model(model))
-            return self.label_smoother(outputs, labels, shift_labels=shift)
-        return self.compute_loss_func(outputs, labels, num_items_in_batch=None)  # type: ignore[misc]  # set in this branch
+        return self.label_smoother(outputs, labels, shift_labels=is_causal_lm(unwrapped))
 
     def _with_default_length(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """``kwargs`` with the generation defaults' ``max_length`` when no length is set.
