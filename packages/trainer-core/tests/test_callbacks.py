@@ -357,3 +357,51 @@ def test_push_begin_reaches_callbacks_with_the_shared_kwargs() -> None:
     handler.on_push_begin(ARGS, TrainerState(), TrainerControl())
     assert [(name, event) for name, event, _ in journal] == [("a", "on_push_begin")]
     assert journal[0][2]["model"] == "m"
+
+
+class _Editing(TrainerCallback):
+    """On ``on_train_begin`` it runs ``edit(handler)``: a lazily added or removed callback."""
+
+    def __init__(self, journal: list[str], edit: Any) -> None:
+        self.journal, self.edit, self.handler = journal, edit, None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.journal.append("editor")
+        self.edit(self.handler)
+
+
+class _Named(TrainerCallback):
+    def __init__(self, name: str, journal: list[str]) -> None:
+        self.name, self.journal = name, journal
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.journal.append(self.name)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # Added during the event: called for it too, as the reference's loop sees it.
+        (lambda handler, named: handler.add_callback(named["late"]), ["editor", "a", "b", "late"]),
+        # Removed before its turn: not called.
+        (lambda handler, named: handler.remove_callback(named["b"]), ["editor", "a"]),
+        # The editor removes itself: a list iterator then skips the next callback.
+        (lambda handler, named: handler.remove_callback(handler.callbacks[1]), ["editor", "b"]),
+    ],
+    ids=["added", "removed-ahead", "removed-itself"],
+)
+def test_callbacks_edited_during_an_event_are_seen_as_the_live_list_is(
+    edit: Any, expected: list[str]
+) -> None:
+    journal: list[str] = []
+    named = {name: _Named(name, journal) for name in ("a", "b", "late")}
+    editor = _Editing(journal, lambda handler: edit(handler, named))
+    handler = _handler(editor, named["a"], named["b"])
+    editor.handler = handler
+    handler.on_train_begin(ARGS, TrainerState(), TrainerControl())
+    assert journal == expected
+    editor.edit = lambda handler: None
+    journal.clear()
+    handler.on_train_begin(ARGS, TrainerState(), TrainerControl())
+    called = [c.name for c in handler.callbacks if isinstance(c, _Named)]
+    assert journal == (["editor"] if editor in handler.callbacks else []) + called

@@ -140,6 +140,19 @@ class TrainerCallback:
 CallbackSpec = TrainerCallback | type[TrainerCallback]
 
 
+def _overriding_method(callback: Any, name: str) -> Any:
+    """``callback``'s method for event ``name``, fitted to its argument names; None for
+    a callback that inherits the base class's empty method (calling it would do
+    nothing) or has no method of that name at all."""
+    method = getattr(callback, name, None)
+    if method is None:
+        return None
+    inherited = getattr(type(callback), name, None) is getattr(TrainerCallback, name)
+    if inherited and name not in getattr(callback, "__dict__", ()):
+        return None
+    return _fitted_to_aliases(method)
+
+
 class _CallbackList(list):
     """The handler's callback list: any change empties the handler's dispatch table.
 
@@ -305,7 +318,7 @@ class CallbackHandler(TrainerCallback):
                 "CallbackHandler got both processing_class and tokenizer; they name the "
                 "same object (tokenizer is the older name): pass only processing_class"
             )
-        self._table: dict[str, tuple[Any, ...]] = {}
+        self._table: dict[str, tuple[tuple[int, Any], ...]] = {}
         self._shared: dict[str, Any] = {}
         self.model = model
         self.processing_class = processing_class if processing_class is not None else tokenizer
@@ -405,40 +418,61 @@ class CallbackHandler(TrainerCallback):
     ) -> TrainerControl:
         """Call ``event`` on every callback that overrides it, in order.
 
+        A callback added or removed by a callback during the event is seen as the
+        reference's loop over the live list sees it: one appended is called for this
+        event too, one removed after its turn is not called again (and one removing
+        itself makes the next one be skipped, as a list iterator does).
+
         Returns:
             The control object: the one passed in, or the last one a callback returned.
 
         Raises:
             ValueError: ``event`` is not one of :class:`Event`.
         """
-        methods = self._table.get(event)
-        if methods is None:
-            methods = self._dispatch_entry(event)
+        table = self._table
+        entry = table.get(event)
+        if entry is None:
+            entry = self._dispatch_entry(event)
         shared = self._shared
-        for method in methods:
+        for position, method in entry:
             result = method(args, state, control, **shared, **kwargs)
             if result is not None:
                 control = result
+            if table.get(event) is not entry:  # the list changed: go on over the new one
+                return self._call_live(event, position + 1, args, state, control, kwargs)
         return control
 
-    def _dispatch_entry(self, event: Event | str) -> tuple[Any, ...]:
-        """Build and cache the bound methods to call for ``event``.
-
-        Callbacks that inherit the base class's empty method are left out (calling them
-        would do nothing), as are objects with no method for the event at all.
-        """
+    def _call_live(
+        self,
+        event: Event | str,
+        start: int,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        kwargs: dict[str, Any],
+    ) -> TrainerControl:
+        """The rest of an event whose callback list changed midway, from list index
+        ``start`` of the list as it is now (re-read before each call)."""
         name = _event_name(event)
-        base = getattr(TrainerCallback, name)
-        methods = []
-        for callback in self._callbacks:
-            method = getattr(callback, name, None)
-            if method is None:
-                continue
-            inherited = getattr(type(callback), name, None) is base
-            if inherited and name not in getattr(callback, "__dict__", ()):
-                continue
-            methods.append(_fitted_to_aliases(method))
-        entry = tuple(methods)
+        index = start
+        while index < len(self._callbacks):
+            method = _overriding_method(self._callbacks[index], name)
+            index += 1
+            if method is not None:
+                result = method(args, state, control, **self._shared, **kwargs)
+                if result is not None:
+                    control = result
+        return control
+
+    def _dispatch_entry(self, event: Event | str) -> tuple[tuple[int, Any], ...]:
+        """Build and cache ``(list index, bound method)`` for each callback to call for
+        ``event`` (see :func:`_overriding_method`)."""
+        name = _event_name(event)
+        entry = tuple(
+            (position, method)
+            for position, callback in enumerate(self._callbacks)
+            if (method := _overriding_method(callback, name)) is not None
+        )
         self._table[name] = entry
         return entry
 

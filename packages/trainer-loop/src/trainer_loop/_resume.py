@@ -243,8 +243,9 @@ def _merge_state(trainer: Trainer, saved: TrainerState | None) -> None:
 def _warn_changed_intervals(trainer: Trainer, fresh: TrainerState, saved: TrainerState) -> None:
     """Log one warning naming each interval or batch size that differs from the checkpoint's.
 
-    The resumed run uses its own values (they replace the saved ones), which is what the
-    user asked for but easy to do by accident; the reference warns likewise. Intervals
+    The resumed run uses its own values (they replace the saved ones), as v4.34 did:
+    what the user asked for, but easy to do by accident. transformers 5 warns likewise
+    and then keeps the checkpoint's intervals (docs/migrating.md). Intervals
     are compared as resolved to steps (a ratio such as ``logging_steps=0.1`` counts by
     the steps it stands for), ``eval_steps`` only when it is set, and the batch size per
     device.
