@@ -258,39 +258,35 @@ def test_compute_loss_func_gets_each_batch_count_at_evaluation(tmp_path: Path) -
     assert loss == pytest.approx((3 * per_batch[0] + 3 * per_batch[1] + 2 * per_batch[2]) / 8)
 
 
+class _CountRecording(Trainer):
+    """Records the ``num_items_in_batch`` each ``compute_loss`` call is given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counts_given: list[Any] = []
+
+    def compute_loss(
+        self, model: nn.Module, inputs: Any, return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:  # fmt: skip
+        self.counts_given.append(num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
 def test_compute_loss_override_and_counting_model_get_the_count_at_evaluation(
     tmp_path: Path,
 ) -> None:
-    seen: list[Any] = []
-
-    class _Recording(Trainer):
-        def compute_loss(
-            self, model: nn.Module, inputs: Any, return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:  # fmt: skip
-            seen.append(num_items_in_batch)
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
     model = _CountReadingRegressor()
-    args = _args(tmp_path, per_device_eval_batch_size=4)
-    _Recording(model=model, args=args).evaluate(_examples(6))
-    assert [int(count) for count in seen] == [4, 2]
+    trainer = _CountRecording(model=model, args=_args(tmp_path, per_device_eval_batch_size=4))
+    trainer.evaluate(_examples(6))
+    assert [int(count) for count in trainer.counts_given] == [4, 2]
     assert [int(count) for count in model.counts_seen] == [4, 2]
 
 
 def test_a_plain_model_is_evaluated_without_a_count(tmp_path: Path) -> None:
-    seen: list[Any] = []
-
-    class _Recording(Trainer):
-        def compute_loss(
-            self, model: nn.Module, inputs: Any, return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:  # fmt: skip
-            seen.append(num_items_in_batch)
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-    _Recording(model=_Regressor(), args=_args(tmp_path)).evaluate(_examples(4))
-    assert seen == [None]  # as under transformers, for a model that takes no **kwargs
+    trainer = _CountRecording(model=_Regressor(), args=_args(tmp_path))
+    trainer.evaluate(_examples(4))
+    assert trainer.counts_given == [None]  # as under transformers: no **kwargs in forward
 
 
 def _stacked(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
