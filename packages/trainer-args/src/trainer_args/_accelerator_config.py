@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from trainer_args._json_args import options_of
+
 __all__ = [
     "ACCELERATOR_CONFIG_KEYS",
     "ACCELERATOR_DEFAULTS",
@@ -103,12 +105,12 @@ def given_accelerator_options(config: Any) -> dict[str, Any] | None:
     (text and paths are read elsewhere)."""
     if isinstance(config, dict):
         return dict(config)
-    to_dict = getattr(config, "to_dict", None)
-    if isinstance(config, type) or not callable(to_dict):
+    options = options_of(config)
+    if options is None:
         return None
     # A key we do not know is kept, so that the check of the keys names it.
     return {
         key: value
-        for key, value in to_dict().items()
+        for key, value in options.items()
         if key not in ACCELERATOR_DEFAULTS or ACCELERATOR_DEFAULTS[key] != value
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainer_args._json_args import options_of
 from trainer_args._messages import conflict, invalid
 
 ACCUMULATION_KEYS = ("num_steps", "sync_each_batch", "adjust_scheduler", "sync_with_dataloader")
@@ -50,10 +51,7 @@ def apply_accumulation_kwargs(args: Any) -> None:
 
 def accumulation_kwargs(args: Any) -> dict[str, Any]:
     """The ``gradient_accumulation_kwargs`` of ``args.accelerator_config`` (``{}`` if unset)."""
-    config = getattr(args, "accelerator_config", None)
-    if config is None:
-        return {}
-    options = config if isinstance(config, dict) else config.to_dict()
+    options = options_of(getattr(args, "accelerator_config", None)) or {}
     return dict(options.get("gradient_accumulation_kwargs") or {})
 
 

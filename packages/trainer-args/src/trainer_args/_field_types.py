@@ -21,6 +21,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Union
 
+from trainer_args._json_args import options_of
+
 NO_DEFAULT: Any = dataclasses.MISSING
 """Marks a field without a default (the option is required)."""
 
@@ -264,29 +266,19 @@ class _TextOrDict(_Converter):
     def from_value(self, value: Any) -> Any:
         if isinstance(value, (str, *self._others)):
             return value
-        options = _options_of(value)
+        options = options_of(value)
         if options is None:
             raise ValueError
         return options
 
     def exact(self, value: Any) -> bool:
-        return isinstance(value, (str, *self._others)) or _options_of(value) is not None
+        return isinstance(value, (str, *self._others)) or options_of(value) is not None
 
     def to_text(self, value: Any) -> str:
-        options = _options_of(value)
+        options = options_of(value)
         if options is not None:
             return json.dumps(options)
         return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-
-
-def _options_of(value: Any) -> dict[str, Any] | None:
-    """A mapping, or a config object (``AcceleratorConfig``: ``to_dict()``), as a dict."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    to_dict = getattr(value, "to_dict", None)
-    if isinstance(value, type) or not callable(to_dict):
-        return None
-    return dict(to_dict())
 
 
 class _JsonDict(_Converter):

@@ -8,6 +8,7 @@ the caller's object.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from trainer_args._messages import invalid, wrong_type
@@ -72,3 +73,14 @@ def load_mapping(name: str, value: Any, *, allow_path: bool) -> dict[str, Any] |
             "Check the path.",
         )
     return _load_json_file(name, path)
+
+
+def options_of(value: Any) -> dict[str, Any] | None:
+    """A mapping, or a config object with ``to_dict()`` (an ``AcceleratorConfig``, ours
+    or transformers'), as a new dict; None for anything else (text, paths, classes)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    to_dict = getattr(value, "to_dict", None)
+    if isinstance(value, type) or not callable(to_dict):
+        return None
+    return dict(to_dict())

@@ -360,10 +360,10 @@ class Seq2SeqTrainer(Trainer):
         """The forward keeps the labels: an encoder-decoder model (T5, BART) builds its
         decoder inputs from them. Causal language models have their labels shifted for
         smoothing, as in ``compute_loss``."""
-        unwrapped = self.runtime.unwrap_model(model)
-        labels = inputs["labels"]
         if self.label_smoother is None:
             return loss_from_outputs(call_model(model, inputs), require_scalar=False)
+        unwrapped = self.runtime.unwrap_model(model)
+        labels = inputs["labels"]
         if not _takes_keyword(unwrapped.forward, "labels"):
             inputs = {k: v for k, v in inputs.items() if k != "labels"}
         outputs = call_model(model, inputs)
