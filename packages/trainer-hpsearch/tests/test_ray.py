@@ -114,6 +114,19 @@ def test_population_based_training_saves_a_checkpoint_at_each_evaluation(tmp_pat
     assert backend.checkpoint_each_evaluation
 
 
+@pytest.mark.parametrize(("n_gpu", "expected"), [(0, {"cpu": 1}), (2, {"cpu": 1, "gpu": 1})])
+def test_each_trial_reserves_a_gpu_when_the_arguments_train_on_one(
+    tmp_path, n_gpu: int, expected: dict[str, int]
+) -> None:
+    # Ray hides unreserved GPUs from a trial; the caller's own choice is kept.
+    backend = RayTuneBackend()
+    options = backend._tune_options(_trainer(tmp_path, n_gpu=n_gpu), {})
+    assert options["resources_per_trial"] == expected
+    mine = {"cpu": 2, "gpu": 0}
+    options = backend._tune_options(_trainer(tmp_path, n_gpu=n_gpu), {"resources_per_trial": mine})
+    assert options["resources_per_trial"] == mine
+
+
 def test_several_directions_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="single objective"):
         RayTuneBackend().run(_trainer(tmp_path), 1, ["minimize", "maximize"])

@@ -63,6 +63,20 @@ def test_logs_become_scalars_with_sections_and_steps(
     assert json.loads(_text(events, "model_config")) == {"hidden_size": 8}
 
 
+def test_the_arguments_text_holds_the_settings_without_private_entries(tmp_path: Path) -> None:
+    """The reference's ``args`` text is ``to_dict()`` as JSON; ours must not add the
+    private ``_`` record our arguments keep for rebuilding copies of themselves."""
+    args = TrainingArguments(
+        output_dir=str(tmp_path), logging_dir=str(tmp_path / "tb"), eval_strategy="steps"
+    )
+    assert any(key.startswith("_") for key in args.to_dict())  # what would leak
+    _run(TensorBoardCallback(), args, TrainerState())
+    settings = json.loads(_text(_events(tmp_path / "tb"), "args"))
+    assert [key for key in settings if key.startswith("_")] == []
+    assert settings["eval_strategy"] == "steps"
+    assert settings["learning_rate"] == args.learning_rate
+
+
 def test_hyperparameters_are_recorded(tmp_path: Path) -> None:
     args = TrainingArguments(
         output_dir=str(tmp_path), logging_dir=str(tmp_path / "tb"), learning_rate=0.125

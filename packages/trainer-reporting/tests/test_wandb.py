@@ -6,6 +6,8 @@ server; ``trainer_testing.wandb_offline`` parses them.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +93,51 @@ def test_run_holds_config_history_summary_and_models(
     assert {name for name, *_ in run.artifacts} == {"model-my-run"}
     assert run.artifacts[2][3]["final_model"] is True
     assert run.artifacts[2][3]["train_runtime"] == 1.5
+
+
+def test_the_final_model_artifact_holds_what_save_model_writes(
+    wandb_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference fills it with ``Trainer.save_model``'s files, training_args.bin
+    included, and the architecture as ``print(model)`` writes it (a final newline)."""
+    monkeypatch.setenv("WANDB_LOG_MODEL", "end")
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="saved")
+    _train(WandbCallback(), args, TrainerState())
+    _finish()
+    (run,) = offline_runs(wandb_dir)
+    files = {
+        sorted(set(aliases) - {"latest"})[0]: contents
+        for (_, _, aliases, _), contents in zip(run.artifacts, run.artifact_files, strict=True)
+    }
+    architecture_size = len(f"{_Model()}\n".encode())
+    assert files["base_model"] == {"model_architecture.txt": architecture_size}
+    final = files["final_model"]
+    assert final["model_architecture.txt"] == architecture_size
+    expected = {"model_architecture.txt", "weights.bin", "training_args.json"}
+    if importlib.util.find_spec("torch") is not None:
+        expected.add("training_args.bin")
+    assert set(final) == expected
+
+
+@dataclasses.dataclass
+class _Adapter:
+    r: int = 2
+    target_modules: tuple[str, ...] = ("c_attn",)
+
+
+class _PeftModel(_Model):
+    peft_config: ClassVar[dict[str, Any]] = {"default": _Adapter()}
+
+
+def test_a_peft_model_s_adapter_configs_are_in_the_run_config(
+    wandb_dir: Path, tmp_path: Path
+) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), run_name="adapter")
+    WandbCallback().on_train_begin(args, TrainerState(), TrainerControl(), model=_PeftModel())
+    _finish()
+    (run,) = offline_runs(wandb_dir)
+    assert run.config["peft_config"] == {"default": {"r": 2, "target_modules": ["c_attn"]}}
+    assert run.config["hidden_size"] == 8
 
 
 def test_without_a_run_name_wandb_names_the_run_not_the_output_path(

@@ -39,7 +39,7 @@ class RayTuneBackend:
     ``storage_path``, ``resources_per_trial``, ...). Differences from calling Tune
     yourself: a local Ray cluster is started when none is running (and shut down
     afterwards; a cluster the caller started is left alone), ``resources_per_trial``
-    defaults to one CPU and no GPU, results are stored under
+    defaults to one CPU (and one GPU when training uses one), results are stored under
     ``<output_dir>/ray_results`` unless ``storage_path`` says otherwise, and
     ``keep_checkpoints_num=N`` (the reference's spelling) keeps N checkpoints and makes
     each trial save one at every evaluation, as a population-based scheduler needs.
@@ -93,7 +93,8 @@ class RayTuneBackend:
     def _tune_options(self, trainer: TrainerLike, kwargs: dict[str, Any]) -> dict[str, Any]:
         tune = require("ray.tune", self.name)
         kwargs = dict(kwargs)
-        kwargs.setdefault("resources_per_trial", {"cpu": 1, "gpu": 0})
+        if "resources_per_trial" not in kwargs:
+            kwargs["resources_per_trial"] = default_trial_resources(trainer.args)
         kwargs.setdefault("progress_reporter", tune.CLIReporter(metric_columns=["objective"]))
         default_storage = os.path.join(trainer.args.output_dir, "ray_results")
         kwargs["storage_path"] = os.path.abspath(kwargs.get("storage_path") or default_storage)
@@ -178,3 +179,16 @@ def _trainable(config: dict[str, Any], local_trainer: TrainerLike) -> None:
 def _step_of(checkpoint: str) -> int:
     suffix = os.path.basename(checkpoint).rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else -1
+
+
+def default_trial_resources(args: Any) -> dict[str, int]:
+    """What each trial reserves when the caller names no ``resources_per_trial``: a CPU,
+    and a GPU when the arguments train on any.
+
+    Ray hides from a trial every GPU it did not reserve (``CUDA_VISIBLE_DEVICES``), so
+    reserving none would train every trial of a GPU machine on its CPU.
+    """
+    resources = {"cpu": 1}
+    if getattr(args, "n_gpu", 0) > 0:
+        resources["gpu"] = 1
+    return resources

@@ -196,7 +196,7 @@ class HyperparameterSearchMethods:
         search = self._search_backend
         if search is not None:
             return name, search.trial_params(trial)
-        return name, dict(trial) if isinstance(trial, dict) else None
+        return name, _params_outside_search(trial)
 
     def _tune_save_checkpoint(self, checkpoint_dir: str) -> None:
         """Write a resumable ``checkpoint-<step>`` into ``checkpoint_dir`` for Ray Tune.
@@ -210,3 +210,17 @@ class HyperparameterSearchMethods:
             self._checkpoints.save_checkpoint(checkpoint_dir)  # type: ignore[attr-defined]
         finally:
             state.best_model_checkpoint = best
+
+
+def _params_outside_search(trial: Any) -> dict[str, Any] | None:
+    """The values of a trial passed to ``train(trial=...)`` with no search running.
+
+    Users re-train a search's best trial that way, with an optuna ``FixedTrial`` whose
+    values ``model_init`` reads through ``suggest_*``; the reference records what it
+    has suggested so far (``trial.params``), or a Ray-style dict as it is. Duck-typed
+    so that the loop never imports optuna.
+    """
+    if isinstance(trial, dict):
+        return dict(trial)
+    params = getattr(trial, "params", None)
+    return dict(params) if isinstance(params, dict) else None

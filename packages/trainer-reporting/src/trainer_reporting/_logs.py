@@ -90,6 +90,15 @@ def run_settings(args: Any) -> dict[str, Any]:
     return {key: value for key, value in args.to_dict().items() if not key.startswith("_")}
 
 
+def run_settings_json(args: Any) -> str:
+    """:func:`run_settings` as indented JSON: the arguments' text a tracker shows.
+
+    ``args.to_json_string()`` would also show our private ``_`` record, which is there to
+    rebuild copies of the arguments and means nothing to a reader of the run.
+    """
+    return json.dumps(run_settings(args), indent=2, default=str)
+
+
 def model_config_json(model: Any) -> str | None:
     """The model's configuration as JSON text, or None if it has none."""
     config = getattr(model, "config", None)

@@ -8,7 +8,12 @@ import os
 from typing import Any, ClassVar
 
 from trainer_core import TrainerCallback, TrainerControl, TrainerState, import_optional
-from trainer_reporting._logs import model_config_json, rewrite_logs, scalar_value
+from trainer_reporting._logs import (
+    model_config_json,
+    rewrite_logs,
+    run_settings_json,
+    scalar_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +94,7 @@ class TensorBoardCallback(TrainerCallback):
             log_dir = os.path.join(events_dir(args) or "", state.trial_name)
         if self.tb_writer is None:
             self._init_summary_writer(args, log_dir)
-        self.tb_writer.add_text("args", args.to_json_string())
+        self.tb_writer.add_text("args", run_settings_json(args))
         config_json = model_config_json(kwargs.get("model"))
         if config_json is not None:
             self.tb_writer.add_text("model_config", config_json)

@@ -135,7 +135,13 @@ class WandbCallback(TrainerCallback):
 
     @staticmethod
     def _run_config(args: Any, model: Any) -> dict[str, Any]:
+        """Model config, then the arguments over it, and ``model/num_parameters``; a PEFT
+        model's adapter configs (``{adapter name: config}``) go under ``peft_config``, so
+        that runs of different adapters (rank, target modules) can be told apart."""
         config = {**(model_config_dict(model) or {}), **run_settings(args)}
+        peft_config = getattr(model, "peft_config", None)
+        if peft_config is not None:
+            config = {"peft_config": peft_config, **config}
         parameters = count_parameters(model)
         if parameters is not None:
             config["model/num_parameters"] = parameters
@@ -221,6 +227,7 @@ class WandbCallback(TrainerCallback):
                 metadata=metadata,
                 save_to=folder,
                 processing_class=kwargs.get("processing_class"),
+                args=args,
             )
             self._wandb.run.log_artifact(artifact, aliases=["final_model"])
 

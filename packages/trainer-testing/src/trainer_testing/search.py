@@ -41,6 +41,7 @@ class FakeSearchArgs:
     world_size: int = 1
     learning_rate: float = 5e-5
     ray_scope: str = "last"
+    n_gpu: int = 0
 
 
 @dataclass

@@ -39,6 +39,8 @@ class OfflineRun:
         summary: The final summary, without wandb's ``_`` keys.
         metrics: ``{metric name or glob: step metric}`` from ``define_metric``.
         artifacts: ``(name, type, aliases, metadata)`` of each logged artifact.
+        artifact_files: ``{path in the artifact: size in bytes}`` of each logged
+            artifact, in the order of ``artifacts``.
     """
 
     run_id: str = ""
@@ -50,6 +52,7 @@ class OfflineRun:
     summary: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)
     artifacts: list[tuple[str, str, list[str], dict[str, Any]]] = field(default_factory=list)
+    artifact_files: list[dict[str, int]] = field(default_factory=list)
 
 
 @contextmanager
@@ -193,6 +196,7 @@ def _apply(run: OfflineRun, record: Any) -> None:
         artifact = record.artifact
         metadata = json.loads(artifact.metadata) if artifact.metadata else {}
         run.artifacts.append((artifact.name, artifact.type, list(artifact.aliases), metadata))
+        run.artifact_files.append({entry.path: entry.size for entry in artifact.manifest.contents})
 
 
 def _update(target: dict[str, Any], items: Any) -> None:
