@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def test_two_trials_on_a_local_cluster_return_the_best_with_its_checkpoint(
         state = json.loads(Path(folder, "checkpoint-3", "fake_state.json").read_text())
     assert state["step"] == 3
     assert str(tmp_path) in analysis.experiment_path  # results under output_dir/ray_results
+    assert os.path.basename(analysis.experiment_path).startswith("_objective_")  # as upstream
 
 
 @pytest.mark.slow

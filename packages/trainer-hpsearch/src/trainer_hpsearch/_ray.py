@@ -76,7 +76,7 @@ class RayTuneBackend:
             started = not ray.is_initialized()
             if started:
                 ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
-            trainable = tune.with_parameters(_trainable, local_trainer=trainer)
+            trainable = tune.with_parameters(_objective, local_trainer=trainer)
             analysis = tune.run(
                 trainable, config=trainer.hp_space(None), num_samples=n_trials, **kwargs
             )
@@ -155,10 +155,14 @@ def _report(
         tune.report(result, checkpoint=checkpoint)
 
 
-def _trainable(config: dict[str, Any], local_trainer: TrainerLike) -> None:
+def _objective(config: dict[str, Any], local_trainer: TrainerLike) -> None:
     """One Tune trial, in a Ray worker: resume from Tune's checkpoint when it restores
     one (a population-based scheduler exploiting another trial), train, and report a
-    final result when training never evaluated."""
+    final result when training never evaluated.
+
+    Tune names the experiment folder after this function (``_objective_<date>`` under
+    ``ray_results``), the name the reference's trials have too, so scripts that look
+    for their results there find them."""
     tune = require("ray.tune", "ray")
     local_trainer.objective = None
     checkpoint = tune.get_checkpoint()
