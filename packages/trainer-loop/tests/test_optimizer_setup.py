@@ -118,3 +118,29 @@ def test_optimizer_cls_and_kwargs_is_refused_with_an_optimizer(tmp_path) -> None
 def test_a_malformed_optimizer_cls_and_kwargs_is_refused(tmp_path) -> None:
     with pytest.raises(TypeError, match="pair"):
         Trainer(model=_Net(), args=_args(tmp_path), optimizer_cls_and_kwargs=torch.optim.SGD)
+
+
+class _OwnSchedule(Trainer):
+    """An override written against the reference's call, ``create_scheduler(
+    num_training_steps=...)``: it takes no optimizer."""
+
+    def create_scheduler(self, num_training_steps):
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 0.5)
+        return self.lr_scheduler
+
+
+def test_a_create_scheduler_override_without_an_optimizer_parameter_trains(tmp_path) -> None:
+    recorder = _LearningRates()
+    trainer = _OwnSchedule(
+        model=_Net(), args=_args(tmp_path), train_dataset=_data(), callbacks=[recorder]
+    )
+    trainer.train()
+    assert recorder.rates == [0.05] * 4
+
+
+def test_create_optimizer_and_scheduler_calls_create_scheduler_as_the_reference(
+    tmp_path,
+) -> None:
+    trainer = _OwnSchedule(model=_Net(), args=_args(tmp_path), train_dataset=_data())
+    trainer.create_optimizer_and_scheduler(num_training_steps=4)
+    assert trainer.lr_scheduler.optimizer is trainer.optimizer

@@ -328,7 +328,9 @@ class Trainer(
     def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
         """Create the optimizer and scheduler unless they were passed to the constructor."""
         self.create_optimizer()
-        self.create_scheduler(num_training_steps=num_training_steps, optimizer=self.optimizer)
+        # By keyword and without the optimizer, as the reference calls it: overrides
+        # written as ``create_scheduler(self, num_training_steps)`` are common.
+        self.create_scheduler(num_training_steps=num_training_steps)
 
     def _optimizer_for_training(self, max_steps: int) -> Any:
         """The optimizer the runtime asks for; a subclass overriding
@@ -338,6 +340,15 @@ class Trainer(
             self.create_optimizer_and_scheduler(num_training_steps=max_steps)
             return self.optimizer
         return self.create_optimizer()
+
+    def _scheduler_for_training(self, max_steps: int, optimizer: Any) -> Any:
+        """``create_scheduler`` for the optimizer the runtime trains with, called as the
+        reference calls it: ``num_training_steps`` by keyword, and the optimizer only when
+        it is not ``self.optimizer`` (DeepSpeed's own), so that an override without an
+        ``optimizer`` parameter still runs."""
+        if optimizer is self.optimizer:
+            return self.create_scheduler(num_training_steps=max_steps)
+        return self.create_scheduler(num_training_steps=max_steps, optimizer=optimizer)
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The optimizer from ``args.optim`` with weight decay on all but biases and norms,
@@ -612,7 +623,7 @@ class Trainer(
         model, self.optimizer, self.lr_scheduler = self.runtime.prepare_training(
             model,
             create_optimizer=lambda: self._optimizer_for_training(max_steps),
-            create_scheduler=lambda optimizer: self.create_scheduler(max_steps, optimizer),
+            create_scheduler=lambda optimizer: self._scheduler_for_training(max_steps, optimizer),
             num_training_steps=max_steps,
         )
         self.model_wrapped = model
