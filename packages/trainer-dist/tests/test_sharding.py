@@ -121,8 +121,37 @@ def test_streams_are_dealt_batch_by_batch() -> None:
     seen = []
     for batch in loader:
         seen.append((batch[0].item(), limit.window))
-    assert seen == [(1.0, None), (3.0, None), (0.0, StepWindow(real_rows=2, padded_rows=4))]
+    # The last group is one batch of 2 rows: one row each, as accelerate's dispatcher deals it.
+    assert seen == [(1.0, None), (3.0, None), (4.0, None)]
     assert len(loader) == 3
+
+
+@pytest.mark.parametrize(("process_index", "expected"), [(0, [16, 17]), (1, [18, 0])])
+def test_a_streams_short_last_group_is_split_evenly_as_the_dispatcher(
+    process_index: int, expected: list[int]
+) -> None:
+    # 19 rows in batches of 2: the last group [16, 17] + [18] holds 3 rows, so each
+    # process gets 2 and the missing one is the stream's first row, as in the reference
+    # (accelerate's DataLoaderDispatcher), not a short batch [18] on process 1.
+    batches = [{"idx": torch.arange(i, min(i + 2, 19))} for i in range(0, 19, 2)]
+    limit = GatherLimit()
+    loader = DealtDataLoader(
+        batches, torch.device("cpu"), num_processes=2, process_index=process_index, limit=limit
+    )
+    seen = [(batch["idx"].tolist(), limit.window) for batch in loader]
+    assert len(seen) == 5
+    assert seen[-1] == (expected, StepWindow(real_rows=3, padded_rows=4))  # gathers drop the 0
+    assert all(window is None for _, window in seen[:-1])
+
+
+def test_ragged_stream_batches_keep_being_dealt_whole() -> None:
+    # Dynamically padded batches (other widths) cannot be joined: a whole first batch
+    # completes the last group.
+    batches = [torch.zeros(2, 3), torch.ones(2, 5), torch.full((1, 4), 2.0)]
+    loader = DealtDataLoader(
+        batches, torch.device("cpu"), num_processes=2, process_index=1, limit=GatherLimit()
+    )
+    assert [tuple(batch.shape) for batch in loader] == [(2, 5), (2, 3)]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ gather window) is the same, with a slice in place of a batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,8 +383,11 @@ class DealtDataLoader(DeviceDataLoader):
     """Batch-level sharding for loaders that cannot be re-sampled (streams, custom samplers).
 
     Every process iterates the whole loader and keeps batch ``i`` of each group of ``P``
-    consecutive batches; an incomplete last group is completed with the first batches of
-    the stream, and the gather limit drops those rows from evaluation results. Under
+    consecutive batches. The rows of an incomplete last group are split evenly, each
+    share completed from the stream's first rows when they do not divide by ``P`` (the
+    rows accelerate's dispatcher sends); batches that cannot be joined (ragged shapes,
+    non-tensor values) are instead completed with the first batches of the stream. The
+    gather limit drops the repeated rows from evaluation results. Under
     ``split_batches`` each process instead keeps slice ``i`` of every batch (``P`` equal
     slices of its rows; tensors are sliced along their first dimension, other values
     passed whole, as accelerate does); a short last batch is dealt in slices of the same
@@ -446,15 +449,20 @@ class DealtDataLoader(DeviceDataLoader):
     def _dealt_parts(self, batches: Iterator[Any]) -> Iterator[Any]:
         first_group: list[Any] = []
         group: list[Any] = []
+        # A complete group is held until the next batch shows it is not the last: the
+        # last one may end with a short batch, and is then split as the dispatcher does.
+        held: list[Any] | None = None
         for batch in batches:
+            if held is not None:
+                yield held[self.process_index]
+                held = None
             group.append(batch)
             if len(first_group) < self.num_processes:
                 first_group.append(batch)
             if len(group) == self.num_processes:
-                yield group[self.process_index]
-                group = []
-        if group:
-            yield self._pad_last(group, first_group)
+                held, group = group, []
+        if held is not None or group:
+            yield self._pad_last(held or group, first_group)
 
     def _split_parts(self, batches: Iterator[Any]) -> Iterator[Any]:
         filler: Any = None
@@ -474,6 +482,11 @@ class DealtDataLoader(DeviceDataLoader):
 
     def _pad_last(self, group: list[Any], first_group: list[Any]) -> Any:
         real_rows = sum(_rows(batch) for batch in group)
+        rows, first_rows = _concat_rows(group), _concat_rows(first_group)
+        if rows is not None and first_rows is not None:
+            return self._split_last(rows, real_rows, first_rows)
+        if len(group) == self.num_processes:
+            return group[self.process_index]
         padded = list(group)
         position = 0
         while len(padded) < self.num_processes:
@@ -483,6 +496,66 @@ class DealtDataLoader(DeviceDataLoader):
             real_rows=real_rows, padded_rows=sum(_rows(batch) for batch in padded)
         )
         return padded[self.process_index]
+
+    def _split_last(self, rows: Any, real_rows: int, first_rows: Any) -> Any:
+        """This process's share of the last group (short, or ending with a short batch),
+        as accelerate's dispatcher deals it: the rows are split evenly, and when they do
+        not divide by ``P`` each share grows by one row, from the stream's first rows.
+
+        Dealing whole batches instead (the first batches as filler) would give a process
+        a short or a repeated full batch, so the last training step would weigh samples
+        differently from the reference's."""
+        per, rest = divmod(real_rows, self.num_processes)
+        if rest:
+            per += 1
+            rows = _concat_rows([rows, _slice_rows(first_rows, 0, self.num_processes)])
+        padded_rows = per * self.num_processes
+        uneven = padded_rows != real_rows
+        self.limit.window = StepWindow(real_rows, padded_rows) if uneven else None
+        begin = self.process_index * per
+        return _slice_rows(rows, begin, begin + per)
+
+
+class _Ragged(Exception):
+    """Batches whose rows cannot be joined into one batch."""
+
+
+def _concat_rows(batches: list[Any]) -> Any | None:
+    """The rows of ``batches`` joined into one batch of the same structure, or ``None``
+    when they cannot be (a non-tensor value, a 0-d tensor, other trailing shapes, as
+    dynamically padded sequences have): such streams keep being dealt batch by batch."""
+    try:
+        return _join(batches)
+    except _Ragged:
+        return None
+
+
+def _join(batches: list[Any]) -> Any:
+    first = batches[0]
+    if isinstance(first, torch.Tensor):
+        same = all(
+            isinstance(b, torch.Tensor) and b.dim() and b.shape[1:] == first.shape[1:]
+            for b in batches
+        )
+        if not (first.dim() and same):
+            raise _Ragged
+        return torch.cat(batches)
+    if isinstance(first, Mapping):
+        if not all(isinstance(b, Mapping) and b.keys() == first.keys() for b in batches):
+            raise _Ragged
+        joined = {key: _join([b[key] for b in batches]) for key in first}
+        try:
+            return joined if type(first) is dict else type(first)(joined)  # type: ignore[call-arg]  # most mappings take a dict
+        except TypeError:
+            return joined
+    if isinstance(first, (list, tuple)):
+        if not all(type(b) is type(first) and len(b) == len(first) for b in batches):
+            raise _Ragged
+        items = [_join([b[i] for b in batches]) for i in range(len(first))]
+        if isinstance(first, tuple) and hasattr(first, "_fields"):  # a named tuple
+            return type(first)(*items)
+        return type(first)(items)
+    raise _Ragged
 
 
 def _slice_rows(batch: Any, begin: int, stop: int) -> Any:
