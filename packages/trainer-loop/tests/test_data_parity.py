@@ -132,3 +132,50 @@ def test_counting_tokens_without_the_main_input_warns_once(tmp_path, caplog) -> 
     warnings = [r for r in caplog.records if "no token is counted" in r.getMessage()]
     assert len(warnings) == 1
     assert "'input_ids'" in warnings[0].getMessage()
+
+
+class _ReferenceStyleLoaders(Trainer):
+    """A subclass whose ``get_train_dataloader`` is written as transformers' own: the
+    collator of a non-🤗 dataset is filtered by ``_get_collator_with_removed_columns``."""
+
+    def get_train_dataloader(self):
+        collator = self._get_collator_with_removed_columns(self.data_collator, "training")
+        return torch.utils.data.DataLoader(
+            self.train_dataset, batch_size=self._train_batch_size, collate_fn=collator
+        )
+
+
+def test_a_reference_style_loader_override_filters_its_examples(tmp_path) -> None:
+    rows = [{"x": [float(i)], "labels": float(i), "note": "unused"} for i in range(4)]
+    model = Recorder()
+    trainer = _ReferenceStyleLoaders(
+        model=model, args=_args(tmp_path, max_steps=1), train_dataset=rows
+    )
+    assert trainer.train().global_step == 1  # "note" would be an unexpected keyword
+    assert model.batches == [[0.0, 1.0, 2.0, 3.0]]
+    plain = Trainer(model=Recorder(), args=_args(tmp_path, remove_unused_columns=False))
+    assert plain._get_collator_with_removed_columns(default_data_collator) is default_data_collator
+
+
+def test_the_collator_hook_of_a_subclass_serves_every_loader(tmp_path) -> None:
+    seen: list[str | None] = []
+
+    class Hooked(Trainer):
+        def _get_collator_with_removed_columns(self, data_collator, description=None):
+            seen.append(description)
+            return super()._get_collator_with_removed_columns(data_collator, description)
+
+    rows = [{"x": [float(i)], "labels": float(i), "note": "unused"} for i in range(4)]
+    trainer = Hooked(model=Recorder(), args=_args(tmp_path, max_steps=1), train_dataset=rows)
+    trainer.train()
+    trainer.evaluate(rows)
+    assert seen == ["training", "evaluation"]
+
+
+def test_removing_columns_without_a_description_names_no_set(tmp_path, caplog) -> None:
+    rows = datasets.Dataset.from_dict({"x": [[1.0]], "labels": [1.0], "note": ["unused"]})
+    trainer = Trainer(model=Recorder(), args=_args(tmp_path))
+    with caplog.at_level("INFO"):
+        assert trainer._remove_unused_columns(rows).column_names == ["x", "labels"]
+    assert "Dropping columns of the dataset that Recorder.forward" in caplog.text
+    assert "None" not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import random
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from trainer_loop import (
     default_data_collator,
     has_length,
     num_examples,
+    seed_worker,
 )
 
 
@@ -113,6 +115,26 @@ def test_worker_seeder_is_deterministic_and_rank_dependent() -> None:
     assert all(value != draws[0][0] for value in draws[0][1:])
     restored = pickle.loads(pickle.dumps(WorkerSeeder(2, 1)))
     assert repr(restored) == "WorkerSeeder(num_workers=2, rank=1)"
+
+
+def test_seed_worker_seeds_as_the_seeder_in_both_reference_call_forms() -> None:
+    """Bare (v4.34: the worker id only) and as ``partial(seed_worker, num_workers=...,
+    rank=...)`` (transformers 5), the function seeds as :class:`WorkerSeeder` does."""
+    state = torch.random.get_rng_state()
+    try:
+        draws = []
+        for seed in (WorkerSeeder(2, 1), functools.partial(seed_worker, num_workers=2, rank=1)):
+            torch.manual_seed(123)
+            seed(0)
+            draws.append(_draw())
+        for seed in (WorkerSeeder(0, 0), seed_worker):
+            torch.manual_seed(123)
+            seed(0)
+            draws.append(_draw())
+    finally:
+        torch.random.set_rng_state(state)
+    assert draws[0] == draws[1]
+    assert draws[2] == draws[3] != draws[0]
 
 
 class _RandomPerItem(Dataset):

@@ -18,6 +18,7 @@ from trainer_loop._dataloader_options import (
     dataloader_kwargs,
     has_length,
     num_examples,
+    seed_worker,
 )
 from trainer_loop._label_smoothing import LabelSmoother
 from trainer_loop._optimizers import (
@@ -112,6 +113,7 @@ __all__: list[str] = [
     "parse_optim_args",
     "remove_unused_columns",
     "resolve_reporters",
+    "seed_worker",
     "seeded_generator",
     "speed_metrics",
 ]

@@ -140,7 +140,7 @@ def remove_unused_columns(
     model: Any,
     *,
     label_names: Iterable[str] = (),
-    description: str = "training",
+    description: str | None = "training",
     log: logging.Logger | None = None,
     accepted: Collection[str] | None = None,
 ) -> Any:
@@ -155,7 +155,8 @@ def remove_unused_columns(
         model: The model whose ``forward`` defines the accepted names.
         label_names: Extra names to keep (``args.label_names``).
         description: What the dataset is for ("training", "evaluation", "test"), used in
-            the log and error messages.
+            the log and error messages; None (a subclass calling the hook without one)
+            names no set.
         log: Logger for the INFO line; this module's logger by default.
         accepted: The names to keep, replacing those read from ``forward`` (a
             subclass's ``_signature_columns``).
@@ -186,9 +187,14 @@ def remove_unused_columns(
     return dataset.remove_columns(unused)
 
 
-def _only_labels_message(description: str, unused: list[str], model: Any) -> str:
+def _of_the_set(description: str | None) -> str:
+    """``"of the training set"``, or ``"of the dataset"`` when the caller named no set."""
+    return f"of the {description} set" if description else "of the dataset"
+
+
+def _only_labels_message(description: str | None, unused: list[str], model: Any) -> str:
     return (
-        f"Only label columns of the {description} set are accepted by "
+        f"Only label columns {_of_the_set(description)} are accepted by "
         f"{_model_name(model)}.forward, so the model will receive no inputs (dropped: "
         f"{', '.join(unused)}). Tokenize raw text into the model's inputs (e.g. "
         "input_ids with dataset.map(tokenizer)), or set remove_unused_columns=False for a "
@@ -200,19 +206,19 @@ def _model_name(model: Any) -> str:
     return type(_unwrap(model)).__name__
 
 
-def _dropped_message(description: str, unused: list[str], model: Any) -> str:
+def _dropped_message(description: str | None, unused: list[str], model: Any) -> str:
     return (
-        f"Dropping columns of the {description} set that {_model_name(model)}.forward does "
+        f"Dropping columns {_of_the_set(description)} that {_model_name(model)}.forward does "
         f"not accept: {', '.join(unused)}. Set remove_unused_columns=False to keep them "
         "(for example for a custom collator that uses them)."
     )
 
 
 def _nothing_left_message(
-    description: str, columns: list[str], accepted: Collection[str], model: Any
+    description: str | None, columns: list[str], accepted: Collection[str], model: Any
 ) -> str:
     return (
-        f"No column of the {description} set is accepted by {_model_name(model)}.forward, so "
+        f"No column {_of_the_set(description)} is accepted by {_model_name(model)}.forward, so "
         f"removing unused columns would leave nothing. Dataset columns: {columns}; forward "
         f"accepts: {sorted(accepted)}. Rename the columns to the model's input names (for "
         "example with dataset.rename_column) or set remove_unused_columns=False."

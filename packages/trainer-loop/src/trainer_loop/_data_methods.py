@@ -8,7 +8,7 @@ name; the work itself is done by the data modules (``_dataloaders``, ``_samplers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from trainer_loop._columns import remove_unused_columns
 from trainer_loop._dataloader_options import has_length, num_examples
-from trainer_loop._dataloaders import build_dataloader
+from trainer_loop._dataloaders import build_dataloader, remove_columns_collator
 from trainer_loop._samplers import build_eval_sampler, build_train_sampler
 from trainer_loop._subclass_hooks import call_train_sampler, signature_columns
 
@@ -57,6 +57,17 @@ class DataMethods:
             description=description,
             accepted=signature_columns(self),
         )
+
+    def _get_collator_with_removed_columns(
+        self, data_collator: Callable[[list[Any]], Any], description: str | None = None
+    ) -> Callable[[list[Any]], Any]:
+        """``data_collator`` behind a filter of the keys ``forward`` does not take.
+
+        The counterpart of ``_remove_unused_columns`` for datasets whose examples are
+        filtered per batch (torch datasets, lists of dicts, streams); overrides of
+        ``get_*_dataloader`` written for the reference call it.
+        """
+        return remove_columns_collator(self, data_collator, description)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         return build_train_sampler(

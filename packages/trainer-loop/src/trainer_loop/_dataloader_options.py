@@ -142,6 +142,17 @@ class WorkerSeeder:
         return f"WorkerSeeder(num_workers={self.num_workers}, rank={self.rank})"
 
 
+def seed_worker(worker_id: int, num_workers: int = 0, rank: int = 0) -> None:
+    """Seed ``random``, NumPy and torch in a data-loader worker, as :class:`WorkerSeeder`.
+
+    The function form that loader overrides written for the reference pass as
+    ``worker_init_fn``: bare (v4.34 called it with the worker id only, so ``rank`` and
+    ``num_workers`` stay 0) or as ``functools.partial(seed_worker, num_workers=N,
+    rank=R)`` (transformers 5).
+    """
+    WorkerSeeder(num_workers, rank)(worker_id)
+
+
 def dataloader_kwargs(args: Any, *, training: bool, rank: int | None = None) -> dict[str, Any]:
     """Build the DataLoader keyword arguments that come from the training arguments.
 

@@ -106,17 +106,32 @@ def collator_for(trainer: Trainer, dataset: Any, description: str) -> Callable[[
     """The Trainer's collator, behind a column filter when examples are plain dicts.
 
     ``datasets.Dataset`` columns are dropped on the dataset itself; other datasets yield
-    whatever keys they like, so the filter runs per batch. A forward that takes
-    ``**kwargs`` accepts every key, so nothing is filtered for it.
+    whatever keys they like, so the filter runs per batch. The filter comes from the
+    Trainer's ``_get_collator_with_removed_columns``, so that a subclass overriding that
+    hook changes every loader, as in the reference.
     """
-    collator = trainer.data_collator
-    model = trainer.model
-    if not trainer.args.remove_unused_columns or is_hf_dataset(dataset):
+    if is_hf_dataset(dataset):
+        return trainer.data_collator
+    return trainer._get_collator_with_removed_columns(trainer.data_collator, description)
+
+
+def remove_columns_collator(
+    trainer: Trainer, collator: Callable[[list[Any]], Any], description: str | None = None
+) -> Callable[[list[Any]], Any]:
+    """``collator`` behind a filter that drops the keys ``forward`` does not take.
+
+    Returned unchanged when ``remove_unused_columns`` is off, or when a forward that
+    takes only ``**kwargs`` accepts every key (and no subclass chose the columns).
+    Subclasses copied from the reference call this, through the Trainer's
+    ``_get_collator_with_removed_columns``, in their own ``get_*_dataloader``.
+    """
+    if not trainer.args.remove_unused_columns:
         return collator
+    model = trainer.model
     columns = signature_columns(trainer)  # a subclass's choice, else read from forward
     if columns is None and not accepts_any_input(model):
         columns = sorted(model_input_names(model, label_names=trainer.label_names))
-    if columns is not None:
-        name = type(model).__name__
-        collator = RemoveColumnsCollator(collator, columns, logger, description, name)
-    return collator
+    if columns is None:
+        return collator
+    name = type(model).__name__
+    return RemoveColumnsCollator(collator, columns, logger, description, name)

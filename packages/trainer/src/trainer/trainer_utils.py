@@ -28,7 +28,7 @@ from trainer_core import (
 )
 from trainer_dist import enable_full_determinism, set_seed
 from trainer_hpsearch import default_hp_space_optuna, default_hp_space_ray, default_hp_space_sigopt
-from trainer_loop import has_length, speed_metrics
+from trainer_loop import has_length, seed_worker, speed_metrics
 
 __all__ = [
     "PREFIX_CHECKPOINT_DIR",
@@ -51,6 +51,7 @@ __all__ = [
     "enable_full_determinism",
     "get_last_checkpoint",
     "has_length",
+    "seed_worker",
     "set_seed",
     "speed_metrics",
 ]
