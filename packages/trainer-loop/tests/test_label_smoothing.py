@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -105,3 +107,10 @@ def test_a_multi_label_classifier_keeps_its_own_loss_with_a_warning(tmp_path) ->
     with pytest.warns(UserWarning, match="ignored for a multi-label classification model"):
         trainer = Trainer(model=model, args=args)
     assert trainer.label_smoother is None
+
+
+def test_is_a_dataclass_as_the_references_smoother() -> None:
+    # Scripts print it, compare it, and copy it with dataclasses.replace.
+    assert repr(LabelSmoother(0.2)) == "LabelSmoother(epsilon=0.2, ignore_index=-100)"
+    assert LabelSmoother(0.2) == LabelSmoother(epsilon=0.2, ignore_index=-100)
+    assert dataclasses.replace(LabelSmoother(0.2), ignore_index=0).ignore_index == 0

@@ -150,6 +150,8 @@ class HyperparameterSearchMethods:
         if "label_smoothing_factor" in changed:
             factor = args.label_smoothing_factor
             self.label_smoother = LabelSmoother(epsilon=factor) if factor > 0 else None
+        if "neftune_noise_alpha" in changed:
+            self.neftune_noise_alpha = args.neftune_noise_alpha
         self._train_batch_size = args.train_batch_size
 
     def _hp_search_setup(self, trial: Any) -> None:

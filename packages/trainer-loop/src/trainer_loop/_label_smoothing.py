@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.nn import functional
 
 
+@dataclass
 class LabelSmoother:
     """Cross entropy with smoothed targets, ignoring positions labelled ``ignore_index``.
 
@@ -19,11 +21,13 @@ class LabelSmoother:
         epsilon: the smoothing factor; the target distribution puts ``1 - epsilon`` on
             the right class and spreads ``epsilon`` evenly over all classes.
         ignore_index: label value of positions that carry no loss (padding).
+
+    A dataclass, as the reference's: scripts print it, compare it and copy it with
+    ``dataclasses.replace``.
     """
 
-    def __init__(self, epsilon: float = 0.1, ignore_index: int = -100) -> None:
-        self.epsilon = epsilon
-        self.ignore_index = ignore_index
+    epsilon: float = 0.1
+    ignore_index: int = -100
 
     def __call__(
         self,

@@ -69,10 +69,13 @@ def embedding_noise(model: nn.Module, alpha: float | None) -> Iterator[None]:
     if alpha is None:
         yield
         return
-    handle: RemovableHandle = _input_embeddings(model).register_forward_hook(
-        _add_noise(float(alpha))
-    )
+    embeddings = _input_embeddings(model)
+    handle: RemovableHandle = embeddings.register_forward_hook(_add_noise(float(alpha)))
+    # The module carries the alpha while the hook is on, as with the reference: code
+    # written for it (callbacks, its own hook function) reads it there.
+    embeddings.neftune_noise_alpha = alpha
     try:
         yield
     finally:
         handle.remove()
+        vars(embeddings).pop("neftune_noise_alpha", None)

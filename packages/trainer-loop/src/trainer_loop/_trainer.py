@@ -186,6 +186,9 @@ class Trainer(
         self._created_lr_scheduler = False  # whether train() must build a new one
         self._setup_model_placement()
         self.label_smoother = label_smoother_for(self.model, args.label_smoothing_factor)
+        # NEFTune's alpha, read by train(): the reference's attribute, which subclasses
+        # read, and may set before train() to turn NEFTune on or off.
+        self.neftune_noise_alpha = args.neftune_noise_alpha
         label_names = args.label_names  # [] means no labels, not the model's default
         if isinstance(label_names, str):  # one name, assigned after the arguments were built
             label_names = [label_names]
@@ -583,7 +586,7 @@ class Trainer(
             enabled=self.args.auto_find_batch_size,
         )
         try:
-            with embedding_noise(self.model, self.args.neftune_noise_alpha):  # NEFTune
+            with embedding_noise(self.model, self.neftune_noise_alpha):  # NEFTune
                 return run()
         finally:  # the loop reports and stops the tracker; this only covers a failure
             self._memory_tracker.stop("train")
