@@ -1,4 +1,8 @@
-"""NEFTune noise and FLOPs counting, compared with transformers' Trainer on a tiny Llama."""
+"""NEFTune noise and FLOPs counting, compared with transformers' Trainer on a tiny Llama.
+
+Also ``trainer.neftune_noise_alpha`` and the embedding module's ``neftune_noise_alpha``,
+which transformers' Trainer exposes: subclasses and callbacks read them to tell whether
+NEFTune is on, and a subclass may set the Trainer's before ``train()``."""
 
 from __future__ import annotations
 
@@ -171,3 +175,38 @@ def test_a_model_that_cannot_tell_counts_no_flops(tmp_path) -> None:
     )
     assert trainer.floating_point_ops({"input_ids": torch.ones(2, 8)}) == 0
     assert trainer.train().metrics["total_flos"] == 0
+
+
+class _AlphaProbe(TrainerCallback):
+    """Records the embedding module's ``neftune_noise_alpha`` at every step."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.seen.append(getattr(model.get_input_embeddings(), "neftune_noise_alpha", None))
+
+
+def _probed(tmp_path: Any, alpha: float | None) -> tuple[Trainer, _AlphaProbe]:
+    probe = _AlphaProbe()
+    args = TrainingArguments(**_options(tmp_path, max_steps=2, neftune_noise_alpha=alpha))
+    trainer = Trainer(model=_llama(), args=args, train_dataset=_Tokens(), callbacks=[probe])
+    return trainer, probe
+
+
+def test_the_trainer_and_the_embeddings_carry_the_alpha_while_training(tmp_path) -> None:
+    trainer, probe = _probed(tmp_path, 5.0)
+    assert trainer.neftune_noise_alpha == 5.0
+    trainer.train()
+    assert probe.seen == [5.0, 5.0]
+    embeddings = trainer.model.get_input_embeddings()
+    assert not hasattr(embeddings, "neftune_noise_alpha")  # gone with the hook
+    assert not embeddings._forward_hooks
+
+
+def test_an_alpha_set_on_the_trainer_before_train_turns_neftune_on(tmp_path) -> None:
+    trainer, probe = _probed(tmp_path, None)
+    assert trainer.neftune_noise_alpha is None
+    trainer.neftune_noise_alpha = 3.0
+    trainer.train()
+    assert probe.seen == [3.0, 3.0]
