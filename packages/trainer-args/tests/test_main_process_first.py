@@ -84,6 +84,10 @@ WORKER = textwrap.dedent(
     dist.destroy_process_group()
     with open(marker(f"rank{rank}.json"), "w") as handle:
         json.dump(seen, handle)
+    # Skip the interpreter's teardown: the C++ destructors of torch.distributed's
+    # background threads rarely abort a process that has done all its work.
+    sys.stdout.flush()
+    os._exit(0)
     """
 )
 
