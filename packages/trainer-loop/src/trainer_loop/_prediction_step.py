@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from trainer_loop._inputs import call_model, count_loss_items, move_to_device
+from trainer_loop._inputs import call_model, move_to_device
 from trainer_loop._loss_scaling import loss_code_reads_count
 from trainer_loop._model_outputs import loss_from_outputs
 
@@ -167,11 +167,8 @@ class PredictionStep:
                 outputs = call_model(model, inputs)
                 loss = loss_from_outputs(outputs, require_scalar=False)
             elif self._counts:
-                trainer = self.trainer
-                count = count_loss_items(
-                    inputs, trainer._loss_label_name, shifted=trainer._loss_items_shifted
-                )
-                loss, outputs = trainer.compute_loss(
+                count = self.trainer._loss_items(inputs)
+                loss, outputs = self.trainer.compute_loss(
                     model, inputs, return_outputs=True, num_items_in_batch=count
                 )
             else:

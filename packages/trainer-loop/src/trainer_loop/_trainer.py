@@ -499,10 +499,15 @@ class Trainer(
             processes = 1
         if self._loss_is_normalised:
             return None if processes == 1 else float(processes)
-        items = count_loss_items(inputs, self._loss_label_name, shifted=self._loss_items_shifted)
+        items = self._loss_items(inputs)
         if items is None:
             return 1.0 / window
         return items * processes / num_items if processes > 1 else items / num_items
+
+    def _loss_items(self, inputs: Any) -> Any:
+        """The labelled items one batch's loss averages over (shifted for causal language
+        models), or None when the batch has no labels: see ``count_loss_items``."""
+        return count_loss_items(inputs, self._loss_label_name, shifted=self._loss_items_shifted)
 
     def _call_training_step(
         self, model: nn.Module, inputs: Any, num_items: Any, window: int

@@ -24,7 +24,7 @@ import torch
 
 from trainer_args import syncs_each_batch
 from trainer_loop._direct_step import build_direct_step, gradient_resetter
-from trainer_loop._inputs import accepts_argument, count_loss_items
+from trainer_loop._inputs import accepts_argument
 from trainer_loop._log_save_evaluate import OverrideCaller, evaluate_and_save
 from trainer_loop._loss_tracker import LossTracker
 from trainer_loop._optimizer_methods import mode_switch
@@ -342,9 +342,7 @@ class TrainingLoop:
         trainer = self.trainer
         if not trainer._normalise_by_items:
             return None
-        label_name = trainer._loss_label_name
-        shifted = trainer._loss_items_shifted
-        counts = [count_loss_items(inputs, label_name, shifted=shifted) for inputs in window]
+        counts = [trainer._loss_items(inputs) for inputs in window]
         if any(count is None for count in counts):
             return None
         total = torch.stack(counts).sum()
