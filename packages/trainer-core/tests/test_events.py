@@ -6,7 +6,7 @@ import inspect
 import subprocess
 import sys
 
-from trainer_core import CallbackHandler, Event, TrainerCallback
+from trainer_core import CallbackHandler, Event, TrainerCallback, TrainerControl, TrainerState
 
 EXPECTED_EVENTS = {
     "on_init_end",
@@ -50,7 +50,20 @@ def test_callback_handler_defines_its_own_dispatcher_per_event() -> None:
 def test_every_event_method_takes_args_state_control_and_kwargs() -> None:
     for event in Event:
         parameters = list(inspect.signature(getattr(TrainerCallback, event.value)).parameters)
-        assert parameters == ["self", "args", "state", "control", "kwargs"], event
+        # on_predict names its metrics, as the reference's does (a super() call passes them
+        # positionally).
+        named = ["metrics"] if event is Event.ON_PREDICT else []
+        assert parameters == ["self", "args", "state", "control", *named, "kwargs"], event
+
+
+def test_an_override_passing_metrics_to_super_positionally_works() -> None:
+    class Forwarding(TrainerCallback):
+        def on_predict(self, args, state, control, metrics, **kwargs):  # type: ignore[no-untyped-def]
+            return super().on_predict(args, state, control, metrics, **kwargs)
+
+    assert (
+        Forwarding().on_predict(None, TrainerState(), TrainerControl(), {"test_loss": 1.0}) is None
+    )
 
 
 def test_event_equals_and_hashes_like_its_name() -> None:

@@ -112,9 +112,18 @@ class TrainerCallback:
         """Called after an evaluation; ``kwargs["metrics"]`` holds its metrics."""
 
     def on_predict(
-        self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
+        self,
+        args: Any,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
     ) -> TrainerControl | None:
-        """Called after a successful ``predict()``; ``kwargs["metrics"]`` holds its metrics."""
+        """Called after a successful ``predict()`` with its metrics.
+
+        ``metrics`` is named in the signature, as in the reference, so that an override
+        calling ``super().on_predict(args, state, control, metrics)`` still works.
+        """
 
     def on_save(
         self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any
