@@ -61,7 +61,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"adam_beta1": 1.0}, "adam_beta1"),
     ({"adam_beta2": -0.5}, "adam_beta2"),
     ({"adam_epsilon": -1e-8}, "adam_epsilon"),
-    ({"max_grad_norm": -1.0}, "max_grad_norm"),
+    ({"max_grad_norm": float("nan")}, "max_grad_norm"),
     ({"eval_delay": -1}, "eval_delay"),
     ({"label_smoothing_factor": 1.0}, "label_smoothing_factor"),
     ({"label_smoothing_factor": -0.1}, "label_smoothing_factor"),
@@ -220,6 +220,11 @@ def test_empty_sharded_ddp_is_accepted() -> None:
 def test_max_steps_minus_one_and_zero_are_accepted() -> None:
     assert _build(max_steps=-1).max_steps == -1
     assert _build(max_steps=0).max_steps == 0
+
+
+def test_a_negative_max_grad_norm_is_accepted_as_no_clipping() -> None:
+    """transformers clips only above 0, so scripts that pass -1 to turn clipping off run."""
+    assert _build(max_grad_norm=-1).max_grad_norm == -1
 
 
 def test_step_intervals_accept_fractions_and_store_them_as_given() -> None:

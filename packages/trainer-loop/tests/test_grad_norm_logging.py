@@ -47,7 +47,7 @@ def _expected_norm_and_weights(lr: float) -> tuple[float, torch.Tensor]:
     return norm, weights
 
 
-@pytest.mark.parametrize("max_grad_norm", [0.0, None])
+@pytest.mark.parametrize("max_grad_norm", [0.0, -1.0, None])
 def test_grad_norm_is_logged_without_clipping(tmp_path: Path, max_grad_norm: Any) -> None:
     lr = 1e-3
     args = TrainingArguments(

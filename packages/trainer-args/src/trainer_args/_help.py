@@ -54,7 +54,7 @@ HELP: dict[str, str] = {
     "adam_beta1": "beta1 of Adam-style optimizers.",
     "adam_beta2": "beta2 of Adam-style optimizers.",
     "adam_epsilon": "epsilon of Adam-style optimizers.",
-    "max_grad_norm": "Clip the global gradient norm to this value (0 disables clipping).",
+    "max_grad_norm": "Clip the global gradient norm to this value (0 or less: no clipping).",
     "num_train_epochs": (
         "Number of passes over the training set. A fractional part runs that share of the "
         "last epoch."

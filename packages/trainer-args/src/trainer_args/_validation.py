@@ -85,7 +85,8 @@ BOUNDS: dict[str, Bound] = {
     "adam_beta1": Bound(0, 1, high_open=True),
     "adam_beta2": Bound(0, 1, high_open=True),
     "adam_epsilon": Bound(0),
-    "max_grad_norm": Bound(0, optional=True, note="0 or None disables gradient clipping"),
+    # transformers clips only when the value is positive: scripts pass 0 or -1 to turn it off.
+    "max_grad_norm": Bound(optional=True, note="0, a negative number or None disables clipping"),
     "num_train_epochs": Bound(0),
     "max_steps": Bound(-1, integer=True, note="-1 trains for num_train_epochs instead"),
     "warmup_ratio": Bound(0, 1),
