@@ -19,6 +19,7 @@ from trainer_core._errors import (
 )
 from trainer_core._events import Event
 from trainer_core._flow import DefaultFlowCallback
+from trainer_core._metric_values import denumpify_detensorize
 from trainer_core._outputs import (
     BestRun,
     EvalLoopOutput,
@@ -44,6 +45,7 @@ from trainer_core._progress import PrinterCallback, ProgressCallback
 from trainer_core._reporter_port import Reporter
 from trainer_core._runtime_port import ReduceOp, Runtime
 from trainer_core._search_port import SearchBackend, TrainerLike, default_compute_objective
+from trainer_core._signatures import number_of_arguments
 from trainer_core._state import ExportableState, TrainerControl, TrainerState
 
 __all__ = [
@@ -85,8 +87,10 @@ __all__ = [
     "best_metric_greater_is_better",
     "best_metric_key",
     "default_compute_objective",
+    "denumpify_detensorize",
     "import_optional",
     "installed_plugins",
     "load_plugin",
+    "number_of_arguments",
     "run_hooks",
 ]
