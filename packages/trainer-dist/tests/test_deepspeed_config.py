@@ -438,3 +438,25 @@ def test_batch_sizes_written_out_are_not_held_to_the_arguments_during_a_batch_se
     args = TrainingArguments(output_dir="unused", auto_find_batch_size=True)
     assert ArgumentValues.from_arguments(args, world_size=1).auto_find_batch_size
     assert launcher_mixed_precision({"ACCELERATE_MIXED_PRECISION": "no"}) is None
+
+
+# ------------------------------------- precision sections and refused combinations
+def test_an_added_fp16_section_casts_inputs_as_accelerate_writes_it() -> None:
+    fp16 = ArgumentValues.from_arguments(
+        TrainingArguments(output_dir="unused", fp16=True), world_size=1
+    )
+    resolved = DeepSpeedConfig({"zero_optimization": {"stage": 2}}).resolve_arguments(fp16)
+    assert resolved.to_dict()["fp16"] == {"enabled": True, "auto_cast": True}
+    assert "bf16" not in resolved.to_dict()
+    written = DeepSpeedConfig({"fp16": {"enabled": "auto"}}).resolve_arguments(fp16)
+    assert written.to_dict()["fp16"] == {"enabled": True}  # a section written out is kept
+
+
+@pytest.mark.parametrize("stage", [3, "auto"])
+def test_a_batch_size_search_under_zero3_is_refused(stage: Any) -> None:
+    values = ArgumentValues(auto_find_batch_size=True, zero_stage=3)
+    config = {"zero_optimization": {"stage": stage}}
+    with pytest.raises(ValueError, match=r"auto_find_batch_size=True.*ZeRO-3.*stage 0, 1 or 2"):
+        DeepSpeedConfig(config).resolve_arguments(values)
+    resolved = DeepSpeedConfig({"zero_optimization": {"stage": 2}}).resolve_arguments(values)
+    assert resolved.zero_stage == 2

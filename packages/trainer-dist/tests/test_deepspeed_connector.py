@@ -329,3 +329,10 @@ def test_a_scheduler_for_another_optimizer_is_refused() -> None:
     with pytest.raises(ValueError, match="drives another optimizer"):
         _check_scheduler_optimizer(users_scheduler, (config_optimizer, None))
     _check_scheduler_optimizer(users_scheduler, (config_optimizer, users))  # its own: fine
+
+
+def test_a_batch_size_search_under_zero3_is_refused_by_the_arguments(tmp_path: Path) -> None:
+    config = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto"}
+    with pytest.raises(ValueError, match=r"auto_find_batch_size=True.*ZeRO-3"):
+        TrainingArguments(output_dir=str(tmp_path), deepspeed=config, auto_find_batch_size=True)
+    assert not torch.distributed.is_initialized()  # refused before zero.Init's group

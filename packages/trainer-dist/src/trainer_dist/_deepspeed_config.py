@@ -57,7 +57,8 @@ class ArgumentValues:
         save_on_each_node: each node writes its own checkpoints (DeepSpeed is then told
             its storage is node-local).
         auto_find_batch_size: the batch size may shrink after an out-of-memory error, so
-            written-out batch sizes are not held against the arguments.
+            written-out batch sizes are not held against the arguments (and ZeRO-3 is
+            refused with it, as the reference's Trainer refuses it).
         zero_stage: the ZeRO stage ``accelerate launch`` asked for (2 when it did not
             say), filling a ``"stage": "auto"``.
         offload_optimizer_device: the launcher's optimizer offload device (``"none"``).
@@ -510,13 +511,16 @@ class DeepSpeedConfig:
 
         An ``"auto"`` that no later step can fill either (one this trainer does not know,
         such as ``allgather_bucket_size``) is refused here, when the Trainer is built,
-        rather than when training starts.
+        rather than when training starts; so is ``auto_find_batch_size`` under ZeRO-3,
+        which the reference refuses when its Trainer is built.
 
         Raises:
             DeepSpeedConfigMismatchError: written-out values contradict the arguments.
-            ValueError: an ``"auto"`` entry this trainer does not know how to fill.
+            ValueError: an ``"auto"`` entry this trainer does not know how to fill, or a
+                batch size search under ZeRO-3.
         """
         resolved = self._resolved(values, None, "arguments")
+        _check_combinations(resolved, values)
         _enable_requested_precision(resolved._config, values)
         if values.save_on_each_node:  # DeepSpeed assumes storage every node shares
             resolved._config.setdefault("checkpoint", {})["use_node_local_storage"] = True
@@ -575,11 +579,22 @@ def _fill(
         yield Mismatch(entry.key, current, entry.source, value)
 
 
+def _check_combinations(config: DeepSpeedConfig, values: ArgumentValues) -> None:
+    if values.auto_find_batch_size and config.zero_stage == 3:
+        raise ValueError(
+            "auto_find_batch_size=True cannot search batch sizes under DeepSpeed ZeRO-3 (the "
+            "reference refuses it too). Use ZeRO stage 0, 1 or 2 in the DeepSpeed config, or "
+            "set per_device_train_batch_size yourself and unset auto_find_batch_size."
+        )
+
+
 def _enable_requested_precision(config: dict[str, Any], values: ArgumentValues) -> None:
     """Add the precision section the arguments ask for when the config has none at all:
-    otherwise DeepSpeed would silently train in fp32 while the arguments say fp16/bf16."""
+    otherwise DeepSpeed would silently train in fp32 while the arguments say fp16/bf16.
+    An added fp16 section casts the engine's inputs too (``auto_cast``), as accelerate
+    writes it for the reference."""
     if values.fp16 and "fp16" not in config:
-        config["fp16"] = {"enabled": True}
+        config["fp16"] = {"enabled": True, "auto_cast": True}
     if values.bf16 and "bf16" not in config and "bfloat16" not in config:
         config["bf16"] = {"enabled": True}
 
