@@ -94,6 +94,18 @@ def accepts_argument(function: Any, name: str) -> bool:
     return name in parameters
 
 
+def adapter_base_model(model: Any) -> Any:
+    """The model a PEFT wrapper (``peft.get_peft_model``) trains adapters on, else
+    ``model`` itself. Duck-typed on ``peft_config`` and ``get_base_model``, so that
+    peft is never imported; a transformers model given adapters with ``add_adapter``
+    has no ``get_base_model`` and is its own base."""
+    get_base_model = getattr(model, "get_base_model", None)
+    if not getattr(model, "peft_config", None) or not callable(get_base_model):
+        return model
+    base = get_base_model()
+    return base if base is not None else model
+
+
 def model_accepts_loss_kwargs(model: Any) -> bool:
     """Whether the model normalises its loss by a ``num_items_in_batch`` it is given.
 
@@ -107,7 +119,13 @@ def model_accepts_loss_kwargs(model: Any) -> bool:
     outside instead (see :func:`count_loss_items`), which is exact for mean losses. A
     model of the user's whose ``forward(**kwargs)`` reads ``num_items_in_batch`` by name
     is given it, as the reference would.
+
+    A PEFT wrapper (LoRA...) is judged by the model it wraps, since its ``forward``
+    passes its keywords on: a LoRA Llama takes the count as the Llama does.
     """
+    base = adapter_base_model(model)
+    if base is not model:
+        return _forward_takes_kwargs(model) and model_accepts_loss_kwargs(base)
     declared = getattr(model, "accepts_loss_kwargs", None)
     if declared is not None:
         return bool(declared) and _forward_takes_kwargs(model)
@@ -164,8 +182,10 @@ def is_causal_lm(model: Any) -> bool:
     True for ``*ForCausalLM`` classes, for transformers models whose loss is the causal
     LM loss (``loss_type``), and for those registered as causal LMs under other names
     (``GPT2LMHeadModel``...); never for encoder-decoder models, whose targets are not
-    shifted against the labels.
+    shifted against the labels. A PEFT wrapper is judged by the model it wraps (a
+    ``PeftModel`` made without a ``task_type`` keeps the base model's loss).
     """
+    model = adapter_base_model(model)
     if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         return False
     name = type(model).__name__

@@ -42,7 +42,7 @@ from torch import nn
 
 from trainer_args import TrainingArguments
 from trainer_core import EvalPrediction, PredictionOutput, Runtime, TrainerCallback
-from trainer_loop._inputs import call_model, is_causal_lm
+from trainer_loop._inputs import adapter_base_model, call_model, is_causal_lm
 from trainer_loop._loss_scaling import compute_loss_is_overridden
 from trainer_loop._model_outputs import loss_from_outputs
 from trainer_loop._nested import PADDING_INDEX
@@ -224,7 +224,12 @@ class Seq2SeqTrainer(Trainer):
         """Set the configuration on the model, or keep a dict as default generate kwargs
         for a model that has no ``generation_config`` (not a transformers model). A dict
         overrides those keys of the model's own configuration (its start, end and pad
-        ids stay)."""
+        ids stay).
+
+        A PEFT model gets it on the model it wraps too: PEFT's encoder-decoder
+        ``generate`` reads the wrapped model's configuration, so one set on the wrapper
+        alone would be ignored (the reference sets the wrapper's only).
+        """
         current = getattr(self.model, "generation_config", None)
         if isinstance(config, dict) and current is None:
             self._generation_defaults = dict(config)
@@ -233,7 +238,11 @@ class Seq2SeqTrainer(Trainer):
             merged = copy.deepcopy(current)
             merged.update(**config)
             config = merged
-        self.model.generation_config = self.load_generation_config(config)
+        config = self.load_generation_config(config)
+        self.model.generation_config = config
+        base = adapter_base_model(self.model)
+        if base is not self.model:
+            base.generation_config = config
 
     def _pad_tensors_to_max_len(self, tensor: torch.Tensor, max_length: int) -> torch.Tensor:
         """``tensor`` padded on the right to ``max_length`` with the pad id: the
