@@ -121,7 +121,9 @@ def test_examples_holding_only_text_are_refused_by_the_collator() -> None:
 
 
 def test_examples_none_of_whose_keys_the_model_takes_are_refused() -> None:
-    collator = RemoveColumnsCollator(default_data_collator, ["x", "labels"], None, "training")
+    collator = RemoveColumnsCollator(
+        default_data_collator, ["x", "labels"], None, description="training"
+    )
     with pytest.raises(ValueError, match=r"No key of the examples of the training set.*'sentence'"):
         collator([{"sentence": [1, 2]}, {"sentence": [3, 4]}])
 

@@ -203,6 +203,11 @@ def test_collator_wrapper_passes_through_when_it_cannot_filter() -> None:
     assert tuples([(1, 2)]) == [(1, 2)]
 
 
+def test_collator_wrapper_takes_the_references_positional_order() -> None:
+    collator = RemoveColumnsCollator(default_data_collator, {"x"}, None, "Net", "evaluation")
+    assert (collator.model_name, collator.description) == ("Net", "evaluation")
+
+
 def test_collator_wrapper_pickles_for_worker_processes() -> None:
     collator = RemoveColumnsCollator(
         default_data_collator, {"x"}, logger=logging.getLogger("trainer_loop.test")

@@ -237,8 +237,11 @@ class RemoveColumnsCollator:
         signature_columns: Names to keep (:func:`model_input_names`); None keeps every
             key (pass None when :func:`accepts_any_input` is true).
         logger: Where to log the dropped names; nothing is logged when None.
-        description: What the data is for ("training", "evaluation"), for the log line.
         model_name: Model class name for the log line.
+        description: What the data is for ("training", "evaluation"), for the log line.
+
+    The parameters come in the reference's order, so that positional calls copied from
+    it keep their meaning.
     """
 
     def __init__(
@@ -246,8 +249,8 @@ class RemoveColumnsCollator:
         data_collator: Callable[[list[Any]], Any],
         signature_columns: Collection[str] | None,
         logger: logging.Logger | None = None,
-        description: str | None = None,
         model_name: str | None = None,
+        description: str | None = None,
     ) -> None:
         self.data_collator = data_collator
         self.signature_columns = None if signature_columns is None else frozenset(signature_columns)

@@ -134,4 +134,4 @@ def remove_columns_collator(
     if columns is None:
         return collator
     name = type(model).__name__
-    return RemoveColumnsCollator(collator, columns, logger, description, name)
+    return RemoveColumnsCollator(collator, columns, logger, name, description)
