@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from trainer_args import TrainingArguments
 from trainer_core import TrainerCallback
 from trainer_loop import Trainer
+from trainer_loop._flops import estimate_flops
 from trainer_loop._neftune import embedding_noise, noise_bound
 
 transformers = pytest.importorskip("transformers")
@@ -165,6 +166,21 @@ def test_total_flos_equals_the_references_for_a_transformers_5_model(tmp_path) -
     assert ours.state.total_flos == reference.state.total_flos
     batch = {"input_ids": torch.ones(2, 8, dtype=torch.long)}
     assert ours.floating_point_ops(batch) == reference.floating_point_ops(batch)
+
+
+def test_a_zero3_partitioned_model_counts_its_full_parameters() -> None:
+    """Under ZeRO-3 each process holds empty local tensors with the full size in
+    ``ds_numel``; the estimate must use that size, not report 0 FLOPs."""
+    model = _llama()
+    batch = {"input_ids": torch.ones(2, 8, dtype=torch.long)}
+    whole = estimate_flops(model, batch)
+    partitioned = _llama()
+    for parameter in partitioned.parameters():
+        parameter.ds_numel = parameter.numel()
+        parameter.data = torch.empty(0)
+    assert partitioned.num_parameters(exclude_embeddings=True) == 0
+    assert whole == 6 * 16 * 20_640  # 2 layers of 9,280, the final norm and the LM head
+    assert estimate_flops(partitioned, batch) == whole
 
 
 def test_a_model_that_cannot_tell_counts_no_flops(tmp_path) -> None:

@@ -61,5 +61,31 @@ def _non_embedding_parameters(model: Any) -> int:
         return int(model.num_parameters(exclude_embeddings=True))
     count = _parameter_counts.get(model)
     if count is None:
-        count = _parameter_counts[model] = int(model.num_parameters(exclude_embeddings=True))
+        if _is_partitioned(model):
+            count = _partitioned_non_embedding_parameters(model)
+        else:
+            count = int(model.num_parameters(exclude_embeddings=True))
+        _parameter_counts[model] = count
     return count
+
+
+def _is_partitioned(model: nn.Module) -> bool:
+    """Whether DeepSpeed ZeRO-3 holds the parameters: each process then keeps a slice,
+    and ``numel()`` of the local tensor is 0 outside a gather."""
+    return any(hasattr(parameter, "ds_numel") for parameter in model.parameters())
+
+
+def _partitioned_non_embedding_parameters(model: nn.Module) -> int:
+    """The non-embedding parameter count of a ZeRO-3 model, from each parameter's full
+    size (``ds_numel``): ``num_parameters`` would add up the empty local tensors, and
+    the run would report ``total_flos`` 0."""
+    embedding_weights = {
+        f"{name}.weight"
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Embedding)
+    }
+    return sum(
+        int(getattr(parameter, "ds_numel", parameter.numel()))
+        for name, parameter in model.named_parameters()
+        if name not in embedding_weights
+    )
