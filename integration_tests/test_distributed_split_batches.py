@@ -31,6 +31,8 @@ BASE = {
     "gradient_accumulation_steps": 2,
 }
 SPLIT = {**BASE, "accelerator_config": {"split_batches": True}}
+# The run header's label, the reference's word for word.
+_TOTAL = "Total train batch size (w. parallel, distributed & accumulation)"
 
 
 def _run(out: Path, runs: dict[str, dict[str, Any]], *, processes: int) -> list[Any]:
@@ -96,8 +98,8 @@ def test_the_logged_batch_sizes_are_the_real_ones(
 ) -> None:
     assert split[0]["train_batch_size"] == single["train_batch_size"] == 4
     assert "Instantaneous batch size per device = 2" in split[0]["header"]
-    assert "Total train batch size = 8" in split[0]["header"]  # 4 a micro-step, 2 of them
-    assert "Total train batch size = 8" in single["header"]
+    assert f"{_TOTAL} = 8" in split[0]["header"]  # 4 a micro-step, 2 of them
+    assert f"{_TOTAL} = 8" in single["header"]
 
 
 def test_evaluation_and_prediction_hold_every_sample_once(

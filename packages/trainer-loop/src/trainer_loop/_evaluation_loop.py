@@ -595,9 +595,12 @@ class EvaluationLoop:
         if args.past_index >= 0:
             self.trainer._past = None
         run = _EvalRun(self.trainer, dataloader, description, loss_only, ignore_keys)
-        logger.info("***** Running %s *****", description)
+        # The blank line sets the block apart from a training bar drawn above it.
+        logger.info("\n***** Running %s *****", description)
         if run.expected is not None:
             logger.info("  Num examples = %d", run.expected)
+        else:
+            logger.info("  Num examples: Unknown")
         logger.info("  Batch size = %s", args.eval_batch_size)
         self._iterate(run, model, dataloader)
         self.trainer.__dict__.pop("_past", None)  # evaluation memories stay out of training

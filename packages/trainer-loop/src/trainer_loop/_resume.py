@@ -204,6 +204,7 @@ def prepare_resume(
     if checkpoint is None:
         return None
     runtime = trainer.runtime
+    logger.info("Loading model from %s.", checkpoint)
     loaded = restore_checkpoint(trainer, checkpoint)
     if user_defines(trainer, ("_load_from_checkpoint",)):  # a subclass loads more, or its way
         trainer._load_from_checkpoint(checkpoint, trainer.model_wrapped)
@@ -213,15 +214,8 @@ def prepare_resume(
     state = trainer.state
     loop.last_logged_step = state.global_step
     loop.tokens_seen = state.num_input_tokens_seen // max(trainer.args.world_size, 1)
-    point = _position(trainer, plan, loaded)
-    logger.info(
-        "Resuming from %s: global step %d, epoch %d, %d batches of it already trained.",
-        checkpoint,
-        state.global_step,
-        point.epoch,
-        point.batches_to_skip,
-    )
-    return point
+    # The training header reports the epoch and batches it continues from.
+    return _position(trainer, plan, loaded)
 
 
 def _merge_state(trainer: Trainer, saved: TrainerState | None) -> None:
@@ -291,9 +285,18 @@ def _restore_callbacks(trainer: Trainer, stored: dict[str, Any]) -> None:
         seen[name] = index + 1
         if index < len(entries):
             callbacks[position] = _rebuilt(callback, entries[index])
+            logger.info("Continuing training from checkpoint, restoring %s's state", name)
     control = stored.get(type(trainer.control).__name__)
     if isinstance(control, Mapping):
         trainer.control = _rebuilt(trainer.control, control)
+    present = {type(callback).__name__ for callback in callbacks}
+    missing = sorted(set(stored) - present - {type(trainer.control).__name__})
+    if missing:
+        logger.warning(
+            "The checkpoint holds the state of callbacks this trainer does not have; "
+            "ignoring it: %s",
+            ", ".join(missing),
+        )
 
 
 def _rebuilt(current: Any, entry: Mapping[str, Any]) -> Any:

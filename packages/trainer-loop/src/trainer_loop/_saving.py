@@ -113,6 +113,13 @@ def _full_weights_on_save(runtime: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _note_weights_only(model: Any) -> None:
+    """Log the reference's note (users grep for it) that a model without
+    ``save_pretrained`` is saved as its weights alone, without a config."""
+    if model is not None and not callable(getattr(model, "save_pretrained", None)):
+        logger.info("Trainer.model is not a `PreTrainedModel`, only saving its state dict.")
+
+
 def write_model_config(module: Any, folder: str) -> None:
     """Write the ``config.json`` (and ``generation_config.json``) of a transformers model
     into ``folder``, so that ``from_pretrained`` finds the architecture beside weights
@@ -435,6 +442,7 @@ class CheckpointWriter:
             trainer._save(output_dir, state_dict=content.state_dict)  # a subclass may override
         elif trainer.args.should_save:
             logger.info("Saving model checkpoint to %s", output_dir)
+            _note_weights_only(content.model)
             self.store.save_model(output_dir, content)
         if not gathers:
             self._save_not_gathered(output_dir)
@@ -452,6 +460,7 @@ class CheckpointWriter:
             training_args=trainer.args,
         )
         logger.info("Saving model checkpoint to %s", output_dir)
+        _note_weights_only(content.model)
         self.store.save_model(output_dir, content)
 
     def _save_not_gathered(self, folder: str) -> None:
@@ -498,6 +507,7 @@ class CheckpointWriter:
                 "Saving model checkpoint to %s",
                 os.path.join(run_dir, f"{CHECKPOINT_PREFIX}-{step}"),
             )
+            _note_weights_only(content.model)
         try:
             path = self.store.save(
                 run_dir,

@@ -27,6 +27,7 @@ from trainer_loop._direct_step import build_direct_step, gradient_resetter
 from trainer_loop._inputs import accepts_argument
 from trainer_loop._log_save_evaluate import OverrideCaller, evaluate_and_save
 from trainer_loop._loss_tracker import LossTracker
+from trainer_loop._module_queries import get_model_param_count
 from trainer_loop._optimizer_methods import mode_switch
 from trainer_loop._resume import open_epoch, prepare_resume
 from trainer_loop._saving import export_callback_states
@@ -168,15 +169,46 @@ class TrainingLoop:
         return self._finish(plan, start_time)
 
     def _log_run_header(self, plan: TrainingPlan) -> None:
-        logger.info("***** Running training *****")
-        logger.info("  Num examples = %s", f"{plan.num_examples:,}")
-        logger.info("  Num epochs = %s", f"{plan.num_train_epochs:,}")
+        """Log the block users of the reference read (and grep) at the start of a run.
+
+        The labels are the reference's, line for line, so scripts that parse its logs
+        (``Total optimization steps = ...``) keep working.
+        """
         # Under split_batches the loader's batch is shared by the processes.
         per_device = plan.total_train_batch_size // (self.accumulation * self.args.world_size)
-        logger.info("  Instantaneous batch size per device = %d", per_device)
-        logger.info("  Total train batch size = %s", f"{plan.total_train_batch_size:,}")
-        logger.info("  Gradient accumulation steps = %d", self.accumulation)
-        logger.info("  Total optimization steps = %s", f"{plan.max_steps:,}")
+        # A stream counts the whole run as one epoch, as the reference reports it.
+        steps_per_epoch = plan.steps_per_epoch or plan.max_steps
+        logger.info("***** Running training *****")
+        for label, value in (
+            ("Num examples", plan.num_examples),
+            ("Num Epochs", plan.num_train_epochs),
+            ("Num update steps per epoch", steps_per_epoch),
+            ("Instantaneous batch size per device", per_device),
+            (
+                "Total train batch size (w. parallel, distributed & accumulation)",
+                plan.total_train_batch_size,
+            ),
+            ("Gradient Accumulation steps", self.accumulation),
+            ("Total optimization steps", plan.max_steps),
+            (
+                "Number of trainable parameters",
+                get_model_param_count(self.model, trainable_only=True),
+            ),
+        ):
+            logger.info("  %s = %s", label, f"{value:,}")
+        if self.resume is not None:
+            logger.info(
+                "  Resuming training from checkpoint with epoch %d and global step %d",
+                self.resume.epoch,
+                self.trainer.state.global_step,
+            )
+            if not self.args.ignore_data_skip:
+                logger.info(
+                    "  Fast-forwarding the dataloader past %d epochs and %d batches to "
+                    "resume from the exact training state.",
+                    self.resume.epoch,
+                    self.resume.batches_to_skip,
+                )
 
     # ---------------------------------------------------------------- epochs
     def _run_epoch(self, epoch: int, dataloader: Any, plan: TrainingPlan) -> None:
@@ -427,7 +459,8 @@ class TrainingLoop:
     def _finish(self, plan: TrainingPlan, start_time: float) -> Any:
         trainer, args = self.trainer, self.args
         state = trainer.state
-        logger.info("Training completed.")
+        # Blank lines set it apart from the training bar, which is still open here.
+        logger.info("\n\nTraining completed.\n\n")
         if args.load_best_model_at_end and state.best_model_checkpoint is not None:
             trainer._load_best_model()
         self.tracker.flush(trainer.runtime.reduce if trainer.runtime.num_processes > 1 else None)
@@ -474,7 +507,7 @@ class TrainingLoop:
             return
         for path in store.checkpoints(args.output_dir):
             if os.path.realpath(path) != os.path.realpath(best):
-                logger.info("Deleting older checkpoint %s (save_total_limit=1).", path)
+                logger.info("Deleting older checkpoint [%s] due to args.save_total_limit", path)
                 delete(path)
 
 
