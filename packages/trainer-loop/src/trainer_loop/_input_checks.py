@@ -31,7 +31,10 @@ from trainer_loop._schedulers import METRIC_DRIVEN_TYPES
 from trainer_loop._trainer_setup import (
     PACKAGE_LOGGERS,
     check_eval_dataset,
+    check_eval_dataset_kind,
+    check_first_example,
     check_processing_class,
+    missing_checkpointing_message,
     user_defines,
 )
 
@@ -82,6 +85,8 @@ def check_trainer_inputs(
     """
     check_model(model)
     check_args(args)
+    check_not_on_meta(model, args)
+    check_checkpointing_support(model, args)
     check_data_collator(data_collator)
     check_train_dataset(train_dataset)
     check_stream_length(train_dataset, args)
@@ -92,7 +97,12 @@ def check_trainer_inputs(
 
 def check_training_inputs(trainer: Any) -> None:
     """The checks ``train()`` runs before the first step (see the module docstring)."""
+    check_train_dataset_given(trainer)
+    check_train_dataset(trainer.train_dataset)  # may be assigned since
+    check_steps_to_train(trainer.args)
+    check_eval_dataset_kind(trainer.eval_dataset)
     check_eval_dataset(trainer)
+    check_first_example(trainer)
     check_processing_class(trainer.processing_class)  # may be assigned since
     check_float16_adam_epsilon(trainer)
     check_best_model_metric_set(trainer.args)
@@ -126,6 +136,46 @@ def check_model(model: Any, what: str = "model") -> None:
             else ""
         )
         raise TypeError(f"{what} must be a torch.nn.Module, got {type(model).__name__}{hint}.")
+
+
+def check_not_on_meta(model: Any, args: Any) -> None:
+    """Refuse a model whose weights are on the meta device (shapes, no values).
+
+    Moving it to a device fails inside torch (``Cannot copy out of meta tensor``), and a
+    model left in place fails at the first step. Left alone: a model dispatched by
+    accelerate (``hf_device_map``: offloaded weights are loaded by hooks), and runs
+    with FSDP or DeepSpeed, which may fill meta weights from another process (FSDP's
+    ``cpu_ram_efficient_loading`` loads them on the first process only).
+    """
+    if not isinstance(model, nn.Module) or getattr(model, "hf_device_map", None):
+        return
+    if getattr(args, "fsdp", None) or getattr(args, "deepspeed", None):
+        return
+    tensors = (*model.named_parameters(), *model.named_buffers())
+    on_meta = [name for name, tensor in tensors if tensor.is_meta]
+    if not on_meta:
+        return
+    raise ValueError(
+        f"model: {len(on_meta)} of its weights are on the meta device (e.g. {on_meta[0]!r}), "
+        "which holds shapes but no values, as when a model is built under "
+        "torch.device('meta') or accelerate's init_empty_weights(). Load real weights "
+        "before passing it, e.g. model.to_empty(device='cpu') then "
+        "model.load_state_dict(state_dict), or from_pretrained(...) without a meta "
+        "device_map."
+    )
+
+
+def check_checkpointing_support(model: Any, args: Any) -> None:
+    """Refuse ``gradient_checkpointing=True`` for a model that cannot turn it on, at
+    construction rather than when ``train()`` starts (a model from ``model_init`` is
+    checked then)."""
+    if model is None or not getattr(args, "gradient_checkpointing", False):
+        return
+    if callable(getattr(model, "activation_checkpointing_enable", None)) or callable(
+        getattr(model, "gradient_checkpointing_enable", None)
+    ):
+        return
+    raise ValueError(missing_checkpointing_message(model))
 
 
 def check_args(args: Any) -> None:
@@ -234,6 +284,31 @@ def check_train_dataset(dataset: Any) -> None:
         f"train_dataset is a {type(dataset).__name__} with keys {keys}, not a dataset of "
         "examples: pass one split (e.g. train_dataset=dataset['train']), or turn columns "
         "into examples (e.g. datasets.Dataset.from_dict(columns))."
+    )
+
+
+def check_train_dataset_given(trainer: Any) -> None:
+    """Refuse ``train()`` without a training set (unless a subclass builds the
+    training DataLoader itself)."""
+    if trainer.train_dataset is not None or user_defines(trainer, ("get_train_dataloader",)):
+        return
+    raise ValueError(
+        "train() needs a training set, but the Trainer has no train_dataset. Pass "
+        "train_dataset= to Trainer(...) (or assign trainer.train_dataset before train()); "
+        "to only evaluate, call trainer.evaluate() instead of train()."
+    )
+
+
+def check_steps_to_train(args: Any) -> None:
+    """Refuse ``train()`` that would run no step: ``num_train_epochs=0`` with no
+    ``max_steps`` (the reference returns at once, reporting a loss of 0)."""
+    if args.max_steps > 0 or args.num_train_epochs > 0:
+        return
+    raise ValueError(
+        f"num_train_epochs={args.num_train_epochs!r} and max_steps={args.max_steps!r}: "
+        "train() would run no step. Set num_train_epochs above 0 (fractions such as 0.5 "
+        "are allowed) or max_steps to a positive number of steps; to only evaluate, call "
+        "trainer.evaluate() instead of train()."
     )
 
 

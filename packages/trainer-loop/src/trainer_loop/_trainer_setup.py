@@ -1,7 +1,9 @@
-"""Checks and small decisions the Trainer makes at construction.
+"""Checks and small decisions the Trainer makes at construction, and the checks of the
+datasets that ``train()`` makes before the first step.
 
 Kept out of the Trainer facade so that it stays a readable list of the reference's
-methods; each function here answers one question about the constructor's arguments.
+methods; each function here answers one question about the constructor's arguments or
+the data about to be trained on.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import numbers
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from trainer_loop._collators import DataCollatorWithPadding, default_data_collator
+from trainer_loop._columns import _forward_signature
+from trainer_loop._dataloader_options import is_hf_dataset
 from trainer_loop._inputs import accepts_argument
 
 if TYPE_CHECKING:
@@ -118,12 +123,7 @@ def enable_activation_checkpointing(model: Any, kwargs: dict[str, Any] | None) -
         keyword = "gradient_checkpointing_kwargs"
         enable = getattr(model, "gradient_checkpointing_enable", None)
     if enable is None:
-        raise ValueError(
-            f"gradient_checkpointing=True, but {type(model).__name__} has no "
-            "`gradient_checkpointing_enable()` (or `activation_checkpointing_enable()`) "
-            "method: implement one (e.g. with torch.utils.checkpoint) or turn "
-            "gradient_checkpointing off."
-        )
+        raise ValueError(missing_checkpointing_message(model))
     checkpoint_kwargs = dict(kwargs or {})
     # transformers 5's own choices (which layers, activations on the CPU) are arguments
     # of the method, not options of torch.utils.checkpoint: they leave the dict.
@@ -140,6 +140,16 @@ def enable_activation_checkpointing(model: Any, kwargs: dict[str, Any] | None) -
     if kwargs is not None and accepts_argument(enable, keyword):
         options[keyword] = checkpoint_kwargs or None  # as the reference: {} is the default
     enable(**options)
+
+
+def missing_checkpointing_message(model: Any) -> str:
+    """The error for ``gradient_checkpointing=True`` with a model that cannot do it."""
+    return (
+        f"gradient_checkpointing=True, but {type(model).__name__} has no "
+        "`gradient_checkpointing_enable()` (or `activation_checkpointing_enable()`) "
+        "method: implement one (e.g. with torch.utils.checkpoint) or turn "
+        "gradient_checkpointing off."
+    )
 
 
 _LAYER_OPTIONS = ("every_n_layers", "offload")
@@ -308,7 +318,12 @@ def check_model_or_init(model: Any, model_init: Callable[..., Any] | None) -> No
     """Refuse a Trainer with neither a model nor ``model_init``; warn when given both
     (``model_init`` replaces the model when ``train()`` starts)."""
     if model is None and model_init is None:
-        raise RuntimeError("`Trainer` requires either a `model` or a `model_init` argument.")
+        raise RuntimeError(
+            "`Trainer` requires either a `model` or a `model_init` argument, and both are "
+            "None. Pass model=YourModel(...) (an instance), or model_init= a function "
+            "returning a fresh model (called at each train(), e.g. for hyperparameter "
+            "search)."
+        )
     if model_init is not None and callable(model_init) and _required_arguments(model_init) > 1:
         raise RuntimeError(
             f"model_init takes {_required_arguments(model_init)} required arguments, but the "
@@ -345,3 +360,123 @@ def evaluates_in_half_only(args: Any) -> bool:
     """Whether the run only evaluates, in fp16/bf16 (``*_full_eval``): the model is then
     cast before it is moved, so it is not moved at construction."""
     return bool((args.fp16_full_eval or args.bf16_full_eval) and not args.do_train)
+
+
+def check_eval_dataset_kind(dataset: Any) -> None:
+    """Refuse a split name or a path given as ``eval_dataset`` (or as one of a dict of
+    them): it would be indexed like a dataset at the first evaluation, and fail there
+    with ``string indices must be integers``."""
+    named = dataset.items() if isinstance(dataset, Mapping) else [(None, dataset)]
+    for name, value in named:
+        if not isinstance(value, (str, bytes, os.PathLike)):
+            continue
+        where = "eval_dataset" if name is None else f"eval_dataset[{name!r}]"
+        raise TypeError(
+            f"{where} is the string {os.fsdecode(value)!r}, not a dataset: load and "
+            "tokenize the split first and pass it, e.g. eval_dataset=dataset['validation']."
+        )
+
+
+# ------------------------------------------------------- the first training example
+_DEFAULT_COLLATORS = (default_data_collator,)
+_LABEL_RENAMES = ("label", "label_ids")  # the default collators put these under "labels"
+
+
+def check_first_example(trainer: Any) -> None:
+    """Read the first training example and refuse what the default collator would turn
+    into a failed (or label-less) run.
+
+    * text under an input the model's ``forward`` requires: the default collator leaves
+      text out of the batch, so the first step would fail with ``forward() missing 1
+      required positional argument``, naming neither the text nor the tokenizer;
+    * ``label_names`` naming keys the batches will not have: every evaluation would then
+      find no labels, report no ``eval_loss`` and never call ``compute_metrics``.
+
+    Only datasets that can be read without side effects are (see ``_first_example``),
+    and only with the default collators: a collator of the user's may tokenize text or
+    build labels itself.
+    """
+    if not _uses_default_collator(trainer.data_collator) or trainer.model is None:
+        return
+    example = _first_example(trainer.train_dataset)
+    if example is None:
+        return
+    if not user_defines(trainer, ("get_train_dataloader", "compute_loss", "training_step")):
+        _check_text_inputs(example, trainer.model)
+    if not user_defines(trainer, ("prediction_step", "evaluate", "evaluation_loop")):
+        _check_label_names_present(example, trainer.args.label_names)
+
+
+def _uses_default_collator(collator: Any) -> bool:
+    return collator in _DEFAULT_COLLATORS or isinstance(collator, DataCollatorWithPadding)
+
+
+def _first_example(dataset: Any) -> Mapping[str, Any] | None:
+    """The first example, read only where reading has no side effect: from a list or a
+    tuple, or from a ``datasets.Dataset`` without a custom transform (an Arrow read).
+    Other datasets may count, cache or randomly augment what they read (which would
+    shift the run's random state), so they are not read here."""
+    if isinstance(dataset, (list, tuple)):
+        example = dataset[0] if dataset else None
+    elif is_hf_dataset(dataset) and dataset.format.get("type") != "custom" and len(dataset):
+        try:
+            example = dataset[0]
+        except Exception:  # reading is a courtesy: the loop reports a dataset that fails
+            return None
+    else:
+        return None
+    return example if isinstance(example, Mapping) else None
+
+
+def _check_text_inputs(example: Mapping[str, Any], model: Any) -> None:
+    try:
+        parameters = _forward_signature(model).parameters.values()
+    except TypeError:
+        return
+    required = {
+        p.name
+        for p in parameters
+        if p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    text = sorted(key for key in required if key in example and _is_text(example[key]))
+    if not text:
+        return
+    raise TypeError(
+        f"The training examples hold text under {', '.join(map(repr, text))}, which "
+        f"{type(model).__name__}.forward requires, but the default data collator leaves "
+        "text out of the batch (a model takes tensors), so the first step would fail. "
+        "Tokenize the dataset first (e.g. dataset.map(lambda e: tokenizer(e['text']), "
+        "batched=True)), or pass a data_collator that turns the text into tensors."
+    )
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, (str, bytes)):
+        return True
+    return isinstance(value, (list, tuple)) and bool(value) and isinstance(value[0], (str, bytes))
+
+
+def _check_label_names_present(example: Mapping[str, Any], label_names: Any) -> None:
+    if not label_names:  # None: the model's own names; []: no labels, on purpose
+        return
+    names = [label_names] if isinstance(label_names, str) else list(label_names)
+    keys = {key for key in example if key not in _LABEL_RENAMES}
+    if any(example.get(key) is not None for key in _LABEL_RENAMES):
+        keys.add("labels")
+    missing = [name for name in names if name not in keys]
+    if not missing:
+        return
+    renamed = [name for name in missing if name in _LABEL_RENAMES]
+    hint = (
+        f" ({', '.join(map(repr, renamed))} is renamed 'labels' by the default collator)"
+        if renamed
+        else ""
+    )
+    raise ValueError(
+        f"label_names={names!r}, but the batches will have no {', '.join(map(repr, missing))}"
+        f"{hint}: their keys are {', '.join(map(repr, sorted(keys)))}. Evaluations would "
+        "find no labels, so they would report no eval_loss and never call "
+        "compute_metrics. Set label_names to the batches' label keys (e.g. "
+        "label_names=['labels']), or leave it unset to use the model's."
+    )
