@@ -147,3 +147,30 @@ def test_a_fresh_run_beside_an_earlier_runs_checkpoints_is_warned_about(tmp_path
     with caplog.at_level(logging.WARNING, logger="trainer_loop"):
         _train(str(tmp_path), save_strategy="no")  # saves nothing: nothing mixes
     assert "already holds checkpoints" not in caplog.text
+
+
+class _WiderNet(_Net):
+    """The same weight names as ``_Net``'s, of other shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 2)
+
+
+def test_resuming_into_a_model_of_another_shape_names_the_checkpoint_and_the_fix(
+    tmp_path,
+) -> None:
+    _train(str(tmp_path), save_steps=4)
+    checkpoint = tmp_path / "checkpoint-4"
+    before = {path.name: path.read_bytes() for path in checkpoint.iterdir() if path.is_file()}
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=8, report_to="none", disable_tqdm=True
+    )
+    trainer = Trainer(model=_WiderNet(), args=args, train_dataset=_Data())
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)checkpoint-4 does not fit .*_WiderNet.*size mismatch.*same class and config",
+    ):
+        trainer.train(resume_from_checkpoint=str(checkpoint))
+    after = {path.name: path.read_bytes() for path in checkpoint.iterdir() if path.is_file()}
+    assert after == before

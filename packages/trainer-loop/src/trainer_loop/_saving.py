@@ -128,11 +128,23 @@ def write_model_config(module: Any, folder: str) -> None:
     if not hasattr(config, "save_pretrained"):
         return
     os.makedirs(folder, exist_ok=True)
+    _record_class_and_dtype(module, config)
     config.save_pretrained(folder)
     generation = getattr(module, "generation_config", None)
     can_generate = getattr(module, "can_generate", None)
     if hasattr(generation, "save_pretrained") and callable(can_generate) and can_generate():
         generation.save_pretrained(folder)
+
+
+def _record_class_and_dtype(module: Any, config: Any) -> None:
+    """Set what the model's own ``save_pretrained`` records in its config before writing
+    it: the class to build (``architectures``, read by ``AutoModel`` and pipelines) and
+    the weights' dtype. Written without the model's weights, the config would lack both."""
+    config.architectures = [type(module).__name__.removeprefix("FSDP")]
+    dtype = getattr(module, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        # transformers 5 names it ``dtype``; 4.x configs ``torch_dtype``.
+        setattr(config, "dtype" if hasattr(config, "dtype") else "torch_dtype", str(dtype)[6:])
 
 
 _NOT_GATHERED = (
@@ -266,16 +278,31 @@ def restore_checkpoint(trainer: Trainer, checkpoint: str) -> LoadedCheckpoint:
             optimizer=RuntimeOptimizer(runtime, model, trainer.optimizer),
             scheduler=trainer.lr_scheduler,
         )
-    loaded = trainer.checkpoint_store.load(
-        checkpoint,
-        content,
-        process_index=runtime.process_index,
-        map_location=_map_location(runtime),
-    )
+    try:
+        loaded = trainer.checkpoint_store.load(
+            checkpoint,
+            content,
+            process_index=runtime.process_index,
+            map_location=_map_location(runtime),
+        )
+    except RuntimeError as error:
+        if not _is_state_dict_mismatch(error):
+            raise
+        raise ValueError(
+            f"The checkpoint {checkpoint} does not fit the model being trained "
+            f"({type(runtime.unwrap_model(model)).__name__}); torch says: {error} Resume "
+            "into a model built as the one that wrote the checkpoint (same class and "
+            "config), or train without resume_from_checkpoint. The checkpoint is unchanged."
+        ) from error
     if content.model is None:  # checked complete by the store first
         runtime.load_sharded_state(checkpoint, model, trainer.optimizer)
     _catch_up_fresh_schedule(trainer.lr_scheduler, loaded)
     return loaded
+
+
+def _is_state_dict_mismatch(error: RuntimeError) -> bool:
+    """Whether ``load_state_dict`` refused weights of other names or shapes."""
+    return "Error(s) in loading state_dict" in str(error)
 
 
 def _catch_up_fresh_schedule(scheduler: Any, loaded: LoadedCheckpoint) -> None:
