@@ -128,7 +128,10 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"fsdp": "offload"}, "fsdp"),
     ({"fsdp": "full_shard", "deepspeed": {"zero_optimization": {"stage": 2}}}, "deepspeed"),
     (
-        {"fsdp_config": {"min_num_params": 100, "transformer_layer_cls_to_wrap": ["Block"]}},
+        {
+            "fsdp": "full_shard auto_wrap",
+            "fsdp_config": {"min_num_params": 100, "transformer_layer_cls_to_wrap": ["Block"]},
+        },
         "transformer_layer_cls_to_wrap",
     ),
     ({"fsdp_config": {"min_num_params": -1}}, "min_num_params"),
@@ -315,11 +318,16 @@ def test_size_based_wrap_policy_without_a_threshold_takes_torchs_default() -> No
 def test_fsdp_config_from_a_json_file_with_prefixed_keys(tmp_path: Path) -> None:
     path = tmp_path / "fsdp.json"
     path.write_text(
-        json.dumps({"fsdp_transformer_layer_cls_to_wrap": "GPT2Block", "backward_prefetch": "x"})
+        json.dumps(
+            {
+                "fsdp_transformer_layer_cls_to_wrap": "GPT2Block",
+                "backward_prefetch": "BACKWARD_POST",
+            }
+        )
     )
     args = _build(fsdp="full_shard auto_wrap", fsdp_config=str(path))
     assert args.fsdp_config["transformer_layer_cls_to_wrap"] == ["GPT2Block"]
-    assert args.fsdp_config["backward_prefetch"] == "x"
+    assert args.fsdp_config["backward_prefetch"] == "BACKWARD_POST"  # kept as given
     assert args.fsdp_config["min_num_params"] == 0 and args.fsdp_config["xla"] is False
 
 

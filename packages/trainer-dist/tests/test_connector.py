@@ -112,12 +112,12 @@ def test_xla_fsdp_without_torch_xla_is_a_missing_extra(
         build_runtime(args)
 
 
-def test_unknown_fsdp_config_keys_fail_before_any_group_starts(
+def test_bad_fsdp_config_values_fail_before_any_group_starts(
     make_args: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
-    args = SimpleNamespace(use_cpu=True, fsdp="full_shard", fsdp_config={"min_params": 3})
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['min_params'\]"):
+    args = SimpleNamespace(use_cpu=True, fsdp="full_shard", fsdp_config={"forward_prefetch": "?"})
+    with pytest.raises(ValueError, match=r"fsdp_config\['forward_prefetch'\]='\?'"):
         build_runtime(args)
     assert not torch.distributed.is_initialized()
 

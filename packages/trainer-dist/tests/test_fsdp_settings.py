@@ -46,12 +46,13 @@ def test_trainingarguments_values_and_prefixed_keys_are_read(tmp_path) -> None:
     [
         ("full_shard no_shard", {}, r"2 sharding strategies"),
         ("full_shard zero3", {}, r"unknown option\(s\) \['zero3'\]"),
-        ("full_shard", {"wrap_everything": True}, r"unknown key\(s\) \['wrap_everything'\]"),
-        ("full_shard", {"forward_prefetch": "yes"}, r"must be true or false"),
+        ("full_shard", {"forward_prefetch": "maybe"}, r"expected true or false"),
+        ("full_shard", {"cpu_ram_efficient_loading": "maybe"}, r"expected true or false"),
+        ("full_shard", {"activation_checkpointing": 2}, r"expected true or false"),
+        ("full_shard", {"min_num_params": 1.5}, r"integer >= 0"),
         ("full_shard", {"backward_prefetch": "eager"}, r"backward_prefetch.*not supported"),
         ("full_shard", {"state_dict_type": "LOCAL"}, r"state_dict_type.*not supported"),
         ("full_shard", {"min_num_params": -1}, r"integer >= 0"),
-        ("full_shard", {"xla_fsdp_grad_ckpt": True}, r"not xla=True"),
         ("full_shard", {"xla": True, "xla_fsdp_settings": [1]}, r"must be a dict"),
         (
             "full_shard",
@@ -173,3 +174,49 @@ def test_transformers_5_switches_are_read_like_the_words(
     fsdp: object, config: dict, expected: FSDPSettings
 ) -> None:
     assert parse_fsdp(fsdp, config) == expected
+
+
+def test_unknown_keys_are_ignored_with_a_warning_naming_them(caplog) -> None:
+    # An fsdp_config copied from an accelerate config: the reference ignores the keys
+    # it does not read, and the fsdp words choose the strategy and the offload.
+    config = {
+        "fsdp_sharding_strategy": 1,
+        "fsdp_offload_params": False,
+        "fsdp_backward_prefetch_policy": "BACKWARD_PRE",
+        "fsdp_transformer_layer_cls_to_wrap": "Block",
+    }
+    with caplog.at_level("WARNING", logger="trainer_dist"):
+        settings = parse_fsdp("full_shard auto_wrap", config)
+    assert settings == FSDPSettings(auto_wrap=True, layer_classes=("Block",))
+    assert "['backward_prefetch_policy', 'offload_params', 'sharding_strategy']" in caplog.text
+    assert "are ignored" in caplog.text
+
+
+def test_xla_keys_without_xla_are_ignored_with_a_warning(caplog) -> None:
+    with caplog.at_level("WARNING", logger="trainer_dist"):
+        settings = parse_fsdp("full_shard", {"xla_fsdp_grad_ckpt": True, "xla_fsdp_v2": "true"})
+    assert settings == FSDPSettings()
+    assert "['xla_fsdp_v2', 'xla_fsdp_grad_ckpt'] but not xla=True" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("yes", True),
+        ("On", True),
+        ("1", True),
+        (1, True),
+        ("no", False),
+        ("OFF", False),
+        (0, False),
+    ],
+)
+def test_flags_take_the_boolean_spellings_accelerate_takes(value: object, expected: bool) -> None:
+    config = {"forward_prefetch": value, "cpu_ram_efficient_loading": value}
+    settings = parse_fsdp("full_shard", config)
+    assert settings.forward_prefetch is expected
+    assert settings.cpu_ram_efficient_loading is expected
+
+
+def test_a_whole_float_min_num_params_is_an_int() -> None:
+    assert parse_fsdp("full_shard auto_wrap", {"min_num_params": 1e8}).min_num_params == 100_000_000

@@ -18,6 +18,7 @@ from trainer_args._enums import (
 )
 from trainer_args._fsdp_switches import (
     FSDP_SWITCH_KEYS,
+    fsdp_flag,
     fsdp_option_words,
     merge_fsdp_switches,
 )
@@ -42,6 +43,7 @@ __all__: list[str] = [
     "Seq2SeqTrainingArguments",
     "ShardedDDPOption",
     "TrainingArguments",
+    "fsdp_flag",
     "fsdp_option_words",
     "merge_fsdp_switches",
     "resolve_steps",

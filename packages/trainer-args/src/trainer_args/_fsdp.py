@@ -17,7 +17,7 @@ from trainer_args._enums import (
     FSDPOption,
     ShardedDDPOption,
 )
-from trainer_args._fsdp_switches import merge_fsdp_switches
+from trainer_args._fsdp_switches import fsdp_flag, merge_fsdp_switches
 from trainer_args._json_args import load_mapping
 from trainer_args._messages import coerce_enum, conflict, invalid, wrong_type
 
@@ -111,13 +111,19 @@ def load_fsdp_config(args: Any) -> None:
 
 
 def complete_fsdp_config(args: Any) -> None:
-    """Fill the default keys and make ``transformer_layer_cls_to_wrap`` a list."""
+    """Fill the default keys and make ``transformer_layer_cls_to_wrap`` a list.
+
+    A whole-number float ``min_num_params`` (JSON's ``1e8``) becomes an ``int``.
+    """
     config = {**FSDP_CONFIG_DEFAULTS, **args.fsdp_config}
     layer_cls = config.get("transformer_layer_cls_to_wrap")
     if isinstance(layer_cls, str):
         config["transformer_layer_cls_to_wrap"] = [
             name.strip() for name in layer_cls.split(",") if name.strip()
         ]
+    min_params = config["min_num_params"]
+    if isinstance(min_params, float) and min_params.is_integer():
+        config["min_num_params"] = int(min_params)
     args.fsdp_config = config
 
 
@@ -125,8 +131,9 @@ def check_fsdp(args: Any) -> None:
     """Reject FSDP settings that cannot work together.
 
     Rules: at most one sharding strategy; ``offload`` needs a strategy to offload from;
-    FSDP and DeepSpeed exclude each other; size-based and layer-class-based auto-wrap
-    policies exclude each other.
+    FSDP and DeepSpeed exclude each other. With ``fsdp`` on, ``fsdp_config``'s values are
+    checked too (see :func:`check_fsdp_config`), here rather than when the Trainer starts
+    its processes.
     """
     strategies = [option.value for option in args.fsdp if option in FSDP_SHARDING_STRATEGIES]
     words = " ".join(option.value for option in args.fsdp)
@@ -156,11 +163,54 @@ def check_fsdp(args: Any) -> None:
     min_params = args.fsdp_config.get("min_num_params", 0)
     if isinstance(min_params, bool) or not isinstance(min_params, int) or min_params < 0:
         raise invalid("fsdp_config['min_num_params']", min_params, "an integer >= 0")
-    if min_params > 0 and args.fsdp_config.get("transformer_layer_cls_to_wrap"):
+    if args.fsdp:
+        check_fsdp_config(args.fsdp_config, args.gradient_checkpointing)
+
+
+FSDP_FLAG_KEYS = (
+    "forward_prefetch",
+    "limit_all_gathers",
+    "activation_checkpointing",
+    "sync_module_states",
+    "use_orig_params",
+    "cpu_ram_efficient_loading",
+    "xla",
+    "xla_fsdp_v2",
+    "xla_fsdp_grad_ckpt",
+)
+_FSDP_CHOICES = {
+    "backward_prefetch": ("backward_pre", "backward_post", "no_prefetch"),
+    "state_dict_type": ("FULL_STATE_DICT", "SHARDED_STATE_DICT"),
+}
+
+
+def check_fsdp_config(config: dict[str, Any], gradient_checkpointing: Any) -> None:
+    """Check the values of an ``fsdp_config`` that will be used (``fsdp`` is on).
+
+    Raises:
+        ValueError: a flag that is not a boolean, an unknown ``backward_prefetch`` or
+            ``state_dict_type``, both auto-wrap policies, or FSDP's
+            ``activation_checkpointing`` together with ``gradient_checkpointing``.
+    """
+    flags = {key: fsdp_flag(key, config[key]) for key in FSDP_FLAG_KEYS if key in config}
+    for key, allowed in _FSDP_CHOICES.items():
+        value = config.get(key)
+        if value is not None and str(value).lower() not in [a.lower() for a in allowed]:
+            raise invalid(f"fsdp_config[{key!r}]", value, f"one of {list(allowed)} (any case)")
+    if config.get("min_num_params", 0) > 0 and config.get("transformer_layer_cls_to_wrap"):
         raise conflict(
             "fsdp_config['min_num_params']",
-            min_params,
+            config["min_num_params"],
             "fsdp_config['transformer_layer_cls_to_wrap']",
-            args.fsdp_config["transformer_layer_cls_to_wrap"],
+            config["transformer_layer_cls_to_wrap"],
             "They select two different auto-wrap policies; keep only one.",
+        )
+    if flags.get("activation_checkpointing") and gradient_checkpointing:
+        raise conflict(
+            "fsdp_config['activation_checkpointing']",
+            config["activation_checkpointing"],
+            "gradient_checkpointing",
+            gradient_checkpointing,
+            "Both recompute activations in backward; with FSDP keep fsdp_config's "
+            "activation_checkpointing and set gradient_checkpointing=False.",
         )

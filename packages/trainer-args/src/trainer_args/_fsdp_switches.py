@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trainer_args._field_types import FALSE_WORDS, TRUE_WORDS
 from trainer_args._messages import conflict, invalid
 
 FSDP_SWITCH_KEYS = frozenset(
@@ -86,18 +87,25 @@ def _check_version(version: Any) -> None:
         )
 
 
-def _flag(key: str, value: Any) -> bool:
+def fsdp_flag(key: str, value: Any) -> bool:
+    """``fsdp_config[key]`` as a bool: JSON true/false, 0/1, or a word accelerate's
+    ``str_to_bool`` reads (true/false, yes/no, on/off, ... in any case).
+
+    Raises:
+        ValueError: any other value, naming the key.
+    """
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise invalid(f"fsdp_config[{key!r}]", value, "true or false")
+    word = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise invalid(f"fsdp_config[{key!r}]", value, "true or false", "JSON true/false also work.")
 
 
 def _apply_reshard(words: list[str], value: Any) -> list[str]:
     if value is None:
         return words
-    reshard = _flag("reshard_after_forward", value)
+    reshard = fsdp_flag("reshard_after_forward", value)
     strategies = [word for word in words if word in _RESHARDS or word == "no_shard"]
     if not strategies:
         return [*words, "full_shard" if reshard else "shard_grad_op"]
@@ -116,7 +124,7 @@ def _apply_reshard(words: list[str], value: Any) -> list[str]:
 def _apply_offload(words: list[str], value: Any) -> list[str]:
     if value is None:
         return words
-    offload = _flag("cpu_offload", value)
+    offload = fsdp_flag("cpu_offload", value)
     if offload and "offload" not in words:
         return [*words, "offload"]
     if not offload and "offload" in words:

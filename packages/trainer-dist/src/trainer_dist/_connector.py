@@ -64,8 +64,9 @@ def build_runtime(args: Any) -> Runtime:
 
     Raises:
         ValueError: conflicting or impossible settings: fp16 with bf16, fsdp with
-            deepspeed, fsdp without a launcher, an unknown fsdp word or fsdp_config key,
-            nccl on the CPU, a precision the device cannot run.
+            deepspeed, fsdp without a launcher, an unknown fsdp word or an fsdp_config
+            value that cannot be read (an unknown key is only warned about), nccl on the
+            CPU, a precision the device cannot run.
         ValueError: ``accelerator_config`` split_batches with a batch size that is not
             a multiple of the number of processes; split_batches or even_batches=False
             with XLA FSDP.

@@ -6,17 +6,19 @@ fails fast on every process with one message instead of hanging a collective.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainer_args import FSDP_SWITCH_KEYS, merge_fsdp_switches
+from trainer_args import FSDP_SWITCH_KEYS, fsdp_flag, merge_fsdp_switches
 from trainer_args import fsdp_option_words as option_words
 
 STRATEGIES = ("full_shard", "shard_grad_op", "hybrid_shard", "hybrid_shard_zero2", "no_shard")
 _MODIFIERS = ("offload", "auto_wrap")
 _PREFETCH = ("backward_pre", "backward_post", "no_prefetch")
 _STATE_DICT_TYPES = ("FULL_STATE_DICT", "SHARDED_STATE_DICT")
+logger = logging.getLogger(__name__)
 
 KNOWN_KEYS = frozenset(
     {
@@ -64,6 +66,7 @@ class FSDPSettings:
         sync_module_states: broadcast rank 0's weights to every process before sharding.
         use_orig_params: accepted for compatibility; FSDP2 always keeps the original
             parameters (as ``DTensor`` shards).
+        cpu_ram_efficient_loading: accepted for compatibility (checked, no effect yet).
     """
 
     strategy: str = "full_shard"
@@ -78,6 +81,7 @@ class FSDPSettings:
     state_dict_type: str = "FULL_STATE_DICT"
     sync_module_states: bool = True
     use_orig_params: bool = True
+    cpu_ram_efficient_loading: bool = False
 
     @property
     def wraps_layers(self) -> bool:
@@ -121,12 +125,7 @@ def _choice(config: dict[str, Any], key: str, allowed: tuple[str, ...], default:
 
 
 def _flag(config: dict[str, Any], key: str, default: bool) -> bool:
-    value = config.get(key, default)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    if not isinstance(value, bool):
-        raise ValueError(f"fsdp_config[{key!r}]={value!r} must be true or false.")
-    return value
+    return fsdp_flag(key, config.get(key, default))
 
 
 def _layer_classes(config: dict[str, Any]) -> tuple[str, ...] | None:
@@ -139,7 +138,8 @@ def _layer_classes(config: dict[str, Any]) -> tuple[str, ...] | None:
 
 
 def _check_xla_keys(config: dict[str, Any]) -> None:
-    """The XLA keys must be well-typed, and only set together with ``xla=True``."""
+    """The XLA keys must be well-typed; set without ``xla=True`` they do nothing (a
+    warning says so, as the reference ignores them there)."""
     for key in ("xla", "xla_fsdp_v2", "xla_fsdp_grad_ckpt"):
         _flag(config, key, False)
     settings = config.get("xla_fsdp_settings")
@@ -150,9 +150,10 @@ def _check_xla_keys(config: dict[str, Any]) -> None:
         )
     used = [k for k in ("xla_fsdp_settings", "xla_fsdp_v2", "xla_fsdp_grad_ckpt") if config.get(k)]
     if used and not _flag(config, "xla", False):
-        raise ValueError(
-            f"fsdp_config sets {used} but not xla=True; those keys configure XLA FSDP "
-            f"(TPUs, torch_xla). Set fsdp_config['xla']=True or remove them."
+        logger.warning(
+            "fsdp_config sets %s but not xla=True; those keys configure XLA FSDP (TPUs, "
+            "torch_xla) and are ignored. Set fsdp_config['xla']=True or remove them.",
+            used,
         )
 
 
@@ -161,22 +162,26 @@ def parse_fsdp(fsdp: Any, fsdp_config: dict[str, Any] | None) -> FSDPSettings:
 
     Keys may carry the ``fsdp_`` prefix; ``fsdp=True`` and transformers 5's switch keys
     (``reshard_after_forward``, ``cpu_offload``, ``auto_wrap_policy``, ``version``) are
-    read as TrainingArguments reads them. Raises ``ValueError`` for unknown words or keys,
-    two strategies, a non-boolean flag, an unknown prefetch or state dict type, or
-    ``min_num_params`` together with ``transformer_layer_cls_to_wrap``.
+    read as TrainingArguments reads them. Keys this runtime does not know (an accelerate
+    config's ``sharding_strategy`` or ``offload_params``, a typo) are ignored with a
+    warning that names them, as the reference ignores them. Raises ``ValueError`` for
+    unknown words, two strategies, a non-boolean flag, an unknown prefetch or state dict
+    type, or ``min_num_params`` together with ``transformer_layer_cls_to_wrap``.
     """
     merged, config = merge_fsdp_switches(fsdp, unprefixed(fsdp_config))
     words = option_words(merged)
     unknown = sorted(set(config) - KNOWN_KEYS)
     if unknown:
-        raise ValueError(
-            f"fsdp_config has unknown key(s) {unknown}; the keys understood are "
-            f"{sorted(KNOWN_KEYS)} (with or without an 'fsdp_' prefix)."
+        logger.warning(
+            "fsdp_config key(s) %s are not FSDP settings this trainer reads and are ignored; "
+            "the keys understood are %s (with or without an 'fsdp_' prefix). The sharding "
+            "strategy and CPU offload come from the fsdp words (e.g. "
+            "fsdp='full_shard offload auto_wrap').",
+            unknown,
+            sorted(KNOWN_KEYS),
         )
     _check_xla_keys(config)
-    min_params = config.get("min_num_params", 0) or 0
-    if not isinstance(min_params, int) or min_params < 0:
-        raise ValueError(f"fsdp_config['min_num_params']={min_params!r} must be an integer >= 0.")
+    min_params = _min_num_params(config)
     layers = _layer_classes(config)
     if min_params > 0 and layers:
         raise ValueError(
@@ -196,4 +201,15 @@ def parse_fsdp(fsdp: Any, fsdp_config: dict[str, Any] | None) -> FSDPSettings:
         state_dict_type=_choice(config, "state_dict_type", _STATE_DICT_TYPES, "FULL_STATE_DICT"),
         sync_module_states=_flag(config, "sync_module_states", True),
         use_orig_params=_flag(config, "use_orig_params", True),
+        cpu_ram_efficient_loading=_flag(config, "cpu_ram_efficient_loading", False),
     )
+
+
+def _min_num_params(config: dict[str, Any]) -> int:
+    """``min_num_params`` as an ``int`` (a whole float such as JSON's ``1e8`` too)."""
+    value = config.get("min_num_params", 0) or 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"fsdp_config['min_num_params']={value!r} must be an integer >= 0.")
+    return value

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from trainer_args import fsdp_flag
 from trainer_dist._fsdp_settings import option_words, parse_fsdp, unprefixed
 
 logger = logging.getLogger(__name__)
@@ -113,13 +114,19 @@ class XlaFSDPSettings:
 def wants_xla(fsdp_config: Mapping[str, Any] | None) -> bool:
     """Whether ``fsdp_config`` turns XLA FSDP on (``xla`` / ``fsdp_xla`` true)."""
     config = fsdp_config or {}
-    return any(_is_true(config.get(key)) for key in ("xla", "fsdp_xla"))
+    return any(_is_true(config, key) for key in ("xla", "fsdp_xla"))
 
 
-def _is_true(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)
+def _is_true(config: Mapping[str, Any], key: str) -> bool:
+    """``config[key]`` read as the other FSDP flags are (yes/on/1 ... too); a value no
+    flag reading accepts counts as false here, and :func:`parse_fsdp` reports it."""
+    value = config.get(key)
+    if value is None:
+        return False
+    try:
+        return fsdp_flag(key, value)
+    except ValueError:
+        return False
 
 
 def parse_xla_fsdp(fsdp: Any, fsdp_config: Mapping[str, Any] | None) -> XlaFSDPSettings:
@@ -139,7 +146,7 @@ def parse_xla_fsdp(fsdp: Any, fsdp_config: Mapping[str, Any] | None) -> XlaFSDPS
     base = parse_fsdp(words, dict(fsdp_config or {}))
     config = unprefixed(fsdp_config)
     _check_words(words)
-    if _is_true(config.get("xla_fsdp_v2")):
+    if _is_true(config, "xla_fsdp_v2"):
         raise NotImplementedError(
             "fsdp_config['xla_fsdp_v2']=True asks for SPMD-based FSDPv2, which this runtime "
             "does not implement. Set xla_fsdp_v2=False to train with XlaFullyShardedDataParallel "
@@ -157,7 +164,7 @@ def parse_xla_fsdp(fsdp: Any, fsdp_config: Mapping[str, Any] | None) -> XlaFSDPS
         wrapper_options=options,
         min_num_params=base.min_num_params,
         layer_classes=base.layer_classes,
-        grad_ckpt=_is_true(config.get("xla_fsdp_grad_ckpt")),
+        grad_ckpt=_is_true(config, "xla_fsdp_grad_ckpt"),
         checkpoint_format=_checkpoint_format(config.get("state_dict_type")),
         ignored_keys=tuple(key for key in _GPU_FSDP_KEYS if key in config),
     )
