@@ -4,6 +4,7 @@ message that names the mistake and the fix (found by comparing with the referenc
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
@@ -125,13 +126,14 @@ def test_zero_epochs_with_max_steps_trains_max_steps(tmp_path) -> None:
     ("eval_dataset", "where"),
     [("validation", "eval_dataset is"), ({"val": "validation"}, "eval_dataset['val']")],
 )
-def test_a_split_name_as_eval_dataset_is_refused_before_a_step(
+def test_a_split_name_as_eval_dataset_is_refused_at_construction_and_before_a_step(
     tmp_path, eval_dataset: Any, where: str
 ) -> None:
     args = _args(tmp_path, eval_strategy="steps", eval_steps=1)
-    trainer = Trainer(
-        model=Classifier(), args=args, train_dataset=_data(), eval_dataset=eval_dataset
-    )
+    with pytest.raises(TypeError, match=rf"{re.escape(where)}.*not a dataset"):
+        Trainer(model=Classifier(), args=args, train_dataset=_data(), eval_dataset=eval_dataset)
+    trainer = Trainer(model=Classifier(), args=args, train_dataset=_data())
+    trainer.eval_dataset = eval_dataset  # assigned after construction: caught by train()
     _refused_before_a_step(trainer, TypeError, where, "not a dataset")
 
 

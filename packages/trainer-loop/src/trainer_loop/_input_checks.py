@@ -73,6 +73,7 @@ def check_trainer_inputs(
     train_dataset: Any,
     callbacks: Any,
     optimizers: Any,
+    eval_dataset: Any = None,
 ) -> None:
     """Refuse constructor arguments that cannot work, before anything is built or written.
 
@@ -90,6 +91,7 @@ def check_trainer_inputs(
     check_data_collator(data_collator)
     check_train_dataset(train_dataset)
     check_stream_length(train_dataset, args)
+    check_eval_dataset_kind(eval_dataset)
     check_callbacks(callbacks)
     check_given_optimizers(trainer, model, optimizers)
     check_output_dir(args)

@@ -152,7 +152,7 @@ class Trainer(
             logger.info("No `TrainingArguments` passed, using `output_dir=tmp_trainer`.")
             args = TrainingArguments(output_dir="tmp_trainer")
         _input_checks.check_trainer_inputs(
-            self, model, args, data_collator, train_dataset, callbacks, optimizers
+            self, model, args, data_collator, train_dataset, callbacks, optimizers, eval_dataset
         )
         _input_checks.check_functions(
             model_init=model_init,
