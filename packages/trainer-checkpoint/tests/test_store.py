@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
@@ -142,6 +143,17 @@ def test_rotation_keeps_the_newest_and_the_protected(tmp_path, limit, keep, left
         )
     store.rotate(str(tmp_path), limit, keep=[str(tmp_path / f"checkpoint-{k}") for k in keep])
     assert [int(p.rsplit("-", 1)[1]) for p in store.checkpoints(str(tmp_path))] == left
+
+
+def test_rotation_logs_each_deletion_in_the_references_words(tmp_path, caplog) -> None:
+    store = FolderCheckpointStore(fsync=False)
+    for step in (1, 2):
+        content = CheckpointContent(model=nn.Linear(1, 1), trainer_state=TrainerState())
+        store.save(str(tmp_path), step, content)
+    with caplog.at_level(logging.INFO, logger="trainer_checkpoint"):
+        store.rotate(str(tmp_path), 1)
+    oldest = tmp_path / "checkpoint-1"
+    assert f"Deleting older checkpoint [{oldest}] due to args.save_total_limit" in caplog.text
 
 
 def test_missing_and_non_checkpoint_folders_raise_clear_errors(tmp_path) -> None:

@@ -192,7 +192,8 @@ def test_collator_wrapper_drops_keys_and_logs_once(caplog: pytest.LogCaptureFixt
     assert [set(batch) for batch in batches] == [{"input_ids", "labels"}] * 2
     [record] = caplog.records
     assert record.getMessage().startswith(
-        "Dropping columns of the training set that _Classifier.forward does not accept: idx, text."
+        "The following columns in the training set don't have a corresponding argument in "
+        "`_Classifier.forward` and have been ignored: idx, text."
     )
 
 

@@ -111,6 +111,15 @@ def test_the_training_header_has_the_reference_lines(tmp_path, caplog) -> None:
     ]
 
 
+def test_max_steps_overriding_the_epochs_is_noted_at_construction(tmp_path, caplog) -> None:
+    notice = "max_steps is given, it will override any value given in num_train_epochs"
+    with caplog.at_level(logging.INFO, logger="trainer_loop"):
+        _trainer(tmp_path / "epochs")
+        assert notice not in _messages(caplog)
+        _trainer(tmp_path / "steps", max_steps=3)
+    assert notice in _messages(caplog)
+
+
 def test_a_stream_counts_its_run_as_one_epoch_in_the_header(tmp_path, caplog) -> None:
     trainer = _trainer(tmp_path, max_steps=3)
     trainer.train_dataset = _Stream()

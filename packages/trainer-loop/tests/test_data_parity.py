@@ -177,5 +177,8 @@ def test_removing_columns_without_a_description_names_no_set(tmp_path, caplog) -
     trainer = Trainer(model=Recorder(), args=_args(tmp_path))
     with caplog.at_level("INFO"):
         assert trainer._remove_unused_columns(rows).column_names == ["x", "labels"]
-    assert "Dropping columns of the dataset that Recorder.forward" in caplog.text
+    assert (
+        "columns in the dataset don't have a corresponding argument in `Recorder.forward`"
+        in caplog.text
+    )
     assert "None" not in caplog.text

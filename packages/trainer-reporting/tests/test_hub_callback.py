@@ -121,6 +121,16 @@ def test_a_bad_token_is_refused_with_a_clear_error(hub, tmp_path):
         HubCallback(hub_args(tmp_path, hub_model_id="someone-else/model"))
 
 
+def test_offline_mode_says_how_to_train_without_the_hub(hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OfflineModeIsEnabled, match=r"offline mode.*push_to_hub=False"):
+        HubCallback(hub_args(tmp_path))
+    assert not hub.repos  # nothing reached the server
+
+
 def test_every_save_pushes_the_model_files_to_the_root_only(hub, tmp_path):
     args = hub_args(tmp_path, hub_strategy="every_save")
     callback = HubCallback(args)

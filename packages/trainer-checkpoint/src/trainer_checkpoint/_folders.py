@@ -245,7 +245,8 @@ def rotate_checkpoints(output_dir: str, limit: int, *, keep: Collection[str] = (
     survivors = max(limit, len(pool) - len(others))
     doomed = others[: max(len(pool) - survivors, 0)]
     for path in doomed:
-        logger.info("Deleting older checkpoint %s (save_total_limit=%d).", path, limit)
+        # v4.34's wording, which log readers search for.
+        logger.info("Deleting older checkpoint [%s] due to args.save_total_limit", path)
     return [path for path in doomed if delete_folder(path)]
 
 

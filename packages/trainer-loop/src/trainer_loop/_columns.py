@@ -207,10 +207,17 @@ def _model_name(model: Any) -> str:
 
 
 def _dropped_message(description: str | None, unused: list[str], model: Any) -> str:
+    return dropped_columns_line(description, f"{_model_name(model)}.forward", unused)
+
+
+def dropped_columns_line(description: str | None, forward: str, dropped: list[str]) -> str:
+    """The info line naming the columns left out: its start is the reference's, which
+    users search their logs for; its end says how to keep them."""
+    where = f"in the {description} set" if description else "in the dataset"
     return (
-        f"Dropping columns {_of_the_set(description)} that {_model_name(model)}.forward does "
-        f"not accept: {', '.join(unused)}. Set remove_unused_columns=False to keep them "
-        "(for example for a custom collator that uses them)."
+        f"The following columns {where} don't have a corresponding argument in `{forward}` "
+        f"and have been ignored: {', '.join(dropped)}. Set remove_unused_columns=False to "
+        "keep them (for example for a custom collator that uses them)."
     )
 
 
@@ -300,12 +307,5 @@ class RemoveColumnsCollator:
         self._logged = True
         if self.logger is None:
             return
-        where = f" of the {self.description} set" if self.description else ""
         forward = f"{self.model_name}.forward" if self.model_name else "the model's forward"
-        self.logger.info(
-            "Dropping columns%s that %s does not accept: %s. Set remove_unused_columns=False "
-            "to keep them.",
-            where,
-            forward,
-            ", ".join(dropped),
-        )
+        self.logger.info("%s", dropped_columns_line(self.description, forward, dropped))

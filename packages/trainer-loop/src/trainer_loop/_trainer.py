@@ -197,6 +197,8 @@ class Trainer(
         )
         self.can_return_loss = can_return_loss(self.model)
         self._train_batch_size = args.train_batch_size
+        if args.max_steps > 0 and args.num_train_epochs > 0:  # the reference's notice
+            logger.info("max_steps is given, it will override any value given in num_train_epochs")
         # Micro-batches in the accumulation window being run (the reference's name:
         # training_step overrides copied from it divide by it).
         self.current_gradient_accumulation_steps = 1

@@ -55,7 +55,14 @@ def create_hub_repo(api: Any, name: str, *, token: str | None, private: bool | N
 
 
 def explain_refusal(error: Exception, action: str, api: Any) -> Exception:
-    """A :class:`HubAccessError` for a 401/403 answer; ``error`` itself otherwise."""
+    """A :class:`HubAccessError` for a 401/403 answer; for huggingface_hub's offline mode
+    an error of the same class that also says how to train without the Hub; ``error``
+    itself otherwise."""
+    if type(error).__name__ == "OfflineModeIsEnabled":
+        return type(error)(
+            f"{error} push_to_hub=True needs the Hub to {action}: unset HF_HUB_OFFLINE, or "
+            "train without pushing (push_to_hub=False) and upload output_dir later."
+        )
     status = getattr(getattr(error, "response", None), "status_code", None)
     if isinstance(error, MissingExtraError) or status not in (401, 403):
         return error
