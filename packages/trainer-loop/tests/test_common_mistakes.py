@@ -198,3 +198,25 @@ def test_a_dataset_whose_reads_have_side_effects_is_not_read(tmp_path) -> None:
     trainer = Trainer(model=Classifier(), args=_args(tmp_path), train_dataset=dataset)
     check_first_example(trainer)
     assert dataset.reads == 0
+
+
+def test_an_evaluation_without_labels_says_why_compute_metrics_was_skipped(
+    tmp_path, caplog
+) -> None:
+    calls: list[Any] = []
+    unlabelled = [{"x": row["x"]} for row in _data(4)]
+    trainer = Trainer(
+        model=Classifier(),
+        args=_args(tmp_path),
+        eval_dataset=unlabelled,
+        compute_metrics=lambda prediction: calls.append(prediction) or {},
+    )
+    with caplog.at_level("WARNING", logger="trainer_loop"):
+        trainer.predict(unlabelled)  # prediction on unlabelled data is normal: no warning
+        assert "compute_metrics was not called" not in caplog.text
+        trainer.evaluate()
+        trainer.evaluate()
+    assert calls == []
+    warnings = [r for r in caplog.records if "compute_metrics was not called" in r.getMessage()]
+    assert len(warnings) == 1  # once per Trainer
+    assert "label_names=['labels']" in warnings[0].getMessage()

@@ -300,6 +300,7 @@ class _EvalRun:
         self.want_losses = "loss" in includes
         self.batch_metrics = bool(getattr(args, "batch_eval_metrics", False))
         self.keep_outputs = not self.batch_metrics or description == "Prediction"
+        self.description = description
         self.metrics: dict[str, Any] = {}
         self._pending_metrics: tuple[Any, Any, Any, Any] | None = None
         self.observed = 0
@@ -442,6 +443,22 @@ class _EvalRun:
         # Before the last batch a function may only accumulate (and return None).
         self.metrics = _metrics_dict(returned) if is_last else {}
 
+    def _note_missing_labels(self) -> None:
+        """Warn (once per Trainer) that an evaluation skipped ``compute_metrics`` for want
+        of labels: the reference skips it silently, and a misnamed label key then shows
+        only as metrics that never appear. Prediction on unlabelled data is normal."""
+        trainer = self.trainer
+        if self.description == "Prediction" or trainer.__dict__.get("_warned_missing_labels"):
+            return
+        trainer._warned_missing_labels = True
+        logger.warning(
+            "compute_metrics was not called: no batch of the evaluation set held labels "
+            "under label_names=%s, so there was nothing to compare the predictions with. "
+            "Give the examples their labels under those keys, or set label_names to the "
+            "keys that hold them.",
+            list(trainer.label_names),
+        )
+
     def finish(self, prefix: str, extra: dict[str, float]) -> EvalLoopOutput:
         trainer = self.trainer
         all_losses = self.losses.result()
@@ -461,6 +478,8 @@ class _EvalRun:
                 losses=all_losses if self.want_losses else None,
             )
             metrics = _metrics_dict(compute(prediction))
+        elif compute is not None and preds is not None and labels is None:
+            self._note_missing_labels()
         metrics = _plain_numbers(metrics)
         if trainer.is_in_train and _will_save(trainer):
             _check_savable(metrics)

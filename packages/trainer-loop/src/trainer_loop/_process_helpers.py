@@ -10,7 +10,6 @@ runtime (trainer-dist) instead.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -93,10 +92,10 @@ def reissue_pt_warnings(caught_warnings: Sequence[warnings.WarningMessage]) -> N
 
 def _xla_runtime() -> Any:
     """``torch_xla.runtime`` when torch_xla is installed, else None."""
-    if importlib.util.find_spec("torch_xla") is None:
+    try:
+        import torch_xla.runtime
+    except ImportError:
         return None
-    import torch_xla.runtime
-
     return torch_xla.runtime
 
 
