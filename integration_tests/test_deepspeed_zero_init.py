@@ -8,7 +8,8 @@ same weights. A partitioned model is also evaluated and predicted (generating, w
 ``Seq2SeqTrainer``) right after loading, through an inference-only engine, which must
 match the model loaded whole on one process, and then trained, which must reach the
 weights of the run that did not evaluate first. ``bf16_full_eval`` on a partitioned model
-must give the loss of the whole model cast to bf16, and a model loaded whole must be
+must give the loss of the whole model cast to bf16 while training stays in fp32 (the
+config has no precision section), and a model loaded whole must be
 partitioned by the inference engine when it is evaluated first, as in the reference, and
 still train to the weights of the whole run. The accelerate flavour does the same with
 the config coming from an accelerate config (``deepspeed_config_file`` and
@@ -238,12 +239,35 @@ def test_training_after_evaluation_reaches_the_weights_of_training_alone(
 def test_bf16_full_eval_of_a_partitioned_model(
     torchrun: list[dict[str, Any]], one_process: dict[str, Any]
 ) -> None:
-    """The gathered weights are evaluated in bf16, as the whole model cast to bf16 is."""
+    """The gathered weights are evaluated in bf16, as the whole model cast to bf16 is,
+    though ``zero.Init`` partitioned them in fp32: the config asks for no precision, and
+    ``bf16_full_eval`` alone asks for fp32 training (the partitions are cast for the
+    inference engine only)."""
     in_bf16 = one_process["bf16_eval_loss"]
     assert abs(in_bf16 - one_process["eval_loss"]) > 5 * TOLERANCE  # bf16 really differs
     for report in torchrun:
-        assert report["bf16_full_eval"]["partitioned"]
-        assert report["bf16_full_eval"]["eval_loss"] == pytest.approx(in_bf16, abs=TOLERANCE / 10)
+        full_eval = report["bf16_full_eval"]
+        assert full_eval["registered_precision"] == []  # no section added for zero.Init
+        assert full_eval["partition_dtypes"] == ["torch.float32"]
+        assert full_eval["partitioned"] and full_eval["inference_engine_bf16"]
+        assert full_eval["training_config_precision"] == "no"
+        assert full_eval["eval_loss"] == pytest.approx(in_bf16, abs=TOLERANCE / 10)
+
+
+def test_bf16_full_eval_alone_trains_in_fp32(torchrun: list[dict[str, Any]]) -> None:
+    """As in the reference, ``bf16_full_eval`` without ``bf16`` adds no bf16 section to
+    the training engine's config: the run trains as the one without the flag. Evaluated
+    after training (ZeRO-3), the training engine's fp32 partitions are not cast (its
+    optimizer owns them), so the evaluation matches that run's too."""
+    for report in torchrun:
+        full_eval, alone = report["bf16_full_eval"], report["zero_init"]
+        assert not full_eval["training_engine_bf16"]
+        trained = full_eval["trained"]
+        assert trained["losses"] == pytest.approx(alone["losses"], abs=TOLERANCE)
+        assert trained["eval_loss_after"] == pytest.approx(alone["eval_loss_after"], abs=TOLERANCE)
+    weights = torchrun[0]["bf16_full_eval"]["trained"]["weights"]
+    assert weights
+    assert base.max_difference(weights, torchrun[0]["zero_init"]["weights"]) < TOLERANCE
 
 
 def test_a_whole_model_is_partitioned_to_evaluate_before_training(

@@ -9,11 +9,11 @@ observed to ``<out>/rank<N>.json``; ``test_deepspeed_zero_init.py`` compares the
 ``torchrun``: arguments with ``deepspeed=<file>``, a model loaded (partitioned by
 zero.Init) and trained; then a partitioned model evaluated, predicted (generating, through
 a ``Seq2SeqTrainer``) and only then trained; a partitioned model evaluated with
-``bf16_full_eval``; then the same training with a model loaded whole (the registration
-withdrawn), and a whole model evaluated (partitioned by the inference engine) before
-it trains. ``accelerate``: arguments without ``deepspeed`` under an
-accelerate config with a ZeRO-3 config file and ``zero3_init_flag: true``, then the same
-load and training.
+``bf16_full_eval``, and a fresh one trained with it (in fp32); then the same training
+with a model loaded whole (the registration withdrawn), and a whole model evaluated
+(partitioned by the inference engine) before it trains. ``accelerate``: arguments
+without ``deepspeed`` under an accelerate config with a ZeRO-3 config file and
+``zero3_init_flag: true``, then the same load and training.
 """
 
 from __future__ import annotations
@@ -239,17 +239,28 @@ def run_torchrun(out: str, model_folder: str, deepspeed_file: str) -> dict[str, 
 
 
 def evaluate_in_bf16(out: str, model_folder: str, deepspeed_file: str) -> dict[str, Any]:
-    """``bf16_full_eval`` on a partitioned model: the loop casts the module (its empty
-    local tensors) before the inference engine partitions and gathers in bf16."""
+    """``bf16_full_eval`` (without ``bf16``, the config has no precision section): the
+    model is partitioned in fp32 (the registered config trains in fp32), the runtime
+    casts the partitions for the inference engine, which evaluates in bf16. Then the
+    same arguments train a fresh model: in fp32, as without ``bf16_full_eval``."""
     from trainer import Trainer
 
     args = arguments(out, deepspeed=deepspeed_file, bf16_full_eval=True)
     model = loaded(model_folder)
-    trainer = Trainer(model=model, args=args, eval_dataset=eval_dataset())
-    return {
-        "partitioned": all(hasattr(p, "ds_id") for p in model.parameters()),
-        "eval_loss": trainer.evaluate()["eval_loss"],
+    report: dict[str, Any] = {
+        "registered_precision": sorted({"fp16", "bf16"} & set(args.hf_deepspeed_config.config)),
+        "partition_dtypes": sorted({str(p.ds_tensor.dtype) for p in model.parameters()}),
     }
+    trainer = Trainer(model=model, args=args, eval_dataset=eval_dataset())
+    report["partitioned"] = all(hasattr(p, "ds_id") for p in model.parameters())
+    report["eval_loss"] = trainer.evaluate()["eval_loss"]
+    report["inference_engine_bf16"] = trainer.runtime.inference_engine.bfloat16_enabled()
+    report["training_config_precision"] = trainer.runtime.config.mixed_precision
+    training = Trainer(model=loaded(model_folder), args=args, train_dataset=dataset())
+    training.train()
+    report["training_engine_bf16"] = training.runtime.engine.bfloat16_enabled()
+    report["trained"] = trained(training)
+    return report
 
 
 def evaluate_whole_then_train(out: str, model_folder: str, deepspeed_file: str) -> dict[str, Any]:

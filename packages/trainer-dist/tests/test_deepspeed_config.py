@@ -452,6 +452,79 @@ def test_an_added_fp16_section_casts_inputs_as_accelerate_writes_it() -> None:
     assert written.to_dict()["fp16"] == {"enabled": True}  # a section written out is kept
 
 
+def test_full_evaluation_flags_are_read_apart_from_the_training_precision() -> None:
+    args = TrainingArguments(output_dir="unused", bf16_full_eval=True)
+    values = ArgumentValues.from_arguments(args, world_size=1)
+    assert (values.fp16, values.bf16) == (False, False)  # training stays in fp32
+    assert (values.fp16_full_eval, values.bf16_full_eval) == (False, True)
+    assert values.full_eval_precision == "bf16"
+    fp16_eval = TrainingArguments(output_dir="unused", bf16=True, fp16_full_eval=True)
+    values = ArgumentValues.from_arguments(fp16_eval, world_size=1)
+    assert (values.fp16, values.bf16, values.full_eval_precision) == (False, True, "fp16")
+    assert ArgumentValues().full_eval_precision is None
+
+
+def test_the_launcher_decides_training_precision_beside_a_full_eval_flag() -> None:
+    """``*_full_eval`` chooses the evaluation's precision only: the launcher's still
+    applies to training, as it does in the reference."""
+    args = TrainingArguments(output_dir="unused", bf16_full_eval=True)
+    values = ArgumentValues.from_arguments(args, world_size=1, launcher_precision="bf16")
+    assert (values.fp16, values.bf16, values.bf16_full_eval) == (False, True, True)
+
+
+@pytest.mark.parametrize("flag", ["fp16_full_eval", "bf16_full_eval"])
+def test_full_evaluation_alone_adds_no_precision_section(flag: str) -> None:
+    """The user asked for fp32 training and half-precision evaluation only: the training
+    config gets no ``fp16`` / ``bf16`` section (the inference engine gets its own)."""
+    values = ArgumentValues(**{flag: True})
+    resolved = DeepSpeedConfig({"zero_optimization": {"stage": 2}}).resolve_arguments(values)
+    assert resolved.to_dict() == {
+        "zero_optimization": {"stage": 2},
+        "train_micro_batch_size_per_gpu": 8,
+        "gradient_accumulation_steps": 1,
+        "train_batch_size": 8,
+        "gradient_clipping": 1.0,
+    }
+    assert resolved.mixed_precision == "no"
+
+
+@pytest.mark.parametrize(
+    ("flags", "section"),
+    [
+        ({"fp16": True}, {"fp16": {"enabled": True, "auto_cast": True}}),
+        ({"bf16": True}, {"bf16": {"enabled": True}}),
+        ({"bf16": True, "bf16_full_eval": True}, {"bf16": {"enabled": True}}),
+        ({"bf16": True, "fp16_full_eval": True}, {"bf16": {"enabled": True}}),
+    ],
+)
+def test_training_precision_adds_its_section(flags: dict[str, bool], section: Any) -> None:
+    resolved = DeepSpeedConfig({}).resolve_arguments(ArgumentValues(**flags)).to_dict()
+    assert {k: v for k, v in resolved.items() if k in ("fp16", "bf16")} == section
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("fp16_full_eval", {"fp16": True, "bf16": False, "bfloat16": False}),
+        ("bf16_full_eval", {"fp16": False, "bf16": True, "bfloat16": True}),
+    ],
+)
+def test_an_auto_precision_is_filled_from_full_evaluation_as_in_the_reference(
+    flag: str, expected: dict[str, bool]
+) -> None:
+    """The reference fills ``"enabled": "auto"`` with ``fp16 or fp16_full_eval`` (and the
+    bf16 pair), which trains in that precision too: kept on purpose."""
+    config = {name: {"enabled": "auto"} for name in ("fp16", "bf16", "bfloat16")}
+    resolved = DeepSpeedConfig(config).resolve_arguments(ArgumentValues(**{flag: True}))
+    assert {name: resolved.get(f"{name}.enabled") for name in config} == expected
+
+
+def test_a_written_precision_is_checked_against_full_evaluation_too() -> None:
+    config = {"bf16": {"enabled": False}}
+    with pytest.raises(DeepSpeedConfigMismatchError, match=r"bf16 or bf16_full_eval gives True"):
+        DeepSpeedConfig(config).resolve_arguments(ArgumentValues(bf16_full_eval=True))
+
+
 @pytest.mark.parametrize("stage", [3, "auto"])
 def test_a_batch_size_search_under_zero3_is_refused(stage: Any) -> None:
     values = ArgumentValues(auto_find_batch_size=True, zero_stage=3)

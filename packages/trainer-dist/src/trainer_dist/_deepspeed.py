@@ -26,7 +26,8 @@ How the loop's contract maps onto the engine:
 * Evaluation before training under ZeRO-3 (a model partitioned by ``zero.Init``, or one
   still whole, which the engine partitions) goes through an inference-only engine (the
   config without optimizer and scheduler, ``_deepspeed_inference``), released before
-  the training engine is built.
+  the training engine is built. It runs in the precision ``*_full_eval`` ask for; the
+  training engine in that of ``fp16`` / ``bf16`` (fp32 without them, as the reference).
 * Checkpoints are DeepSpeed's own (``checkpoint_format == "sharded"``): every process
   writes its partition with ``engine.save_checkpoint``; ``state_dict`` gathers full
   weights (ZeRO-3: consolidated on the main process, also before any engine exists) for
@@ -62,9 +63,11 @@ from trainer_dist._ddp import DistributedRuntime
 from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
 from trainer_dist._deepspeed_inference import (
     build_inference_engine,
+    cast_partitions,
     gather_partitioned_state_dict,
     inference_config,
     release_inference_engine,
+    warn_if_partitions_stay_uncast,
 )
 from trainer_dist._deepspeed_process import prepare_deepspeed_process
 from trainer_dist._deepspeed_universal import (
@@ -180,6 +183,7 @@ class DeepSpeedRuntime(DistributedRuntime):
         self._inference_engine: Any = None  # ZeRO-3 evaluation before training
         self._scheduler_in_use: Any = None
         self._grad_norm = torch.zeros((), dtype=torch.float32, device=self._device)
+        self._uncast_warned = False
 
     # ----------------------------------------------------------------- facts
     @property
@@ -294,6 +298,8 @@ class DeepSpeedRuntime(DistributedRuntime):
         """
         engine = self._engine_of(model)
         if engine is not None:
+            if not training and not self._uncast_warned:  # once a run, not every evaluation
+                self._uncast_warned = warn_if_partitions_stay_uncast(self._config, self._values)
             return engine
         module = self.unwrap_model(model)
         partitioned = is_zero3_partitioned(module)
@@ -312,6 +318,9 @@ class DeepSpeedRuntime(DistributedRuntime):
             return current
         self._release_inference_engine()  # another model's: one engine gathers at a time
         config = inference_config(self._config, self._values, hidden_size=model_hidden_size(module))
+        dtype = _dtype_of(config.mixed_precision)
+        if dtype is not None and is_zero3_partitioned(module):
+            cast_partitions(module, dtype)  # DeepSpeed takes them to be in its dtype already
         settings = engine_settings(config, on_cpu=self._on_cpu, client_optimizer=None)
         self._inference_engine = build_inference_engine(module, settings)
         return self._inference_engine

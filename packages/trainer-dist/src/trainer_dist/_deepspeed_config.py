@@ -51,8 +51,12 @@ class ArgumentValues:
         weight_decay: the optimizer's weight decay.
         warmup_steps: warm-up steps (an int; 0 means "use ``warmup_ratio``").
         warmup_ratio: warm-up as a fraction of the run's optimizer steps.
-        fp16: fp16 mixed precision (training or full evaluation).
-        bf16: bf16 mixed precision (training or full evaluation).
+        fp16: fp16 mixed precision for training (the argument, else the launcher's).
+        bf16: bf16 mixed precision for training (the argument, else the launcher's).
+        fp16_full_eval: evaluation (outside training) in fp16; training keeps its own
+            precision. Only an ``"auto"`` ``fp16.enabled`` reads it (see
+            :data:`AUTO_KEYS`).
+        bf16_full_eval: as ``fp16_full_eval``, for bf16.
         fp16_opt_level: apex's opt level, repeated by DeepSpeed's ``amp`` section.
         save_on_each_node: each node writes its own checkpoints (DeepSpeed is then told
             its storage is node-local).
@@ -81,6 +85,8 @@ class ArgumentValues:
     warmup_ratio: float = 0.0
     fp16: bool = False
     bf16: bool = False
+    fp16_full_eval: bool = False
+    bf16_full_eval: bool = False
     fp16_opt_level: str = "O1"
     save_on_each_node: bool = False
     auto_find_batch_size: bool = False
@@ -98,11 +104,11 @@ class ArgumentValues:
         """Read the values from ``args`` (a ``TrainingArguments`` or any look-alike).
 
         ``launcher_precision`` is the mixed precision an ``accelerate launch`` config
-        chose (``ACCELERATE_MIXED_PRECISION``); it applies when the arguments ask for
-        neither fp16 nor bf16, as the reference lets the launcher decide then.
+        chose (``ACCELERATE_MIXED_PRECISION``); it applies when the arguments train in
+        neither fp16 nor bf16, as the reference lets the launcher decide then (the
+        ``*_full_eval`` flags choose the evaluation's precision, not the training's).
         """
-        fp16 = bool(getattr(args, "fp16", False) or getattr(args, "fp16_full_eval", False))
-        bf16 = bool(getattr(args, "bf16", False) or getattr(args, "bf16_full_eval", False))
+        fp16, bf16 = bool(getattr(args, "fp16", False)), bool(getattr(args, "bf16", False))
         if not (fp16 or bf16) and launcher_precision in ("fp16", "bf16"):
             fp16, bf16 = launcher_precision == "fp16", launcher_precision == "bf16"
         defaults = cls()
@@ -122,6 +128,8 @@ class ArgumentValues:
             warmup_ratio=warmup if 0 < warmup < 1 else float(getattr(args, "warmup_ratio", 0.0)),
             fp16=fp16,
             bf16=bf16,
+            fp16_full_eval=bool(getattr(args, "fp16_full_eval", False)),
+            bf16_full_eval=bool(getattr(args, "bf16_full_eval", False)),
             fp16_opt_level=str(getattr(args, "fp16_opt_level", defaults.fp16_opt_level)),
             save_on_each_node=bool(getattr(args, "save_on_each_node", False)),
             auto_find_batch_size=bool(getattr(args, "auto_find_batch_size", False)),
@@ -147,6 +155,15 @@ class ArgumentValues:
             if str(launcher.get(path, "")).lower() == "none":
                 launcher.pop(path)
         return dataclasses.replace(self, **launcher)
+
+    @property
+    def full_eval_precision(self) -> Literal["fp16", "bf16"] | None:
+        """The precision ``fp16_full_eval`` / ``bf16_full_eval`` evaluate in, if any."""
+        if self.fp16_full_eval:
+            return "fp16"
+        if self.bf16_full_eval:
+            return "bf16"
+        return None
 
     def warmup_steps_for(self, num_training_steps: int) -> int:
         """Warm-up steps of a run of ``num_training_steps`` (as ``get_warmup_steps``)."""
@@ -273,9 +290,27 @@ AUTO_KEYS: tuple[AutoKey, ...] = (
     AutoKey(
         "scheduler.params.warmup_max_lr", "learning_rate", "arguments", lambda v, f: v.learning_rate
     ),
-    AutoKey("fp16.enabled", "fp16 or fp16_full_eval", "arguments", lambda v, f: v.fp16),
-    AutoKey("bf16.enabled", "bf16 or bf16_full_eval", "arguments", lambda v, f: v.bf16),
-    AutoKey("bfloat16.enabled", "bf16 or bf16_full_eval", "arguments", lambda v, f: v.bf16),
+    # The reference fills an "auto" precision from either flag, so full evaluation alone
+    # turns it on for training too; kept on purpose. An absent section is not added for
+    # the *_full_eval flags (see _enable_requested_precision).
+    AutoKey(
+        "fp16.enabled",
+        "fp16 or fp16_full_eval",
+        "arguments",
+        lambda v, f: v.fp16 or v.fp16_full_eval,
+    ),
+    AutoKey(
+        "bf16.enabled",
+        "bf16 or bf16_full_eval",
+        "arguments",
+        lambda v, f: v.bf16 or v.bf16_full_eval,
+    ),
+    AutoKey(
+        "bfloat16.enabled",
+        "bf16 or bf16_full_eval",
+        "arguments",
+        lambda v, f: v.bf16 or v.bf16_full_eval,
+    ),
     AutoKey(
         "amp.enabled",
         "half_precision_backend='apex' (apex is not used)",
@@ -589,14 +624,23 @@ def _check_combinations(config: DeepSpeedConfig, values: ArgumentValues) -> None
 
 
 def _enable_requested_precision(config: dict[str, Any], values: ArgumentValues) -> None:
-    """Add the precision section the arguments ask for when the config has none at all:
-    otherwise DeepSpeed would silently train in fp32 while the arguments say fp16/bf16.
-    An added fp16 section casts the engine's inputs too (``auto_cast``), as accelerate
-    writes it for the reference."""
+    """Add the section of the precision the arguments train in when the config has none
+    at all: otherwise DeepSpeed would silently train in fp32 while the arguments say
+    fp16/bf16. ``fp16_full_eval`` / ``bf16_full_eval`` add nothing: they ask for fp32
+    training and half-precision evaluation, which an inference engine's own config
+    gives (``_deepspeed_inference.inference_config``)."""
     if values.fp16 and "fp16" not in config:
-        config["fp16"] = {"enabled": True, "auto_cast": True}
+        config["fp16"] = half_precision_section("fp16")
     if values.bf16 and "bf16" not in config and "bfloat16" not in config:
-        config["bf16"] = {"enabled": True}
+        config["bf16"] = half_precision_section("bf16")
+
+
+def half_precision_section(precision: Literal["fp16", "bf16"]) -> dict[str, Any]:
+    """The section added to enable ``precision``: an fp16 one casts the engine's inputs
+    too (``auto_cast``), as accelerate writes it for the reference."""
+    if precision == "fp16":
+        return {"enabled": True, "auto_cast": True}
+    return {"enabled": True}
 
 
 def _section(config: dict[str, Any], parents: list[str], *, create: bool) -> dict[str, Any] | None:

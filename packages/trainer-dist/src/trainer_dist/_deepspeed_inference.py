@@ -15,6 +15,14 @@ entries of its scheduler. Before the training engine is built, the inference eng
 released: its gathered parameters are partitioned again and the hooks it registered on
 the model are removed, so that only the training engine's hooks gather the weights.
 
+The engine evaluates in the precision evaluation asks for: ``fp16_full_eval`` /
+``bf16_full_eval`` enable that precision in the inference config alone (the training
+config keeps the precision training asks for, fp32 when only ``*_full_eval`` is set).
+A ``zero.Init`` model's partitions are in the dtype of the config it was built under,
+and DeepSpeed does not cast such partitions (it takes them to be in the engine's dtype
+already), so they are cast to the inference engine's half precision before it is built
+(:func:`cast_partitions`), as the whole model is cast for full evaluation.
+
 Only ZeRO-3 partitions parameters; under ZeRO-0/1/2 every process holds the whole model
 and evaluates it as it is. A model still whole under ZeRO-3 (built without ``zero.Init``)
 is given to an inference engine too, as the reference does: the engine partitions it, so
@@ -32,12 +40,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer_dist._deepspeed_config import ArgumentValues, DeepSpeedConfig, TrainingFacts
+from trainer_dist._deepspeed_config import (
+    ArgumentValues,
+    DeepSpeedConfig,
+    TrainingFacts,
+    half_precision_section,
+)
 
 logger = logging.getLogger(__name__)
 
 # What an inference engine must not be given: it builds no optimizer and steps nothing.
 _TRAINING_ONLY_SECTIONS = ("optimizer", "scheduler")
+_PRECISION_SECTIONS = ("fp16", "bf16", "bfloat16")
 
 
 def inference_config(
@@ -49,7 +63,9 @@ def inference_config(
     some of which need the run's length, with them); the entries that need the model
     (bucket sizes and the persistence threshold, from ``hidden_size``) are filled as for
     training, so that the inference engine partitions and gathers exactly as the
-    training engine will. ``config`` itself is left unchanged.
+    training engine will. Under ``fp16_full_eval`` / ``bf16_full_eval`` the engine runs
+    in that precision whatever the training's (:func:`evaluation_precision`).
+    ``config`` itself is left unchanged.
 
     Raises:
         ValueError: ``config`` is not ZeRO-3 (only ZeRO-3 partitions parameters, so no
@@ -65,8 +81,75 @@ def inference_config(
     settings = config.to_dict()
     for section in _TRAINING_ONLY_SECTIONS:
         settings.pop(section, None)
+    evaluation_precision(settings, values)
     facts = TrainingFacts(hidden_size=hidden_size, num_training_steps=0)
     return DeepSpeedConfig(settings).resolve_training(values, facts)
+
+
+def evaluation_precision(settings: dict[str, Any], values: ArgumentValues) -> None:
+    """Make ``settings`` (an inference config, changed in place) run in the precision
+    ``fp16_full_eval`` / ``bf16_full_eval`` ask for, when the training's differs.
+
+    The training config has no section for a precision that only evaluation asks for
+    (training then stays in fp32, as in the reference); this engine only evaluates, so it
+    gets one, and any other enabled half precision is turned off. The options a section
+    written for that precision holds are kept. Without either flag nothing changes: the
+    engine evaluates in the training's precision.
+    """
+    precision = values.full_eval_precision
+    if precision is None or DeepSpeedConfig(settings).mixed_precision == precision:
+        return
+    for name in _PRECISION_SECTIONS:
+        section = settings.get(name)
+        if isinstance(section, dict):
+            section["enabled"] = False
+    written = settings.get(precision)
+    settings[precision] = {
+        **half_precision_section(precision),
+        **(written if isinstance(written, dict) else {}),
+        "enabled": True,
+    }
+
+
+def cast_partitions(module: nn.Module, dtype: torch.dtype) -> int:
+    """Cast the ZeRO-3 partitions of ``module``'s floating-point parameters to ``dtype``,
+    in place; return how many were cast.
+
+    Gathering a partitioned parameter fills it in the dtype of its partition
+    (``ds_tensor``), not in the parameter's own: ``module.to(dtype)`` casts only the empty
+    local tensors, and DeepSpeed casts no partition when it builds an engine on a
+    ``zero.Init`` model. The partition objects are kept (DeepSpeed keeps its bookkeeping
+    on them); only their data changes.
+    """
+    count = 0
+    for parameter in module.parameters():
+        partition = getattr(parameter, "ds_tensor", None)
+        if partition is None or not partition.is_floating_point() or partition.dtype == dtype:
+            continue
+        partition.data = partition.data.to(dtype)
+        parameter.data = parameter.data.to(dtype)
+        count += 1
+    return count
+
+
+def warn_if_partitions_stay_uncast(config: DeepSpeedConfig, values: ArgumentValues) -> bool:
+    """Say so when full evaluation after training cannot run in its precision; return
+    whether it did.
+
+    It goes through the training engine, and under ZeRO-3 that engine's partitions belong
+    to its optimizer: they are not cast (that would cut them off the optimizer), so the
+    evaluation runs in the training's precision. ``config`` is the training's.
+    """
+    precision, training = values.full_eval_precision, config.mixed_precision
+    if config.zero_stage == 3 and precision not in (None, training):
+        logger.warning(
+            "%s_full_eval=True after training under ZeRO-3: the training engine's partitions "
+            "stay in its precision (%s), so the evaluation runs in it too.",
+            precision,
+            "fp32" if training == "no" else training,
+        )
+        return True
+    return False
 
 
 def build_inference_engine(module: Any, settings: dict[str, Any]) -> Any:
