@@ -8,7 +8,12 @@ Subprocesses that tests start inherit the setting.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+from collections.abc import Iterator
+
+import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -34,3 +39,31 @@ def pytest_runtest_logreport(report) -> None:
 
 def pytest_collectreport(report) -> None:
     _log_skip(report)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging_levels() -> Iterator[None]:
+    """Give every test the logger set-up the previous one found.
+
+    A Trainer sets its process's level on our package loggers (and, with transformers
+    loaded, follows its verbosity, which some tests lower to silence transformers): one
+    test's level must not hide the warnings the next one checks for.
+    """
+    ours = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if "." not in name and name.startswith("trainer")
+    ]
+    saved = {logger.name: (logger, logger.level, logger.handlers[:]) for logger in ours}
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    verbosity = hf_logging.get_verbosity() if hf_logging is not None else None
+    yield
+    for name in list(logging.root.manager.loggerDict):
+        if "." in name or not name.startswith("trainer"):
+            continue
+        logger, level, handlers = saved.get(name, (logging.getLogger(name), logging.NOTSET, []))
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
+        hf_logging.set_verbosity(logging.WARNING if verbosity is None else verbosity)

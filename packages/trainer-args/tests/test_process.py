@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import types
 from datetime import timedelta
 
 import pytest
@@ -160,7 +161,8 @@ def test_process_log_level_main_and_replica(monkeypatch: pytest.MonkeyPatch) -> 
     assert args.get_process_log_level() == logging.ERROR
 
 
-def test_passive_log_level_is_the_trainer_loggers_level() -> None:
+def test_passive_log_level_is_the_trainer_loggers_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "transformers.utils.logging", raising=False)
     logger = logging.getLogger("trainer")
     previous = logger.level
     try:
@@ -172,7 +174,10 @@ def test_passive_log_level_is_the_trainer_loggers_level() -> None:
         logger.setLevel(previous)
 
 
-def test_passive_default_is_warning_when_nothing_was_configured() -> None:
+def test_passive_default_is_warning_when_nothing_was_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "transformers.utils.logging", raising=False)
     logger, root = logging.getLogger("trainer"), logging.getLogger()
     previous = logger.level, root.level
     try:
@@ -182,6 +187,17 @@ def test_passive_default_is_warning_when_nothing_was_configured() -> None:
     finally:
         logger.setLevel(previous[0])
         root.setLevel(previous[1])
+
+
+def test_passive_is_transformers_verbosity_once_transformers_is_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the reference answers, which example scripts then give every logger."""
+    fake = types.ModuleType("transformers.utils.logging")
+    fake.get_verbosity = lambda: logging.INFO  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "transformers.utils.logging", fake)
+    assert TrainingArguments("out").get_process_log_level() == logging.INFO
+    assert TrainingArguments("out", log_level="error").get_process_log_level() == logging.ERROR
 
 
 def test_replica_level_applies_on_other_nodes_without_log_on_each_node(

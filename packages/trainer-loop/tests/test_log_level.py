@@ -126,3 +126,25 @@ def test_transformers_verbosity_follows_the_process_level(tmp_path) -> None:
         assert hf_logging.get_verbosity() == logging.INFO
     finally:
         hf_logging.set_verbosity(before)
+
+
+def test_passive_follows_a_verbosity_set_through_transformers(tmp_path, capsys) -> None:
+    """Example scripts call ``set_verbosity_info()`` and keep ``log_level="passive"``:
+    the reference then logs its run header; so do we, and the process level a script
+    reads (to set the datasets/transformers loggers) is INFO as the reference's."""
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    before = hf_logging.get_verbosity()
+    try:
+        hf_logging.set_verbosity_info()
+        with _unconfigured_root():
+            trainer = _trainer(tmp_path, log_level="passive")
+            assert trainer.args.get_process_log_level() == logging.INFO
+            trainer.train()
+        assert _HEADER in capsys.readouterr().err
+        assert hf_logging.get_verbosity() == logging.INFO  # passive: left as it was
+        hf_logging.set_verbosity_warning()
+        with _unconfigured_root():
+            quiet = _trainer(tmp_path / "quiet", log_level="passive")
+            assert quiet.args.get_process_log_level() == logging.WARNING
+    finally:
+        hf_logging.set_verbosity(before)

@@ -232,14 +232,20 @@ class ProcessMixin:
         """The ``logging`` level this process should use.
 
         The main process (see :attr:`should_log`) uses ``log_level``, the others
-        ``log_level_replica``; ``"passive"`` means the current effective level of the
-        ``trainer`` logger (``logging.WARNING`` unless the application changed it).
+        ``log_level_replica``; ``"passive"`` means the level the application already
+        chose: transformers' verbosity when transformers is imported (as the reference
+        answers: example scripts call ``transformers.utils.logging.set_verbosity_info()``
+        and then set every logger to this level), else the current effective level of
+        the ``trainer`` logger (``logging.WARNING`` unless changed).
         """
         name = self.log_level if self.should_log else self.log_level_replica
         level = TRAINER_LOG_LEVELS[name]
         if level == -1:
             import logging
 
+            hf_logging = sys.modules.get("transformers.utils.logging")
+            if hf_logging is not None:  # never imported here: only read when loaded
+                return int(hf_logging.get_verbosity())
             return logging.getLogger(TRAINER_LOGGER).getEffectiveLevel()
         return level
 

@@ -79,15 +79,20 @@ def apply_process_log_level(args: TrainingArguments) -> None:
     gets the same verbosity (``log_level_replica="error"`` quiets its warnings too).
     """
     setting = args.log_level if args.should_log else args.log_level_replica
-    if setting == "passive":
-        return
     level = args.get_process_log_level()
+    # "passive": the application's choice stands. Made through transformers' verbosity
+    # (example scripts call set_verbosity_info()), it reaches our loggers too, as the
+    # loop's lines are transformers' own lines in the reference; it only ever makes them
+    # more verbose, so that a root logger configured at INFO still shows our lines.
+    if setting == "passive" and level >= logging.getLogger("trainer_loop").getEffectiveLevel():
+        return
     for name in PACKAGE_LOGGERS:
         package_logger = logging.getLogger(name)
         package_logger.setLevel(level)
         if _STDERR_HANDLER not in package_logger.handlers:
             package_logger.addHandler(_STDERR_HANDLER)
-    _set_transformers_verbosity(level)
+    if setting != "passive":
+        _set_transformers_verbosity(level)
 
 
 def _set_transformers_verbosity(level: int) -> None:
