@@ -179,6 +179,29 @@ def test_a_dict_of_eval_datasets_is_evaluated_under_one_prefix_each(tmp_path) ->
     assert trainer.evaluate({"c": Lines(3)})["eval_c_loss"] == pytest.approx(1.0)
 
 
+def test_training_evaluates_each_eval_set_through_an_override_by_keyword(tmp_path) -> None:
+    """The QA example's ``evaluate(eval_dataset, eval_examples, ignore_keys, prefix)``
+    adds a parameter: positional calls would hand it the prefix as ``ignore_keys``."""
+
+    class ExamplesTrainer(Trainer):
+        def evaluate(
+            self, eval_dataset=None, eval_examples=None, ignore_keys=None, metric_key_prefix="eval"
+        ):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    args = _args(tmp_path, max_steps=2, eval_strategy="steps", eval_steps=2, save_strategy="no")
+    trainer = ExamplesTrainer(
+        model=Line(2.0, 2.0),
+        args=args,
+        train_dataset=Lines(4),
+        eval_dataset={"a": Lines(4), "b": Lines(6)},
+    )
+    trainer.train()
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    assert {"eval_a_loss", "eval_b_loss"} <= logged
+    assert "eval_loss" not in logged
+
+
 # -------------------------------------------------------------------- predict
 def test_predict_returns_predictions_labels_and_metrics_keeping_the_nesting(tmp_path) -> None:
     recorder = Recorder()

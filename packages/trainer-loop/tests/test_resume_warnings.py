@@ -174,3 +174,10 @@ def test_resuming_into_a_model_of_another_shape_names_the_checkpoint_and_the_fix
         trainer.train(resume_from_checkpoint=str(checkpoint))
     after = {path.name: path.read_bytes() for path in checkpoint.iterdir() if path.is_file()}
     assert after == before
+
+
+def test_true_given_as_text_on_a_command_line_resumes_from_the_latest(tmp_path) -> None:
+    _train(str(tmp_path))
+    resumed = _train(str(tmp_path), "True", max_steps=6)
+    assert resumed.state.global_step == 6
+    assert [e["step"] for e in resumed.state.log_history if "loss" in e] == [2, 4, 6]

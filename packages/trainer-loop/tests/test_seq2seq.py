@@ -245,3 +245,18 @@ def test_a_generate_that_cannot_take_synced_gpus_is_not_given_it(tmp_path) -> No
     trainer = Seq2SeqTrainer(model=model, args=args, runtime=_sharding_runtime(True))
     assert trainer.predict(Pairs(2)).predictions.shape == (2, 6)
     assert "synced_gpus" not in model.calls[0]
+
+
+def test_empty_gen_kwargs_set_by_a_subclass_mean_the_models_defaults(tmp_path) -> None:
+    """transformers' QA example's predict() sets ``self._gen_kwargs = {}`` and runs the
+    loop itself: generation then takes the model's defaults, not the arguments'."""
+    model = _counter()
+    args = _args(tmp_path, generation_max_length=6, generation_num_beams=3)
+    trainer = Seq2SeqTrainer(model=model, args=args)
+    batch = {"input_ids": torch.tensor([[1, 2]]), "labels": torch.tensor([[2, 3, 4]])}
+    trainer.prediction_step(model, batch, prediction_loss_only=False)  # no evaluate() yet
+    assert model.calls[-1] == {"max_length": 6, "num_beams": 3}
+    trainer._gen_kwargs = {}
+    loader = trainer.get_test_dataloader(Pairs(2))
+    trainer.evaluation_loop(loader, description="Prediction", metric_key_prefix="test")
+    assert model.calls[-1] == {"max_length": 20, "num_beams": 1}

@@ -552,7 +552,13 @@ class EvaluationLoop:
         dataloader = trainer.get_eval_dataloader(dataset)
         start = time.time()
         loss_only = True if trainer.compute_metrics is None else None
-        output = trainer.evaluation_loop(dataloader, "Evaluation", loss_only, ignore_keys, prefix)
+        output = trainer.evaluation_loop(
+            dataloader,
+            description="Evaluation",
+            prediction_loss_only=loss_only,
+            ignore_keys=ignore_keys,
+            metric_key_prefix=prefix,
+        )
         output.metrics.update(self._speed(prefix, start, output, dataloader))
         trainer.log(output.metrics)
         trainer.control = trainer.callback_handler.on_evaluate(
@@ -568,7 +574,13 @@ class EvaluationLoop:
         try:
             dataloader = trainer.get_test_dataloader(dataset)
             start = time.time()
-            output = trainer.evaluation_loop(dataloader, "Prediction", None, ignore_keys, prefix)
+            output = trainer.evaluation_loop(
+                dataloader,
+                description="Prediction",
+                prediction_loss_only=None,
+                ignore_keys=ignore_keys,
+                metric_key_prefix=prefix,
+            )
             output.metrics.update(self._speed(prefix, start, output, dataloader))
             trainer.control = trainer.callback_handler.on_predict(
                 self.args, trainer.state, trainer.control, metrics=output.metrics

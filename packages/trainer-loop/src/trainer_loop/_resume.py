@@ -87,6 +87,8 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
         _warn_of_earlier_run(trainer)
         return None
     output_dir = trainer.args.output_dir
+    if _is_true_word(resume_from_checkpoint):
+        resume_from_checkpoint = True  # from a command line: --resume_from_checkpoint True
     if resume_from_checkpoint is True:
         latest = trainer.checkpoint_store.latest(output_dir)
         if latest is None:
@@ -120,6 +122,12 @@ def resolve_checkpoint(trainer: Trainer, resume_from_checkpoint: Any) -> str | N
         )
     _warn_of_newer_checkpoints(trainer, path)
     return path
+
+
+def _is_true_word(value: Any) -> bool:
+    """Whether ``value`` is the text "true" (any case) and no folder of that name exists:
+    ``HfArgumentParser`` hands ``--resume_from_checkpoint True`` over as a string."""
+    return isinstance(value, str) and value.strip().lower() == "true" and not os.path.isdir(value)
 
 
 def _checkpoint_step(path: str) -> int | None:

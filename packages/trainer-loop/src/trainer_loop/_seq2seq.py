@@ -297,8 +297,11 @@ class Seq2SeqTrainer(Trainer):
         if not getattr(self.args, "predict_with_generate", False) or prediction_loss_only:
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         inputs = self._prepare_inputs(inputs)
-        kwargs = dict(gen_kwargs) or dict(getattr(self, "_gen_kwargs", None) or {})
-        if not kwargs:
+        if gen_kwargs:
+            kwargs = dict(gen_kwargs)
+        elif hasattr(self, "_gen_kwargs"):  # set by evaluate()/predict(), or a subclass:
+            kwargs = dict(self._gen_kwargs or {})  # {} then means the model's defaults
+        else:  # called before any evaluate()/predict(): the arguments' settings
             kwargs = self._generation_kwargs({})
         kwargs = self._with_default_length(kwargs)
         tokens = self._generate(model, inputs, kwargs)

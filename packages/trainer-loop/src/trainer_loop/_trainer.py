@@ -798,7 +798,15 @@ class Trainer(
         if isinstance(self.eval_dataset, dict):
             metrics: dict[str, float] = {}
             for name, dataset in self.eval_dataset.items():
-                metrics.update(self.evaluate(dataset, ignore_keys, f"eval_{name}"))
+                # By keyword, as the reference calls it: overrides (the QA example's
+                # evaluate(eval_dataset, eval_examples, ignore_keys, ...)) add parameters.
+                metrics.update(
+                    self.evaluate(
+                        eval_dataset=dataset,
+                        ignore_keys=ignore_keys,
+                        metric_key_prefix=f"eval_{name}",
+                    )
+                )
         else:
             metrics = self.evaluate(ignore_keys=ignore_keys)
         self._report_to_hp_search(trial, self.state.global_step, metrics)
