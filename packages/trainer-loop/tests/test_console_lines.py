@@ -4,10 +4,8 @@ the training header, the evaluation block, the resume lines and the end of train
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import torch
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
@@ -15,7 +13,6 @@ from torch.utils.data import Dataset, IterableDataset
 from trainer_args import TrainingArguments
 from trainer_core import ExportableState, TrainerCallback
 from trainer_loop import Trainer
-from trainer_loop._trainer_setup import PACKAGE_LOGGERS
 
 
 class _Data(Dataset):
@@ -50,19 +47,6 @@ class _Counter(TrainerCallback, ExportableState):
 
     def state(self) -> dict[str, Any]:
         return {"args": {}, "attributes": {}}
-
-
-@pytest.fixture(autouse=True)
-def _restore_package_loggers() -> Iterator[None]:
-    """log_level="info" sets process-wide logger state; give the next tests theirs back."""
-    saved = {
-        name: (logging.getLogger(name).level, logging.getLogger(name).handlers[:])
-        for name in PACKAGE_LOGGERS
-    }
-    yield
-    for name, (level, handlers) in saved.items():
-        logging.getLogger(name).setLevel(level)
-        logging.getLogger(name).handlers[:] = handlers
 
 
 def _trainer(tmp_path: Any, callbacks: Any = None, **overrides: Any) -> Trainer:

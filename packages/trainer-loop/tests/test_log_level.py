@@ -15,7 +15,6 @@ from torch.utils.data import Dataset
 
 from trainer_args import TrainingArguments
 from trainer_loop import Trainer
-from trainer_loop._trainer_setup import PACKAGE_LOGGERS
 
 _HEADER = "***** Running training *****"
 
@@ -35,19 +34,6 @@ class _Net(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"loss": nn.functional.mse_loss(self.linear(x), labels)}
-
-
-@pytest.fixture(autouse=True)
-def _restore_package_loggers() -> Iterator[None]:
-    """The Trainer sets process-wide logger state; give the next tests theirs back."""
-    saved = {
-        name: (logging.getLogger(name).level, logging.getLogger(name).handlers[:])
-        for name in PACKAGE_LOGGERS
-    }
-    yield
-    for name, (level, handlers) in saved.items():
-        logging.getLogger(name).setLevel(level)
-        logging.getLogger(name).handlers[:] = handlers
 
 
 @contextmanager

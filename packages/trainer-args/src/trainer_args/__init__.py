@@ -16,6 +16,7 @@ from trainer_args._enums import (
     SchedulerType,
     ShardedDDPOption,
 )
+from trainer_args._fsdp import FSDP_FLAG_KEYS
 from trainer_args._fsdp_switches import (
     FSDP_SWITCH_KEYS,
     fsdp_flag,
@@ -28,6 +29,7 @@ from trainer_args._steps import resolve_steps
 from trainer_args._training_args import TrainingArguments
 
 __all__: list[str] = [
+    "FSDP_FLAG_KEYS",
     "FSDP_SWITCH_KEYS",
     "UNSUPPORTED_OPTIMIZERS",
     "AcceleratorConfig",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainer_args import FSDP_SWITCH_KEYS, fsdp_flag, merge_fsdp_switches
+from trainer_args import FSDP_FLAG_KEYS, FSDP_SWITCH_KEYS, fsdp_flag, merge_fsdp_switches
 from trainer_args import fsdp_option_words as option_words
 
 STRATEGIES = ("full_shard", "shard_grad_op", "hybrid_shard", "hybrid_shard_zero2", "no_shard")
@@ -25,17 +25,9 @@ KNOWN_KEYS = frozenset(
         "min_num_params",
         "transformer_layer_cls_to_wrap",
         "backward_prefetch",
-        "forward_prefetch",
-        "limit_all_gathers",
-        "activation_checkpointing",
         "state_dict_type",
-        "sync_module_states",
-        "use_orig_params",
-        "cpu_ram_efficient_loading",
-        "xla",
-        "xla_fsdp_v2",
-        "xla_fsdp_grad_ckpt",
         "xla_fsdp_settings",
+        *FSDP_FLAG_KEYS,
         *FSDP_SWITCH_KEYS,
     }
 )
