@@ -54,6 +54,7 @@ from trainer_core import (
 )
 from trainer_loop._inputs import accepts_argument
 from trainer_loop._schedulers import steps_on_metrics
+from trainer_loop._trainer_functions import save_state
 
 if TYPE_CHECKING:
     from trainer_loop._trainer import Trainer
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint"
-TRAINER_STATE_NAME = "trainer_state.json"
 
 
 def processing_class_to_save(trainer: Trainer) -> Any:
@@ -606,7 +606,4 @@ class CheckpointWriter:
 
     def save_state(self) -> None:
         """Write ``trainer_state.json`` into ``output_dir`` (main process only)."""
-        trainer = self.trainer
-        if trainer.is_world_process_zero():
-            os.makedirs(trainer.args.output_dir, exist_ok=True)
-            trainer.state.save_to_json(os.path.join(trainer.args.output_dir, TRAINER_STATE_NAME))
+        save_state(self.trainer)
